@@ -1,0 +1,1 @@
+"""kpi layer (see docs/architecture.md)."""

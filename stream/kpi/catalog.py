@@ -1,0 +1,249 @@
+"""The KPI catalog: every stored counter and every reported KPI, defined once.
+
+The store keeps only *counters* (counts and sums per scope and bucket). Every reported KPI is a
+function of counters summed over a window, so a ratio is always Σ numerator ÷ Σ denominator over
+the same buckets. The API, the exporter and the docs (`docs/kpis.md`, generated from this module)
+all read these definitions; adding a KPI is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Counters = Mapping[str, float]
+Unit = Literal["count", "sum", "seconds", "ratio", "per_hour"]
+Section = Literal["counts", "durations", "agent_time", "rates"]
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A stored field: summed per (scope, bucket). `ms` counters hold milliseconds."""
+
+    name: str
+    help: str
+    ms: bool = False
+    integer: bool = True
+    metric: str = ""
+
+    @property
+    def metric_name(self) -> str:
+        """Prometheus counter name: base units (ms counters become `_seconds`), `_total`."""
+        base = self.metric or (self.name.removesuffix("_ms") + "_seconds" if self.ms else self.name)
+        return f"callcenter_{base}_total"
+
+
+@dataclass(frozen=True, slots=True)
+class Kpi:
+    """A reported KPI: `numerator` ÷ `denominator` (both sums of counters) × `scale`.
+
+    With no denominator the KPI is the scaled numerator. A zero denominator gives None.
+    """
+
+    name: str
+    section: Section
+    unit: Unit
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...] = ()
+    scale: float = 1.0
+    help: str = ""
+
+    def compute(self, counters: Counters) -> float | None:
+        num = sum(counters.get(c, 0) for c in self.numerator)
+        if not self.denominator:
+            value = num * self.scale
+            return int(value) if self.unit == "count" else value
+        den = sum(counters.get(c, 0) for c in self.denominator)
+        if den == 0:
+            return None
+        return num * self.scale / den
+
+    @property
+    def formula(self) -> str:
+        """The formula in words, for HELP texts and the docs."""
+        num = " + ".join(self.numerator)
+        if self.scale == 0.001:
+            num = f"({num}) / 1000" if len(self.numerator) > 1 else f"{num} / 1000"
+        elif self.scale == 3_600_000:
+            num = f"{num} × 3600000"
+        if not self.denominator:
+            return num
+        den = " + ".join(self.denominator)
+        return f"{num} ÷ ({den})" if len(self.denominator) > 1 else f"{num} ÷ {den}"
+
+
+_C = Counter
+COUNTERS: tuple[Counter, ...] = (
+    _C("dialed", "call.dialed events"),
+    _C("answered", "call.answered events (any answered_by)"),
+    _C("unanswered", "call.unanswered events"),
+    _C("connected", "call.answered with answered_by = human (a live person)"),
+    _C("machine_answered", "call.answered with answered_by machine or fax"),
+    _C("agent_connected", "call.connected events"),
+    _C("abandoned", "call.abandoned events"),
+    _C("handled", "call.ended events that carry an agent_id"),
+    _C("conversations", "handled call.ended with talk_ms >= the conversation threshold"),
+    _C("conversions", "call.wrapup with a disposition in the success set"),
+    _C("goals_completed", "call.wrapup with a disposition in the goal set"),
+    _C("qualified_leads", "call.wrapup qualified_lead/sale/appointment or lead_score >= threshold"),
+    _C("intent_high", "call.wrapup with intent high"),
+    _C("intent_medium", "call.wrapup with intent medium"),
+    _C("intent_low", "call.wrapup with intent low"),
+    _C("refusals", "call.wrapup with disposition refused or dnc"),
+    _C("dnc_requests", "call.wrapup with disposition dnc"),
+    _C("callbacks", "call.callback + call.wrapup with disposition callback_requested"),
+    _C("orders", "call.wrapup with disposition sale"),
+    _C("revenue", "sum of order_value of sales", integer=False),
+    _C("surveys", "call.survey events"),
+    _C("csat_sum", "sum of csat"),
+    _C("csat_satisfied", "call.survey with csat >= 4"),
+    _C("complaints", "call.complaint events"),
+    _C("qa_reviews", "call.qa events"),
+    _C("qa_compliant", "call.qa with compliant = true"),
+    _C("qa_score_sum", "sum of QA scores", integer=False),
+    _C("quality_reports", "call.quality events"),
+    _C("mos_sum", "sum of mos where reported", integer=False),
+    _C("network_drops", "call.quality with dropped = true"),
+    _C("resolved", "call.wrapup with resolved = true"),
+    _C("wrapups", "call.wrapup events"),
+    _C("talk_ms", "sum of talk_ms of handled calls", ms=True),
+    _C("hold_ms", "sum of hold_ms of handled calls", ms=True),
+    _C("wrapup_ms", "sum of wrapup_ms of call.wrapup", ms=True),
+    _C("answer_wait_ms", "sum of call.connected wait_ms", ms=True,
+       metric="answer_to_agent_wait_seconds"),
+    _C("ring_ms", "sum of ring_ms where reported", ms=True, metric="ring_seconds"),
+    _C("ring_reports", "call.answered/unanswered events that carry ring_ms"),
+    _C("call_gap_ms", "sum of gaps from an agent's call end to its next connect", ms=True),
+    _C("call_gaps", "number of such gaps"),
+    _C("lead_score_sum", "sum of lead_score where reported", integer=False),
+    _C("lead_scored", "call.wrapup events that carry lead_score"),
+    _C("compliance_abandons", "call.abandoned + call.connected with wait_ms > the connect threshold"),
+    _C("am_dispositions", "call.wrapup with disposition answering_machine"),
+    _C("staffed_ms", "agent time in any state but logged_out", ms=True),
+    _C("available_ms", "agent time available", ms=True),
+    _C("on_call_ms", "agent time on_call", ms=True),
+    _C("wrap_up_ms", "agent time in wrap_up", ms=True),
+    _C("paused_ms", "agent time paused (any reason)", ms=True),
+)
+COUNTER_NAMES: frozenset[str] = frozenset(c.name for c in COUNTERS)
+FLOAT_COUNTERS: frozenset[str] = frozenset(c.name for c in COUNTERS if not c.integer)
+PAUSED_REASON_PREFIX = "paused_ms:"
+"""Paused time is also kept per pause reason as counters named `paused_ms:<reason>`."""
+
+_SEC = 0.001
+_PER_HOUR = 3_600_000.0
+
+_PLAIN_COUNTS = (
+    "dialed", "answered", "connected", "machine_answered", "agent_connected", "abandoned",
+    "handled", "conversations", "conversions", "goals_completed", "qualified_leads",
+    "intent_high", "intent_medium", "intent_low", "refusals", "dnc_requests", "callbacks",
+    "orders", "revenue", "surveys", "csat_sum", "csat_satisfied", "complaints", "qa_reviews",
+    "qa_compliant", "qa_score_sum", "quality_reports", "mos_sum", "network_drops", "resolved",
+    "wrapups", "compliance_abandons",
+)
+_SUMS = {"revenue", "csat_sum", "qa_score_sum", "mos_sum"}
+
+
+def _counts() -> list[Kpi]:
+    kpis = [Kpi("attempts_completed", "counts", "count", ("answered", "unanswered"),
+                help="call.answered + call.unanswered")]
+    for name in _PLAIN_COUNTS:
+        unit: Unit = "sum" if name in _SUMS else "count"
+        kpis.append(Kpi(name, "counts", unit, (name,), help=_COUNTER_HELP[name]))
+    return kpis
+
+
+_COUNTER_HELP = {c.name: c.help for c in COUNTERS}
+
+
+def _ratio(name: str, num: tuple[str, ...], den: tuple[str, ...], help: str = "") -> Kpi:
+    return Kpi(name, "rates", "ratio", num, den, help=help)
+
+
+_TALK_HOLD_WRAP = ("talk_ms", "hold_ms", "wrapup_ms")
+_PRODUCTIVE = ("available_ms", "on_call_ms", "wrap_up_ms")
+_ATTEMPTS = ("answered", "unanswered")
+
+KPIS: tuple[Kpi, ...] = (
+    *_counts(),
+    # Durations: sums kept in ms, reported as averages in seconds.
+    Kpi("avg_talk_seconds", "durations", "seconds", ("talk_ms",), ("handled",), _SEC,
+        "average talk time of handled calls"),
+    Kpi("aht_seconds", "durations", "seconds", _TALK_HOLD_WRAP, ("handled",), _SEC,
+        "average handle time: talk + hold + wrap-up per handled call"),
+    Kpi("avg_wrapup_seconds", "durations", "seconds", ("wrapup_ms",), ("wrapups",), _SEC,
+        "average after-call work per wrap-up"),
+    Kpi("avg_call_gap_seconds", "durations", "seconds", ("call_gap_ms",), ("call_gaps",), _SEC,
+        "average time from an agent's call end to its next connect"),
+    Kpi("avg_answer_to_agent_seconds", "durations", "seconds", ("answer_wait_ms",),
+        ("agent_connected",), _SEC, "average wait from answer to agent bridge"),
+    Kpi("avg_ring_seconds", "durations", "seconds", ("ring_ms",), ("ring_reports",), _SEC,
+        "average ring time where reported"),
+    # Agent time.
+    Kpi("staffed_seconds", "agent_time", "seconds", ("staffed_ms",), scale=_SEC,
+        help="time logged in (any state but logged_out)"),
+    Kpi("available_seconds", "agent_time", "seconds", ("available_ms",), scale=_SEC,
+        help="time available"),
+    Kpi("on_call_seconds", "agent_time", "seconds", ("on_call_ms",), scale=_SEC,
+        help="time on call"),
+    Kpi("wrap_up_seconds", "agent_time", "seconds", ("wrap_up_ms",), scale=_SEC,
+        help="time in wrap-up"),
+    Kpi("paused_seconds", "agent_time", "seconds", ("paused_ms",), scale=_SEC,
+        help="time paused (any reason)"),
+    Kpi("productive_seconds", "agent_time", "seconds", _PRODUCTIVE, scale=_SEC,
+        help="available + on call + wrap-up"),
+    Kpi("occupancy", "agent_time", "ratio", ("on_call_ms", "wrap_up_ms"), _PRODUCTIVE,
+        help="share of productive time spent on calls and wrap-up"),
+    Kpi("calls_per_agent_hour", "agent_time", "per_hour", ("handled",), ("staffed_ms",),
+        _PER_HOUR, "handled calls per staffed hour"),
+    Kpi("calls_per_productive_hour", "agent_time", "per_hour", ("handled",), _PRODUCTIVE,
+        _PER_HOUR, "handled calls per productive hour"),
+    # Rates.
+    _ratio("connect_rate", ("connected",), _ATTEMPTS, "live-person answers per completed attempt"),
+    _ratio("answer_rate", ("answered",), _ATTEMPTS, "answers per completed attempt"),
+    _ratio("machine_rate", ("machine_answered",), ("answered",), "machine/fax share of answers"),
+    _ratio("abandon_rate", ("abandoned",), ("connected",), "drops per live-person answer"),
+    _ratio("conversation_rate", ("conversations",), ("connected",)),
+    _ratio("conversion_rate", ("conversions",), ("connected",)),
+    _ratio("completion_rate", ("goals_completed",), ("dialed",)),
+    _ratio("lead_rate", ("qualified_leads",), ("connected",)),
+    _ratio("sales_conversion_rate", ("orders",), ("qualified_leads",)),
+    _ratio("refusal_rate", ("refusals",), ("connected",)),
+    _ratio("callback_rate", ("callbacks",), ("connected",)),
+    _ratio("complaint_rate", ("complaints",), ("connected",)),
+    Kpi("csat_avg", "rates", "sum", ("csat_sum",), ("surveys",), help="average csat (1..5)"),
+    _ratio("csat_satisfied_rate", ("csat_satisfied",), ("surveys",)),
+    _ratio("resolution_rate", ("resolved",), ("wrapups",)),
+    _ratio("qa_compliance_rate", ("qa_compliant",), ("qa_reviews",)),
+    Kpi("avg_mos", "rates", "sum", ("mos_sum",), ("quality_reports",),
+        help="mean opinion score per quality report (catalog: mos_sum ÷ quality_reports)"),
+    _ratio("network_drop_rate", ("network_drops",), ("quality_reports",)),
+    Kpi("avg_order_value", "rates", "sum", ("revenue",), ("orders",), help="revenue per order"),
+    Kpi("avg_lead_score", "rates", "sum", ("lead_score_sum",), ("lead_scored",),
+        help="average lead score where reported"),
+)
+KPI_BY_NAME: dict[str, Kpi] = {k.name: k for k in KPIS}
+PAUSED_BY_REASON = "paused_seconds_by_reason"
+
+
+def compute_all(counters: Counters) -> dict[str, float | dict[str, float] | None]:
+    """Every catalog KPI for one scope and window, from that window's counter sums."""
+    out: dict[str, float | dict[str, float] | None] = {k.name: k.compute(counters) for k in KPIS}
+    out[PAUSED_BY_REASON] = {
+        name[len(PAUSED_REASON_PREFIX):]: value * _SEC
+        for name, value in sorted(counters.items())
+        if name.startswith(PAUSED_REASON_PREFIX)
+    }
+    return out
+
+
+def _check_catalog() -> None:
+    """Fail at import if a KPI names a counter that is not stored (a typo must not ship)."""
+    for kpi in KPIS:
+        unknown = set(kpi.numerator + kpi.denominator) - COUNTER_NAMES
+        if unknown:
+            raise AssertionError(f"KPI {kpi.name} uses unknown counters {sorted(unknown)}")
+
+
+_check_catalog()

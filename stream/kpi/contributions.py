@@ -1,0 +1,127 @@
+"""What one call event adds to the counters, independent of where (which scopes) it counts.
+
+Pure and deterministic: the worker calls it once per event and again, with other scopes, when a
+call's attribution changes; the difference of two calls is then exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from stream.contract import Event
+
+SUCCESS_DEFAULT = frozenset({"sale", "appointment"})
+QUALIFYING_DISPOSITIONS = frozenset({"qualified_lead", "sale", "appointment"})
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The configuration that decides counters at write time (changing it does not rewrite history)."""
+
+    conversation_threshold_ms: int = 30_000
+    qualification_score: float = 70
+    connect_threshold_ms: int = 2_000
+    success_dispositions: Collection[str] = SUCCESS_DEFAULT
+    goal_dispositions: Collection[str] = field(
+        default_factory=lambda: SUCCESS_DEFAULT | {"qualified_lead"})
+
+
+def _answered(f: dict, out: dict[str, float]) -> None:
+    out["answered"] = 1
+    by = f["answered_by"]
+    if by == "human":
+        out["connected"] = 1
+    elif by in ("machine", "fax"):
+        out["machine_answered"] = 1
+
+
+def _ring(f: dict, out: dict[str, float]) -> None:
+    if "ring_ms" in f:
+        out["ring_ms"] = f["ring_ms"]
+        out["ring_reports"] = 1
+
+
+def _wrapup(e: Event, f: dict, t: Thresholds, out: dict[str, float]) -> None:
+    disposition = f["disposition"]
+    out["wrapups"] = 1
+    out["wrapup_ms"] = f["wrapup_ms"]
+    if disposition in t.success_dispositions:
+        out["conversions"] = 1
+    if disposition in t.goal_dispositions:
+        out["goals_completed"] = 1
+    score = f.get("lead_score")
+    if disposition in QUALIFYING_DISPOSITIONS or (score is not None and score >= t.qualification_score):
+        out["qualified_leads"] = 1
+    if score is not None:
+        out["lead_score_sum"] = score
+        out["lead_scored"] = 1
+    intent = f.get("intent")
+    if intent in ("high", "medium", "low"):
+        out[f"intent_{intent}"] = 1
+    if disposition in ("refused", "dnc"):
+        out["refusals"] = 1
+    if disposition == "dnc":
+        out["dnc_requests"] = 1
+    if disposition == "callback_requested":
+        out["callbacks"] = 1
+    if disposition == "sale":
+        out["orders"] = 1
+        out["revenue"] = f.get("order_value", 0)
+    if disposition == "answering_machine":
+        out["am_dispositions"] = 1
+    if f.get("resolved") is True:
+        out["resolved"] = 1
+
+
+def call_counters(e: Event, t: Thresholds) -> dict[str, float]:
+    """Counter increments of one call event (agent.state is agent time, not counted here)."""
+    f = dict(e.fields)
+    out: dict[str, float] = {}
+    kind = e.type
+    if kind == "call.dialed":
+        out["dialed"] = 1
+    elif kind == "call.answered":
+        _answered(f, out)
+        _ring(f, out)
+    elif kind == "call.unanswered":
+        out["unanswered"] = 1
+        _ring(f, out)
+    elif kind == "call.connected":
+        out["agent_connected"] = 1
+        out["answer_wait_ms"] = f["wait_ms"]
+        if f["wait_ms"] > t.connect_threshold_ms:
+            out["compliance_abandons"] = 1
+    elif kind == "call.abandoned":
+        out["abandoned"] = 1
+        out["compliance_abandons"] = 1
+    elif kind == "call.ended":
+        if e.agent_id is not None:
+            out["handled"] = 1
+            out["talk_ms"] = f["talk_ms"]
+            out["hold_ms"] = f.get("hold_ms", 0)
+            if f["talk_ms"] >= t.conversation_threshold_ms:
+                out["conversations"] = 1
+    elif kind == "call.wrapup":
+        _wrapup(e, f, t, out)
+    elif kind == "call.survey":
+        out["surveys"] = 1
+        out["csat_sum"] = f["csat"]
+        if f["csat"] >= 4:
+            out["csat_satisfied"] = 1
+    elif kind == "call.complaint":
+        out["complaints"] = 1
+    elif kind == "call.qa":
+        out["qa_reviews"] = 1
+        out["qa_score_sum"] = f["score"]
+        if f["compliant"] is True:
+            out["qa_compliant"] = 1
+    elif kind == "call.quality":
+        out["quality_reports"] = 1
+        if "mos" in f:
+            out["mos_sum"] = f["mos"]
+        if f["dropped"] is True:
+            out["network_drops"] = 1
+    elif kind == "call.callback":
+        out["callbacks"] = 1
+    return {k: v for k, v in out.items() if v != 0 or k in ("talk_ms",)}

@@ -1,0 +1,97 @@
+"""The catalog: every KPI of ../shared/kpi-catalog.md, each formula checked by hand."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, compute_all
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "kpi-catalog.md"
+SECTIONS = ("Counts", "Durations", "Agent time", "Rates")
+
+COUNTERS = {
+    "dialed": 200, "answered": 60, "unanswered": 140, "connected": 40, "machine_answered": 15,
+    "agent_connected": 38, "abandoned": 2, "handled": 36, "conversations": 30, "conversions": 6,
+    "goals_completed": 9, "qualified_leads": 10, "refusals": 8, "dnc_requests": 1, "callbacks": 4,
+    "orders": 5, "revenue": 1250.0, "surveys": 10, "csat_sum": 42, "csat_satisfied": 8,
+    "complaints": 1, "qa_reviews": 4, "qa_compliant": 3, "qa_score_sum": 340.0,
+    "quality_reports": 20, "mos_sum": 80.0, "network_drops": 1, "resolved": 12, "wrapups": 36,
+    "talk_ms": 36 * 180_000, "hold_ms": 36 * 10_000, "wrapup_ms": 36 * 30_000,
+    "answer_wait_ms": 38 * 800, "ring_ms": 150 * 12_000, "ring_reports": 150,
+    "call_gap_ms": 30 * 20_000, "call_gaps": 30, "lead_score_sum": 600.0, "lead_scored": 10,
+    "compliance_abandons": 3, "am_dispositions": 1,
+    "staffed_ms": 4 * 3_600_000, "available_ms": 3_000_000, "on_call_ms": 7_200_000,
+    "wrap_up_ms": 1_800_000, "paused_ms": 2_400_000, "paused_ms:break": 1_800_000,
+    "paused_ms:lunch": 600_000,
+}
+
+EXPECTED = {
+    "attempts_completed": 200, "dialed": 200, "connected": 40, "revenue": 1250.0,
+    "avg_talk_seconds": 180.0, "aht_seconds": 220.0, "avg_wrapup_seconds": 30.0,
+    "avg_call_gap_seconds": 20.0, "avg_answer_to_agent_seconds": 0.8, "avg_ring_seconds": 12.0,
+    "staffed_seconds": 14_400.0, "available_seconds": 3000.0, "on_call_seconds": 7200.0,
+    "wrap_up_seconds": 1800.0, "paused_seconds": 2400.0, "productive_seconds": 12_000.0,
+    "occupancy": 0.75, "calls_per_agent_hour": 9.0, "calls_per_productive_hour": 36 / (12_000 / 3600),
+    "connect_rate": 0.2, "answer_rate": 0.3, "machine_rate": 0.25, "abandon_rate": 0.05,
+    "conversation_rate": 0.75, "conversion_rate": 0.15, "completion_rate": 0.045,
+    "lead_rate": 0.25, "sales_conversion_rate": 0.5, "refusal_rate": 0.2, "callback_rate": 0.1,
+    "complaint_rate": 0.025, "csat_avg": 4.2, "csat_satisfied_rate": 0.8,
+    "resolution_rate": 1 / 3, "qa_compliance_rate": 0.75, "avg_mos": 4.0,
+    "network_drop_rate": 0.05, "avg_order_value": 250.0, "avg_lead_score": 60.0,
+}
+
+
+def catalog_names() -> set[str]:
+    """KPI names in the normative catalog's Counts/Durations/Agent time/Rates tables."""
+    text = SHARED.read_text()
+    names: set[str] = set()
+    for section in SECTIONS:
+        body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+        for line in body.splitlines():
+            if line.startswith("| `"):
+                names |= set(re.findall(r"`([a-z_0-9]+)`", line.split("|")[1]))
+    return names
+
+
+def test_every_catalog_kpi_is_defined() -> None:
+    missing = catalog_names() - set(KPI_BY_NAME) - {"intent_high", "intent_medium", "intent_low"}
+    assert not missing
+    assert {"intent_high", "intent_medium", "intent_low"} <= set(KPI_BY_NAME)
+
+
+@pytest.mark.parametrize("name,value", sorted(EXPECTED.items()))
+def test_formula(name: str, value: float) -> None:
+    assert KPI_BY_NAME[name].compute(COUNTERS) == pytest.approx(value)
+
+
+def test_zero_denominator_is_null_and_counts_are_zero() -> None:
+    values = compute_all({})
+    for kpi in KPIS:
+        if kpi.denominator:
+            assert values[kpi.name] is None, kpi.name
+        else:
+            assert values[kpi.name] == 0, kpi.name
+    assert values[PAUSED_BY_REASON] == {}
+
+
+def test_paused_by_reason_in_seconds() -> None:
+    assert compute_all(COUNTERS)[PAUSED_BY_REASON] == {"break": 1800.0, "lunch": 600.0}
+
+
+def test_counts_are_integers() -> None:
+    assert isinstance(compute_all({"dialed": 3.0})["dialed"], int)
+
+
+def test_formulas_only_name_stored_counters() -> None:
+    for kpi in KPIS:
+        assert set(kpi.numerator + kpi.denominator) <= COUNTER_NAMES
+        assert kpi.formula
+
+
+def test_docs_are_generated_from_the_catalog() -> None:
+    from stream.kpi.docs import render
+    doc = Path(__file__).resolve().parents[2] / "docs" / "kpis.md"
+    assert doc.read_text() == render(), "run: python -m stream.kpi.docs > docs/kpis.md"
