@@ -1,0 +1,1 @@
+"""processing layer (see docs/architecture.md)."""

@@ -1,0 +1,165 @@
+"""Per-agent state: the `agent.state` timeline, the agent's team, and its calls for call gaps.
+
+Agent time and call gaps are functions of the whole timeline, so a late point or a late
+`call.ended` changes intervals and gaps that were already counted. Each update computes the
+closed intervals (or gaps) before and after, and the worker writes only the difference.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.contract import Event
+from stream.kpi.windows import minute_of, split_by_minute
+from stream.processing.deltas import Deltas
+
+Point = tuple[int, str, str, str | None, str | None]
+"""(ts_ms, event_id, state, pause reason, campaign) of one `agent.state` event."""
+Interval = tuple[int, int, str, str | None, str | None]
+"""(start, end, state, reason, campaign): a closed interval in one state."""
+
+STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
+                  "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
+
+
+@dataclass
+class AgentCall:
+    """What one call contributes to the agent's call gaps."""
+
+    connects: list[tuple[int, str]] = field(default_factory=list)  # (ts, campaign)
+    ends: list[int] = field(default_factory=list)
+    caller_id: str | None = None
+    list_id: str | None = None
+
+
+@dataclass
+class AgentState:
+    points: list[Point] = field(default_factory=list)
+    team: str | None = None
+    team_key: tuple[int, str] | None = None
+    calls: dict[str, AgentCall] = field(default_factory=dict)
+    floor: int | None = None
+    """Points before this were pruned: an older point cannot be placed exactly any more."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "AgentState":
+        return cls(
+            points=[tuple(p) for p in d.get("p", [])],  # type: ignore[misc]
+            team=d.get("t"),
+            team_key=tuple(d["tk"]) if d.get("tk") else None,  # type: ignore[arg-type]
+            calls={cid: AgentCall([tuple(x) for x in c[0]], c[1], c[2], c[3])  # type: ignore[misc]
+                   for cid, c in d.get("c", {}).items()},
+            floor=d.get("f"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "p": [list(p) for p in self.points], "t": self.team,
+            "tk": list(self.team_key) if self.team_key else None,
+            "c": {cid: [[list(x) for x in c.connects], c.ends, c.caller_id, c.list_id]
+                  for cid, c in self.calls.items()},
+            "f": self.floor,
+        }
+
+    # -- team ---------------------------------------------------------------------------------
+
+    def observe_team(self, team: str, ts_ms: int, event_id: str) -> None:
+        """The team is that of the latest (ts, event_id) observation, in any arrival order."""
+        key = (ts_ms, event_id)
+        if self.team_key is None or key > self.team_key:
+            self.team, self.team_key = team, key
+
+    # -- agent time ---------------------------------------------------------------------------
+
+    def has_point(self, event_id: str) -> bool:
+        return any(p[1] == event_id for p in self.points)
+
+    def intervals(self) -> set[Interval]:
+        pts = self.points
+        return {(a[0], b[0], a[2], a[3], a[4]) for a, b in zip(pts, pts[1:])}
+
+    def add_points(self, agent_id: str, events: list[Event], deltas: Deltas) -> tuple[int, int]:
+        """Insert `agent.state` points; write the change in closed intervals. Returns how many
+        points were new and how many fell before the state horizon (not placeable)."""
+        before = self.intervals()
+        added = beyond = 0
+        for e in events:
+            if self.has_point(e.event_id):
+                continue
+            if self.floor is not None and e.ts_ms < self.floor:
+                beyond += 1
+                continue
+            f = e.fields
+            self.points.append((e.ts_ms, e.event_id, f["state"], f.get("reason"),
+                                e.campaign_id or f.get("campaign_id")))
+            added += 1
+        if not added:
+            return 0, beyond
+        self.points.sort(key=lambda p: (p[0], p[1]))
+        after = self.intervals()
+        for iv in after - before:
+            interval_deltas(agent_id, iv, deltas, 1)
+        for iv in before - after:
+            interval_deltas(agent_id, iv, deltas, -1)
+        return added, beyond
+
+    def current(self) -> Point | None:
+        return self.points[-1] if self.points else None
+
+    # -- call gaps ----------------------------------------------------------------------------
+
+    def gaps(self, agent_id: str) -> Deltas:
+        """Every gap (end of a call → this agent's next connect), counted at the connect."""
+        out = Deltas()
+        ends = sorted((t, cid) for cid, c in self.calls.items() for t in c.ends)
+        end_times = [t for t, _ in ends]
+        for cid, call in self.calls.items():
+            for connect_ts, campaign in call.connects:
+                i = bisect_right(end_times, connect_ts) - 1
+                while i >= 0 and ends[i][1] == cid:
+                    i -= 1
+                if i < 0:
+                    continue
+                prev = end_times[i]
+                scopes = ["center", f"campaign:{campaign}", f"agent:{agent_id}"]
+                if call.caller_id:
+                    scopes.append(f"caller_id:{call.caller_id}")
+                if call.list_id:
+                    scopes.append(f"list:{call.list_id}")
+                out.add(scopes, minute_of(connect_ts),
+                        {"call_gap_ms": connect_ts - prev, "call_gaps": 1})
+        return out
+
+    def prune(self, horizon_ms: int) -> None:
+        """Forget what lies wholly before the state horizon (keeping the point that opens the
+        interval in force at the horizon)."""
+        keep_from = 0
+        for i, p in enumerate(self.points):
+            if p[0] < horizon_ms:
+                keep_from = i
+        if keep_from:
+            self.points = self.points[keep_from:]
+            self.floor = self.points[0][0]
+        self.calls = {cid: c for cid, c in self.calls.items()
+                      if any(t >= horizon_ms for t in c.ends)
+                      or any(t >= horizon_ms for t, _ in c.connects)
+                      or (not c.ends and not c.connects)}
+
+
+def interval_deltas(agent_id: str, iv: Interval, deltas: Deltas, sign: int) -> None:
+    """Agent time of one interval, split into minute buckets, for agent, campaign and center."""
+    start, end, state, reason, campaign = iv
+    if state == "logged_out" or end <= start:
+        return
+    names = ["staffed_ms"]
+    if state in STATE_COUNTERS:
+        names.append(STATE_COUNTERS[state])
+    if state == "paused" and reason:
+        names.append(f"paused_ms:{reason}")
+    scopes = ["center", f"agent:{agent_id}"]
+    if campaign:
+        scopes.append(f"campaign:{campaign}")
+    for minute, ms in split_by_minute(start, end):
+        deltas.add(scopes, minute, {n: ms for n in names}, sign)

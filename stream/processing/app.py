@@ -1,0 +1,110 @@
+"""The Faust application: one agent that feeds raw batches of `dialer.events` to the pipeline.
+
+Faust does what it is good at here (consumer groups, partition assignment, rebalancing, offset
+commits); the state lives in the store so that a batch and its effects commit atomically.
+`concurrency=1` (Faust can commit past an in-flight event with more, upstream issue #606): scale
+with partitions and workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import faust
+
+from stream.kpi.contributions import Thresholds
+from stream.processing.pipeline import Pipeline, RawMessage
+from stream.settings import Settings
+from stream.store.redis_store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
+    worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+    data_dir = settings.data_dir or f"/tmp/callkpi-faust-{os.getpid()}"
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=data_dir,
+        topic_partitions=settings.partitions,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
+        broker_commit_every=settings.batch_max,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+        producer_linger_ms=5,
+        table_cleanup_interval=3600.0,
+    )
+    source = app.topic(settings.input_topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw",
+                       partitions=settings.partitions)
+    dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw", partitions=1)
+    store = Store(settings.redis_url, settings.key_prefix)
+
+    async def dead_letter(key: bytes, value: bytes) -> None:
+        fut = await dlq.send(key=key, value=value)
+        await fut
+
+    pipeline = Pipeline(store, dead_letter, thresholds,
+                        state_horizon_ms=int(settings.state_horizon_hours * 3_600_000))
+
+    @app.agent(source, concurrency=1)
+    async def ingest(stream: faust.StreamT[Any]) -> None:
+        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
+            batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
+                                e.message.value or b"", int((e.message.timestamp or 0) * 1000))
+                     for e in events]
+            await pipeline.handle(batch, _lag_gauges(app, batch))
+
+    @app.timer(interval=5.0)
+    async def heartbeat() -> None:
+        now = int(time.time() * 1000)
+        await store.heartbeat(worker_id, now, _assigned_lag(app))
+        await store.prune_live_calls(now - settings_call_expiry_ms(app))
+
+    app.conf.callkpi_call_expiry_ms = 1800 * 1000  # replaced by the CLI from the config file
+    return app
+
+
+def settings_call_expiry_ms(app: faust.App) -> int:
+    return int(getattr(app.conf, "callkpi_call_expiry_ms", 1_800_000))
+
+
+def _lag_gauges(app: faust.App, batch: list[RawMessage]) -> dict[str, float]:
+    """Consumer lag of the partitions in this batch: highwater − next offset to read."""
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        last[(m.topic, m.partition)] = max(last.get((m.topic, m.partition), -1), m.offset)
+    out: dict[str, float] = {}
+    for (topic, partition), offset in last.items():
+        try:
+            hw = app.consumer.highwater(faust.types.TP(topic, partition))
+        except Exception:  # noqa: BLE001 - lag is best-effort telemetry
+            continue
+        if hw is not None:
+            out[f"lag:{topic}:{partition}"] = max(0, hw - offset - 1)
+    return out
+
+
+def _assigned_lag(app: faust.App) -> dict[str, float]:
+    """Lag of every assigned partition, also when idle (so a stalled consumer shows)."""
+    out: dict[str, float] = {}
+    try:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            hw = consumer.highwater(tp)
+            pos = consumer._last_offset.get(tp) if hasattr(consumer, "_last_offset") else None
+            if hw is not None and pos is not None:
+                out[f"lag:{tp.topic}:{tp.partition}"] = max(0, hw - pos - 1)
+    except Exception:  # noqa: BLE001 - telemetry only
+        pass
+    return out

@@ -1,0 +1,207 @@
+"""One batch of valid events → counter deltas, new entity states and live-state changes.
+
+Pure: the caller loads the states the batch touches, calls `process`, and commits the outcome
+atomically. Re-running it on the same input gives the same outcome, which is what makes a retry
+after a commit conflict safe.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.contract import Event
+from stream.kpi.contributions import Thresholds
+from stream.processing.agent_state import AgentCall, AgentState
+from stream.processing.call_state import CallState, event_agent, live_call
+from stream.processing.deltas import Deltas
+
+LATE_AFTER_MS = 5 * 60_000
+"""An event processed more than this after its `ts` counts as late (a pipeline-health figure)."""
+
+
+@dataclass
+class Loaded:
+    """Entity states as read from the store: id → state (None when absent)."""
+
+    calls: dict[str, CallState | None] = field(default_factory=dict)
+    agents: dict[str, AgentState | None] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    deltas: Deltas
+    calls: dict[str, CallState]
+    agents: dict[str, AgentState]
+    team_moves: list[tuple[str, str | None, str]]
+    live_calls: dict[str, dict[str, Any] | None]
+    live_agents: dict[str, dict[str, Any] | None]
+    stats: Counter[str]
+
+
+def call_ids(events: Iterable[Event]) -> set[str]:
+    return {e.call_id for e in events if e.call_id is not None}
+
+
+def agents_needed(events: Iterable[Event], calls: dict[str, CallState | None]) -> set[str]:
+    """Every agent whose state the batch reads: named by an event, or the agent of a call."""
+    events = list(events)
+    needed = {e.agent_id for e in events if e.agent_id}
+    by_call: defaultdict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.call_id is not None:
+            by_call[e.call_id].append(e)
+    for cid, evs in by_call.items():
+        known = calls.get(cid)
+        probe = CallState(list(known.events) if known else [])
+        probe.events.extend(evs)
+        attrs = probe.attrs()
+        if attrs.agent:
+            needed.add(attrs.agent)
+        for e in probe.events:
+            agent = event_agent(e, attrs)
+            if agent:
+                needed.add(agent)
+    return needed
+
+
+def agent_calls(state: CallState) -> dict[str, AgentCall]:
+    """What this call contributes to each agent's call gaps."""
+    attrs = state.attrs()
+    out: dict[str, AgentCall] = {}
+    for e in state.events:
+        if e.type == "call.connected" and e.agent_id:
+            entry = out.setdefault(e.agent_id, AgentCall(caller_id=attrs.caller_id,
+                                                         list_id=attrs.list_id))
+            entry.connects.append((e.ts_ms, e.campaign_id or ""))
+        elif e.type == "call.ended":
+            agent = event_agent(e, attrs)
+            if agent:
+                entry = out.setdefault(agent, AgentCall(caller_id=attrs.caller_id,
+                                                        list_id=attrs.list_id))
+                entry.ends.append(e.ts_ms)
+    for entry in out.values():
+        entry.connects.sort()
+        entry.ends.sort()
+    return out
+
+
+class _Batch:
+    def __init__(self, loaded: Loaded, thresholds: Thresholds) -> None:
+        self.loaded = loaded
+        self.thresholds = thresholds
+        self.deltas = Deltas()
+        self.calls: dict[str, CallState] = {}
+        self.agents: dict[str, AgentState] = {}
+        self.old_teams: dict[str, str | None] = {}
+        self.old_gaps: dict[str, Deltas] = {}
+        self.live_calls: dict[str, dict[str, Any] | None] = {}
+        self.live_agents: dict[str, dict[str, Any] | None] = {}
+        self.stats: Counter[str] = Counter()
+
+    def agent(self, agent_id: str) -> AgentState:
+        state = self.agents.get(agent_id)
+        if state is None:
+            state = self.loaded.agents.get(agent_id) or AgentState()
+            self.agents[agent_id] = state
+            self.old_teams[agent_id] = state.team
+        return state
+
+    def touch_gaps(self, agent_id: str) -> AgentState:
+        state = self.agent(agent_id)
+        if agent_id not in self.old_gaps:
+            self.old_gaps[agent_id] = state.gaps(agent_id)
+        return state
+
+    def observe_teams(self, events: list[Event]) -> None:
+        for e in events:
+            team = e.fields.get("team_id")
+            if team and e.agent_id and e.type in ("agent.state", "call.connected"):
+                self.agent(e.agent_id).observe_team(team, e.ts_ms, e.event_id)
+
+    def apply_call(self, call_id: str, events: list[Event]) -> None:
+        state = self.calls.get(call_id) or self.loaded.calls.get(call_id) or CallState()
+        before = agent_calls(state)
+        fresh = state.apply(events, self.thresholds, self.deltas)
+        self.stats["duplicates"] += len(events) - len(fresh)
+        if not fresh:
+            return
+        self.calls[call_id] = state
+        after = agent_calls(state)
+        for agent_id in before.keys() | after.keys():
+            agent = self.touch_gaps(agent_id)
+            if agent_id in after:
+                agent.calls[call_id] = after[agent_id]
+            else:
+                agent.calls.pop(call_id, None)
+        self.live_calls[call_id] = live_call(state)
+
+    def apply_agent(self, agent_id: str, events: list[Event]) -> None:
+        state = self.agent(agent_id)
+        added, beyond = state.add_points(agent_id, events, self.deltas)
+        self.stats["duplicates"] += len(events) - added - beyond
+        self.stats["beyond_horizon"] += beyond
+        if added:
+            self.live_agents[agent_id] = live_agent(state)
+
+    def finish(self, horizon_ms: int) -> Outcome:
+        for agent_id, old in self.old_gaps.items():
+            self.deltas.merge(self.agents[agent_id].gaps(agent_id))
+            self.deltas.merge(old, sign=-1)
+        moves = []
+        for agent_id, state in self.agents.items():
+            old_team = self.old_teams[agent_id]
+            if state.team is not None and state.team != old_team:
+                moves.append((agent_id, old_team, state.team))
+                if agent_id not in self.live_agents:
+                    self.live_agents[agent_id] = live_agent(state)
+            state.prune(horizon_ms)
+        return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
+                       self.agents, moves, self.live_calls, self.live_agents, self.stats)
+
+
+def live_agent(state: AgentState) -> dict[str, Any] | None:
+    """The agent's current state for the wallboard (None: logged out, not on the board)."""
+    point = state.current()
+    if point is None or point[2] == "logged_out":
+        return None
+    ts, _, st, reason, campaign = point
+    return {"state": st, "since": ts, "reason": reason, "campaign": campaign, "team": state.team}
+
+
+def with_teams(deltas: Deltas, agents: dict[str, AgentState],
+               loaded: dict[str, AgentState | None]) -> Deltas:
+    """Every `agent:` delta also counts for the agent's (final) team."""
+    out = Deltas()
+    out.merge(deltas)
+    for (scope, minute, name), value in deltas.items():
+        if scope.startswith("agent:"):
+            agent_id = scope[6:]
+            state = agents.get(agent_id) or loaded.get(agent_id)
+            if state is not None and state.team:
+                out.add_one(f"team:{state.team}", minute, name, value)
+    return out
+
+
+def process(events: list[Event], loaded: Loaded, thresholds: Thresholds, *, now_ms: int,
+            horizon_ms: int) -> Outcome:
+    """Apply a batch of valid events (in arrival order) to the loaded states."""
+    batch = _Batch(loaded, thresholds)
+    batch.observe_teams(events)
+    by_call: defaultdict[str, list[Event]] = defaultdict(list)
+    by_agent: defaultdict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.call_id is not None:
+            by_call[e.call_id].append(e)
+        elif e.agent_id is not None:
+            by_agent[e.agent_id].append(e)
+        if now_ms - e.ts_ms > LATE_AFTER_MS:
+            batch.stats["late"] += 1
+    for call_id, evs in by_call.items():
+        batch.apply_call(call_id, evs)
+    for agent_id, evs in by_agent.items():
+        batch.apply_agent(agent_id, evs)
+    batch.stats["accepted"] += len(events)
+    return batch.finish(horizon_ms)

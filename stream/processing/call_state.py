@@ -1,0 +1,149 @@
+"""Per-call state: the call's events, from which its attribution follows in any arrival order.
+
+A call's agent, caller ID and list are functions of the *set* of its events (not of their arrival
+order), so a late `call.dialed` or `call.connected` re-attributes the earlier events exactly: the
+worker subtracts what they counted under the old attribution and adds what they count under the
+new one, in their own buckets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stream.contract import Event
+from stream.kpi.contributions import Thresholds, call_counters
+from stream.kpi.windows import minute_of
+from stream.processing.deltas import Deltas
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttrs:
+    """Who and what a call counts for, beyond its events' own fields."""
+
+    agent: str | None = None
+    caller_id: str | None = None
+    list_id: str | None = None
+
+
+def _first(events: list[Event], kind: str, need_agent: bool = False) -> Event | None:
+    found = [e for e in events if e.type == kind and (not need_agent or e.agent_id)]
+    return min(found, key=lambda e: (e.ts_ms, e.event_id)) if found else None
+
+
+def resolve_attrs(events: list[Event]) -> CallAttrs:
+    """The agent of the earliest `call.connected`, else of `call.dialed`; caller ID and list of
+    the earliest `call.dialed` (ties broken by event_id, so arrival order never matters)."""
+    connected = _first(events, "call.connected", need_agent=True)
+    dialed = _first(events, "call.dialed")
+    dialed_with_agent = _first(events, "call.dialed", need_agent=True)
+    agent = connected.agent_id if connected else (
+        dialed_with_agent.agent_id if dialed_with_agent else None)
+    if dialed is None:
+        return CallAttrs(agent=agent)
+    return CallAttrs(agent, dialed.fields.get("caller_id"), dialed.fields.get("list_id"))
+
+
+def event_agent(e: Event, attrs: CallAttrs) -> str | None:
+    """The event's own agent if it names one, otherwise the call's agent."""
+    return e.agent_id or attrs.agent
+
+
+def scopes_of(e: Event, attrs: CallAttrs) -> list[str]:
+    """Every scope a call event counts in, except `team:` (added from the agent's team)."""
+    scopes = ["center", f"campaign:{e.campaign_id}"]
+    agent = event_agent(e, attrs)
+    if agent:
+        scopes.append(f"agent:{agent}")
+    if attrs.caller_id:
+        scopes.append(f"caller_id:{attrs.caller_id}")
+    if attrs.list_id:
+        scopes.append(f"list:{attrs.list_id}")
+    return scopes
+
+
+class CallState:
+    """The events of one call (deduplicated by event_id), serialised into the store."""
+
+    __slots__ = ("events", "_ids")
+
+    def __init__(self, events: list[Event] | None = None) -> None:
+        self.events: list[Event] = events or []
+        self._ids = {e.event_id for e in self.events}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CallState":
+        return cls([Event.from_dict(d) for d in data["events"]])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": [e.to_dict() for e in self.events]}
+
+    def has(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def attrs(self) -> CallAttrs:
+        return resolve_attrs(self.events)
+
+    def last_ts(self) -> int:
+        return max(e.ts_ms for e in self.events)
+
+    def apply(self, new: list[Event], thresholds: Thresholds, deltas: Deltas) -> list[Event]:
+        """Add new (not yet seen) events; write their counters and any re-attribution to
+        `deltas`. Returns the events that were new (the rest were duplicates)."""
+        fresh: list[Event] = []
+        for e in new:
+            if e.event_id not in self._ids:
+                self._ids.add(e.event_id)
+                fresh.append(e)
+        if not fresh:
+            return fresh
+        old_attrs = self.attrs()
+        old_events = list(self.events)
+        self.events.extend(fresh)
+        new_attrs = self.attrs()
+        if new_attrs != old_attrs:
+            for e in old_events:
+                _reattribute(e, old_attrs, new_attrs, thresholds, deltas)
+        for e in fresh:
+            counters = call_counters(e, thresholds)
+            if counters:
+                deltas.add(scopes_of(e, new_attrs), minute_of(e.ts_ms), counters)
+        return fresh
+
+
+def _reattribute(e: Event, old: CallAttrs, new: CallAttrs, thresholds: Thresholds,
+                 deltas: Deltas) -> None:
+    before = set(scopes_of(e, old))
+    after = set(scopes_of(e, new))
+    if before == after:
+        return
+    counters = call_counters(e, thresholds)
+    minute = minute_of(e.ts_ms)
+    deltas.add(sorted(after - before), minute, counters)
+    deltas.add(sorted(before - after), minute, counters, sign=-1)
+
+
+def live_call(state: CallState) -> dict[str, Any] | None:
+    """The call's live status for the wallboard, or None once it has an outcome.
+
+    ringing: dialed, no outcome yet; waiting: a person answered, no agent yet; talking: an agent
+    is connected and the call has not ended.
+    """
+    kinds = {e.type for e in state.events}
+    if kinds & {"call.ended", "call.unanswered", "call.abandoned"}:
+        return None
+    attrs = state.attrs()
+    first = state.events[0]
+    base = {"campaign": first.campaign_id, "agent": attrs.agent, "caller_id": attrs.caller_id}
+    connected = _first(state.events, "call.connected")
+    if connected is not None:
+        return {**base, "status": "talking", "since": connected.ts_ms}
+    answered = _first(state.events, "call.answered")
+    if answered is not None:
+        if answered.fields.get("answered_by") == "human":
+            return {**base, "status": "waiting", "since": answered.ts_ms}
+        return None
+    dialed = _first(state.events, "call.dialed")
+    if dialed is not None:
+        return {**base, "status": "ringing", "since": dialed.ts_ms}
+    return None

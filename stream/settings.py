@@ -1,0 +1,55 @@
+"""Process settings from environment variables, all prefixed `CALLKPI_` (see README).
+
+Business configuration (targets, costs, compliance limits, thresholds, time zone) lives in the
+TOML file named by `CALLKPI_CONFIG`; this module holds only what a process needs to connect and run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+PREFIX = "CALLKPI_"
+DEFAULT_BROKER_PORT = 19092
+DEFAULT_REDIS_PORT = 16379
+DEFAULT_HTTP_PORT = 8077
+"""Defaults sit away from 9092/6379/8080 so the embedded stack never clashes with a real one."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
+    redis_url: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
+    input_topic: str = "dialer.events"
+    dlq_topic: str = "dialer.events.dlq"
+    partitions: int = 4
+    app_id: str = "callkpi"
+    key_prefix: str = "ck:"
+    http_host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT
+    config: str = ""
+    api_token: str = ""
+    timezone: str = ""
+    state_horizon_hours: float = 72.0
+    batch_max: int = 2000
+    batch_within_s: float = 0.1
+    session_timeout_s: float = 10.0
+    worker_id: str = ""
+    data_dir: str = ""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
+        """Read `CALLKPI_<FIELD>` for every field; explicit overrides win."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"{PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""Turning a processed batch into one atomic, offset-guarded Redis commit."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.store.layout import (
+    Layout, agent_history_suffixes, hour_field, hour_key_expiry, minute_field, minute_key_expiry)
+
+COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Upper bounds (seconds) of the event-to-store latency histogram."""
+
+
+class CommitConflict(Exception):
+    """Another writer changed an offset or entity the batch read: re-read and retry."""
+
+
+@dataclass
+class EntityWrite:
+    key: str
+    version: int
+    value: dict[str, Any] | None
+    ttl_ms: int
+
+
+@dataclass
+class CommitBatch:
+    """Everything one batch changes; applied all-or-nothing by commit.lua."""
+
+    offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
+    entities: list[EntityWrite] = field(default_factory=list)
+    counters: list[tuple[str, int, str, float]] = field(default_factory=list)  # scope, minute, name, delta
+    team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
+    live_calls: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    pipeline: dict[str, float] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
+    notify: bool = True
+
+
+def _is_float(name: str, delta: float) -> int:
+    return 1 if name in FLOAT_COUNTERS or delta != int(delta) else 0
+
+
+def _counter_arg(key: str, fld: str, value: float) -> list[Any]:
+    """Deltas go to Lua as strings: Lua's own number formatting keeps only 14 digits."""
+    if _is_float(fld.rsplit(":", 1)[-1], value):
+        return [key, fld, repr(float(value)), 1]
+    return [key, fld, str(int(value)), 0]
+
+
+def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
+    """The JSON argument of commit.lua: counters expanded to minute, hour and total fields."""
+    fields: defaultdict[tuple[str, str], float] = defaultdict(float)
+    expire: dict[str, int] = {}
+    scopes: set[tuple[str, str]] = set()
+    for scope, minute, name, delta in batch.counters:
+        mk = layout.minute_key(scope, minute)
+        hk = layout.hour_key(scope, minute)
+        fields[(mk, minute_field(minute, name))] += delta
+        fields[(hk, hour_field(minute, name))] += delta
+        fields[(layout.total_key(scope), name)] += delta
+        expire[mk] = minute_key_expiry(minute)
+        expire[hk] = hour_key_expiry(minute)
+        kind, _, ident = scope.partition(":")
+        if ident:
+            scopes.add((layout.scopes_key(kind), ident))
+    counters = [_counter_arg(k, f, v) for (k, f), v in fields.items() if v != 0]
+    moves = team_move_keys(batch.team_moves, layout, now_ms)
+    for _, _, new_team in batch.team_moves:
+        scopes.add((layout.scopes_key("team"), new_team))
+    live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
+            for cid, v in batch.live_calls.items()]
+    live += [[layout.key("live:agents"), aid, json.dumps(v) if v else False]
+             for aid, v in batch.live_agents.items()]
+    payload = {
+        "prefix": layout.prefix,
+        "offsets": [[tp, exp, str(new)] for tp, exp, new in batch.offsets],
+        "entities": [[e.key, e.version, json.dumps(e.value, separators=(",", ":"))
+                      if e.value is not None else False, e.ttl_ms] for e in batch.entities],
+        "moves": moves,
+        "counters": counters,
+        "expire": [[k, t] for k, t in expire.items()],
+        "live": live,
+        "scopes": [list(s) for s in sorted(scopes)],
+        "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
+        "gauges": [[k, v] for k, v in batch.gauges.items()],
+        "notify": str(now_ms) if batch.notify else False,
+    }
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
+                   now_ms: int) -> list[list[Any]]:
+    """(agent key, old team key or False, new team key) for every bucket of agent history."""
+    out: list[list[Any]] = []
+    for agent, old, new in moves:
+        for kind, bucket in agent_history_suffixes(now_ms):
+            def key(scope: str) -> str:
+                return f"{layout.prefix}{kind}:{scope}:{bucket}"
+            out.append([key(f"agent:{agent}"), key(f"team:{old}") if old else False,
+                        key(f"team:{new}")])
+        tk = layout.total_key
+        out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
+    return out

@@ -1,0 +1,80 @@
+"""Redis key layout (documented in docs/redis-layout.md; keep the two in step).
+
+All keys start with a configurable prefix (default `ck:`).
+
+| key | type | holds | TTL |
+|---|---|---|---|
+| `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
+| `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
+| `t:<scope>` | hash | lifetime totals, field `<counter>` (Prometheus counters) | none |
+| `scopes:<kind>` | set | every id seen for a scope kind (campaign, team, agent, caller_id, list) | none |
+| `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
+| `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
+| `live:calls` / `live:agents` | hash | id → JSON live status | pruned by the worker |
+| `pipeline` | hash | pipeline counters and the latency histogram | none |
+| `gauges` | hash | pipeline gauges (consumer lag per partition, newest event per campaign) | none |
+| `workers` | hash | worker id → last heartbeat ms | none |
+| `updates` | pub/sub channel | a message after every commit (wallboard push) | – |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to
+
+SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list")
+HOUR_KEY_TTL_MS = 37 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    prefix: str = "ck:"
+
+    def minute_key(self, scope: str, minute_ms: int) -> str:
+        return f"{self.prefix}m:{scope}:{floor_to(minute_ms, HOUR_MS)}"
+
+    def hour_key(self, scope: str, hour_ms: int) -> str:
+        return f"{self.prefix}h:{scope}:{floor_to(hour_ms, DAY_MS)}"
+
+    def total_key(self, scope: str) -> str:
+        return f"{self.prefix}t:{scope}"
+
+    def scopes_key(self, kind: str) -> str:
+        return f"{self.prefix}scopes:{kind}"
+
+    def call_key(self, call_id: str) -> str:
+        return f"{self.prefix}st:call:{call_id}"
+
+    def agent_key(self, agent_id: str) -> str:
+        return f"{self.prefix}st:agent:{agent_id}"
+
+    def key(self, name: str) -> str:
+        """Singleton keys: offsets, live:calls, live:agents, pipeline, gauges, workers, updates."""
+        return f"{self.prefix}{name}"
+
+
+def minute_field(minute_ms: int, counter: str) -> str:
+    return f"{(minute_ms % HOUR_MS) // MINUTE_MS}:{counter}"
+
+
+def hour_field(minute_ms: int, counter: str) -> str:
+    return f"{(minute_ms % DAY_MS) // HOUR_MS}:{counter}"
+
+
+def minute_key_expiry(minute_ms: int) -> int:
+    """Expiry (epoch ms) of the minute hash holding this minute."""
+    return floor_to(minute_ms, HOUR_MS) + MINUTE_RETENTION_MS
+
+
+def hour_key_expiry(minute_ms: int) -> int:
+    return floor_to(minute_ms, DAY_MS) + HOUR_KEY_TTL_MS
+
+
+def agent_history_suffixes(now_ms: int) -> list[tuple[str, str]]:
+    """Every (kind, bucket) suffix that may hold an agent's history, for a team move."""
+    out = [("m", str(h)) for h in range(floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS),
+                                        now_ms + 2 * HOUR_MS, HOUR_MS)]
+    out += [("h", str(d)) for d in range(floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS),
+                                         now_ms + DAY_MS, DAY_MS)]
+    return out

@@ -1,0 +1,137 @@
+"""The Redis store: entity loads, the atomic commit, and window reads in one round trip each."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
+from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
+from stream.store.layout import SCOPE_KINDS, Layout
+
+Json = dict[str, Any]
+
+
+class Store:
+    """All Redis access of the service. One instance per process; safe for concurrent readers."""
+
+    def __init__(self, url: str, prefix: str = "ck:") -> None:
+        self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        self.layout = Layout(prefix)
+        self._commit = self.redis.register_script(COMMIT_LUA)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # -- the worker's side --------------------------------------------------------------------
+
+    async def load(self, tps: Iterable[str], keys: Iterable[str]) -> tuple[dict[str, int],
+                                                                           dict[str, tuple[int, Json | None]]]:
+        """Applied offsets of `tps` (-1 when none) and (version, state) of entity `keys`."""
+        tps, keys = list(tps), list(keys)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.layout.key("offsets"), tps) if tps else None
+        for key in keys:
+            pipe.hmget(key, "v", "s")
+        results = await pipe.execute()
+        offsets: dict[str, int] = {}
+        if tps:
+            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0])}
+            results = results[1:]
+        states = {key: (int(v) if v else 0, json.loads(s) if s else None)
+                  for key, (v, s) in zip(keys, results)}
+        return offsets, states
+
+    async def commit(self, batch: CommitBatch, now_ms: int) -> None:
+        """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
+        result = await self._commit(args=[encode(batch, self.layout, now_ms)])
+        if result[0] != "ok":
+            raise CommitConflict(f"{result[1]} changed: {result[2]}")
+
+    async def heartbeat(self, worker: str, now_ms: int, gauges: dict[str, float] | None = None) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.layout.key("workers"), worker, now_ms)
+        if gauges:
+            pipe.hset(self.layout.key("gauges"), mapping=gauges)
+        await pipe.execute()
+
+    async def prune_live_calls(self, older_than_ms: int) -> int:
+        """Drop live calls that never finished (they stop counting as ringing/waiting/talking)."""
+        key = self.layout.key("live:calls")
+        stale = [cid for cid, v in (await self.redis.hgetall(key)).items()
+                 if json.loads(v)["since"] < older_than_ms]
+        if stale:
+            await self.redis.hdel(key, *stale)
+        return len(stale)
+
+    # -- readers ------------------------------------------------------------------------------
+
+    async def window_counters(self, scopes: list[str], r: Range) -> dict[str, dict[str, float]]:
+        """Counter sums of each scope over `[r.start, r.end)`: one round trip for all scopes."""
+        d = decompose(r)
+        minute_idx: defaultdict[int, set[str]] = defaultdict(set)
+        for m in d.minutes:
+            minute_idx[floor_to(m, HOUR_MS)].add(str((m % HOUR_MS) // MINUTE_MS))
+        hour_idx: defaultdict[int, set[str]] = defaultdict(set)
+        for h in d.hours:
+            hour_idx[floor_to(h, DAY_MS)].add(str((h % DAY_MS) // HOUR_MS))
+        plan: list[tuple[str, set[str]]] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for scope in scopes:
+            for hour, idx in minute_idx.items():
+                pipe.hgetall(self.layout.minute_key(scope, hour))
+                plan.append((scope, idx))
+            for day, idx in hour_idx.items():
+                pipe.hgetall(self.layout.hour_key(scope, day))
+                plan.append((scope, idx))
+        results = await pipe.execute() if plan else []
+        out: dict[str, dict[str, float]] = {s: defaultdict(float) for s in scopes}
+        for (scope, idx), fields in zip(plan, results):
+            sums = out[scope]
+            for f, v in fields.items():
+                i, _, name = f.partition(":")
+                if i in idx:
+                    sums[name] += float(v)
+        return {s: dict(v) for s, v in out.items()}
+
+    async def totals(self, scopes: list[str]) -> dict[str, dict[str, float]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for s in scopes:
+            pipe.hgetall(self.layout.total_key(s))
+        results = await pipe.execute() if scopes else []
+        return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results)}
+
+    async def scopes(self) -> dict[str, list[str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for kind in SCOPE_KINDS:
+            pipe.smembers(self.layout.scopes_key(kind))
+        results = await pipe.execute()
+        return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results)}
+
+    async def live(self) -> tuple[dict[str, Json], dict[str, Json]]:
+        """(agents, calls): the current state of every logged-in agent and unfinished call."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.layout.key("live:agents"))
+        pipe.hgetall(self.layout.key("live:calls"))
+        agents, calls = await pipe.execute()
+        return ({k: json.loads(v) for k, v in agents.items()},
+                {k: json.loads(v) for k, v in calls.items()})
+
+    async def pipeline_health(self) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+        """(pipeline counters, gauges, worker heartbeats)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in ("pipeline", "gauges", "workers"):
+            pipe.hgetall(self.layout.key(name))
+        p, g, w = await pipe.execute()
+        return ({k: float(v) for k, v in p.items()}, {k: float(v) for k, v in g.items()},
+                {k: int(v) for k, v in w.items()})
+
+
+__all__ = ["Store", "CommitBatch", "CommitConflict"]
