@@ -1,0 +1,215 @@
+"""The production commands: `worker`, `serve`, `replay`, `kpis`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stream.settings import Settings
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed as one line, exit code 2."""
+
+
+def load_service_config(settings: Settings) -> Any:
+    """The business configuration (thresholds, targets, costs, compliance) from CALLKPI_CONFIG."""
+    from stream.kpi.config_file import ConfigError, load_config
+    try:
+        return load_config(settings.config or None)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def thresholds_of(config: Any) -> Any:
+    from stream.kpi.contributions import Thresholds
+    return Thresholds(
+        conversation_threshold_ms=config.conversation_threshold_ms,
+        qualification_score=config.qualification_score,
+        connect_threshold_ms=config.connect_threshold_ms,
+        success_dispositions=frozenset(config.success_dispositions),
+        goal_dispositions=frozenset(config.goal_dispositions),
+    )
+
+
+def timezone_of(settings: Settings, config: Any) -> ZoneInfo:
+    return ZoneInfo(settings.timezone or getattr(config, "timezone", "UTC") or "UTC")
+
+
+# -- worker ------------------------------------------------------------------------------------
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run one Faust worker until SIGTERM/SIGINT."""
+    import faust
+
+    from stream.processing.app import create_app
+    settings = Settings.from_env()
+    config = load_service_config(settings)
+    app = create_app(settings, thresholds_of(config))
+    app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
+    worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,
+                          override_logging=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+def build_api(settings: Settings) -> Any:
+    from stream.readers.api import ApiContext
+    from stream.readers.query import Query
+    from stream.readers.service import attach_extensions
+    from stream.store.redis_store import Store
+
+    config = load_service_config(settings)
+    tz = timezone_of(settings, config)
+    store = Store(settings.redis_url, settings.key_prefix)
+    ctx = ApiContext(store=store, query=Query(store, tz), tz=tz,
+                     call_expiry_ms=config.live.call_expiry_seconds * 1000,
+                     token=settings.api_token)
+    return attach_extensions(ctx, config)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from stream.readers.service import create_service_app
+    settings = Settings.from_env(http_port=args.port, http_host=args.host)
+    ctx = build_api(settings)
+    print(f"callkpi serve: http://{settings.http_host}:{settings.http_port}/ "
+          f"(API /api/v1, metrics /metrics)", flush=True)
+    web.run_app(create_service_app(ctx), host=settings.http_host, port=settings.http_port,
+                print=None, access_log=None)
+    return 0
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Publish a JSONL file as it is (a malformed line too: the worker rejects it)."""
+    from kafka import KafkaProducer
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    settings = Settings.from_env(bootstrap=args.bootstrap, input_topic=args.topic)
+    lines = [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks=1, linger_ms=20,
+                             batch_size=262144, max_request_size=1 << 20)
+    started = time.monotonic()
+    for i, line in enumerate(lines, 1):
+        producer.send(settings.input_topic, value=line, key=_key_of(line))
+        if args.rate:
+            delay = started + i / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if i % 1000 == 0 or i == len(lines):
+            _progress(i, len(lines), started)
+    producer.flush()
+    producer.close()
+    print(file=sys.stderr)
+    print(f"published {len(lines)} events to {settings.input_topic} at {settings.bootstrap}")
+    return 0
+
+
+def _key_of(line: bytes) -> bytes | None:
+    """The contract's message key (call_id or agent_id) when the line can be read."""
+    try:
+        obj = json.loads(line)
+        key = obj.get("call_id") or obj.get("agent_id")
+        return str(key).encode() if key else None
+    except (ValueError, AttributeError):
+        return None
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    rate = done / max(time.monotonic() - started, 1e-9)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                     f"{rate:,.0f} events/s")
+    sys.stderr.flush()
+
+
+# -- kpis --------------------------------------------------------------------------------------
+
+def run_kpis(args: argparse.Namespace) -> int:
+    from stream.kpi.scopes import ScopeError
+    from stream.kpi.windows import WindowError
+    from stream.readers.api import BadRequest, kpis_payload
+
+    if args.window and (args.from_ or args.to):
+        raise UsageError("give either --window or --from and --to")
+    params = {"scope": args.scope}
+    if args.window:
+        params["window"] = args.window
+    if args.from_ or args.to:
+        params["from"], params["to"] = args.from_ or "", args.to or ""
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await kpis_payload(ctx, params)
+        finally:
+            await ctx.store.close()
+    try:
+        data = asyncio.run(fetch())
+    except (BadRequest, ScopeError, WindowError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_table(data))
+    return 0
+
+
+def format_table(data: dict[str, Any]) -> str:
+    from stream.kpi.catalog import KPI_BY_NAME
+    lines = [f"{data['scope']}  {data['from']} → {data['to']}" +
+             (f"  ({data['window']})" if data.get("window") else "")]
+    width = max(len(k) for k in data["kpis"])
+    for name, value in data["kpis"].items():
+        kpi = KPI_BY_NAME.get(name)
+        if isinstance(value, dict):
+            text = ", ".join(f"{k} {v:,.0f}s" for k, v in value.items()) or "-"
+        elif value is None:
+            text = "-"
+        elif kpi is not None and kpi.unit == "ratio":
+            text = f"{value * 100:.1f} %"
+        elif isinstance(value, float):
+            text = f"{value:,.2f}"
+        else:
+            text = f"{value:,}"
+        lines.append(f"  {name:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run a stream worker (external Kafka and Redis from CALLKPI_*)")
+    p.set_defaults(run=run_worker)
+
+    p = sub.add_parser("serve", help="serve the HTTP API, /metrics and the wallboard")
+    p.add_argument("--host", default=None, help="listen address (CALLKPI_HTTP_HOST)")
+    p.add_argument("--port", type=int, default=None, help="listen port (CALLKPI_HTTP_PORT)")
+    p.set_defaults(run=run_serve)
+
+    p = sub.add_parser("replay", help="publish a JSONL file of events to the input topic")
+    p.add_argument("file")
+    p.add_argument("--rate", type=float, default=0, help="events per second (default: as fast as possible)")
+    p.add_argument("--bootstrap", default=None, help="broker (default CALLKPI_BOOTSTRAP or the stack's)")
+    p.add_argument("--topic", default=None, help="topic (default CALLKPI_INPUT_TOPIC or dialer.events)")
+    p.set_defaults(run=run_replay)
+
+    p = sub.add_parser("kpis", help="print the KPIs of a scope and window")
+    p.add_argument("--scope", default="center", help="center, campaign:<id>, team:<id>, agent:<id>, caller_id:<did>, list:<id>")
+    p.add_argument("--window", default=None, help="5m, 15m, 1h, 8h, 24h, 30d, today")
+    p.add_argument("--from", dest="from_", default=None, help="range start, RFC 3339")
+    p.add_argument("--to", default=None, help="range end, RFC 3339")
+    p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
+    p.set_defaults(run=run_kpis)

@@ -1,0 +1,1 @@
+"""readers layer (see docs/architecture.md)."""

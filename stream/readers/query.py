@@ -1,0 +1,109 @@
+"""Answering questions from the store: KPIs of a scope and window, and the live state.
+
+Shared by the HTTP API, the exporter, the wallboard and the CLI, so all of them report the same
+numbers from the same definitions (`stream.kpi.catalog`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stream.contract import format_ts
+from stream.kpi.catalog import PAUSED_REASON_PREFIX, compute_all
+from stream.kpi.scopes import Scope
+from stream.kpi.windows import Range, overlap_ms
+from stream.store.redis_store import Store
+
+STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
+                  "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
+
+
+def add_open_time(counters: dict[str, float], scope: Scope, r: Range, now_ms: int,
+                  live_agents: dict[str, dict[str, Any]]) -> None:
+    """Agent time accrues with no events arriving: count each open state up to `now`."""
+    for agent_id, live in live_agents.items():
+        if not scope.includes_live_agent(agent_id, live):
+            continue
+        ms = overlap_ms(live["since"], now_ms, r.start, r.end)
+        if ms <= 0:
+            continue
+        counters["staffed_ms"] = counters.get("staffed_ms", 0) + ms
+        name = STATE_COUNTERS.get(live["state"])
+        if name:
+            counters[name] = counters.get(name, 0) + ms
+        if live["state"] == "paused" and live.get("reason"):
+            key = PAUSED_REASON_PREFIX + live["reason"]
+            counters[key] = counters.get(key, 0) + ms
+
+
+class Query:
+    def __init__(self, store: Store, tz: ZoneInfo) -> None:
+        self.store = store
+        self.tz = tz
+
+    async def counters(self, scopes: list[Scope], r: Range, now_ms: int) -> dict[Scope, dict[str, float]]:
+        """Window sums per scope, open agent time included."""
+        sums = await self.store.window_counters([str(s) for s in scopes], r)
+        live_agents, _ = await self.store.live()
+        out = {}
+        for s in scopes:
+            c = dict(sums[str(s)])
+            add_open_time(c, s, r, now_ms, live_agents)
+            out[s] = c
+        return out
+
+    async def kpis(self, scopes: list[Scope], r: Range, now_ms: int) -> dict[Scope, dict[str, Any]]:
+        counters = await self.counters(scopes, r, now_ms)
+        return {s: compute_all(c) for s, c in counters.items()}
+
+    async def live(self, scope: Scope, now_ms: int, call_expiry_ms: int) -> dict[str, Any]:
+        agents, calls = await self.store.live()
+        listed = []
+        by_state: Counter[str] = Counter()
+        by_reason: Counter[str] = Counter()
+        for agent_id, a in sorted(agents.items()):
+            if not scope.includes_live_agent(agent_id, a):
+                continue
+            by_state[a["state"]] += 1
+            if a["state"] == "paused":
+                by_reason[a.get("reason") or "unspecified"] += 1
+            listed.append({
+                "agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
+                "state": a["state"], "reason": a.get("reason"), "since": format_ts(a["since"]),
+                "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000),
+            })
+        status: Counter[str] = Counter()
+        longest: float | None = None
+        for c in calls.values():
+            if now_ms - c["since"] > call_expiry_ms or not _call_in_scope(scope, c):
+                continue
+            status[c["status"]] += 1
+            if c["status"] == "waiting":
+                wait = max(0.0, (now_ms - c["since"]) / 1000)
+                longest = wait if longest is None else max(longest, wait)
+        return {
+            "scope": str(scope), "now": format_ts(now_ms),
+            "agents": {"by_state": dict(by_state), "paused_by_reason": dict(by_reason),
+                       "list": listed},
+            "calls": {"ringing": status["ringing"], "waiting": status["waiting"],
+                      "talking": status["talking"], "longest_wait_seconds": longest},
+        }
+
+
+def _call_in_scope(scope: Scope, call: dict[str, Any]) -> bool:
+    if scope.kind == "center":
+        return True
+    key = {"campaign": "campaign", "agent": "agent", "caller_id": "caller_id"}.get(scope.kind)
+    if key is None:
+        return scope.kind == "team" and call.get("team") == scope.ident
+    return call.get(key) == scope.ident
+
+
+def group_by_team(live_agents: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    teams: defaultdict[str, list[str]] = defaultdict(list)
+    for agent_id, a in live_agents.items():
+        if a.get("team"):
+            teams[a["team"]].append(agent_id)
+    return dict(teams)
