@@ -20,9 +20,13 @@ class UsageError(Exception):
 
 def load_service_config(settings: Settings) -> Any:
     """The business configuration (thresholds, targets, costs, compliance) from CALLKPI_CONFIG."""
+    from stream.kpi.catalog import KPI_BY_NAME
     from stream.kpi.config_file import ConfigError, load_config
+    from stream.readers.business import COST_KPIS
+    names = {*KPI_BY_NAME, *COST_KPIS}
+    cumulative = {k.name for k in KPI_BY_NAME.values() if not k.denominator}
     try:
-        return load_config(settings.config or None)
+        return load_config(settings.config or None, kpi_names=names, cumulative_kpis=cumulative)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
 

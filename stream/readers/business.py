@@ -1,0 +1,150 @@
+"""Targets, compliance and cost: the KPIs that need configuration, served from the same store.
+
+The arithmetic lives in `stream.kpi.{targets,compliance,cost}` (pure); this module only reads the
+window sums those functions need and shapes the answers for the API and the exporter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from stream.contract import format_ts
+from stream.kpi.catalog import compute_all
+from stream.kpi.compliance import compliance_report, day_fraction
+from stream.kpi.cost import center_cost, cost_kpis
+from stream.kpi.scopes import Scope, parse_scope
+from stream.kpi.targets import expand_scopes, window_range
+from stream.kpi.windows import Range, resolve_window
+
+COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
+STATUS_VALUE = {"ok": 0, "warn": 1, "critical": 2}
+
+
+class Business:
+    def __init__(self, ctx: Any, config: Any) -> None:
+        self.ctx = ctx
+        self.config = config
+
+    # -- cost ---------------------------------------------------------------------------------
+
+    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int) -> dict:
+        """Campaign rates for a campaign; for the center Σ campaigns at their rates plus the
+        rest at the default rates; any other scope at the default rates."""
+        costs = self.config.costs
+        if scope.kind == "campaign":
+            return cost_kpis(counters, costs.rates_for(scope.ident))
+        if scope.kind == "center":
+            ids = (await self.ctx.store.scopes())["campaign"]
+            per = await self.ctx.query.counters([Scope("campaign", c) for c in ids], r, now)
+            return center_cost(counters, {s.ident: c for s, c in per.items()}, costs)
+        return cost_kpis(counters, costs.default)
+
+    async def extra_kpis(self, scope: Scope, r: Range, now: int) -> dict[str, Any]:
+        counters = (await self.ctx.query.counters([scope], r, now))[scope]
+        return await self.cost(scope, counters, r, now)
+
+    async def kpi_values(self, scopes: list[Scope], r: Range, now: int) -> dict[Scope, dict]:
+        counters = await self.ctx.query.counters(scopes, r, now)
+        out = {}
+        for s, c in counters.items():
+            values = compute_all(c)
+            values.update(await self.cost(s, c, r, now))
+            out[s] = values
+        return out
+
+    # -- targets ------------------------------------------------------------------------------
+
+    async def targets(self, now: int) -> list[dict[str, Any]]:
+        from stream.kpi.targets import evaluate
+        known = await self.ctx.store.scopes()
+        live_agents, _ = await self.ctx.store.live()
+        team_of = {a: v["team"] for a, v in live_agents.items() if v.get("team")}
+        rows = []
+        for t in self.config.targets:
+            start, end = window_range(t.window, now, self.ctx.tz)
+            r = Range(start, end)
+            scopes = [parse_scope(s) for s in expand_scopes(t.scope, known, team_of)]
+            values = await self.kpi_values(scopes, r, now) if scopes else {}
+            for s in scopes:
+                value = values[s].get(t.kpi)
+                result = evaluate(t, value, now_ms=now, window_from_ms=start, window_to_ms=end)
+                rows.append({
+                    "name": t.name, "kpi": t.kpi, "scope": str(s), "window": t.window,
+                    "goal": t.goal, "direction": t.direction, "warn": t.warn,
+                    "critical": t.critical,
+                    "deadline": t.deadline.isoformat() if t.deadline else None,
+                    **result.as_dict(),
+                })
+        return rows
+
+    # -- compliance ---------------------------------------------------------------------------
+
+    async def compliance(self, now: int) -> list[dict[str, Any]]:
+        ids = (await self.ctx.store.scopes())["campaign"]
+        scopes = [Scope("campaign", c) for c in ids]
+        window = await self.ctx.query.counters(scopes, resolve_window("30d", now, self.ctx.tz), now)
+        today = await self.ctx.query.counters(scopes, resolve_window("today", now, self.ctx.tz), now)
+        return compliance_report({s.ident: c for s, c in window.items()},
+                                 {s.ident: c for s, c in today.items()}, self.config,
+                                 day_fraction=day_fraction(now, self.ctx.tz))
+
+    # -- HTTP and Prometheus ------------------------------------------------------------------
+
+    def routes(self) -> web.RouteTableDef:
+        r = web.RouteTableDef()
+
+        @r.get("/api/v1/targets")
+        async def targets(request: web.Request) -> web.Response:
+            now = self.ctx.now_ms()
+            return web.json_response({"now": format_ts(now), "targets": await self.targets(now)})
+
+        @r.get("/api/v1/compliance")
+        async def compliance(request: web.Request) -> web.Response:
+            now = self.ctx.now_ms()
+            return web.json_response({"now": format_ts(now),
+                                      "campaigns": await self.compliance(now)})
+
+        return r
+
+    async def metric_families(self, now: int) -> list[Metric]:
+        fams: dict[str, GaugeMetricFamily] = {
+            name: GaugeMetricFamily(f"callcenter_compliance_{name}", help_, labels=["campaign"])
+            for name, help_ in (
+                ("us_abandon_rate_30d_ratio",
+                 "compliance_abandons ÷ connected over the rolling 30 days (FCC/FTC)"),
+                ("uk_abandon_rate_today_ratio",
+                 "(abandoned − machine estimate) ÷ (agent_connected + abandoned), local day (Ofcom)"),
+                ("abandon_limit_ratio", "the configured abandon-rate limit"),
+                ("abandon_headroom", "compliance abandons the 30-day window can still take"),
+                ("abandon_rate_projected_ratio", "rate at the end of the window at today's pace"),
+            )}
+        keys = {"us_abandon_rate_30d_ratio": "us_abandon_rate_30d",
+                "uk_abandon_rate_today_ratio": "uk_abandon_rate_today",
+                "abandon_limit_ratio": "limit", "abandon_headroom": "abandon_headroom",
+                "abandon_rate_projected_ratio": "abandon_rate_projected"}
+        for entry in await self.compliance(now):
+            for fam_name, key in keys.items():
+                if entry.get(key) is not None:
+                    fams[fam_name].add_metric([entry["campaign_id"]], float(entry[key]))
+        status = GaugeMetricFamily("callcenter_target_status", "0 ok, 1 warn, 2 critical",
+                                   labels=["target", "kpi", "scope"])
+        attain = GaugeMetricFamily("callcenter_target_attainment_ratio",
+                                   "value ÷ goal (higher is better) or goal ÷ value (lower)",
+                                   labels=["target", "kpi", "scope"])
+        for row in await self.targets(now):
+            labels = [row["name"], row["kpi"], row["scope"]]
+            if row["status"] in STATUS_VALUE:
+                status.add_metric(labels, STATUS_VALUE[row["status"]])
+            if row["attainment"] is not None:
+                attain.add_metric(labels, row["attainment"])
+        cpl = GaugeMetricFamily("callcenter_window_cost_per_lead", "cost ÷ qualified_leads",
+                                labels=["window", "scope_kind", "scope_id"])
+        center = Scope("center")
+        today = resolve_window("today", now, self.ctx.tz)
+        value = (await self.kpi_values([center], today, now))[center].get("cost_per_lead")
+        if value is not None:
+            cpl.add_metric(["today", "center", ""], value)
+        return [*fams.values(), status, attain, cpl]
