@@ -34,6 +34,7 @@ class Settings:
     batch_max: int = 2000
     batch_within_s: float = 0.1
     session_timeout_s: float = 10.0
+    commit_interval_s: float = 1.0
     worker_id: str = ""
     data_dir: str = ""
 

@@ -37,8 +37,8 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
-        broker_commit_every=settings.batch_max,
-        broker_commit_interval=1.0,
+        broker_commit_every=100_000,  # commits are driven by the interval
+        broker_commit_interval=settings.commit_interval_s,
         stream_buffer_maxsize=max(4096, settings.batch_max * 2),
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,

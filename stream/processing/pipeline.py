@@ -89,6 +89,9 @@ class Pipeline:
         call_keys = {cid: self.store.layout.call_key(cid) for cid in call_ids(events)}
         offsets, raw_calls = await self.store.load(tps, call_keys.values())
         pending = [(m, r) for m, r in checked if m.offset > offsets[m.tp]]
+        if len(pending) < len(checked):
+            log.info("skipped %d redelivered messages already applied (offsets %s)",
+                     len(checked) - len(pending), offsets)
         versions = {key: v for key, (v, _) in raw_calls.items()}
         loaded = Loaded(calls={cid: CallState.from_json(raw_calls[k][1]) if raw_calls[k][1] else None
                                for cid, k in call_keys.items()})
@@ -126,6 +129,7 @@ class Pipeline:
             last[m.tp] = max(last.get(m.tp, -1), m.offset)
         pipeline: Counter[str] = Counter()
         pipeline["consumed"] = len(pending)
+        pipeline["replayed"] = len(checked) - len(pending)
         for key in ("accepted", "duplicates", "late", "beyond_horizon"):
             pipeline[key] = outcome.stats[key]
         for reason, n in rejected.items():

@@ -142,6 +142,7 @@ def _pipeline_families(p: dict[str, float], g: dict[str, float], workers: dict[s
     for key, name, help_ in (
         ("consumed", "events_consumed", "messages read from the input topic (replays excluded)"),
         ("accepted", "events_accepted", "valid events (duplicates included)"),
+        ("replayed", "events_replayed", "redelivered messages skipped: already applied (offset guard)"),
         ("duplicates", "events_duplicate", "valid events whose event_id was already counted"),
         ("late", "events_late", "events processed more than 5 minutes after their ts"),
         ("beyond_horizon", "events_beyond_horizon", "agent.state events older than the state horizon"),

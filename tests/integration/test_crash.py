@@ -1,0 +1,110 @@
+"""SIGKILL the worker mid-stream, restart it: every total is still exact (no loss, no double count).
+
+The oracle is the pure processing layer run once over the whole stream (its order- and
+batch-independence is proven in tests/unit/test_processing.py); the end-to-end equivalence test
+against the independent reference calculator lives in test_equivalence.py.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import defaultdict
+
+import pytest
+import redis
+
+from stream.contract import Event
+from stream.kpi.contributions import Thresholds
+from stream.processing.batch import Loaded, process
+from tests.harness import jsonl, make_service, wait_until
+
+pytestmark = pytest.mark.integration
+NOW = int(time.time() * 1000)
+
+
+def stream(calls: int, seed: int = 7) -> list[dict]:
+    """A compact synthetic stream: full call lifecycles and agent states, shuffled, with dupes."""
+    rng = random.Random(seed)
+    out: list[dict] = []
+    start = NOW - 50 * 60_000
+    for i in range(calls):
+        t = start + rng.randint(0, 45 * 60_000)
+        cid, agent, camp = f"k{i}", f"a{rng.randint(1, 40)}", f"c{rng.randint(1, 3)}"
+        base = {"call_id": cid, "campaign_id": camp}
+        out.append({"event_id": f"{cid}-d", "type": "call.dialed", "ts": t, "caller_id": f"D{i % 5}", **base})
+        if rng.random() < 0.6:
+            out.append({"event_id": f"{cid}-u", "type": "call.unanswered", "ts": t + 9000, "reason": "busy", **base})
+            continue
+        out.append({"event_id": f"{cid}-a", "type": "call.answered", "ts": t + 8000, "answered_by": "human", **base})
+        out.append({"event_id": f"{cid}-c", "type": "call.connected", "ts": t + 9000, "agent_id": agent,
+                    "team_id": f"t{int(agent[1:]) % 4}", "wait_ms": rng.randint(0, 4000), **base})
+        talk = rng.randint(5000, 300000)
+        out.append({"event_id": f"{cid}-e", "type": "call.ended", "ts": t + 9000 + talk, "agent_id": agent,
+                    "talk_ms": talk, "hold_ms": 0, **base})
+        out.append({"event_id": f"{cid}-w", "type": "call.wrapup", "ts": t + 20000 + talk, "agent_id": agent,
+                    "wrapup_ms": 11000, "disposition": rng.choice(["sale", "refused", "other"]),
+                    "order_value": 10.0, **base})
+    for a in range(1, 41):
+        out.append({"event_id": f"s{a}", "type": "agent.state", "ts": start - 60_000, "agent_id": f"a{a}",
+                    "state": "available", "team_id": f"t{a % 4}", "campaign_id": "c1"})
+        out.append({"event_id": f"p{a}", "type": "agent.state", "ts": start + a * 30_000, "agent_id": f"a{a}",
+                    "state": "paused", "reason": "break"})
+    out += rng.sample(out, len(out) // 20)  # duplicates
+    rng.shuffle(out)
+    return out
+
+
+def oracle(events: list[dict]) -> dict[tuple[str, str], float]:
+    evs = [Event.from_dict(e) for e in events]
+    calls = {e.call_id: None for e in evs if e.call_id}
+    agents = {e.agent_id: None for e in evs if e.agent_id}
+    out = process(evs, Loaded(calls, agents), Thresholds(), now_ms=NOW, horizon_ms=0)
+    totals: defaultdict[tuple[str, str], float] = defaultdict(float)
+    for (scope, _, name), v in out.deltas.items():
+        totals[(scope, name)] += v
+    return {k: round(v, 6) for k, v in totals.items() if round(v, 6)}
+
+
+def store_totals(url: str) -> dict[tuple[str, str], float]:
+    r = redis.Redis.from_url(url, decode_responses=True)
+    out = {}
+    for key in r.scan_iter("ck:t:*"):
+        scope = key[len("ck:t:"):]
+        for name, v in r.hgetall(key).items():
+            if round(float(v), 6):
+                out[(scope, name)] = round(float(v), 6)
+    r.close()
+    return out
+
+
+def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path) -> None:
+    events = stream(6000)
+    # Commit to Kafka rarely, so the restarted worker is redelivered much that Redis already has.
+    svc = make_service(tmp_path, {"CALLKPI_COMMIT_INTERVAL_S": "60", "CALLKPI_BATCH_MAX": "500"})
+    try:
+        svc.publish(jsonl(events))
+        worker = svc.start_worker()
+        wait_until(lambda: svc.pipeline_counter("consumed") >= len(events) * 0.25, 120,
+                   lambda: svc.logs())
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait(10)
+        killed_at = svc.pipeline_counter("consumed")
+        assert killed_at < len(events), "the worker finished before it was killed"
+        svc.start_worker()
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert svc.pipeline_counter("replayed") > 0, f"no redelivery to test (killed at {killed_at})"
+        expected = oracle(events)
+        actual = store_totals(svc.infra.redis_url)
+        diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
+        extra = {k: v for k, v in actual.items() if k not in expected and not k[1].startswith("paused")}
+        assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
+        assert not extra, list(extra.items())[:10]
+        assert svc.pipeline_counter("duplicates") == len(events) - len({e["event_id"] for e in events})
+    finally:
+        svc.stop()
+
+
