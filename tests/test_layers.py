@@ -1,0 +1,63 @@
+"""The package's layers depend in one direction only (docs/architecture.md): nothing imports
+from a layer above it, and the pure KPI layer does no I/O."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "stream"
+LAYER = {"settings": 0, "contract": 1, "kpi": 2, "sim": 2, "store": 3, "processing": 4,
+         "readers": 5, "cli": 6}
+IO_MODULES = {"redis", "faust", "aiokafka", "kafka", "aiohttp", "socket", "subprocess",
+              "prometheus_client", "httpx", "requests", "urllib"}
+
+
+def imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+    return out
+
+
+def layer_of(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0].removesuffix(".py") if rel.parts else ""
+
+
+def test_no_import_from_a_higher_layer() -> None:
+    problems = []
+    for path in ROOT.rglob("*.py"):
+        own = layer_of(path)
+        if own not in LAYER:
+            continue
+        for mod in imports(path):
+            parts = mod.split(".")
+            if parts[0] != "stream" or len(parts) < 2:
+                continue
+            other = parts[1]
+            if other in LAYER and LAYER[other] > LAYER[own]:
+                problems.append(f"{path.relative_to(ROOT.parent)} imports {mod}")
+            if own == "sim" and other not in ("sim", "contract", "settings"):
+                problems.append(f"{path.relative_to(ROOT.parent)} (simulator) imports {mod}")
+    assert not problems, "\n".join(problems)
+
+
+def test_contract_and_kpi_are_pure() -> None:
+    problems = []
+    for layer in ("contract", "kpi"):
+        for path in (ROOT / layer).rglob("*.py"):
+            for mod in imports(path):
+                if mod.split(".")[0] in IO_MODULES:
+                    problems.append(f"{path.relative_to(ROOT.parent)} imports {mod}")
+    assert not problems, "\n".join(problems)
+
+
+def test_contract_is_stdlib_only() -> None:
+    for path in (ROOT / "contract").rglob("*.py"):
+        for mod in imports(path):
+            assert mod.split(".")[0] not in ("stream",) or mod.startswith("stream.contract"), (path, mod)
