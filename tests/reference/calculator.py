@@ -1,0 +1,509 @@
+"""Reference KPI calculator: the test oracle.
+
+A deliberately simple BATCH implementation of shared/kpi-catalog.md over a list of raw Kafka
+message values (bytes, in arrival order). It shares no code with `stream` (it re-implements the
+little validation it needs from shared/event-contract.md), so an end-to-end test can compare the
+streaming pipeline against it.
+
+Readability over speed: every valid event is validated and deduplicated once, then turned into one
+*record* (its ts, the scopes it counts in, and its counter contributions); `kpis()` filters and
+sums records. Agent time is kept as intervals and clipped at query time.
+
+Decisions where the catalog is silent (the pipeline implements the same):
+
+- Validation order: oversize, malformed_json, not_an_object, unsupported_version, then fields
+  (missing_field / invalid_field / unknown_type / unknown_disposition / out_of_range), then time
+  (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). A JSON `null` counts as an
+  absent field. An optional string that is empty after trimming counts as absent. Enum values other
+  than `type` and `disposition` that are not in the contract's list are `invalid_field`. Numbers
+  must not be booleans; `*_ms` durations (and `csat`, `v`, an integer `ts`) must be integral
+  (1500.0 is fine).
+- Dedupe: the first valid arrival of an `event_id` wins, later ones are ignored entirely.
+- The call's agent is the `agent_id` of its earliest `call.connected` (by ts, then event_id), else
+  of its earliest `call.dialed`; `caller_id` and `list_id` come from that earliest `call.dialed`.
+- An agent's team is the `team_id` of its latest (ts, event_id) `agent.state` / `call.connected`
+  carrying one; all of the agent's contributions count for that single team.
+- A `paused` interval without a `reason` is reported under the reason "unspecified".
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+MAX_BYTES = 65536
+FUTURE_MS = 10 * 60 * 1000
+TOO_OLD_MS = 35 * 86400 * 1000
+
+DISPOSITIONS = {
+    "sale", "appointment", "qualified_lead", "callback_requested", "not_interested", "refused",
+    "dnc", "wrong_party", "answering_machine", "no_decision", "other",
+}
+ANSWERED_BY = {"human", "machine", "fax", "unknown"}
+UNANSWERED_REASONS = {"no_answer", "busy", "invalid_number", "rejected", "congestion", "canceled", "error"}
+MODES = {"predictive", "progressive", "preview", "manual"}
+ABANDON_REASONS = {"no_agent", "customer_hangup"}
+HANGUP_BY = {"customer", "agent", "system"}
+INTENTS = {"high", "medium", "low", "none"}
+AGENT_STATES = {"logged_out", "available", "on_call", "wrap_up", "paused"}
+QUALIFIED_DISPOSITIONS = {"qualified_lead", "sale", "appointment"}
+
+# Per type: field -> (kind, required, extra). kinds: str, enum, ms (int >= 0), num (range), int
+# (range), bool. Every call.* type also requires call_id and campaign_id.
+_CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
+    "call.dialed": {"list_id": ("str", False, None), "lead_id": ("str", False, None),
+                    "caller_id": ("str", False, None), "dest_region": ("str", False, None),
+                    "mode": ("enum", False, MODES), "agent_id": ("str", False, None)},
+    "call.answered": {"answered_by": ("enum", True, ANSWERED_BY), "ring_ms": ("ms", False, None)},
+    "call.unanswered": {"reason": ("enum", True, UNANSWERED_REASONS), "ring_ms": ("ms", False, None)},
+    "call.connected": {"agent_id": ("str", True, None), "team_id": ("str", False, None),
+                       "wait_ms": ("ms", True, None)},
+    "call.abandoned": {"wait_ms": ("ms", True, None), "reason": ("enum", True, ABANDON_REASONS)},
+    "call.ended": {"agent_id": ("str", False, None), "talk_ms": ("ms", True, None),
+                   "hold_ms": ("ms", False, None), "hangup_by": ("enum", False, HANGUP_BY)},
+    "call.wrapup": {"agent_id": ("str", True, None), "wrapup_ms": ("ms", True, None),
+                    "disposition": ("disposition", True, None),
+                    "order_value": ("num", False, (0, math.inf)),
+                    "lead_score": ("num", False, (0, 100)), "intent": ("enum", False, INTENTS),
+                    "resolved": ("bool", False, None)},
+    "call.survey": {"agent_id": ("str", False, None), "csat": ("int", True, (1, 5))},
+    "call.complaint": {"agent_id": ("str", False, None), "category": ("str", False, None)},
+    "call.qa": {"agent_id": ("str", True, None), "score": ("num", True, (0, 100)),
+                "compliant": ("bool", True, None)},
+    "call.quality": {"mos": ("num", False, (1.0, 5.0)), "dropped": ("bool", True, None)},
+    "call.callback": {"lead_id": ("str", False, None)},
+}
+_AGENT_FIELDS = {
+    "agent.state": {"agent_id": ("str", True, None), "state": ("enum", True, AGENT_STATES),
+                    "reason": ("str", False, None), "team_id": ("str", False, None),
+                    "campaign_id": ("str", False, None)},
+}
+TYPES = {**_CALL_FIELDS, **_AGENT_FIELDS}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+COUNT_KEYS = [
+    "dialed", "attempts_completed", "answered", "connected", "machine_answered", "agent_connected",
+    "abandoned", "handled", "conversations", "conversions", "goals_completed", "qualified_leads",
+    "intent_high", "intent_medium", "intent_low", "refusals", "dnc_requests", "callbacks", "orders",
+    "revenue", "surveys", "csat_sum", "csat_satisfied", "complaints", "qa_reviews", "qa_compliant",
+    "qa_score_sum", "quality_reports", "mos_sum", "network_drops", "resolved",
+    "wrapups", "compliance_abandons",
+]
+# Internal sums behind the duration averages (not reported).
+_SUM_KEYS = ["talk_ms", "hold_ms", "wrapup_ms", "gap_ms", "gaps", "wait_ms", "ring_ms", "rings",
+             "lead_score_sum", "lead_scores"]
+AGENT_TIME_STATES = ["available", "on_call", "wrap_up", "paused"]
+
+
+class Invalid(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class RefConfig:
+    conversation_threshold_ms: int = 30000
+    success_dispositions: tuple[str, ...] = ("sale", "appointment")
+    goal_dispositions: tuple[str, ...] = ("sale", "appointment", "qualified_lead")
+    qualification_score: float = 70
+    connect_threshold_ms: int = 2000
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _integral(x: Any) -> int:
+    if not _is_number(x) or x != int(x):
+        raise Invalid("invalid_field")
+    return int(x)
+
+
+def _parse_ts(x: Any) -> int:
+    if isinstance(x, str):
+        try:
+            dt = datetime.fromisoformat(x.strip().replace("z", "Z"))
+        except ValueError:
+            raise Invalid("invalid_field")
+        if dt.tzinfo is None:
+            raise Invalid("invalid_field")
+        return (dt - _EPOCH) // _MS
+    return _integral(x)
+
+
+def _check_str(x: Any, required: bool) -> str | None:
+    if not isinstance(x, str):
+        raise Invalid("invalid_field")
+    s = x.strip()
+    if not s:
+        if required:
+            raise Invalid("invalid_field")
+        return None
+    if len(s) > 128:
+        raise Invalid("invalid_field")
+    return s
+
+
+def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
+    """Return the normalized event (ts as epoch ms, strings trimmed) or raise Invalid(reason)."""
+    if len(raw) > MAX_BYTES:
+        raise Invalid("oversize")
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Invalid("malformed_json")
+    if not isinstance(obj, dict):
+        raise Invalid("not_an_object")
+    obj = {k: v for k, v in obj.items() if v is not None}
+    if "v" in obj and _integral(obj["v"]) != 1:
+        raise Invalid("unsupported_version")
+    for name in ("event_id", "type", "ts"):
+        if name not in obj:
+            raise Invalid("missing_field")
+    ev: dict[str, Any] = {"event_id": _check_str(obj["event_id"], True)}
+    if not isinstance(obj["type"], str):
+        raise Invalid("invalid_field")
+    typ = obj["type"].strip()
+    if typ not in TYPES:
+        raise Invalid("unknown_type")
+    ev["type"] = typ
+    ev["ts"] = _parse_ts(obj["ts"])
+    spec = dict(TYPES[typ])
+    if typ.startswith("call."):
+        spec = {"call_id": ("str", True, None), "campaign_id": ("str", True, None), **spec}
+    for name, (kind, required, extra) in spec.items():
+        if name not in obj:
+            if required:
+                raise Invalid("missing_field")
+            continue
+        x = obj[name]
+        if kind == "str":
+            value = _check_str(x, required)
+            if value is None:
+                continue
+        elif kind == "enum":
+            if not isinstance(x, str) or x.strip() not in extra:
+                raise Invalid("invalid_field")
+            value = x.strip()
+        elif kind == "disposition":
+            if not isinstance(x, str):
+                raise Invalid("invalid_field")
+            if x.strip() not in DISPOSITIONS:
+                raise Invalid("unknown_disposition")
+            value = x.strip()
+        elif kind == "ms":
+            value = _integral(x)
+            if value < 0:
+                raise Invalid("out_of_range")
+        elif kind in ("num", "int"):
+            value = _integral(x) if kind == "int" else x
+            if not _is_number(value):
+                raise Invalid("invalid_field")
+            if not extra[0] <= value <= extra[1]:
+                raise Invalid("out_of_range")
+        elif kind == "bool":
+            if not isinstance(x, bool):
+                raise Invalid("invalid_field")
+            value = x
+        else:  # pragma: no cover
+            raise AssertionError(kind)
+        ev[name] = value
+    if ev["ts"] > now_ms + FUTURE_MS:
+        raise Invalid("future_timestamp")
+    if ev["ts"] < now_ms - TOO_OLD_MS:
+        raise Invalid("too_old")
+    return ev
+
+
+# ----------------------------------------------------------------------------- records
+
+@dataclass
+class _Record:
+    ts: int
+    scopes: list[str]
+    values: dict[str, float]
+
+
+@dataclass
+class _Interval:
+    start: int
+    end: int | None  # None: open, runs to the query's now
+    state: str
+    reason: str | None
+    scopes: list[str] = field(default_factory=list)
+
+
+def _first(events: list[dict]) -> dict | None:
+    return min(events, key=lambda e: (e["ts"], e["event_id"])) if events else None
+
+
+class Reference:
+    def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig = RefConfig()):
+        self.config = config
+        self.rejected: Counter[str] = Counter()
+        self.duplicates = 0
+        events: list[dict] = []
+        seen: set[str] = set()
+        for raw in raw_messages:
+            try:
+                ev = validate(raw, now_ms)
+            except Invalid as exc:
+                self.rejected[exc.reason] += 1
+                continue
+            if ev["event_id"] in seen:
+                self.duplicates += 1
+                continue
+            seen.add(ev["event_id"])
+            events.append(ev)
+        self.accepted = len(events)
+
+        # Per call: its events; per agent: state points and team evidence.
+        calls: dict[str, list[dict]] = defaultdict(list)
+        agent_points: dict[str, list[dict]] = defaultdict(list)
+        team_evidence: dict[str, list[dict]] = defaultdict(list)
+        for ev in events:
+            if ev["type"].startswith("call."):
+                calls[ev["call_id"]].append(ev)
+            else:
+                agent_points[ev["agent_id"]].append(ev)
+            if ev["type"] in ("agent.state", "call.connected") and "team_id" in ev:
+                team_evidence[ev["agent_id"]].append(ev)
+        self.team_of: dict[str, str] = {
+            a: max(evs, key=lambda e: (e["ts"], e["event_id"]))["team_id"]
+            for a, evs in team_evidence.items()
+        }
+
+        # Attribute every call event: (event, agent, caller_id, list_id).
+        attributed: list[tuple[dict, str | None, str | None, str | None]] = []
+        for call_events in calls.values():
+            dialed = _first([e for e in call_events if e["type"] == "call.dialed"])
+            connected = _first([e for e in call_events if e["type"] == "call.connected"])
+            call_agent = connected["agent_id"] if connected else (dialed or {}).get("agent_id")
+            caller_id = (dialed or {}).get("caller_id")
+            list_id = (dialed or {}).get("list_id")
+            for ev in call_events:
+                attributed.append((ev, ev.get("agent_id", call_agent), caller_id, list_id))
+
+        # Call gaps: per agent, the ends of its calls.
+        ends: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for ev, agent, _, _ in attributed:
+            if ev["type"] == "call.ended" and agent is not None:
+                ends[agent].append((ev["ts"], ev["call_id"]))
+        for agent_ends in ends.values():
+            agent_ends.sort()
+
+        self.records: list[_Record] = []
+        for ev, agent, caller_id, list_id in attributed:
+            scopes = ["center", f"campaign:{ev['campaign_id']}"]
+            if agent is not None:
+                scopes.append(f"agent:{agent}")
+                if agent in self.team_of:
+                    scopes.append(f"team:{self.team_of[agent]}")
+            if caller_id is not None:
+                scopes.append(f"caller_id:{caller_id}")
+            if list_id is not None:
+                scopes.append(f"list:{list_id}")
+            values = self._contributions(ev)
+            if ev["type"] == "call.connected":
+                gap = self._gap(ends.get(ev["agent_id"], []), ev["ts"], ev["call_id"])
+                if gap is not None:
+                    values["gap_ms"] = gap
+                    values["gaps"] = 1
+            self.records.append(_Record(ev["ts"], scopes, values))
+
+        # Agent time intervals.
+        self.intervals: list[_Interval] = []
+        for agent, points in agent_points.items():
+            points.sort(key=lambda e: (e["ts"], e["event_id"]))
+            for i, p in enumerate(points):
+                end = points[i + 1]["ts"] if i + 1 < len(points) else None
+                scopes = ["center", f"agent:{agent}"]
+                if agent in self.team_of:
+                    scopes.append(f"team:{self.team_of[agent]}")
+                if "campaign_id" in p:
+                    scopes.append(f"campaign:{p['campaign_id']}")
+                reason = p.get("reason", "unspecified") if p["state"] == "paused" else None
+                self.intervals.append(_Interval(p["ts"], end, p["state"], reason, scopes))
+
+        self._by_scope: dict[str, list[_Record]] = defaultdict(list)
+        for rec in self.records:
+            for s in rec.scopes:
+                self._by_scope[s].append(rec)
+        self._intervals_by_scope: dict[str, list[_Interval]] = defaultdict(list)
+        for iv in self.intervals:
+            for s in iv.scopes:
+                self._intervals_by_scope[s].append(iv)
+
+    @staticmethod
+    def _gap(agent_ends: list[tuple[int, str]], t: int, call_id: str) -> int | None:
+        i = bisect.bisect_right(agent_ends, (t, "\U0010ffff")) - 1
+        while i >= 0:
+            end_ts, end_call = agent_ends[i]
+            if end_call != call_id:
+                return t - end_ts
+            i -= 1
+        return None
+
+    def _contributions(self, ev: dict) -> dict[str, float]:
+        cfg = self.config
+        t = ev["type"]
+        v: dict[str, float] = {}
+        if t == "call.dialed":
+            v["dialed"] = 1
+        elif t in ("call.answered", "call.unanswered"):
+            v["attempts_completed"] = 1
+            if "ring_ms" in ev:
+                v["ring_ms"] = ev["ring_ms"]
+                v["rings"] = 1
+            if t == "call.answered":
+                v["answered"] = 1
+                if ev["answered_by"] == "human":
+                    v["connected"] = 1
+                if ev["answered_by"] in ("machine", "fax"):
+                    v["machine_answered"] = 1
+        elif t == "call.connected":
+            v["agent_connected"] = 1
+            v["wait_ms"] = ev["wait_ms"]
+            if ev["wait_ms"] > cfg.connect_threshold_ms:
+                v["compliance_abandons"] = 1
+        elif t == "call.abandoned":
+            v["abandoned"] = 1
+            v["compliance_abandons"] = 1
+        elif t == "call.ended":
+            if "agent_id" in ev:
+                v["handled"] = 1
+                v["talk_ms"] = ev["talk_ms"]
+                v["hold_ms"] = ev.get("hold_ms", 0)
+                if ev["talk_ms"] >= cfg.conversation_threshold_ms:
+                    v["conversations"] = 1
+        elif t == "call.wrapup":
+            d = ev["disposition"]
+            v["wrapups"] = 1
+            v["wrapup_ms"] = ev["wrapup_ms"]
+            if d in cfg.success_dispositions:
+                v["conversions"] = 1
+            if d in cfg.goal_dispositions:
+                v["goals_completed"] = 1
+            if d in QUALIFIED_DISPOSITIONS or ev.get("lead_score", -1) >= cfg.qualification_score:
+                v["qualified_leads"] = 1
+            if ev.get("intent") in ("high", "medium", "low"):
+                v[f"intent_{ev['intent']}"] = 1
+            if d in ("refused", "dnc"):
+                v["refusals"] = 1
+            if d == "dnc":
+                v["dnc_requests"] = 1
+            if d == "callback_requested":
+                v["callbacks"] = 1
+            if d == "sale":
+                v["orders"] = 1
+                v["revenue"] = float(ev.get("order_value", 0))
+            if "lead_score" in ev:
+                v["lead_score_sum"] = ev["lead_score"]
+                v["lead_scores"] = 1
+            if ev.get("resolved") is True:
+                v["resolved"] = 1
+        elif t == "call.survey":
+            v["surveys"] = 1
+            v["csat_sum"] = ev["csat"]
+            if ev["csat"] >= 4:
+                v["csat_satisfied"] = 1
+        elif t == "call.complaint":
+            v["complaints"] = 1
+        elif t == "call.qa":
+            v["qa_reviews"] = 1
+            v["qa_score_sum"] = ev["score"]
+            if ev["compliant"]:
+                v["qa_compliant"] = 1
+        elif t == "call.quality":
+            v["quality_reports"] = 1
+            if "mos" in ev:
+                v["mos_sum"] = ev["mos"]
+            if ev["dropped"]:
+                v["network_drops"] = 1
+        elif t == "call.callback":
+            v["callbacks"] = 1
+        return v
+
+    # ------------------------------------------------------------------------- queries
+
+    def scopes(self) -> list[str]:
+        return sorted(set(self._by_scope) | set(self._intervals_by_scope))
+
+    def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+        c: dict[str, float] = defaultdict(int)
+        for rec in self._by_scope.get(scope, []):
+            if from_ms <= rec.ts < to_ms:
+                for k, x in rec.values.items():
+                    c[k] += x
+
+        seconds: dict[str, float] = defaultdict(float)
+        paused_by_reason: dict[str, float] = defaultdict(float)
+        hi = min(to_ms, now_ms)
+        for iv in self._intervals_by_scope.get(scope, []):
+            end = now_ms if iv.end is None else iv.end
+            overlap = min(end, hi) - max(iv.start, from_ms)
+            if overlap <= 0:
+                continue
+            seconds[iv.state] += overlap / 1000
+            if iv.state == "paused":
+                paused_by_reason[iv.reason] += overlap / 1000
+
+        out: dict[str, Any] = {}
+        for k in COUNT_KEYS:
+            out[k] = c[k]
+        out["revenue"] = float(c["revenue"])
+        out["mos_sum"] = float(c["mos_sum"])
+        out["qa_score_sum"] = float(c["qa_score_sum"])
+
+        def div(a: float, b: float) -> float | None:
+            return None if b == 0 else a / b
+
+        handled = c["handled"]
+        out["avg_talk_seconds"] = div(c["talk_ms"] / 1000, handled)
+        out["aht_seconds"] = div((c["talk_ms"] + c["hold_ms"] + c["wrapup_ms"]) / 1000, handled)
+        out["avg_wrapup_seconds"] = div(c["wrapup_ms"] / 1000, c["wrapups"])
+        out["avg_call_gap_seconds"] = div(c["gap_ms"] / 1000, c["gaps"])
+        out["avg_answer_to_agent_seconds"] = div(c["wait_ms"] / 1000, c["agent_connected"])
+        out["avg_ring_seconds"] = div(c["ring_ms"] / 1000, c["rings"])
+
+        for st in AGENT_TIME_STATES:
+            out[f"{st}_seconds"] = seconds[st]
+        out["paused_seconds_by_reason"] = dict(paused_by_reason)
+        out["staffed_seconds"] = sum(seconds[st] for st in AGENT_TIME_STATES)
+        productive = seconds["available"] + seconds["on_call"] + seconds["wrap_up"]
+        out["productive_seconds"] = productive
+        out["occupancy"] = div(seconds["on_call"] + seconds["wrap_up"], productive)
+        out["calls_per_agent_hour"] = div(handled, out["staffed_seconds"] / 3600)
+        out["calls_per_productive_hour"] = div(handled, productive / 3600)
+
+        connected = c["connected"]
+        out["connect_rate"] = div(connected, c["attempts_completed"])
+        out["answer_rate"] = div(c["answered"], c["attempts_completed"])
+        out["machine_rate"] = div(c["machine_answered"], c["answered"])
+        out["abandon_rate"] = div(c["abandoned"], connected)
+        out["conversation_rate"] = div(c["conversations"], connected)
+        out["conversion_rate"] = div(c["conversions"], connected)
+        out["completion_rate"] = div(c["goals_completed"], c["dialed"])
+        out["lead_rate"] = div(c["qualified_leads"], connected)
+        out["sales_conversion_rate"] = div(c["orders"], c["qualified_leads"])
+        out["refusal_rate"] = div(c["refusals"], connected)
+        out["callback_rate"] = div(c["callbacks"], connected)
+        out["complaint_rate"] = div(c["complaints"], connected)
+        out["csat_avg"] = div(c["csat_sum"], c["surveys"])
+        out["csat_satisfied_rate"] = div(c["csat_satisfied"], c["surveys"])
+        out["resolution_rate"] = div(c["resolved"], c["wrapups"])
+        out["qa_compliance_rate"] = div(c["qa_compliant"], c["qa_reviews"])
+        out["avg_mos"] = div(c["mos_sum"], c["quality_reports"])
+        out["network_drop_rate"] = div(c["network_drops"], c["quality_reports"])
+        out["avg_order_value"] = div(c["revenue"], c["orders"])
+        out["avg_lead_score"] = div(c["lead_score_sum"], c["lead_scores"])
+        return out
