@@ -1,0 +1,238 @@
+"""End-to-end benchmark of one worker process, broker to Redis, on the embedded broker.
+
+    python bench/run.py throughput   # (a) events/s with every KPI on vs a bare Faust agent
+    python bench/run.py latency      # (b) p50/p99 publish → visible in the API at 2,000 events/s
+    python bench/run.py day          # (c) worker RSS after a simulated day of 5,000 agents,
+                                     #     plus the /metrics scrape time and series count
+Prints the figures and writes them to bench/results.json (BENCHMARKS.md explains them).
+Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stream.cli.embedded import create_topics, free_port, start_infra, wait_for_port  # noqa: E402
+from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.json"
+TOPIC = "dialer.events"
+
+
+def produce(bootstrap: str, values: list[tuple[bytes | None, bytes]]) -> None:
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
+                      max_request_size=1 << 20)
+    for key, value in values:
+        p.send(TOPIC, key=key, value=value)
+    p.flush()
+    p.close()
+
+
+def sim_events(agents: int, hours: float, seed: int = 11) -> list[tuple[bytes | None, bytes]]:
+    now = int(time.time() * 1000)
+    cfg = SimConfig(seed=seed, agents=agents, hours=hours, start_ms=now - int(hours * 3_600_000),
+                    faults=FaultConfig())
+    return [(d.key, d.value) for d in generate(cfg)]
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, env={**os.environ, **env}, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def worker_env(infra) -> dict[str, str]:
+    return {"CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_REDIS_URL": infra.redis_url,
+            "CALLKPI_SESSION_TIMEOUT_S": "6"}
+
+
+def consumed(r: redis.Redis) -> int:
+    return int(float(r.hget("ck:pipeline", "consumed") or 0))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tuple[float, subprocess.Popen]:
+    """Start one worker; seconds from its first commit to `n` consumed messages."""
+    r = redis.Redis.from_url(infra.redis_url)
+    proc = spawn([sys.executable, "-m", "stream.cli.main", "worker"], worker_env(infra),
+                 workdir / "worker.log")
+    deadline = time.monotonic() + timeout
+    while consumed(r) == 0:
+        time.sleep(0.01)
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"worker made no progress; see {workdir / 'worker.log'}")
+    first = time.monotonic()
+    while consumed(r) < n:
+        time.sleep(0.05)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"worker consumed {consumed(r)} of {n}")
+    return time.monotonic() - first, proc
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
+    infra = start_infra(workdir=workdir)
+    try:
+        create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
+        events = sim_events(args.agents, args.hours)
+        produce(infra.bootstrap, events)
+        n = len(events)
+        out = workdir / "bare.txt"
+        bare = spawn([sys.executable, str(ROOT / "bench" / "bare_faust.py"), infra.bootstrap, TOPIC,
+                      str(n), str(out)], {}, workdir / "bare.log")
+        bare.wait(1800)
+        bare_s = float(out.read_text())
+        ours_s, proc = run_worker_until(infra, n, workdir)
+        proc.terminate()
+        proc.wait(30)
+        result = {"events": n, "bare_faust_events_per_s": round(n / bare_s),
+                  "callkpi_events_per_s": round(n / ours_s),
+                  "ratio": round(bare_s / ours_s, 3), "sim": f"{args.agents} agents, {args.hours} h"}
+        return result
+    finally:
+        infra.stop()
+
+
+def latency(args: argparse.Namespace) -> dict:
+    """Background load at `rate` events/s; probes publish a fresh campaign's first dial and
+    poll the API until it shows."""
+    workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
+    infra = start_infra(workdir=workdir)
+    http_port = free_port()
+    procs: list[subprocess.Popen] = []
+    try:
+        create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
+        env = worker_env(infra)
+        procs.append(spawn([sys.executable, "-m", "stream.cli.main", "worker"], env, workdir / "w.log"))
+        procs.append(spawn([sys.executable, "-m", "stream.cli.main", "serve", "--port", str(http_port)],
+                           env, workdir / "s.log"))
+        wait_for_port(http_port, 30)
+        load = sim_events(args.agents, args.hours, seed=5)
+        from kafka import KafkaProducer
+        producer = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=2)
+        # Warm up: the group join takes a few seconds.
+        r = redis.Redis.from_url(infra.redis_url)
+        producer.send(TOPIC, value=load[0][1]).get(10)
+        while consumed(r) == 0:
+            time.sleep(0.1)
+        stop = threading.Event()
+
+        def background() -> None:
+            t0, i = time.monotonic(), 1
+            while not stop.is_set() and i < len(load):
+                producer.send(TOPIC, key=load[i][0], value=load[i][1])
+                i += 1
+                delay = t0 + i / args.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        thread = threading.Thread(target=background, daemon=True)
+        thread.start()
+        time.sleep(2)
+        samples = []
+        client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}")
+        for i in range(args.probes):
+            now = int(time.time() * 1000)
+            event = {"event_id": f"probe-{i}", "type": "call.dialed", "ts": now,
+                     "call_id": f"probe-{i}", "campaign_id": f"probe-{i}"}
+            sent = time.monotonic()
+            producer.send(TOPIC, value=json.dumps(event).encode())
+            producer.flush()
+            while True:
+                k = client.get("/api/v1/kpis", params={"scope": f"campaign:probe-{i}",
+                                                       "window": "5m"}).json()["kpis"]
+                if k["dialed"] == 1:
+                    samples.append(time.monotonic() - sent)
+                    break
+                time.sleep(0.005)
+            time.sleep(0.2)
+        stop.set()
+        thread.join()
+        samples.sort()
+        q = statistics.quantiles(samples, n=100)
+        return {"rate_events_per_s": args.rate, "probes": len(samples),
+                "p50_s": round(q[49], 3), "p99_s": round(q[98], 3), "max_s": round(samples[-1], 3)}
+    finally:
+        for p in procs:
+            p.terminate()
+        infra.stop()
+
+
+def day(args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
+    infra = start_infra(workdir=workdir)
+    http_port = free_port()
+    try:
+        create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
+        t0 = time.monotonic()
+        events = sim_events(args.agents, args.hours, seed=3)
+        gen_s = time.monotonic() - t0
+        produce(infra.bootstrap, events)
+        secs, proc = run_worker_until(infra, len(events), workdir, timeout=7200)
+        worker_rss = rss_mb(proc.pid)
+        r = redis.Redis.from_url(infra.redis_url)
+        redis_mb = r.info("memory")["used_memory"] / 2**20
+        serve = spawn([sys.executable, "-m", "stream.cli.main", "serve", "--port", str(http_port)],
+                      worker_env(infra), workdir / "s.log")
+        wait_for_port(http_port, 30)
+        scrape = []
+        body = ""
+        for _ in range(5):
+            s = time.monotonic()
+            body = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=60).text
+            scrape.append(time.monotonic() - s)
+        series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+        proc.terminate()
+        serve.terminate()
+        return {"agents": args.agents, "hours": args.hours, "events": len(events),
+                "generate_s": round(gen_s, 1), "process_s": round(secs, 1),
+                "events_per_s": round(len(events) / secs), "worker_rss_mb": round(worker_rss, 1),
+                "redis_used_mb": round(redis_mb, 1), "metrics_series": series,
+                "scrape_s_median": round(statistics.median(scrape), 3)}
+    finally:
+        infra.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["throughput", "latency", "day"])
+    p.add_argument("--agents", type=int, default=None)
+    p.add_argument("--hours", type=float, default=None)
+    p.add_argument("--rate", type=float, default=2000)
+    p.add_argument("--probes", type=int, default=200)
+    args = p.parse_args()
+    defaults = {"throughput": (300, 8.0), "latency": (1000, 2.0), "day": (5000, 8.0)}[args.what]
+    args.agents = args.agents or defaults[0]
+    args.hours = args.hours or defaults[1]
+    result = {"throughput": throughput, "latency": latency, "day": day}[args.what](args)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(json.dumps(result, indent=2))
+    all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    all_results[args.what] = result
+    RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
