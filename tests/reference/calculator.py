@@ -11,13 +11,14 @@ sums records. Agent time is kept as intervals and clipped at query time.
 
 Decisions where the catalog is silent (the pipeline implements the same):
 
-- Validation order: oversize, malformed_json, not_an_object, unsupported_version, then fields
-  (missing_field / invalid_field / unknown_type / unknown_disposition / out_of_range), then time
-  (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). A JSON `null` counts as an
-  absent field. An optional string that is empty after trimming counts as absent. Enum values other
-  than `type` and `disposition` that are not in the contract's list are `invalid_field`. Numbers
-  must not be booleans; `*_ms` durations (and `csat`, `v`, an integer `ts`) must be integral
-  (1500.0 is fine).
+- Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
+  the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
+  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). `null`
+  means absent. Every string is trimmed and must then be 1..128 characters (an empty optional
+  string is invalid, not absent). Enum values other than `type` and `disposition` outside their
+  set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
+  1.5 is invalid_field) and <= 2**53-1; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
+  offset, or integral epoch ms. (Not re-implemented: leap seconds, unpaired surrogates.)
 - Dedupe: the first valid arrival of an `event_id` wins, later ones are ignored entirely.
 - The call's agent is the `agent_id` of its earliest `call.connected` (by ts, then event_id), else
   of its earliest `call.dialed`; `caller_id` and `list_id` come from that earliest `call.dialed`.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,6 +40,7 @@ from typing import Any, Iterable
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
 TOO_OLD_MS = 35 * 86400 * 1000
+MAX_SAFE = 2**53 - 1
 
 DISPOSITIONS = {
     "sale", "appointment", "qualified_lead", "callback_requested", "not_interested", "refused",
@@ -67,7 +70,7 @@ _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
                    "hold_ms": ("ms", False, None), "hangup_by": ("enum", False, HANGUP_BY)},
     "call.wrapup": {"agent_id": ("str", True, None), "wrapup_ms": ("ms", True, None),
                     "disposition": ("disposition", True, None),
-                    "order_value": ("num", False, (0, math.inf)),
+                    "order_value": ("num", False, (0, MAX_SAFE)),
                     "lead_score": ("num", False, (0, 100)), "intent": ("enum", False, INTENTS),
                     "resolved": ("bool", False, None)},
     "call.survey": {"agent_id": ("str", False, None), "csat": ("int", True, (1, 5))},
@@ -128,33 +131,69 @@ def _integral(x: Any) -> int:
     return int(x)
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+
 def _parse_ts(x: Any) -> int:
     if isinstance(x, str):
-        try:
-            dt = datetime.fromisoformat(x.strip().replace("z", "Z"))
-        except ValueError:
+        s = x.strip()
+        if not _RFC3339.fullmatch(s):
             raise Invalid("invalid_field")
-        if dt.tzinfo is None:
+        try:
+            dt = datetime.fromisoformat(s[:10] + "T" + s[11:].upper())
+        except ValueError:
             raise Invalid("invalid_field")
         return (dt - _EPOCH) // _MS
     return _integral(x)
 
 
-def _check_str(x: Any, required: bool) -> str | None:
+def _check_str(x: Any) -> str:
     if not isinstance(x, str):
         raise Invalid("invalid_field")
     s = x.strip()
-    if not s:
-        if required:
-            raise Invalid("invalid_field")
-        return None
-    if len(s) > 128:
+    if not 1 <= len(s) <= 128:
         raise Invalid("invalid_field")
     return s
 
 
+def _check(kind: str, extra: Any, x: Any) -> Any:
+    if kind == "str":
+        return _check_str(x)
+    if kind == "enum":
+        if not isinstance(x, str) or x.strip() not in extra:
+            raise Invalid("invalid_field")
+        return x.strip()
+    if kind == "disposition":
+        if not isinstance(x, str):
+            raise Invalid("invalid_field")
+        if x.strip() not in DISPOSITIONS:
+            raise Invalid("unknown_disposition")
+        return x.strip()
+    if kind == "bool":
+        if not isinstance(x, bool):
+            raise Invalid("invalid_field")
+        return x
+    if not _is_number(x):
+        raise Invalid("invalid_field")
+    if kind == "ms":
+        value = _integral(x)  # a type error (1.5) wins over a range error
+        if not 0 <= value <= MAX_SAFE:
+            raise Invalid("out_of_range")
+        return value
+    lo, hi = extra
+    if kind == "int" and x != int(x):  # csat 4.5: not one of 1..5
+        raise Invalid("out_of_range")
+    if not lo <= x <= hi:
+        raise Invalid("out_of_range")
+    return int(x) if kind == "int" else x
+
+
 def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
-    """Return the normalized event (ts as epoch ms, strings trimmed) or raise Invalid(reason)."""
+    """Return the normalized event (ts as epoch ms, strings trimmed) or raise Invalid(reason).
+
+    The first broken rule decides, in this order: size, JSON, object, v, event_id, type, ts,
+    call_id, campaign_id, the type's own fields (agent_id first), then the clock.
+    """
     if len(raw) > MAX_BYTES:
         raise Invalid("oversize")
     try:
@@ -166,57 +205,30 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
     obj = {k: v for k, v in obj.items() if v is not None}
     if "v" in obj and _integral(obj["v"]) != 1:
         raise Invalid("unsupported_version")
-    for name in ("event_id", "type", "ts"):
+
+    def required(name: str) -> Any:
         if name not in obj:
             raise Invalid("missing_field")
-    ev: dict[str, Any] = {"event_id": _check_str(obj["event_id"], True)}
-    if not isinstance(obj["type"], str):
+        return obj[name]
+
+    ev: dict[str, Any] = {"event_id": _check_str(required("event_id"))}
+    typ = required("type")
+    if not isinstance(typ, str):
         raise Invalid("invalid_field")
-    typ = obj["type"].strip()
-    if typ not in TYPES:
+    if typ.strip() not in TYPES:
         raise Invalid("unknown_type")
-    ev["type"] = typ
-    ev["ts"] = _parse_ts(obj["ts"])
-    spec = dict(TYPES[typ])
+    ev["type"] = typ = typ.strip()
+    ev["ts"] = _parse_ts(required("ts"))
+    spec = TYPES[typ]
     if typ.startswith("call."):
         spec = {"call_id": ("str", True, None), "campaign_id": ("str", True, None), **spec}
-    for name, (kind, required, extra) in spec.items():
-        if name not in obj:
-            if required:
-                raise Invalid("missing_field")
-            continue
-        x = obj[name]
-        if kind == "str":
-            value = _check_str(x, required)
-            if value is None:
-                continue
-        elif kind == "enum":
-            if not isinstance(x, str) or x.strip() not in extra:
-                raise Invalid("invalid_field")
-            value = x.strip()
-        elif kind == "disposition":
-            if not isinstance(x, str):
-                raise Invalid("invalid_field")
-            if x.strip() not in DISPOSITIONS:
-                raise Invalid("unknown_disposition")
-            value = x.strip()
-        elif kind == "ms":
-            value = _integral(x)
-            if value < 0:
-                raise Invalid("out_of_range")
-        elif kind in ("num", "int"):
-            value = _integral(x) if kind == "int" else x
-            if not _is_number(value):
-                raise Invalid("invalid_field")
-            if not extra[0] <= value <= extra[1]:
-                raise Invalid("out_of_range")
-        elif kind == "bool":
-            if not isinstance(x, bool):
-                raise Invalid("invalid_field")
-            value = x
-        else:  # pragma: no cover
-            raise AssertionError(kind)
-        ev[name] = value
+    if "agent_id" in spec:
+        spec = {"agent_id": spec["agent_id"], **spec}
+    for name, (kind, is_required, extra) in spec.items():
+        if name in obj:
+            ev[name] = _check(kind, extra, obj[name])
+        elif is_required:
+            raise Invalid("missing_field")
     if ev["ts"] > now_ms + FUTURE_MS:
         raise Invalid("future_timestamp")
     if ev["ts"] < now_ms - TOO_OLD_MS:

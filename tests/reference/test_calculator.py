@@ -330,6 +330,16 @@ def _base():
     (lambda e: json.dumps(dict(e, ts="yesterday")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, intent="maybe")).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, intent=" ")).encode(), "invalid_field"),  # empty optional
+    (lambda e: json.dumps(dict(e, ts="2025-11-20 00:53:20Z")).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20+0000")).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, wrapup_ms=-0.5)).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, v="1")).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, event_id="x" * 129)).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, type="call.survey", csat=4.5)).encode(), "out_of_range"),
+    (lambda e: json.dumps(dict(e, type="call.survey", csat="5")).encode(), "invalid_field"),
+    (lambda e: json.dumps(dict(e, wrapup_ms=2**53)).encode(), "out_of_range"),
+    (lambda e: json.dumps({k: v for k, v in e.items() if k != "event_id"}).encode(), "missing_field"),
     (lambda e: json.dumps(dict(e, type="call.transferred")).encode(), "unknown_type"),
     (lambda e: json.dumps(dict(e, disposition="maybe_later")).encode(), "unknown_disposition"),
     (lambda e: json.dumps(dict(e, lead_score=150)).encode(), "out_of_range"),
@@ -347,6 +357,7 @@ def test_rejections(mutate, reason):
 def test_accepted_forms():
     e = _base()
     for variant in (dict(e, ts="2025-11-20T08:53:20.000+08:00"), dict(e, wrapup_ms=1000.0),
+                    dict(e, ts="2025-11-20t00:53:20.0009z"), dict(e, ts=float(T0)), dict(e, v=1.0),
                     dict(e, v=1, extra={"ignored": True}), dict(e, agent_id="  A  "),
                     dict(e, order_value=None)):
         out = validate(json.dumps(variant).encode(), NOW)
