@@ -258,7 +258,7 @@ class _Checker:
     def fraction(self, value: Any, path: Path_) -> float:
         v = self.number(value, path)
         if not 0 < v <= 1:
-            hint = f" (3 % is written 0.03, not 3)" if v > 1 else ""
+            hint = " (3 % is written 0.03, not 3)" if v > 1 else ""
             raise self.error(path, f"must be a fraction in (0, 1], got {v:g}{hint}")
         return float(v)
 
