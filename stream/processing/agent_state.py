@@ -110,13 +110,16 @@ class AgentState:
 
     # -- call gaps ----------------------------------------------------------------------------
 
-    def gaps(self, agent_id: str) -> Deltas:
-        """Every gap (end of a call → this agent's next connect), counted at the connect."""
+    def gaps(self, agent_id: str, since: int = -1) -> Deltas:
+        """Every gap (end of a call → this agent's next connect) of connects at or after `since`,
+        counted at the connect. A changed end at t only moves gaps of connects at or after t."""
         out = Deltas()
         ends = sorted((t, cid) for cid, c in self.calls.items() for t in c.ends)
         end_times = [t for t, _ in ends]
         for cid, call in self.calls.items():
             for connect_ts, campaign in call.connects:
+                if connect_ts < since:
+                    continue
                 i = bisect_right(end_times, connect_ts) - 1
                 while i >= 0 and ends[i][1] == cid:
                     i -= 1

@@ -96,7 +96,8 @@ class _Batch:
         self.calls: dict[str, CallState] = {}
         self.agents: dict[str, AgentState] = {}
         self.old_teams: dict[str, str | None] = {}
-        self.old_gaps: dict[str, Deltas] = {}
+        self.old_calls: dict[str, dict[str, AgentCall]] = {}
+        self.gap_since: dict[str, int] = {}
         self.live_calls: dict[str, dict[str, Any] | None] = {}
         self.live_agents: dict[str, dict[str, Any] | None] = {}
         self.stats: Counter[str] = Counter()
@@ -109,10 +110,14 @@ class _Batch:
             self.old_teams[agent_id] = state.team
         return state
 
-    def touch_gaps(self, agent_id: str) -> AgentState:
+    def touch_gaps(self, agent_id: str, changed: list[AgentCall]) -> AgentState:
+        """Note that the agent's calls change; gaps are re-derived from the earliest change."""
         state = self.agent(agent_id)
-        if agent_id not in self.old_gaps:
-            self.old_gaps[agent_id] = state.gaps(agent_id)
+        if agent_id not in self.old_calls:
+            self.old_calls[agent_id] = dict(state.calls)
+        times = [t for c in changed for t in (*c.ends, *(ts for ts, _ in c.connects))]
+        if times:
+            self.gap_since[agent_id] = min(self.gap_since.get(agent_id, times[0]), *times)
         return state
 
     def observe_teams(self, events: list[Event]) -> None:
@@ -131,7 +136,8 @@ class _Batch:
         self.calls[call_id] = state
         after = agent_calls(state)
         for agent_id in before.keys() | after.keys():
-            agent = self.touch_gaps(agent_id)
+            changed = [c for c in (before.get(agent_id), after.get(agent_id)) if c is not None]
+            agent = self.touch_gaps(agent_id, changed)
             if agent_id in after:
                 agent.calls[call_id] = after[agent_id]
             else:
@@ -147,9 +153,13 @@ class _Batch:
             self.live_agents[agent_id] = live_agent(state)
 
     def finish(self, horizon_ms: int) -> Outcome:
-        for agent_id, old in self.old_gaps.items():
-            self.deltas.merge(self.agents[agent_id].gaps(agent_id))
-            self.deltas.merge(old, sign=-1)
+        for agent_id, old_calls in self.old_calls.items():
+            since = self.gap_since.get(agent_id)
+            if since is None:
+                continue
+            state = self.agents[agent_id]
+            self.deltas.merge(state.gaps(agent_id, since))
+            self.deltas.merge(AgentState(calls=old_calls).gaps(agent_id, since), sign=-1)
         moves = []
         for agent_id, state in self.agents.items():
             old_team = self.old_teams[agent_id]

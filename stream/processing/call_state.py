@@ -65,11 +65,12 @@ def scopes_of(e: Event, attrs: CallAttrs) -> list[str]:
 class CallState:
     """The events of one call (deduplicated by event_id), serialised into the store."""
 
-    __slots__ = ("events", "_ids")
+    __slots__ = ("events", "_ids", "_attrs")
 
     def __init__(self, events: list[Event] | None = None) -> None:
         self.events: list[Event] = events or []
         self._ids = {e.event_id for e in self.events}
+        self._attrs: CallAttrs | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CallState":
@@ -82,7 +83,9 @@ class CallState:
         return event_id in self._ids
 
     def attrs(self) -> CallAttrs:
-        return resolve_attrs(self.events)
+        if self._attrs is None:
+            self._attrs = resolve_attrs(self.events)
+        return self._attrs
 
     def last_ts(self) -> int:
         return max(e.ts_ms for e in self.events)
@@ -100,6 +103,7 @@ class CallState:
         old_attrs = self.attrs()
         old_events = list(self.events)
         self.events.extend(fresh)
+        self._attrs = None
         new_attrs = self.attrs()
         if new_attrs != old_attrs:
             for e in old_events:

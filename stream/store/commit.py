@@ -60,17 +60,21 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
     fields: defaultdict[tuple[str, str], float] = defaultdict(float)
     expire: dict[str, int] = {}
     scopes: set[tuple[str, str]] = set()
+    keys: dict[tuple[str, int], tuple[str, str, str, str, str]] = {}
     for scope, minute, name, delta in batch.counters:
-        mk = layout.minute_key(scope, minute)
-        hk = layout.hour_key(scope, minute)
-        fields[(mk, minute_field(minute, name))] += delta
-        fields[(hk, hour_field(minute, name))] += delta
-        fields[(layout.total_key(scope), name)] += delta
-        expire[mk] = minute_key_expiry(minute)
-        expire[hk] = hour_key_expiry(minute)
-        kind, _, ident = scope.partition(":")
-        if ident:
-            scopes.add((layout.scopes_key(kind), ident))
+        k = keys.get((scope, minute))
+        if k is None:
+            mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
+            k = keys[(scope, minute)] = (mk, hk, layout.total_key(scope),
+                                         minute_field(minute, ""), hour_field(minute, ""))
+            expire[mk] = minute_key_expiry(minute)
+            expire[hk] = hour_key_expiry(minute)
+            kind, _, ident = scope.partition(":")
+            if ident:
+                scopes.add((layout.scopes_key(kind), ident))
+        fields[(k[0], k[3] + name)] += delta
+        fields[(k[1], k[4] + name)] += delta
+        fields[(k[2], name)] += delta
     counters = [_counter_arg(k, f, v) for (k, f), v in fields.items() if v != 0]
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:
