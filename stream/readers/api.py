@@ -85,8 +85,11 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any
     values = (await ctx.query.kpis([scope], rng, now))[scope]
     if ctx.extensions is not None:
         values.update(await ctx.extensions.extra_kpis(scope, rng, now))
-    return {"scope": str(scope), "window": window, "from": format_ts(rng.start),
-            "to": format_ts(rng.end), "kpis": values}
+    out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+           "to": format_ts(rng.end), "kpis": values}
+    if ctx.extensions is not None:
+        out["currency"] = ctx.extensions.config.costs.currency
+    return out
 
 
 def routes(ctx: ApiContext) -> web.RouteTableDef:
