@@ -55,7 +55,8 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         await fut
 
     pipeline = Pipeline(store, dead_letter, thresholds,
-                        state_horizon_ms=int(settings.state_horizon_hours * 3_600_000))
+                        state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
+                        worker_id=worker_id)
 
     @app.agent(source, concurrency=1)
     async def ingest(stream: faust.StreamT[Any]) -> None:

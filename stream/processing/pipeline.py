@@ -59,7 +59,9 @@ def dead_letter_record(msg: RawMessage, rejection: Rejection, now_ms: int) -> by
 
 class Pipeline:
     def __init__(self, store: Store, dead_letter: DeadLetter, thresholds: Thresholds,
-                 *, state_horizon_ms: int, clock: Callable[[], float] = time.time) -> None:
+                 *, state_horizon_ms: int, worker_id: str = "",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.worker_id = worker_id
         self.store = store
         self.dead_letter = dead_letter
         self.thresholds = thresholds
@@ -155,6 +157,7 @@ class Pipeline:
             pipeline=dict(pipeline),
             gauges={**gauges, **newest},
             notify=bool(pending),
+            worker=self.worker_id,
         )
 
 

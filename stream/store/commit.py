@@ -42,6 +42,7 @@ class CommitBatch:
     pipeline: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
     notify: bool = True
+    worker: str = ""  # heartbeat: the committing worker's id
 
 
 def _is_float(name: str, delta: float) -> int:
@@ -96,6 +97,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
         "gauges": [[k, v] for k, v in batch.gauges.items()],
         "notify": str(now_ms) if batch.notify else False,
+        "worker": [batch.worker, str(now_ms)] if batch.worker else False,
     }
     return json.dumps(payload, separators=(",", ":"))
 

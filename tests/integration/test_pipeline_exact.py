@@ -189,3 +189,29 @@ def test_bad_requests_are_400_with_a_reason(service: Service) -> None:
                           ({"window": "5m", "from": "2026-01-01T00:00:00Z"}, "either")):
         r = httpx.get(service.url + "/api/v1/kpis", params=params)
         assert r.status_code == 400 and words in r.json()["error"], (params, r.text)
+
+
+def test_metrics_exposition(service: Service) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    text = httpx.get(service.url + "/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name, f in families.items():
+        assert name.startswith("callcenter_"), name
+        assert f.documentation, f"{name} has no HELP"
+        for s in f.samples:
+            assert not {"call_id", "lead_id", "event_id", "phone"} & set(s.labels), s
+    def value(metric: str, **labels: str) -> float:
+        return next(s.value for f in families.values() for s in f.samples
+                    if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()))
+    assert value("callcenter_dialed_total", campaign="c1") == 7
+    assert value("callcenter_talk_seconds_total", campaign="c1") == 80.0
+    assert value("callcenter_caller_id_connected_total", caller_id="D1") == 1
+    assert value("callcenter_pipeline_events_rejected_total", reason="oversize") == 1
+    assert value("callcenter_pipeline_events_duplicate_total") == 2
+    assert value("callcenter_pipeline_worker_up", worker="worker-1") == 1
+    assert value("callcenter_window_connect_rate_ratio", window="today", scope_kind="center") == 0.5
+    assert value("callcenter_agents", state="available", scope_kind="team", scope_id="t1") == 1
+    assert value("callcenter_calls_waiting", campaign="c1") == 1
+    assert value("callcenter_pipeline_event_to_store_seconds_count") > 0
+    assert "connect_rate = connected ÷ (answered + unanswered)" in text

@@ -1,0 +1,702 @@
+"""A model outbound call center: agents, campaigns, dialers, customers -> v1 events.
+
+A discrete-event simulation (one heap of timed actions, simulated milliseconds, no wall clock,
+one `random.Random` per concern). Whatever the model knows at an action's time it emits at once,
+even events with a later ts (a connected call's end, wrap-up, survey...): emitted events go to the
+delivery layer (`stream.sim.delivery`), a heap ordered by delivery time that releases an event
+only when the simulation clock has passed it. See docs/simulator.md for the parameters.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from heapq import heappop, heappush
+from random import Random
+from typing import Any, Callable, Iterator
+
+from stream.contract import DISPOSITIONS
+from stream.sim.config import SimConfig
+
+MIN = 60_000
+HOUR = 3_600_000
+
+# ----------------------------------------------------------------------------- parameters
+
+# Hour-of-day factor on the human-answer rate (local time): lunch dip, evening peak.
+HOUR_FACTOR = [0.55, 0.5, 0.5, 0.5, 0.5, 0.5, 0.55, 0.65, 0.8, 0.95, 1.0, 1.0,
+               0.82, 0.88, 0.95, 0.97, 1.0, 1.12, 1.18, 1.12, 1.0, 0.85, 0.7, 0.6]
+
+# Disposition mixes of a live person reached, by campaign kind.
+_DISPO_ORDER = ("sale", "appointment", "qualified_lead", "callback_requested", "not_interested",
+                "refused", "dnc", "wrong_party", "no_decision", "other")
+DISPOSITION_MIX = {
+    "sales":       (0.075, 0.02, 0.05, 0.09, 0.36, 0.14, 0.03, 0.07, 0.11, 0.055),
+    "appointment": (0.01, 0.10, 0.06, 0.10, 0.36, 0.13, 0.03, 0.06, 0.10, 0.05),
+    "leads":       (0.0, 0.05, 0.13, 0.12, 0.35, 0.10, 0.02, 0.08, 0.10, 0.05),
+    "winback":     (0.14, 0.03, 0.04, 0.10, 0.35, 0.12, 0.02, 0.03, 0.12, 0.05),
+}
+# Talk time by disposition: lognormal (median seconds, sigma).
+TALK = {"sale": (540, 0.4), "appointment": (390, 0.4), "qualified_lead": (340, 0.45),
+        "callback_requested": (155, 0.5), "not_interested": (125, 0.6), "refused": (60, 0.6),
+        "dnc": (40, 0.5), "wrong_party": (32, 0.5), "no_decision": (260, 0.5), "other": (115, 0.7),
+        "answering_machine": (11, 0.4)}
+LONG_CALLS = {"sale", "appointment", "qualified_lead", "no_decision"}
+ALWAYS_RESOLVED = {"sale", "appointment", "qualified_lead", "not_interested", "refused", "dnc",
+                   "wrong_party"}
+assert set(TALK) <= DISPOSITIONS and set(_DISPO_ORDER) <= DISPOSITIONS
+
+# Campaigns: id, dial mode, share of agents, kind, P(live person answers) at factor 1,
+# median order value (sales), lead scores on every wrap-up.
+CAMPAIGNS = [
+    ("solar-q4", "predictive", 0.30, "sales", 0.24, 850.0, False),
+    ("insure-renew", "predictive", 0.25, "appointment", 0.27, 1200.0, True),
+    ("fiber-upgrade", "predictive", 0.20, "sales", 0.22, 540.0, False),
+    ("b2b-leads", "progressive", 0.15, "leads", 0.30, 0.0, True),
+    ("vip-winback", "preview", 0.10, "winback", 0.35, 300.0, False),
+]
+# Per campaign three lists: (weight, answer-quality factor, share of invalid numbers).
+LISTS = [(0.45, 1.1, 0.02), (0.35, 1.0, 0.04), (0.20, 0.7, 0.12)]
+# Per campaign four outbound numbers: reputation factor on the human-answer rate.
+DID_REPUTATION = [1.0, 1.0, 0.95, 0.85]
+AREA_CODES = ["212", "305", "312", "404", "415", "512", "617", "702", "713", "801", "904", "971"]
+
+P_MACHINE, P_FAX, P_FAX_B2B = 0.14, 0.004, 0.02
+P_BUSY, P_REJECTED, P_CONGESTION, P_ERROR, P_CANCELED = 0.05, 0.04, 0.004, 0.002, 0.002
+# Answering-machine detection verdicts: (human, machine, unknown) for a live person, for a machine.
+AMD_HUMAN = (0.95, 0.03, 0.02)
+AMD_MACHINE = (0.10, 0.85, 0.05)
+DIALER_MAX_WAIT_MS = 3000       # a live person unbridged this long after answer is dropped
+PATIENCE = (3500, 0.5)          # customer hangs up on silence: lognormal (median ms, sigma)
+
+TICK_MS = 250                   # predictive dialer pacing step
+PACE_EVERY = 40                 # ticks between pacing-controller updates (10 s)
+LOOKAHEAD_S = 10                # agents freeing within this many seconds count as supply
+
+END_GRACE_MS = 5 * MIN          # every event of a run has ts <= end + this
+
+SURVEY_P, QA_P, QUALITY_P = 0.15, 0.05, 0.30
+COMPLAINT_CATEGORIES = ["too_many_calls", "rude_agent", "misleading_offer", "abandoned_call",
+                        "billing"]
+
+OUT, IDLE, BUSY, PAUSED = 0, 1, 2, 3
+
+(K_TICK, K_RESOLVE, K_ROUTE, K_TIMEOUT, K_WRAPEND, K_LOGIN, K_LOGOUT, K_PAUSE, K_PAUSE_END,
+ K_PDIAL, K_SCENARIO, K_OUTAGE_END) = range(12)
+
+
+class _List:
+    __slots__ = ("id", "weight", "quality", "invalid", "regions", "leads")
+
+    def __init__(self, id, weight, quality, invalid, regions):
+        self.id, self.weight, self.quality, self.invalid = id, weight, quality, invalid
+        self.regions = regions
+        self.leads = 0
+
+
+class _Did:
+    __slots__ = ("number", "reputation")
+
+    def __init__(self, number, reputation):
+        self.number, self.reputation = number, reputation
+
+
+class _Campaign:
+    __slots__ = ("id", "mode", "predictive", "kind", "p_human", "order_median", "scores",
+                 "lists", "list_cum", "dids", "dispo_cum", "agents", "idle", "idle_n", "waiting",
+                 "n_waiting", "ringing", "free_at", "p_route", "pace", "ab_num", "ab_den",
+                 "target", "carry", "ticks")
+
+    def __init__(self, spec, index, cfg: SimConfig):
+        cid, mode, _, kind, p_human, order_median, scores = spec
+        self.id, self.mode, self.kind = cid, mode, kind
+        self.predictive = mode == "predictive"
+        self.p_human, self.order_median, self.scores = p_human, order_median, scores
+        self.lists = [_List(f"{cid}-L{i + 1}", w, q, inv, AREA_CODES[(index + i) % 12:][:4] or AREA_CODES[:4])
+                      for i, (w, q, inv) in enumerate(LISTS)]
+        self.list_cum = _cumulative([lst.weight for lst in self.lists])
+        self.dids = [_Did(f"+1-555-01{index * 4 + i:02d}", rep) for i, rep in enumerate(DID_REPUTATION)]
+        self.dispo_cum = _cumulative(DISPOSITION_MIX[kind])
+        self.agents: list[_Agent] = []
+        self.idle: deque = deque()     # (agent, token): lazily invalidated
+        self.idle_n = 0
+        self.waiting: deque = deque()  # calls waiting for an agent (lazily invalidated)
+        self.n_waiting = 0
+        self.ringing = 0               # lines dialed, not yet resolved or routed
+        self.free_at: dict[int, int] = {}  # second -> agents finishing wrap-up then
+        self.p_route = 0.2             # the dialer's estimate of P(an attempt needs an agent)
+        self.pace = 1.0
+        self.ab_num = 0.0
+        self.ab_den = 0.0
+        self.target = cfg.abandon_target
+        self.carry = 0.0
+        self.ticks = 0
+
+
+class _Agent:
+    __slots__ = ("id", "team", "camp", "state", "token", "seq", "pending_pause", "pending_logout",
+                 "dropped")
+
+    def __init__(self, id, team, camp):
+        self.id, self.team, self.camp = id, team, camp
+        self.state = OUT
+        self.token = 0
+        self.seq = 0
+        self.pending_pause: tuple[str, int] | None = None
+        self.pending_logout = False
+        self.dropped = False
+
+
+class _Call:
+    __slots__ = ("id", "key", "camp", "n", "t_ans", "truth", "agent", "waiting", "lead", "ab_reason")
+
+    def __init__(self, id, camp, lead, agent):
+        self.id, self.camp, self.lead, self.agent = id, camp, lead, agent
+        self.key = id.encode()
+        self.n = 0
+        self.t_ans = 0
+        self.truth = ""
+        self.waiting = False
+        self.ab_reason = ""
+
+
+def _cumulative(weights) -> list[float]:
+    total, out = 0.0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return [x / total for x in out]
+
+
+class Model:
+    """Runs the call center; `emit(ts, key, event_dict)` receives every valid event."""
+
+    def __init__(self, cfg: SimConfig, emit: Callable[[int, bytes, dict], None],
+                 fmt: Callable[[int], Any]):
+        self.cfg = cfg
+        self.emit = emit
+        self.fmt = fmt
+        self.r = Random(f"model:{cfg.seed}")
+        self.run_id = "%08x" % Random(f"run:{cfg.seed}:{cfg.start_ms}").getrandbits(32)
+        self.start, self.end = cfg.start_ms, cfg.end_ms
+        self.horizon = self.end + END_GRACE_MS
+        self.offset_ms = cfg.utc_offset_min * MIN
+        self.heap: list = []
+        self.seq = 0
+        self.ncalls = 0
+        self.now = self.start
+        self.outage_until = -1
+        self.campaigns = [_Campaign(spec, i, cfg) for i, spec in enumerate(CAMPAIGNS)]
+        self.agents: list[_Agent] = []
+        self._staff()
+
+    # --------------------------------------------------------------------------- set-up
+
+    def _at(self, t: int, kind: int, a: Any = None, b: Any = None) -> None:
+        self.seq += 1
+        heappush(self.heap, (t, self.seq, kind, a, b))
+
+    def _staff(self) -> None:
+        cfg, r = self.cfg, self.r
+        n = cfg.agents
+        # Agents per campaign by share (largest remainder), every campaign staffed when n >= 5.
+        shares = [spec[2] for spec in CAMPAIGNS]
+        counts = [int(n * s) for s in shares]
+        for i in sorted(range(len(shares)), key=lambda i: -(n * shares[i] - counts[i]))[:n - sum(counts)]:
+            counts[i] += 1
+        width = max(4, len(str(n)))
+        team_no = 0
+        k = 0
+        for camp, count in zip(self.campaigns, counts):
+            for j in range(count):
+                if j % cfg.teams_of == 0:
+                    team_no += 1
+                k += 1
+                agent = _Agent(f"agent-{k:0{width}d}", f"team-{team_no:02d}", camp)
+                camp.agents.append(agent)
+                self.agents.append(agent)
+            if camp.predictive and count:
+                self._at(self.start, K_TICK, camp)
+        dur = self.end - self.start
+        edge = int(min(10 * MIN, 0.05 * dur))
+        for agent in self.agents:
+            login = self.start + int(r.random() * edge)
+            logout = self.end - int(r.random() * edge)
+            if dur >= 4 * HOUR and r.random() < 0.15:  # part-timer: one half of the run
+                half = self.start + dur // 2 + int((r.random() - 0.5) * 2 * edge)
+                if r.random() < 0.5:
+                    logout = half
+                else:
+                    login = half
+            self._at(login, K_LOGIN, agent)
+            self._at(logout, K_LOGOUT, agent)
+            self._plan_pauses(agent, login, logout)
+        if cfg.scenario:
+            self._at(self.start + int(cfg.scenario_at * dur), K_SCENARIO, cfg.scenario)
+
+    def _plan_pauses(self, agent: _Agent, login: int, logout: int) -> None:
+        r = self.r
+        shift = logout - login
+        pauses: list[tuple[int, str, int]] = []
+        if shift >= 5 * HOUR:
+            lunch = login + shift // 2 + int((r.random() - 0.5) * 90 * MIN)
+            pauses.append((lunch, "lunch", int((30 + 30 * r.random()) * MIN)))
+        # Breaks every ~2 h with a random phase (as if the shift began before the run).
+        t = login + int(r.random() * 2 * HOUR)
+        while t < logout - 20 * MIN:
+            if all(abs(t - p[0]) > 45 * MIN for p in pauses):
+                pauses.append((t, "break", int((10 + 8 * r.random()) * MIN)))
+            t += int((1.75 + 0.5 * r.random()) * HOUR)
+        u = r.random()
+        if u < 0.08 * min(1.0, shift / (8 * HOUR)) * 2:
+            reason, length = ("training", 30 + 30 * r.random()) if u < 0.08 else ("meeting", 15 + 15 * r.random())
+            at = login + int(r.random() * max(0, shift - 70 * MIN))
+            if all(abs(at - p[0]) > 70 * MIN for p in pauses):
+                pauses.append((at, reason, int(length * MIN)))
+        for at, reason, length in pauses:
+            if login < at < logout - 15 * MIN:
+                self._at(at, K_PAUSE, agent, (reason, length))
+
+    # --------------------------------------------------------------------------- events
+
+    def _call_event(self, call: _Call, ts: int, typ: str, fields: dict) -> None:
+        call.n += 1
+        d = {"event_id": f"{call.id}-{call.n}", "type": typ, "ts": self.fmt(ts),
+             "campaign_id": call.camp.id, "call_id": call.id}
+        d.update(fields)
+        self.emit(ts, call.key, d)
+
+    def _agent_event(self, agent: _Agent, ts: int, state: str, reason: str | None = None) -> None:
+        agent.seq += 1
+        d = {"event_id": f"{agent.id}-{self.run_id}-{agent.seq}", "type": "agent.state",
+             "ts": self.fmt(ts), "agent_id": agent.id, "state": state, "team_id": agent.team,
+             "campaign_id": agent.camp.id}
+        if reason:
+            d["reason"] = reason
+        self.emit(ts, agent.id.encode(), d)
+
+    # --------------------------------------------------------------------------- the loop
+
+    def steps(self) -> Iterator[int]:
+        """Run the simulation; yields the clock before each action (non-decreasing)."""
+        heap = self.heap
+        while heap:
+            t, _, kind, a, b = heappop(heap)
+            yield t
+            self.now = t
+            if kind == K_RESOLVE:
+                self._resolve(a, t)
+            elif kind == K_TICK:
+                self._tick(a, t)
+            elif kind == K_ROUTE:
+                self._route(a, t)
+            elif kind == K_WRAPEND:
+                a.camp.free_at[t // 1000] -= 1
+                self._free(a, t, True)
+            elif kind == K_TIMEOUT:
+                self._timeout(a, t)
+            elif kind == K_PDIAL:
+                if a.state == IDLE and a.token == b and t < self.end:
+                    a.state = BUSY
+                    a.token += 1
+                    self._dial(a.camp, t, a)
+            elif kind == K_LOGIN:
+                if a.state == OUT and not a.dropped:
+                    a.pending_logout = False
+                    a.pending_pause = None
+                    a.state = PAUSED  # transient: _free emits "available"
+                    self._free(a, t, True)
+            elif kind == K_LOGOUT:
+                self._logout(a, t)
+            elif kind == K_PAUSE:
+                self._pause(a, t, b)
+            elif kind == K_PAUSE_END:
+                if a.state == PAUSED and a.token == b:
+                    self._free(a, t, True)
+            elif kind == K_SCENARIO:
+                self._scenario(a, t)
+            elif kind == K_OUTAGE_END:
+                self.outage_until = -1
+
+    # --------------------------------------------------------------------------- agents
+
+    def _free(self, agent: _Agent, t: int, announce: bool) -> None:
+        """The agent has nothing to do at t: log out, pause, or become available for calls."""
+        if agent.pending_logout:
+            agent.pending_logout = False
+            agent.state = OUT
+            agent.token += 1
+            self._agent_event(agent, t, "logged_out")
+            return
+        if agent.pending_pause:
+            reason, length = agent.pending_pause
+            agent.pending_pause = None
+            self._start_pause(agent, t, reason, length)
+            return
+        if announce:
+            self._agent_event(agent, t, "available")
+        agent.state = IDLE
+        agent.token += 1
+        camp = agent.camp
+        if camp.predictive:
+            while camp.waiting:
+                call = camp.waiting.popleft()
+                if call.waiting:
+                    call.waiting = False
+                    camp.n_waiting -= 1
+                    self._connect(call, agent, t + 150 + int(self.r.random() * 250))
+                    return
+            camp.idle.append((agent, agent.token))
+            camp.idle_n += 1
+        else:
+            think = (1000 + 3000 * self.r.random()) if camp.mode == "progressive" else (
+                8000 + 32000 * self.r.random())
+            self._at(t + int(think), K_PDIAL, agent, agent.token)
+
+    def _take_idle(self, camp: _Campaign) -> _Agent | None:
+        idle = camp.idle
+        while idle:
+            agent, token = idle.popleft()
+            if agent.token == token and agent.state == IDLE:
+                camp.idle_n -= 1
+                return agent
+        return None
+
+    def _leave_idle(self, agent: _Agent) -> None:
+        if agent.state == IDLE and agent.camp.predictive:
+            agent.camp.idle_n -= 1
+        agent.token += 1
+
+    def _start_pause(self, agent: _Agent, t: int, reason: str, length: int) -> None:
+        agent.state = PAUSED
+        agent.token += 1
+        self._agent_event(agent, t, "paused", reason)
+        self._at(t + length, K_PAUSE_END, agent, agent.token)
+
+    def _pause(self, agent: _Agent, t: int, pause: tuple[str, int]) -> None:
+        if agent.state == IDLE:
+            self._leave_idle(agent)
+            self._start_pause(agent, t, *pause)
+        elif agent.state == BUSY and agent.pending_pause is None:
+            agent.pending_pause = pause
+
+    def _logout(self, agent: _Agent, t: int) -> None:
+        if agent.state in (IDLE, PAUSED):
+            self._leave_idle(agent)
+            agent.state = OUT
+            self._agent_event(agent, t, "logged_out")
+        elif agent.state == BUSY:
+            agent.pending_logout = True
+
+    # --------------------------------------------------------------------------- dialing
+
+    def _tick(self, camp: _Campaign, t: int) -> None:
+        r = self.r
+        camp.ticks += 1
+        if camp.ticks % PACE_EVERY == 0 and camp.ab_den > 0:
+            rate = camp.ab_num / camp.ab_den
+            if camp.ab_den >= 30:
+                camp.pace *= math.exp(0.08 * max(-2.0, min(2.0, (camp.target - rate) / camp.target)))
+                camp.pace = max(0.2, min(4.0, camp.pace))
+            camp.ab_num *= 0.97
+            camp.ab_den *= 0.97
+        sec = t // 1000
+        if t % 1000 < TICK_MS:
+            camp.free_at.pop(sec - 1, None)
+        soon = 0
+        fa = camp.free_at
+        for s in range(sec, sec + LOOKAHEAD_S):
+            soon += fa.get(s, 0)
+        supply = camp.idle_n - camp.n_waiting + 0.8 * soon
+        if supply > 0:
+            want = camp.pace * supply / max(camp.p_route, 0.02) - camp.ringing + camp.carry
+            n = int(want)
+            camp.carry = want - n if n >= 0 else 0.0
+            for _ in range(n):
+                self._dial(camp, t + int(r.random() * TICK_MS), None)
+        else:
+            camp.carry = 0.0
+        if t + TICK_MS < self.end:
+            self._at(t + TICK_MS, K_TICK, camp)
+
+    def _dial(self, camp: _Campaign, t: int, agent: _Agent | None) -> None:
+        r = self.r
+        self.ncalls += 1
+        lst = camp.lists[bisect.bisect(camp.list_cum, r.random())]
+        did = camp.dids[int(r.random() * 4)]
+        lst.leads += 1
+        call = _Call(f"c-{self.run_id}-{self.ncalls}", camp, f"{lst.id}-{lst.leads}", agent)
+        fields = {"list_id": lst.id, "lead_id": call.lead, "caller_id": did.number,
+                  "dest_region": lst.regions[int(r.random() * 4)], "mode": camp.mode}
+        if agent is not None:
+            fields["agent_id"] = agent.id
+        self._call_event(call, t, "call.dialed", fields)
+        if camp.predictive:
+            camp.ringing += 1
+
+        # Outcome of the attempt.
+        u = r.random()
+        if t < self.outage_until and u < 0.85:
+            reason = "congestion" if r.random() < 0.7 else "error"
+            self._unanswered(call, t, reason, 200 + int(1300 * r.random()))
+            return
+        if u < lst.invalid:
+            self._unanswered(call, t, "invalid_number", 500 + int(2500 * r.random()))
+            return
+        u = r.random()
+        hour = ((t + self.offset_ms) // HOUR) % 24
+        p_h_normal = camp.p_human * HOUR_FACTOR[hour] * lst.quality
+        p_h = p_h_normal * did.reputation
+        if u < p_h:
+            ring = min(40000, max(2000, int(r.lognormvariate(9.1, 0.45))))  # median ~9 s
+            self._answered(call, t + ring, "human", ring)
+            return
+        u -= p_h
+        if u < P_MACHINE:
+            ring = min(35000, max(6000, int(r.lognormvariate(9.8, 0.3))))  # ~18 s
+            self._answered(call, t + ring, "machine", ring)
+            return
+        u -= P_MACHINE
+        p_fax = P_FAX_B2B if camp.kind == "leads" else P_FAX
+        if u < p_fax:
+            self._answered(call, t + 3000 + int(4000 * r.random()), "fax", None)
+            return
+        u -= p_fax
+        if u < P_BUSY:
+            self._unanswered(call, t, "busy", 1000 + int(3000 * r.random()))
+        # A flagged number's lost answers mostly turn into rejections.
+        elif (u := u - P_BUSY) < P_REJECTED + 0.6 * (p_h_normal - p_h):
+            self._unanswered(call, t, "rejected", 3000 + int(9000 * r.random()))
+        elif (u := u - P_REJECTED) < P_CONGESTION:
+            self._unanswered(call, t, "congestion", 200 + int(1300 * r.random()))
+        elif (u := u - P_CONGESTION) < P_ERROR:
+            self._unanswered(call, t, "error", 100 + int(700 * r.random()))
+        elif u - P_ERROR < P_CANCELED:
+            self._unanswered(call, t, "canceled", 2000 + int(13000 * r.random()))
+        else:
+            self._unanswered(call, t, "no_answer", 24000 + int(8000 * r.random()))
+
+    def _unanswered(self, call: _Call, t: int, reason: str, ring: int) -> None:
+        te = t + ring
+        fields: dict[str, Any] = {"reason": reason}
+        if reason != "error" or self.r.random() < 0.7:
+            fields["ring_ms"] = ring
+        self._call_event(call, te, "call.unanswered", fields)
+        if reason in ("no_answer", "busy") and self.r.random() < 0.008:
+            self._callback(call, te)
+        self._at(te, K_RESOLVE, call)
+
+    def _answered(self, call: _Call, ta: int, truth: str, ring: int | None) -> None:
+        r = self.r
+        call.truth = truth
+        call.t_ans = ta
+        u = r.random()
+        if truth == "human":
+            verdict = "human" if u < AMD_HUMAN[0] else "machine" if u < AMD_HUMAN[0] + AMD_HUMAN[1] else "unknown"
+        elif truth == "machine":
+            verdict = "human" if u < AMD_MACHINE[0] else "machine" if u < AMD_MACHINE[0] + AMD_MACHINE[1] else "unknown"
+        else:
+            verdict = "fax" if u < 0.95 else "unknown"
+        fields: dict[str, Any] = {"answered_by": verdict}
+        if ring is not None:
+            fields["ring_ms"] = ring
+        self._call_event(call, ta, "call.answered", fields)
+        amd = 400 + int(1000 * r.random())
+        if verdict in ("human", "unknown"):
+            self._at(ta + amd, K_ROUTE, call)
+        else:  # the dialer hangs up on machines and faxes (and on people taken for machines)
+            self._call_event(call, ta + amd, "call.ended", {"talk_ms": 0, "hangup_by": "system"})
+            if truth == "machine" and r.random() < 0.015:  # the voicemail left was heard
+                self._callback(call, ta)
+            self._at(ta + amd, K_RESOLVE, call)
+
+    def _resolve(self, call: _Call, t: int) -> None:
+        camp = call.camp
+        if camp.predictive:
+            camp.ringing -= 1
+            camp.p_route += 0.002 * (0.0 - camp.p_route)
+        else:
+            self._free(call.agent, t, False)
+
+    def _route(self, call: _Call, t: int) -> None:
+        """A (probable) live person is on the line: bridge an agent or wait for one."""
+        camp = call.camp
+        r = self.r
+        if not camp.predictive:
+            self._connect(call, call.agent, t + 100 + int(300 * r.random()))
+            return
+        camp.ringing -= 1
+        camp.p_route += 0.002 * (1.0 - camp.p_route)
+        camp.ab_den += 1
+        agent = self._take_idle(camp)
+        if agent is not None:
+            self._connect(call, agent, t + 150 + int(250 * r.random()))
+            return
+        call.waiting = True
+        camp.waiting.append(call)
+        camp.n_waiting += 1
+        patience = int(r.lognormvariate(math.log(PATIENCE[0]), PATIENCE[1]))
+        if patience < DIALER_MAX_WAIT_MS:
+            call.ab_reason = "customer_hangup"
+            limit = patience
+        else:
+            call.ab_reason = "no_agent"
+            limit = DIALER_MAX_WAIT_MS
+        self._at(max(t + 100, call.t_ans + limit), K_TIMEOUT, call)
+
+    def _timeout(self, call: _Call, t: int) -> None:
+        if not call.waiting:
+            return
+        call.waiting = False
+        camp = call.camp
+        camp.n_waiting -= 1
+        camp.ab_num += 1
+        self._call_event(call, t, "call.abandoned", {"wait_ms": t - call.t_ans, "reason": call.ab_reason})
+        hangup = "customer" if call.ab_reason == "customer_hangup" else "system"
+        self._call_event(call, t, "call.ended", {"talk_ms": 0, "hangup_by": hangup})
+        r = self.r
+        if call.truth == "human":
+            if r.random() < 0.05:
+                self._callback(call, t)
+            if r.random() < 0.02:
+                self._followup(call, t + int((5 + 115 * r.random()) * MIN), "call.complaint",
+                               {"category": "abandoned_call"})
+
+    # --------------------------------------------------------------------------- a handled call
+
+    def _connect(self, call: _Call, agent: _Agent, tc: int) -> None:
+        r = self.r
+        camp = call.camp
+        agent.state = BUSY
+        agent.token += 1
+        call.agent = agent
+        self._agent_event(agent, tc, "on_call")
+        self._call_event(call, tc, "call.connected",
+                         {"agent_id": agent.id, "team_id": agent.team, "wait_ms": tc - call.t_ans})
+        truth = call.truth
+        if truth == "human":
+            dispo = _DISPO_ORDER[bisect.bisect(camp.dispo_cum, r.random())]
+        else:
+            dispo = "answering_machine" if truth == "machine" else "other"
+        med, sigma = TALK[dispo]
+        talk = int(r.lognormvariate(math.log(med * 1000), sigma))
+        if truth == "fax":
+            talk = 2000 + int(3000 * r.random())
+        hold = 0
+        if truth == "human" and r.random() < (0.18 if dispo in LONG_CALLS else 0.05):
+            hold = int(r.lognormvariate(math.log(35000), 0.6))
+        if dispo in ("sale", "appointment"):
+            wrap = int(r.lognormvariate(math.log(55000), 0.4))
+        elif truth == "human":
+            wrap = int(r.lognormvariate(math.log(25000), 0.45))
+        else:
+            wrap = 3000 + int(7000 * r.random())
+        # Calls still in progress at the end of the run are cut short (every ts <= end + grace).
+        over = tc + talk + hold + wrap - self.horizon
+        if over > 0:
+            talk = max(1000, talk - over)
+            over = tc + talk + hold + wrap - self.horizon
+            if over > 0:
+                hold, wrap = 0, max(0, wrap - over)
+                talk = min(talk, self.horizon - tc - wrap)
+        u = r.random()
+        if truth != "human":
+            hangup = "agent"
+        elif u < 0.015 or (tc < self.outage_until and u < 0.08):
+            hangup = "system"  # the line dropped
+        else:
+            hangup = "customer" if u < 0.57 else "agent"
+        te = tc + talk + hold
+        self._call_event(call, te, "call.ended",
+                         {"agent_id": agent.id, "talk_ms": talk, "hold_ms": hold, "hangup_by": hangup})
+        self._agent_event(agent, te, "wrap_up")
+        tw = te + wrap
+        fields: dict[str, Any] = {"agent_id": agent.id, "wrapup_ms": wrap, "disposition": dispo}
+        if truth == "human":
+            if dispo == "sale":
+                fields["order_value"] = round(r.lognormvariate(math.log(camp.order_median), 0.45), 2)
+            if camp.scores or r.random() < 0.3:
+                fields["lead_score"] = self._lead_score(dispo)
+            fields["intent"] = self._intent(dispo)
+            fields["resolved"] = dispo in ALWAYS_RESOLVED and r.random() < 0.92
+        self._call_event(call, tw, "call.wrapup", fields)
+        self._at(tw, K_WRAPEND, agent)
+        sec = tw // 1000
+        camp.free_at[sec] = camp.free_at.get(sec, 0) + 1
+
+        # Follow-ups: quality report, survey, complaint, QA review.
+        if hangup == "system" or r.random() < QUALITY_P:
+            mean = 3.4 if tc < self.outage_until else 4.2
+            q: dict[str, Any] = {"dropped": hangup == "system"}
+            if r.random() < 0.95:
+                q["mos"] = round(min(5.0, max(1.0, r.gauss(mean, 0.25))), 2)
+            self._followup(call, te + int(2000 * r.random()), "call.quality", q)
+        if truth != "human":
+            return
+        if dispo not in ("dnc", "wrong_party") and r.random() < SURVEY_P:
+            weights = ((0.02, 0.03, 0.10, 0.35, 0.50) if dispo in ("sale", "appointment") else
+                       (0.25, 0.20, 0.25, 0.20, 0.10) if dispo in ("refused",) else
+                       (0.06, 0.09, 0.22, 0.36, 0.27))
+            csat = 1 + bisect.bisect(_cumulative(weights), r.random())
+            s: dict[str, Any] = {"csat": min(csat, 5)}
+            if r.random() < 0.8:
+                s["agent_id"] = agent.id
+            self._followup(call, tw + int((1 + 14 * r.random()) * MIN), "call.survey", s)
+        if r.random() < (0.02 if dispo in ("refused", "dnc") else 0.003):
+            c: dict[str, Any] = {"category": COMPLAINT_CATEGORIES[int(r.random() * 5)]}
+            if r.random() < 0.7:
+                c["agent_id"] = agent.id
+            self._followup(call, te + int((5 + 115 * r.random()) * MIN), "call.complaint", c)
+        if r.random() < QA_P:
+            score = int(min(100, max(0, round(r.gauss(82, 9)))))
+            compliant = r.random() < (0.97 if score >= 70 else 0.7)
+            self._followup(call, tw + int((10 + 170 * r.random()) * MIN), "call.qa",
+                           {"agent_id": agent.id, "score": score, "compliant": compliant})
+
+    def _followup(self, call: _Call, ts: int, typ: str, fields: dict) -> None:
+        if ts <= self.horizon:
+            self._call_event(call, ts, typ, fields)
+
+    def _callback(self, call: _Call, t: int) -> None:
+        self._followup(call, t + int((5 + 115 * self.r.random()) * MIN), "call.callback",
+                       {"lead_id": call.lead})
+
+    def _lead_score(self, dispo: str) -> int:
+        r = self.r
+        if dispo in ("sale", "appointment", "qualified_lead"):
+            return 65 + int(36 * r.random())
+        if dispo == "callback_requested":
+            return 35 + int(51 * r.random())
+        if dispo == "no_decision":
+            return 20 + int(56 * r.random())
+        return int(46 * r.random())
+
+    def _intent(self, dispo: str) -> str:
+        u = self.r.random()
+        if dispo in ("sale", "appointment", "qualified_lead"):
+            return "high" if u < 0.85 else "medium"
+        if dispo in ("callback_requested", "no_decision"):
+            return "medium" if u < 0.7 else "high" if u < 0.8 else "low"
+        if dispo == "not_interested":
+            return "low" if u < 0.7 else "none"
+        if dispo == "other":
+            return "low"
+        return "none"
+
+    # --------------------------------------------------------------------------- scenarios
+
+    def _scenario(self, name: str, t: int) -> None:
+        r = self.r
+        if name == "spam_flag":
+            self.campaigns[0].dids[0].reputation *= 0.1
+        elif name == "staffing_drop":
+            for agent in r.sample(self.agents, len(self.agents) // 2):
+                agent.dropped = True
+                self._logout(agent, t)
+        elif name == "carrier_outage":
+            length = int(min(45 * MIN, max(10 * MIN, 0.08 * (self.end - self.start))))
+            self.outage_until = t + length
+            self._at(t + length, K_OUTAGE_END)
+        elif name == "abandon_spike":
+            for camp in self.campaigns:
+                camp.target = 0.08
