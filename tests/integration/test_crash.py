@@ -108,3 +108,29 @@ def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path) -> None:
         svc.stop()
 
 
+
+
+def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path) -> None:
+    """Two workers split the partitions; one dies mid-stream and the other takes over. The
+    events of one call are deliberately spread over partitions (random keys): the entity
+    version check must keep concurrent updates of one call exact."""
+    events = stream(3000, seed=11)
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300"})
+    try:
+        keys = [str(random.Random(i).random()).encode() for i in range(len(events))]
+        first, second = svc.start_worker(), svc.start_worker()
+        time.sleep(8)  # both joined: the first group join takes about half the session timeout
+        svc.publish(jsonl(events), keys)
+        wait_until(lambda: svc.pipeline_counter("consumed") >= len(events) * 0.3, 120, svc.logs)
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        assert set(r.hgetall("ck:workers")) == {"worker-1", "worker-2"}, "both workers committed"
+        second.proc.send_signal(signal.SIGKILL)
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        expected, actual = oracle(events), store_totals(svc.infra.redis_url)
+        diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
+        assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
+        assert first.proc.poll() is None
+    finally:
+        svc.stop()
