@@ -42,6 +42,12 @@ class Service:
                                 start_new_session=True)
         return Managed(name, proc, 0, self.infra.workdir, log)
 
+    def run_cli(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a `callkpi` command against this pipeline and capture its output."""
+        return subprocess.run([sys.executable, "-m", "stream.cli.main", *argv],
+                              env={**os.environ, **self.env}, capture_output=True, text=True,
+                              timeout=timeout)
+
     def start_worker(self, n: int = 1) -> Managed:
         name = f"worker-{len(self.workers) + 1}"
         w = self.spawn(name, ["worker"], {"CALLKPI_WORKER_ID": name,

@@ -80,7 +80,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
         svc.start_worker()
         svc.start_server()
         messages, _ = crafted()
-        svc.publish(messages)
+        events_file = svc.infra.workdir / "crafted.jsonl"
+        events_file.write_bytes(b"\n".join(messages) + b"\n")
+        replay = svc.run_cli(["replay", str(events_file)])  # the README's way to publish a file
+        assert replay.returncode == 0 and f"published {len(messages)} events" in replay.stdout
         svc.wait_consumed(len(messages))
         yield svc
     finally:
@@ -215,3 +218,15 @@ def test_metrics_exposition(service: Service) -> None:
     assert value("callcenter_calls_waiting", campaign="c1") == 1
     assert value("callcenter_pipeline_event_to_store_seconds_count") > 0
     assert "connect_rate = connected ÷ (answered + unanswered)" in text
+
+
+def test_cli_kpis_matches_the_api(service: Service) -> None:
+    from stream.contract import format_ts
+    start, end = format_ts(T0), format_ts(T0 + 10 * MIN)
+    out = service.run_cli(["kpis", "--scope", "agent:a1", "--from", start, "--to", end, "--json"])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["kpis"] == kpis(service, "agent:a1")
+    table = service.run_cli(["kpis", "--scope", "center", "--from", start, "--to", end])
+    assert "connect_rate" in table.stdout and "50.0 %" in table.stdout
+    bad = service.run_cli(["kpis", "--scope", "nowhere"])
+    assert bad.returncode == 2 and "bad scope" in bad.stderr
