@@ -20,6 +20,8 @@ Point = tuple[int, str, str, str | None, str | None]
 Interval = tuple[int, int, str, str | None, str | None]
 """(start, end, state, reason, campaign): a closed interval in one state."""
 
+UNSPECIFIED_REASON = "unspecified"
+"""The pause reason reported for a `paused` state that named none."""
 STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
                   "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
 
@@ -159,8 +161,8 @@ def interval_deltas(agent_id: str, iv: Interval, deltas: Deltas, sign: int) -> N
     names = ["staffed_ms"]
     if state in STATE_COUNTERS:
         names.append(STATE_COUNTERS[state])
-    if state == "paused" and reason:
-        names.append(f"paused_ms:{reason}")
+    if state == "paused":
+        names.append(f"paused_ms:{reason or UNSPECIFIED_REASON}")
     scopes = ["center", f"agent:{agent_id}"]
     if campaign:
         scopes.append(f"campaign:{campaign}")

@@ -33,8 +33,8 @@ def add_open_time(counters: dict[str, float], scope: Scope, r: Range, now_ms: in
         name = STATE_COUNTERS.get(live["state"])
         if name:
             counters[name] = counters.get(name, 0) + ms
-        if live["state"] == "paused" and live.get("reason"):
-            key = PAUSED_REASON_PREFIX + live["reason"]
+        if live["state"] == "paused":
+            key = PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")
             counters[key] = counters.get(key, 0) + ms
 
 
