@@ -72,6 +72,9 @@ PATIENCE = (3500, 0.5)          # customer hangs up on silence: lognormal (media
 TICK_MS = 250                   # predictive dialer pacing step
 PACE_EVERY = 40                 # ticks between pacing-controller updates (10 s)
 LOOKAHEAD_S = 10                # agents freeing within this many seconds count as supply
+PACE_GAIN = 0.03                # controller: pace *= exp(gain * relative abandon-rate error)
+MIN_P_ROUTE = 0.08              # caps the lines per agent (1/0.08) whatever the dialer estimates
+PACE_DECAY = 0.99               # per update: abandon statistics remember ~15 minutes
 
 END_GRACE_MS = 5 * MIN          # every event of a run has ts <= end + this
 
@@ -79,10 +82,24 @@ SURVEY_P, QA_P, QUALITY_P = 0.15, 0.05, 0.30
 COMPLAINT_CATEGORIES = ["too_many_calls", "rude_agent", "misleading_offer", "abandoned_call",
                         "billing"]
 
+def _cumulative(weights) -> list[float]:
+    total, out = 0.0, []
+    for w in weights:
+        total += w
+        out.append(total)
+    return [x / total for x in out]
+
+
 OUT, IDLE, BUSY, PAUSED = 0, 1, 2, 3
 
 (K_TICK, K_RESOLVE, K_ROUTE, K_TIMEOUT, K_WRAPEND, K_LOGIN, K_LOGOUT, K_PAUSE, K_PAUSE_END,
  K_PDIAL, K_SCENARIO, K_OUTAGE_END) = range(12)
+
+
+# csat 1..5 distributions (cumulative) after a success, a refusal, anything else.
+CSAT_HAPPY = _cumulative((0.02, 0.03, 0.10, 0.35, 0.50))
+CSAT_UNHAPPY = _cumulative((0.25, 0.20, 0.25, 0.20, 0.10))
+CSAT_NEUTRAL = _cumulative((0.06, 0.09, 0.22, 0.36, 0.27))
 
 
 class _List:
@@ -105,14 +122,15 @@ class _Campaign:
     __slots__ = ("id", "mode", "predictive", "kind", "p_human", "order_median", "scores",
                  "lists", "list_cum", "dids", "dispo_cum", "agents", "idle", "idle_n", "waiting",
                  "n_waiting", "ringing", "free_at", "p_route", "pace", "ab_num", "ab_den",
-                 "target", "carry", "ticks")
+                 "target", "carry", "ticks", "soon")
 
     def __init__(self, spec, index, cfg: SimConfig):
         cid, mode, _, kind, p_human, order_median, scores = spec
         self.id, self.mode, self.kind = cid, mode, kind
         self.predictive = mode == "predictive"
         self.p_human, self.order_median, self.scores = p_human, order_median, scores
-        self.lists = [_List(f"{cid}-L{i + 1}", w, q, inv, AREA_CODES[(index + i) % 12:][:4] or AREA_CODES[:4])
+        self.lists = [_List(f"{cid}-L{i + 1}", w, q, inv,
+                            [AREA_CODES[(3 * index + i + k) % len(AREA_CODES)] for k in range(4)])
                       for i, (w, q, inv) in enumerate(LISTS)]
         self.list_cum = _cumulative([lst.weight for lst in self.lists])
         self.dids = [_Did(f"+1-555-01{index * 4 + i:02d}", rep) for i, rep in enumerate(DID_REPUTATION)]
@@ -131,11 +149,12 @@ class _Campaign:
         self.target = cfg.abandon_target
         self.carry = 0.0
         self.ticks = 0
+        self.soon = 0.0
 
 
 class _Agent:
     __slots__ = ("id", "team", "camp", "state", "token", "seq", "pending_pause", "pending_logout",
-                 "dropped")
+                 "dropped", "free_sec")
 
     def __init__(self, id, team, camp):
         self.id, self.team, self.camp = id, team, camp
@@ -145,6 +164,7 @@ class _Agent:
         self.pending_pause: tuple[str, int] | None = None
         self.pending_logout = False
         self.dropped = False
+        self.free_sec: int | None = None  # the second its wrap-up ends, while the dialer counts on it
 
 
 class _Call:
@@ -158,14 +178,6 @@ class _Call:
         self.truth = ""
         self.waiting = False
         self.ab_reason = ""
-
-
-def _cumulative(weights) -> list[float]:
-    total, out = 0.0, []
-    for w in weights:
-        total += w
-        out.append(total)
-    return [x / total for x in out]
 
 
 class Model:
@@ -291,7 +303,7 @@ class Model:
             elif kind == K_ROUTE:
                 self._route(a, t)
             elif kind == K_WRAPEND:
-                a.camp.free_at[t // 1000] -= 1
+                self._uncount(a)
                 self._free(a, t, True)
             elif kind == K_TIMEOUT:
                 self._timeout(a, t)
@@ -353,6 +365,14 @@ class Model:
                 8000 + 32000 * self.r.random())
             self._at(t + int(think), K_PDIAL, agent, agent.token)
 
+    def _uncount(self, agent: _Agent) -> None:
+        """The dialer stops expecting this busy agent back (wrap-up over, or a pause/logout next)."""
+        if agent.free_sec is not None:
+            fa = agent.camp.free_at
+            if agent.free_sec in fa:
+                fa[agent.free_sec] -= 1
+            agent.free_sec = None
+
     def _take_idle(self, camp: _Campaign) -> _Agent | None:
         idle = camp.idle
         while idle:
@@ -379,6 +399,7 @@ class Model:
             self._start_pause(agent, t, *pause)
         elif agent.state == BUSY and agent.pending_pause is None:
             agent.pending_pause = pause
+            self._uncount(agent)
 
     def _logout(self, agent: _Agent, t: int) -> None:
         if agent.state in (IDLE, PAUSED):
@@ -387,6 +408,7 @@ class Model:
             self._agent_event(agent, t, "logged_out")
         elif agent.state == BUSY:
             agent.pending_logout = True
+            self._uncount(agent)
 
     # --------------------------------------------------------------------------- dialing
 
@@ -396,20 +418,18 @@ class Model:
         if camp.ticks % PACE_EVERY == 0 and camp.ab_den > 0:
             rate = camp.ab_num / camp.ab_den
             if camp.ab_den >= 30:
-                camp.pace *= math.exp(0.08 * max(-2.0, min(2.0, (camp.target - rate) / camp.target)))
-                camp.pace = max(0.2, min(4.0, camp.pace))
-            camp.ab_num *= 0.97
-            camp.ab_den *= 0.97
-        sec = t // 1000
-        if t % 1000 < TICK_MS:
-            camp.free_at.pop(sec - 1, None)
-        soon = 0
-        fa = camp.free_at
-        for s in range(sec, sec + LOOKAHEAD_S):
-            soon += fa.get(s, 0)
-        supply = camp.idle_n - camp.n_waiting + 0.8 * soon
+                camp.pace *= math.exp(PACE_GAIN * max(-2.0, min(2.0, (camp.target - rate) / camp.target)))
+                camp.pace = max(0.3, min(3.0, camp.pace))
+            camp.ab_num *= PACE_DECAY
+            camp.ab_den *= PACE_DECAY
+        if t % 1000 < TICK_MS:  # once a second: agents expected back within the look-ahead
+            sec = t // 1000
+            fa = camp.free_at
+            fa.pop(sec - 1, None)
+            camp.soon = 0.8 * sum([fa.get(s, 0) for s in range(sec, sec + LOOKAHEAD_S)])
+        supply = camp.idle_n - camp.n_waiting + camp.soon
         if supply > 0:
-            want = camp.pace * supply / max(camp.p_route, 0.02) - camp.ringing + camp.carry
+            want = camp.pace * supply / max(camp.p_route, MIN_P_ROUTE) - camp.ringing + camp.carry
             n = int(want)
             camp.carry = want - n if n >= 0 else 0.0
             for _ in range(n):
@@ -501,6 +521,8 @@ class Model:
         if ring is not None:
             fields["ring_ms"] = ring
         self._call_event(call, ta, "call.answered", fields)
+        if verdict == "human":  # the dialer paces on the regulator's ratio: abandoned / live answers
+            call.camp.ab_den += 1
         amd = 400 + int(1000 * r.random())
         if verdict in ("human", "unknown"):
             self._at(ta + amd, K_ROUTE, call)
@@ -527,7 +549,6 @@ class Model:
             return
         camp.ringing -= 1
         camp.p_route += 0.002 * (1.0 - camp.p_route)
-        camp.ab_den += 1
         agent = self._take_idle(camp)
         if agent is not None:
             self._connect(call, agent, t + 150 + int(250 * r.random()))
@@ -621,8 +642,9 @@ class Model:
             fields["resolved"] = dispo in ALWAYS_RESOLVED and r.random() < 0.92
         self._call_event(call, tw, "call.wrapup", fields)
         self._at(tw, K_WRAPEND, agent)
-        sec = tw // 1000
-        camp.free_at[sec] = camp.free_at.get(sec, 0) + 1
+        if camp.predictive and agent.pending_pause is None and not agent.pending_logout:
+            sec = agent.free_sec = tw // 1000
+            camp.free_at[sec] = camp.free_at.get(sec, 0) + 1
 
         # Follow-ups: quality report, survey, complaint, QA review.
         if hangup == "system" or r.random() < QUALITY_P:
@@ -634,11 +656,9 @@ class Model:
         if truth != "human":
             return
         if dispo not in ("dnc", "wrong_party") and r.random() < SURVEY_P:
-            weights = ((0.02, 0.03, 0.10, 0.35, 0.50) if dispo in ("sale", "appointment") else
-                       (0.25, 0.20, 0.25, 0.20, 0.10) if dispo in ("refused",) else
-                       (0.06, 0.09, 0.22, 0.36, 0.27))
-            csat = 1 + bisect.bisect(_cumulative(weights), r.random())
-            s: dict[str, Any] = {"csat": min(csat, 5)}
+            cum = CSAT_HAPPY if dispo in ("sale", "appointment") else (
+                CSAT_UNHAPPY if dispo == "refused" else CSAT_NEUTRAL)
+            s: dict[str, Any] = {"csat": 1 + bisect.bisect(cum, r.random())}
             if r.random() < 0.8:
                 s["agent_id"] = agent.id
             self._followup(call, tw + int((1 + 14 * r.random()) * MIN), "call.survey", s)
