@@ -31,6 +31,7 @@ class Settings:
     api_token: str = ""
     timezone: str = ""
     state_horizon_hours: float = 72.0
+    agent_state_hours: float = 6.0
     batch_max: int = 2000
     batch_within_s: float = 0.1
     session_timeout_s: float = 10.0

@@ -56,6 +56,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
 
     pipeline = Pipeline(store, dead_letter, thresholds,
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
+                        agent_state_ms=int(settings.agent_state_hours * 3_600_000),
                         worker_id=worker_id)
 
     @app.agent(source, concurrency=1)

@@ -110,12 +110,16 @@ class _Batch:
             self.old_teams[agent_id] = state.team
         return state
 
-    def touch_gaps(self, agent_id: str, changed: list[AgentCall]) -> AgentState:
-        """Note that the agent's calls change; gaps are re-derived from the earliest change."""
+    def touch_gaps(self, agent_id: str, changed: list[AgentCall]) -> AgentState | None:
+        """Note that the agent's calls change; gaps are re-derived from the earliest change.
+        None: the change lies wholly before the agent's state horizon and is not tracked."""
         state = self.agent(agent_id)
         if agent_id not in self.old_calls:
             self.old_calls[agent_id] = dict(state.calls)
         times = [t for c in changed for t in (*c.ends, *(ts for ts, _ in c.connects))]
+        if times and state.floor is not None and max(times) < state.floor:
+            self.stats["beyond_horizon"] += 1  # gaps that old are no longer re-derived
+            return None
         if times:
             self.gap_since[agent_id] = min(self.gap_since.get(agent_id, times[0]), *times)
         return state
@@ -138,6 +142,8 @@ class _Batch:
         for agent_id in before.keys() | after.keys():
             changed = [c for c in (before.get(agent_id), after.get(agent_id)) if c is not None]
             agent = self.touch_gaps(agent_id, changed)
+            if agent is None:
+                continue
             if agent_id in after:
                 agent.calls[call_id] = after[agent_id]
             else:

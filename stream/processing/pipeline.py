@@ -59,13 +59,15 @@ def dead_letter_record(msg: RawMessage, rejection: Rejection, now_ms: int) -> by
 
 class Pipeline:
     def __init__(self, store: Store, dead_letter: DeadLetter, thresholds: Thresholds,
-                 *, state_horizon_ms: int, worker_id: str = "",
+                 *, state_horizon_ms: int, agent_state_ms: int = 6 * 3_600_000,
+                 worker_id: str = "",
                  clock: Callable[[], float] = time.time) -> None:
         self.worker_id = worker_id
         self.store = store
         self.dead_letter = dead_letter
         self.thresholds = thresholds
         self.horizon_ms = state_horizon_ms
+        self.agent_state_ms = agent_state_ms
         self.clock = clock
 
     def now_ms(self) -> int:
@@ -105,7 +107,7 @@ class Pipeline:
                          for a, k in agent_keys.items()}
         now = self.now_ms()
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
-                          horizon_ms=now - self.horizon_ms)
+                          horizon_ms=now - self.agent_state_ms)
         rejected: Counter[str] = Counter()
         for m, r in pending:
             if isinstance(r, Rejection):
