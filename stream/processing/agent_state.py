@@ -137,9 +137,20 @@ class AgentState:
                         {"call_gap_ms": connect_ts - prev, "call_gaps": 1})
         return out
 
-    def prune(self, horizon_ms: int) -> None:
-        """Forget what lies wholly before the state horizon (keeping the point that opens the
-        interval in force at the horizon)."""
+    def newest_ms(self) -> int | None:
+        """The latest event time this agent's state has seen (its own event-time watermark)."""
+        times = [p[0] for p in self.points[-1:]]
+        times += [t for c in self.calls.values() for t in (*c.ends, *(ts for ts, _ in c.connects))]
+        return max(times) if times else None
+
+    def prune(self, span_ms: int) -> None:
+        """Forget what lies wholly more than `span_ms` before the agent's newest event (keeping
+        the point that opens the interval in force at the horizon). The horizon follows the
+        agent's own event time, not the wall clock, so a backfill of an old day is exact."""
+        newest = self.newest_ms()
+        if newest is None:
+            return
+        horizon_ms = newest - span_ms
         keep_from = 0
         for i, p in enumerate(self.points):
             if p[0] < horizon_ms:

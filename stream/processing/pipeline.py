@@ -107,7 +107,7 @@ class Pipeline:
                          for a, k in agent_keys.items()}
         now = self.now_ms()
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
-                          horizon_ms=now - self.agent_state_ms)
+                          agent_state_ms=self.agent_state_ms)
         rejected: Counter[str] = Counter()
         for m, r in pending:
             if isinstance(r, Rejection):

@@ -60,7 +60,7 @@ def oracle(events: list[dict]) -> dict[tuple[str, str], float]:
     evs = [Event.from_dict(e) for e in events]
     calls = {e.call_id: None for e in evs if e.call_id}
     agents = {e.agent_id: None for e in evs if e.agent_id}
-    out = process(evs, Loaded(calls, agents), Thresholds(), now_ms=NOW, horizon_ms=0)
+    out = process(evs, Loaded(calls, agents), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
     totals: defaultdict[tuple[str, str], float] = defaultdict(float)
     for (scope, _, name), v in out.deltas.items():
         totals[(scope, name)] += v

@@ -59,7 +59,7 @@ class FakeStore:
     def run(self, batch: list[Event]) -> None:
         calls = {cid: self.loaded.calls.get(cid) for cid in call_ids(batch)}
         agents = {a: self.loaded.agents.get(a) for a in agents_needed(batch, calls)}
-        out = process(batch, Loaded(calls, agents), Thresholds(), now_ms=NOW, horizon_ms=0)
+        out = process(batch, Loaded(calls, agents), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
         for agent, old, new in out.team_moves:
             for (scope, minute, name), v in list(self.counters.items()):
                 if scope == f"agent:{agent}":
@@ -139,9 +139,28 @@ def test_duplicates_are_counted_as_such() -> None:
 def test_live_states() -> None:
     store = run(EVENTS[:2], 10)
     out = process([EVENTS[2]], Loaded({"X": store.loaded.calls["X"]}, {}), Thresholds(),
-                  now_ms=NOW, horizon_ms=0)
+                  now_ms=NOW, agent_state_ms=10**12)
     assert out.live_calls["X"]["status"] == "talking"
     out = process([EVENTS[15], EVENTS[12]], Loaded({}, {"a1": None}), Thresholds(), now_ms=NOW,
-                  horizon_ms=0)
+                  agent_state_ms=10**12)
     assert out.live_agents["a1"]["state"] == "available"
     assert out.live_agents["a1"]["since"] == T0 + 80 * S
+
+
+def test_agent_horizon_follows_the_agents_own_event_time() -> None:
+    """A backfill of an old day is exact; only an event more than the horizon behind the
+    agent's newest event is refused (and counted), never the wall clock's age."""
+    old = [e("h1", "agent.state", 0, agent_id="a9", state="available"),
+           e("h2", "agent.state", 600, agent_id="a9", state="paused", reason="break"),
+           e("h3", "agent.state", 4 * 3600, agent_id="a9", state="available")]
+    first = process(old, Loaded({}, {"a9": None}), Thresholds(), now_ms=NOW + 10**10,
+                    agent_state_ms=3 * 3600 * S)
+    state = first.agents["a9"]
+    assert first.stats["beyond_horizon"] == 0 and state.floor == T0 + 600 * S
+    late_inside = e("h4", "agent.state", 2 * 3600, agent_id="a9", state="paused", reason="lunch")
+    late_outside = e("h5", "agent.state", 300, agent_id="a9", state="paused", reason="meeting")
+    out = process([late_inside, late_outside], Loaded({}, {"a9": state}), Thresholds(),
+                  now_ms=NOW + 10**10, agent_state_ms=3 * 3600 * S)
+    assert out.stats["beyond_horizon"] == 1
+    lunch = sum(v for k, v in out.deltas.items() if k[0] == "agent:a9" and "lunch" in k[2])
+    assert lunch == 2 * 3600 * S
