@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import BinaryIO
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             return _write(paced(deliveries, speed, cfg.start_ms), sys.stdout.buffer)
         with open(args.out, "wb") as fh:
             return _write(paced(deliveries, speed, cfg.start_ms), fh)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection retries: we report failure
     settings = Settings.from_env()
     bootstrap = args.bootstrap or settings.bootstrap
     topic = args.topic or settings.input_topic
