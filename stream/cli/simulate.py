@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="simulated start, RFC 3339 or 'now' (default: with --fast, now - hours, so "
                         "the day ends now; in real time, now - hours*(1 - 1/speed), so simulated "
                         "time never runs ahead of the clock: 'now' at speed 1)")
+    p.add_argument("--backfill", type=float, default=None, metavar="HOURS",
+                   help="real-time mode: the run began HOURS ago; send that part at once, then "
+                        "go on in real time (how `callkpi demo` fills today's windows at start)")
     p.add_argument("--scenario", default=None, help="a named scenario (see --list-scenarios)")
     p.add_argument("--scenario-at", type=float, default=0.4,
                    help="when the scenario starts, as a fraction of the run (default 0.4)")
@@ -76,6 +79,12 @@ def faults_from(args: argparse.Namespace) -> FaultConfig:
 
 def start_ms_from(args: argparse.Namespace, now_ms: int) -> int:
     hours_ms = int(args.hours * HOUR_MS)
+    if args.backfill is not None:
+        if args.fast or args.start is not None or args.speed != 1 \
+                or not 0 <= args.backfill <= args.hours:
+            raise ValueError("--backfill goes with real time at speed 1 (not --fast, --start or "
+                             "--speed) and must lie within 0..--hours")
+        return now_ms - int(args.backfill * HOUR_MS)
     if args.start is None:
         if args.fast:
             return now_ms - hours_ms
@@ -93,29 +102,33 @@ def run(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("callkpi simulate: --speed must be positive", file=sys.stderr)
         return 2
+    now_ms = int(time.time() * 1000)
     try:
         cfg = SimConfig(seed=args.seed, agents=args.agents, hours=args.hours,
-                        start_ms=start_ms_from(args, int(time.time() * 1000)),
+                        start_ms=start_ms_from(args, now_ms),
                         scenario=args.scenario, scenario_at=args.scenario_at,
                         faults=faults_from(args), teams_of=args.teams_of, ts_style=args.ts_style)
     except ValueError as exc:
         print(f"callkpi simulate: {exc}", file=sys.stderr)
         return 2
     speed = None if args.fast else args.speed
+    # The simulated time that maps to the wall clock's now: with --backfill, what lies before it
+    # is sent at once.
+    pace_from = now_ms if args.backfill is not None else cfg.start_ms
     deliveries = generate(cfg)
     if not args.quiet:
         deliveries = with_progress(deliveries)
     if args.out:
         if args.out == "-":
-            return _write(paced(deliveries, speed, cfg.start_ms), sys.stdout.buffer)
+            return _write(paced(deliveries, speed, pace_from), sys.stdout.buffer)
         with open(args.out, "wb") as fh:
-            return _write(paced(deliveries, speed, cfg.start_ms), fh)
+            return _write(paced(deliveries, speed, pace_from), fh)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection retries: we report failure
     settings = Settings.from_env()
     bootstrap = args.bootstrap or settings.bootstrap
     topic = args.topic or settings.input_topic
     try:
-        publish(deliveries, bootstrap, topic, realtime_speed=speed, start_ms=cfg.start_ms)
+        publish(deliveries, bootstrap, topic, realtime_speed=speed, start_ms=pace_from)
     except RuntimeError as exc:
         print(f"callkpi simulate: {exc}", file=sys.stderr)
         return 1

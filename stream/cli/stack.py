@@ -79,7 +79,7 @@ def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
     try:
         if demo:
             argv = ["simulate", "--bootstrap", infra.bootstrap, "--agents", str(args.agents),
-                    "--hours", str(args.hours), "--speed", str(args.speed), "--seed", str(args.seed)]
+                    "--hours", str(args.hours), "--backfill", str(args.backfill), "--seed", str(args.seed)]
             if args.scenario:
                 argv += ["--scenario", args.scenario]
             infra.children.append(_child("simulator", argv, env, 0, infra.workdir, wait=False))
@@ -92,8 +92,8 @@ def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
         print(f"  Redis       {infra.redis_url}")
         print(f"  logs        {infra.workdir}")
         if demo:
-            print("  simulator   real-time dialer traffic (see simulator.log); numbers appear "
-                  "within a minute", flush=True)
+            print(f"  simulator   {args.agents} agents, the shift's first {args.backfill:g} h sent "
+                  "at once, then live in real time (see simulator.log)", flush=True)
         print(f"  try: CALLKPI_REDIS_URL={infra.redis_url} callkpi kpis --scope center --window 15m",
               flush=True)
         _wait_for_signal(infra)
@@ -115,8 +115,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         if demo:
             p.add_argument("--agents", type=int, default=60)
             p.add_argument("--hours", type=float, default=8.0)
-            p.add_argument("--speed", type=float, default=10.0,
-                           help="simulated seconds per real second (default 10)")
+            p.add_argument("--backfill", type=float, default=1.0, metavar="HOURS",
+                           help="hours of the shift already behind at start, sent at once so "
+                                "today's windows have numbers; then real time (default 1)")
             p.add_argument("--seed", type=int, default=1)
             p.add_argument("--scenario", default=None)
         p.set_defaults(run=lambda a, demo=demo: run_stack(a, demo))

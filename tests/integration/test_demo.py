@@ -22,7 +22,7 @@ def test_demo_shows_live_numbers_and_stops_cleanly(tmp_path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli.main", "demo", "--http-port", str(http),
          "--broker-port", str(broker), "--redis-port", str(redis_port),
-         "--workdir", str(tmp_path), "--agents", "30", "--speed", "30"],
+         "--workdir", str(tmp_path), "--agents", "30"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ), text=True)
     try:
         url = f"http://127.0.0.1:{http}"
@@ -35,6 +35,10 @@ def test_demo_shows_live_numbers_and_stops_cleanly(tmp_path) -> None:
             return k["dialed"] > 0 and k["staffed_seconds"] > 0
         wait_until(numbers, 60, lambda: "\n".join(
             f"--- {p.name}\n{p.read_text()[-2000:]}" for p in tmp_path.glob("*.log")))
+        def dialed_today() -> int:
+            return httpx.get(f"{url}/api/v1/kpis", params={"window": "today"}).json()["kpis"]["dialed"]
+        first = dialed_today()
+        wait_until(lambda: dialed_today() > first, 30, "no live traffic after the backfill")
         live = httpx.get(f"{url}/api/v1/live").json()
         assert sum(live["agents"]["by_state"].values()) > 0
         assert httpx.get(f"{url}/").status_code == 200
