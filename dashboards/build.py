@@ -294,6 +294,13 @@ def _alert(name, expr, for_, severity, category, summary, description, runbook, 
     }
 
 
+#: The exporter's caller-ID counters carry no campaign label (the store counts per caller ID across
+#: campaigns), so the caller-ID rules compare a number with all other numbers of the center; a
+#: source that adds `campaign` gets the comparison per campaign from the same rules.
+_OF_CAMPAIGN = "{{ with $labels.campaign }} of campaign {{ . }}{{ end }}"
+_OF_CAMPAIGN_OR_CENTER = "{{ with $labels.campaign }} of campaign {{ . }}{{ else }} of the center{{ end }}"
+
+
 def _kpi_alerts() -> list[dict]:
     return [
         _alert(
@@ -344,10 +351,10 @@ def _kpi_alerts() -> list[dict]:
             "15m",
             "warning",
             "kpi",
-            "Caller ID {{ $labels.caller_id }} of campaign {{ $labels.campaign }} may be flagged as spam",
+            "Caller ID {{ $labels.caller_id }}" + _OF_CAMPAIGN + " may be flagged as spam",
             """
             Over the last hour caller ID {{ $labels.caller_id }} connected less than half as often as
-            the other caller IDs of campaign {{ $labels.campaign }}, while those held at least 80% of
+            the other caller IDs""" + _OF_CAMPAIGN_OR_CENTER + """, while those held at least 80% of
             their rate of an hour earlier (at least 50 attempts on this number, 100 on the others).
             A number that collapses alone is typically labelled "spam likely" by carriers.
             """,
@@ -827,7 +834,7 @@ def label_values_var(name: str, metric: str, label: str, label_text: str, multi:
         dash_b.QueryVariable(name)
         .label(label_text)
         .datasource(DATASOURCE)
-        .query({"query": f"label_values({metric}, {label})", "refId": f"{name}-values", "qryType": 1})
+        .query(f"label_values({metric}, {label})")
         .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
         .multi(multi)
@@ -1142,8 +1149,9 @@ def campaigns() -> Board:
 
     b.row("Money and targets")
     b.panel(stat("Cost per lead (today)",
-                 f'max by (scope_id) (callcenter_window_cost_per_lead{{scope_kind="campaign", scope_id=~"$campaign", window="today"}})',
-                 "none", thresholds(BLUE), legend="{{scope_id}}", w=6, h=6, decimals=2,
+                 'max by (scope_kind, scope_id) (callcenter_window_cost_per_lead{window="today", '
+                 'scope_kind=~"center|campaign", scope_id=~"$campaign|"})',
+                 "none", thresholds(BLUE), legend="{{scope_kind}} {{scope_id}}", w=6, h=6, decimals=2,
                  text_mode=common_m.BigValueTextMode.VALUE_AND_NAME,
                  description="Cost (agent time + telephony + dials, from the cost configuration) / qualified leads. "
                              "Empty until costs are configured."), optional=True)
@@ -1270,7 +1278,9 @@ def caller_ids() -> Board:
         time_from="now-24h",
         refresh="1m",
     )
-    b.variable(label_values_var("campaign", "callcenter_caller_id_dialed_total", "campaign", "Campaign"))
+    # Caller-ID counters have no campaign label (see _OF_CAMPAIGN): the campaign selector filters
+    # the best-hour panels only, which read the per-campaign counters.
+    b.variable(label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign"))
     b.variable(
         dash_b.TextBoxVariable("utc_offset")
         .label("UTC offset (h)")
@@ -1280,14 +1290,14 @@ def caller_ids() -> Board:
     sel = 'campaign=~"$campaign"'
 
     def by_cid(metric: str, window: str) -> str:
-        return f"sum by (campaign, caller_id) (increase({metric}{{{sel}}}[{window}]))"
+        return f"sum by (campaign, caller_id) (increase({metric}[{window}]))"
 
     b.panel(table(
         "Caller IDs",
         [
-            (f"campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h{{{sel}}}", "rate1h"),
-            (f"campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h{{{sel}}}", "others1h"),
-            (f"campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h{{{sel}}}", "attempts1h"),
+            ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h", "rate1h"),
+            ("campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h", "others1h"),
+            ("campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h", "attempts1h"),
             (f"{by_cid('callcenter_caller_id_connected_total', '24h')} / ({by_cid('callcenter_caller_id_attempts_completed_total', '24h')} > 0)", "rate24h"),
             (by_cid("callcenter_caller_id_dialed_total", "24h"), "dialed24h"),
         ],
@@ -1301,15 +1311,16 @@ def caller_ids() -> Board:
             "Value #E": ("Dialed 24 h", "none"),
         },
         h=10, sort_by="Attempts 1 h",
-        description="A caller ID far below the other caller IDs of its campaign is probably flagged as spam.",
+        description="A caller ID far below the other caller IDs is probably flagged as spam. Caller IDs are "
+                    "counted across campaigns (the campaign selector does not apply here).",
     ))
     b.panel(timeseries("Connect rate per caller ID (1 h)", [
-        (f"campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h{{{sel}}}", "{{caller_id}} ({{campaign}})"),
+        ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h", "{{caller_id}}"),
     ], "percentunit", w=12))
-    b.panel(timeseries("Caller ID vs the campaign's other caller IDs (1 h)", [
-        (f"campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h{{{sel}}}"
-         f" / (campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h{{{sel}}} > 0)",
-         "{{caller_id}} ({{campaign}})"),
+    b.panel(timeseries("Caller ID vs the other caller IDs (1 h)", [
+        ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h"
+         " / (campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h > 0)",
+         "{{caller_id}}"),
     ], "percentunit", w=12, max_val=None, th=thresholds(RED, (0.5, AMBER), (0.8, GREEN)),
         description="1 = as good as the others; the spam-flag alert fires below 0.5."))
     b.row("Best hour to call")
