@@ -189,16 +189,15 @@ def live_agent(state: AgentState) -> dict[str, Any] | None:
 
 def with_teams(deltas: Deltas, agents: dict[str, AgentState],
                loaded: dict[str, AgentState | None]) -> Deltas:
-    """Every `agent:` delta also counts for the agent's (final) team."""
-    out = Deltas()
-    out.merge(deltas)
-    for (scope, minute, name), value in deltas.items():
-        if scope.startswith("agent:"):
-            agent_id = scope[6:]
-            state = agents.get(agent_id) or loaded.get(agent_id)
-            if state is not None and state.team:
-                out.add_one(f"team:{state.team}", minute, name, value)
-    return out
+    """Every `agent:` delta also counts for the agent's (final) team (added in place)."""
+    for scope, minute, counters in deltas.groups("agent:"):
+        agent_id = scope[6:]
+        state = agents.get(agent_id) or loaded.get(agent_id)
+        if state is not None and state.team:
+            team = deltas.group(f"team:{state.team}", minute)
+            for name, value in counters.items():
+                team[name] += value
+    return deltas
 
 
 def process(events: list[Event], loaded: Loaded, thresholds: Thresholds, *, now_ms: int,

@@ -6,32 +6,57 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 DeltaKey = tuple[str, int, str]
+Group = defaultdict[str, float]
 
 
 class Deltas:
-    """Accumulates signed counter increments; zero sums vanish so a no-op batch writes nothing."""
+    """Accumulates signed counter increments; zero sums vanish so a no-op batch writes nothing.
 
-    __slots__ = ("_d",)
+    Grouped by (scope, minute) because that is how the store writes them (one minute hash, one
+    hour hash and one total hash per group): the commit encodes a group without regrouping."""
+
+    __slots__ = ("_g",)
 
     def __init__(self) -> None:
-        self._d: defaultdict[DeltaKey, float] = defaultdict(float)
+        self._g: dict[tuple[str, int], Group] = {}
+
+    def group(self, scope: str, minute: int) -> Group:
+        g = self._g.get((scope, minute))
+        if g is None:
+            g = self._g[(scope, minute)] = defaultdict(float)
+        return g
 
     def add(self, scopes: Iterable[str], minute: int, counters: Mapping[str, float],
             sign: int = 1) -> None:
-        d = self._d
         for scope in scopes:
+            g = self.group(scope, minute)
             for name, value in counters.items():
-                d[(scope, minute, name)] += sign * value
+                g[name] += sign * value
 
     def add_one(self, scope: str, minute: int, name: str, value: float) -> None:
-        self._d[(scope, minute, name)] += value
+        self.group(scope, minute)[name] += value
 
     def merge(self, other: "Deltas", sign: int = 1) -> None:
-        for key, value in other._d.items():
-            self._d[key] += sign * value
+        for (scope, minute), g in other._g.items():
+            mine = self.group(scope, minute)
+            for name, value in g.items():
+                mine[name] += sign * value
+
+    def groups(self, prefix: str = "") -> list[tuple[str, int, Group]]:
+        """(scope, minute, counters) of every group whose scope starts with `prefix`."""
+        return [(s, m, g) for (s, m), g in self._g.items() if s.startswith(prefix)]
+
+    def grouped(self) -> dict[tuple[str, int], dict[str, float]]:
+        """The non-zero deltas, grouped by (scope, minute), as the store commits them."""
+        out: dict[tuple[str, int], dict[str, float]] = {}
+        for key, g in self._g.items():
+            nonzero = {n: v for n, v in g.items() if v != 0}
+            if nonzero:
+                out[key] = nonzero
+        return out
 
     def items(self) -> list[tuple[DeltaKey, float]]:
-        return [(k, v) for k, v in self._d.items() if v != 0]
+        return [((s, m, n), v) for (s, m), g in self._g.items() for n, v in g.items() if v != 0]
 
     def __len__(self) -> int:
-        return sum(1 for v in self._d.values() if v != 0)
+        return sum(1 for g in self._g.values() for v in g.values() if v != 0)

@@ -152,7 +152,7 @@ class Pipeline:
         return CommitBatch(
             offsets=[(tp, offsets[tp], last[tp]) for tp in sorted(last) if last[tp] > offsets[tp]],
             entities=entities,
-            counters=[(s, m, n, v) for (s, m, n), v in outcome.deltas.items()],
+            counters=outcome.deltas.grouped(),
             team_moves=outcome.team_moves,
             live_calls=outcome.live_calls,
             live_agents=outcome.live_agents,

@@ -30,14 +30,21 @@ for _, m in ipairs(b.moves) do
   end
 end
 
--- 4. Counters: {key, field, delta, is_float}; then key expiries {key, expire_at_ms}.
-for _, c in ipairs(b.counters) do
-  if c[4] == 1 then
-    redis.call('HINCRBYFLOAT', c[1], c[2], c[3])
-  else
-    redis.call('HINCRBY', c[1], c[2], c[3])
+-- 4. Counters: {minute_key, hour_key, total_key, minute_field_prefix, hour_field_prefix,
+-- {name, int_delta, ...}, {name, float_delta, ...}}: each delta goes to all three hashes.
+local function incr(cmd, list, c)
+  for i = 1, #list, 2 do
+    local name, delta = list[i], list[i + 1]
+    redis.call(cmd, c[1], c[4] .. name, delta)
+    redis.call(cmd, c[2], c[5] .. name, delta)
+    redis.call(cmd, c[3], name, delta)
   end
 end
+for _, c in ipairs(b.counters) do
+  incr('HINCRBY', c[6], c)
+  incr('HINCRBYFLOAT', c[7], c)
+end
+-- then key expiries {key, expire_at_ms}.
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end

@@ -35,7 +35,7 @@ class CommitBatch:
 
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
-    counters: list[tuple[str, int, str, float]] = field(default_factory=list)  # scope, minute, name, delta
+    counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
     team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
     live_calls: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -45,38 +45,37 @@ class CommitBatch:
     worker: str = ""  # heartbeat: the committing worker's id
 
 
-def _is_float(name: str, delta: float) -> int:
-    return 1 if name in FLOAT_COUNTERS or delta != int(delta) else 0
-
-
-def _counter_arg(key: str, fld: str, value: float) -> list[Any]:
-    """Deltas go to Lua as strings: Lua's own number formatting keeps only 14 digits."""
-    if _is_float(fld.rsplit(":", 1)[-1], value):
-        return [key, fld, repr(float(value)), 1]
-    return [key, fld, str(int(value)), 0]
+def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
+    """Integer and float deltas as flat [name, value, ...] lists. Values go to Lua as strings:
+    Lua's own number formatting keeps only 14 digits."""
+    ints: list[str] = []
+    floats: list[str] = []
+    for name, value in counters.items():
+        if name in FLOAT_COUNTERS or value != int(value):
+            floats += (name, repr(float(value)))
+        elif value:
+            ints += (name, str(int(value)))
+    return ints, floats
 
 
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
-    """The JSON argument of commit.lua: counters expanded to minute, hour and total fields."""
-    fields: defaultdict[tuple[str, str], float] = defaultdict(float)
+    """The JSON argument of commit.lua: per (scope, minute) its minute, hour and total hashes
+    with field prefixes and the deltas (Lua adds each delta to all three)."""
     expire: dict[str, int] = {}
     scopes: set[tuple[str, str]] = set()
-    keys: dict[tuple[str, int], tuple[str, str, str, str, str]] = {}
-    for scope, minute, name, delta in batch.counters:
-        k = keys.get((scope, minute))
-        if k is None:
-            mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
-            k = keys[(scope, minute)] = (mk, hk, layout.total_key(scope),
-                                         minute_field(minute, ""), hour_field(minute, ""))
-            expire[mk] = minute_key_expiry(minute)
-            expire[hk] = hour_key_expiry(minute)
-            kind, _, ident = scope.partition(":")
-            if ident:
-                scopes.add((layout.scopes_key(kind), ident))
-        fields[(k[0], k[3] + name)] += delta
-        fields[(k[1], k[4] + name)] += delta
-        fields[(k[2], name)] += delta
-    counters = [_counter_arg(k, f, v) for (k, f), v in fields.items() if v != 0]
+    counters: list[list[Any]] = []
+    for (scope, minute), deltas in batch.counters.items():
+        ints, floats = _split(deltas)
+        if not ints and not floats:
+            continue
+        mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
+        counters.append([mk, hk, layout.total_key(scope), minute_field(minute, ""),
+                         hour_field(minute, ""), ints, floats])
+        expire[mk] = minute_key_expiry(minute)
+        expire[hk] = hour_key_expiry(minute)
+        kind, _, ident = scope.partition(":")
+        if ident:
+            scopes.add((layout.scopes_key(kind), ident))
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:
         scopes.add((layout.scopes_key("team"), new_team))
