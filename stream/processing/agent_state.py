@@ -57,11 +57,11 @@ class AgentState:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """JSON-ready (tuples encode as arrays: no copies, this runs for every agent a batch
+        touches)."""
         return {
-            "p": [list(p) for p in self.points], "t": self.team,
-            "tk": list(self.team_key) if self.team_key else None,
-            "c": {cid: [[list(x) for x in c.connects], c.ends, c.caller_id, c.list_id]
-                  for cid, c in self.calls.items()},
+            "p": self.points, "t": self.team, "tk": self.team_key,
+            "c": {cid: (c.connects, c.ends, c.caller_id, c.list_id) for cid, c in self.calls.items()},
             "f": self.floor,
         }
 

@@ -24,10 +24,20 @@ from stream.store.redis_store import Store
 log = logging.getLogger(__name__)
 
 
+class LeanApp(faust.App):
+    """A Faust app without its built-in Monitor sensor: it records per-event statistics that
+    nothing here reads (the pipeline keeps its own counters in Redis), on every message."""
+
+    def on_init_dependencies(self) -> Any:
+        deps = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)
+        return deps
+
+
 def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
     worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
     data_dir = settings.data_dir or f"/tmp/callkpi-faust-{os.getpid()}"
-    app = faust.App(
+    app = LeanApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
