@@ -5,7 +5,9 @@ websocket (aiohttp, already a dependency of the service) on a private event loop
 test code stays synchronous. No chromedriver, no selenium, nothing downloaded.
 
 What the tests need and nothing more: open a page, navigate, evaluate JavaScript (by value),
-wait for a condition, collect JavaScript exceptions and console/log errors, take a screenshot.
+wait for a condition, click like a user (a real mouse event at the element's position), record
+the server-sent events the page receives, collect JavaScript exceptions and console/log errors,
+take a screenshot.
 """
 
 from __future__ import annotations
@@ -148,12 +150,14 @@ class Page:
         self.browser = browser
         self.target_id = target_id
         self.log = PageLog()
+        self.sse: list[dict[str, Any]] = []  # Network.eventSourceMessageReceived, in order
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self.ws: aiohttp.ClientWebSocketResponse = browser.run(self._connect(ws_url))
         self.send("Runtime.enable")
         self.send("Log.enable")
         self.send("Page.enable")
+        self.send("Network.enable")
         self.send("Emulation.setDeviceMetricsOverride", width=1920, height=1080,
                   deviceScaleFactor=1, mobile=False)
 
@@ -189,6 +193,8 @@ class Page:
             args = params.get("args", [])
             self.log.console_errors.append(" ".join(
                 str(a.get("value", a.get("description", ""))) for a in args))
+        elif method == "Network.eventSourceMessageReceived":
+            self.sse.append(params)
         elif method == "Log.entryAdded":
             entry = params.get("entry", {})
             if entry.get("level") == "error":
@@ -235,6 +241,22 @@ class Page:
                 raise AssertionError(f"timed out after {timeout}s waiting for "
                                      f"{what or expression}; last value {last!r}")
             time.sleep(interval)
+
+    def click(self, selector: str) -> None:
+        """Press and release the left button at the centre of the element, as a user would: the
+        element must be visible and on top there, or the click lands elsewhere."""
+        box = self.evaluate(f"""(() => {{
+            const n = document.querySelector({json.dumps(selector)});
+            if (!n) return null;
+            n.scrollIntoView({{block: "nearest", inline: "nearest"}});
+            const r = n.getBoundingClientRect();
+            return {{x: r.left + r.width / 2, y: r.top + r.height / 2}};
+        }})()""")
+        if not box:
+            raise AssertionError(f"nothing matches {selector!r} to click on")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                      button="left", clickCount=1)
 
     def screenshot(self, path: Path) -> Path:
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
