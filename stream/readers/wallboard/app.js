@@ -497,12 +497,36 @@
     fitTiles();
   }
 
+  /** The start every agent id shares, up to its last separator ("agent-0001".."agent-0500":
+   * "agent-"), or "" when the ids share none or one id would be left empty. */
+  function sharedPrefix(ids) {
+    if (ids.length < 2) return "";
+    let p = ids[0];
+    for (const id of ids) {
+      while (p && !id.startsWith(p)) p = p.slice(0, -1);
+      if (!p) return "";
+    }
+    const m = p.match(/^.*[-_.:/ ]/);
+    if (!m || ids.some((id) => id.length === m[0].length)) return "";
+    return m[0];
+  }
+
+  /** Tiles too narrow for a whole id show it without the shared prefix, so that the part that
+   * tells agents apart stays readable (the tile's tooltip has the whole id). */
+  function labelAgents() {
+    const short = state.view === "tiles" && $("agent-grid").classList.contains("compact");
+    const cut = short ? sharedPrefix(Array.from(agents.keys())).length : 0;
+    for (const [id, a] of agents) setText(a.parts.id, id.slice(cut));
+  }
+
   /** Size tiles so that every agent fits the panel (500 agents on a 1080p screen). */
   function fitTiles() {
     const grid = $("agent-grid");
-    if (state.view !== "tiles") return;
+    if (state.view !== "tiles") { labelAgents(); return; }
     if (window.innerWidth <= 900) { // narrow screens scroll the page: default tile size
       for (const p of ["--tile-w", "--tile-h", "--tile-font"]) grid.style.removeProperty(p);
+      grid.classList.remove("compact", "tiny");
+      labelAgents();
       return;
     }
     const n = agents.size;
@@ -529,6 +553,7 @@
     grid.style.setProperty("--tile-font", Math.max(9, Math.min(16, Math.round(chosen.h * 0.36))) + "px");
     grid.classList.toggle("compact", w < 96);
     grid.classList.toggle("tiny", chosen.h < 26);
+    labelAgents();
   }
 
   function renderSortHeader() {
@@ -636,6 +661,27 @@
     const banner = $("banner");
     if (banner.hidden !== !lis.length) {
       banner.hidden = !lis.length;
+    }
+    fitBanner();
+  }
+
+  /** The banner keeps to a few lines (the board below must not jump); what does not fit, the
+   * least severe entries, is hidden and counted in a last "+N more" entry (its tooltip lists them). */
+  function fitBanner() {
+    const banner = $("banner");
+    const ul = $("alerts");
+    const items = Array.from(ul.querySelectorAll("li[data-alert]"));
+    for (const li of items) li.hidden = false;
+    const old = ul.querySelector("li.more");
+    if (old) old.remove();
+    if (banner.hidden || banner.scrollHeight <= banner.clientHeight) return;
+    const more = el("li", "more");
+    ul.appendChild(more);
+    for (let i = items.length - 1; i >= 0; i--) {
+      items[i].hidden = true;
+      more.textContent = "+" + (items.length - i) + " more";
+      more.title = items.slice(i).map((li) => li.textContent).join("\n");
+      if (banner.scrollHeight <= banner.clientHeight) break;
     }
   }
 
@@ -755,7 +801,7 @@
         if (size !== lastSize) { lastSize = size; queueFit(); }
       }).observe($("agent-grid"));
     }
-    window.addEventListener("resize", queueFit);
+    window.addEventListener("resize", () => { queueFit(); fitBanner(); });
     setView(state.view);
     renderSortHeader();
     render();
