@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
 from stream.kpi.scopes import Scope, ScopeError, parse_scope
@@ -22,6 +23,7 @@ from stream.store.redis_store import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+HEALTH_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -132,7 +134,10 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def agents(request: web.Request) -> web.Response:
         now = ctx.now_ms()
         scope = parse_scope(request.query.get("scope"))
-        window, rng = resolve_range({"window": "today", **dict(request.query)}, now, ctx.tz)
+        params = dict(request.query)
+        if not {"window", "from", "to"} & params.keys():
+            params["window"] = "today"  # the agent grid's default; an explicit range replaces it
+        window, rng = resolve_range(params, now, ctx.tz)
         live_view = await ctx.query.live(scope, now, ctx.call_expiry_ms)
         rows = live_view["agents"]["list"]
         values = await ctx.query.kpis([Scope("agent", a["agent_id"]) for a in rows], rng, now)
@@ -142,7 +147,12 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
 
     @r.get("/api/v1/health")
     async def health(request: web.Request) -> web.Response:
-        ok = await ctx.store.ping()
+        # A health check must answer when the store does not (a 503, not a 500 traceback) and
+        # must not hang on an unreachable host.
+        try:
+            ok = await asyncio.wait_for(ctx.store.ping(), HEALTH_TIMEOUT_S)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            ok = False
         return _json({"redis": ok}, status=200 if ok else 503)
 
     @r.get("/api/v1/stream")
