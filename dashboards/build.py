@@ -1196,43 +1196,46 @@ def agents() -> Board:
         time_from="now-8h",
         refresh="15s",
     )
-    b.variable(label_values_var("team", "callcenter_agent_state_seconds", "team", "Team"))
+    b.variable(label_values_var("team", "callcenter_agent", "team", "Team"))
     sel = 'team=~"$team"'
 
-    def today(kpi: str) -> str:
-        return f'max by (agent) (callcenter_agent_today{{{sel}, kpi="{kpi}"}})'
+    def agent(kpi: str) -> str:
+        # every column grouped the same way, so the table's merge joins them on (agent, team)
+        return f'max by (agent, team) (callcenter_agent{{{sel}, kpi="{kpi}"}})'
 
-    state_colors = dash_m.DynamicConfigValue(id_val="mappings", value=[{"type": "value", "options": {
-        "available": {"color": GREEN, "index": 0},
-        "on_call": {"color": BLUE, "index": 1},
-        "wrap_up": {"color": AMBER, "index": 2},
-        "paused": {"color": RED, "index": 3},
-        "logged_out": {"color": GREY, "index": 4},
+    # callcenter_agent{kpi="state"} is the state's code (a value, so that a state change does not
+    # start new series): map it back to the state's name and colour.
+    state_names = dash_m.DynamicConfigValue(id_val="mappings", value=[{"type": "value", "options": {
+        str(code): {"text": state, "color": color, "index": code}
+        for code, (state, color) in enumerate([("logged_out", GREY), ("available", GREEN), ("on_call", BLUE),
+                                               ("wrap_up", AMBER), ("paused", RED)])
     }}])
     b.panel(table(
         "Agents (today)",
         [
-            (f"max by (agent, team, state) (callcenter_agent_state_seconds{{{sel}}})", "state"),
-            (today("handled"), "handled"),
-            (today("aht_seconds"), "aht"),
-            (today("avg_wrapup_seconds"), "wrapup"),
-            (today("calls_per_agent_hour"), "cph"),
-            (today("occupancy"), "occupancy"),
+            (agent("state"), "state"),
+            (agent("state_seconds"), "state_seconds"),
+            (agent("handled"), "handled"),
+            (agent("aht_seconds"), "aht"),
+            (agent("avg_wrapup_seconds"), "wrapup"),
+            (agent("calls_per_agent_hour"), "cph"),
+            (agent("occupancy"), "occupancy"),
         ],
         {
             "agent": ("Agent", None),
             "team": ("Team", None),
-            "state": ("State", None),
-            "Value #A": ("Time in state", "s"),
-            "Value #B": ("Handled", "none"),
-            "Value #C": ("AHT", "s"),
-            "Value #D": ("Avg wrap-up", "s"),
-            "Value #E": ("Calls / agent-hour", "none"),
-            "Value #F": ("Occupancy", "percentunit"),
+            "Value #A": ("State", None),
+            "Value #B": ("Time in state", "s"),
+            "Value #C": ("Handled", "none"),
+            "Value #D": ("AHT", "s"),
+            "Value #E": ("Avg wrap-up", "s"),
+            "Value #F": ("Calls / agent-hour", "none"),
+            "Value #G": ("Occupancy", "percentunit"),
         },
         h=14, sort_by="Time in state",
-        extra_overrides={"state": [state_colors, _color_cell()]},
-        description="State and seconds in it are live; the other columns count since local midnight.",
+        extra_overrides={"Value #A": [state_names, _color_cell()]},
+        description="State and seconds in it are live; the other columns count since local midnight "
+                    "(the exporter reads them from hour buckets).",
     ))
     team_sel = 'scope_kind="team", scope_id=~"$team"'
     b.panel(timeseries("Agents by state", [

@@ -6,6 +6,7 @@ window sums those functions need and shapes the answers for the API and the expo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +19,16 @@ from stream.kpi.cost import center_cost, cost_kpis
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import expand_scopes, window_range
 from stream.kpi.windows import Range, resolve_window
+from stream.readers.sums import ALL_COUNTERS, members, window_counters
 
 COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
+Reader = Callable[[list[Scope], Range, int], Awaitable[dict[Scope, dict[str, float]]]]
+"""Window counter sums of scopes: `Query.counters` for the API; the exporter passes readers
+that sum inside Redis (`stream.readers.sums`), which a scrape every 15 s can afford."""
+COMPLIANCE_COUNTERS = ("abandoned", "agent_connected", "am_dispositions", "compliance_abandons",
+                       "connected")
+"""What `stream.kpi.compliance.compliance_kpis` reads (tests/unit/test_exporter.py checks it):
+a 30-day window is 720 hour fields per counter, so the exporter reads only these."""
 STATUS_VALUE = {"ok": 0, "warn": 1, "critical": 2}
 
 
@@ -30,7 +39,11 @@ class Business:
 
     # -- cost ---------------------------------------------------------------------------------
 
-    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int) -> dict:
+    def _reader(self, read: Reader | None) -> Reader:
+        return read or self.ctx.query.counters
+
+    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int,
+                   read: Reader | None = None) -> dict:
         """Campaign rates for a campaign; for the center Σ campaigns at their rates plus the
         rest at the default rates; any other scope at the default rates."""
         costs = self.config.costs
@@ -38,7 +51,7 @@ class Business:
             return cost_kpis(counters, costs.rates_for(scope.ident))
         if scope.kind == "center":
             ids = (await self.ctx.store.scopes())["campaign"]
-            per = await self.ctx.query.counters([Scope("campaign", c) for c in ids], r, now)
+            per = await self._reader(read)([Scope("campaign", c) for c in ids], r, now)
             return center_cost(counters, {s.ident: c for s, c in per.items()}, costs)
         return cost_kpis(counters, costs.default)
 
@@ -46,18 +59,19 @@ class Business:
         counters = (await self.ctx.query.counters([scope], r, now))[scope]
         return await self.cost(scope, counters, r, now)
 
-    async def kpi_values(self, scopes: list[Scope], r: Range, now: int) -> dict[Scope, dict]:
-        counters = await self.ctx.query.counters(scopes, r, now)
+    async def kpi_values(self, scopes: list[Scope], r: Range, now: int,
+                         read: Reader | None = None) -> dict[Scope, dict]:
+        counters = await self._reader(read)(scopes, r, now)
         out = {}
         for s, c in counters.items():
             values = compute_all(c)
-            values.update(await self.cost(s, c, r, now))
+            values.update(await self.cost(s, c, r, now, read))
             out[s] = values
         return out
 
     # -- targets ------------------------------------------------------------------------------
 
-    async def targets(self, now: int) -> list[dict[str, Any]]:
+    async def targets(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
         from stream.kpi.targets import evaluate
         known = await self.ctx.store.scopes()
         live_agents, _ = await self.ctx.store.live()
@@ -67,7 +81,7 @@ class Business:
             start, end = window_range(t.window, now, self.ctx.tz)
             r = Range(start, end)
             scopes = [parse_scope(s) for s in expand_scopes(t.scope, known, team_of)]
-            values = await self.kpi_values(scopes, r, now) if scopes else {}
+            values = await self.kpi_values(scopes, r, now, read) if scopes else {}
             for s in scopes:
                 value = values[s].get(t.kpi)
                 result = evaluate(t, value, now_ms=now, window_from_ms=start, window_to_ms=end)
@@ -82,11 +96,12 @@ class Business:
 
     # -- compliance ---------------------------------------------------------------------------
 
-    async def compliance(self, now: int) -> list[dict[str, Any]]:
+    async def compliance(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
         ids = (await self.ctx.store.scopes())["campaign"]
         scopes = [Scope("campaign", c) for c in ids]
-        window = await self.ctx.query.counters(scopes, resolve_window("30d", now, self.ctx.tz), now)
-        today = await self.ctx.query.counters(scopes, resolve_window("today", now, self.ctx.tz), now)
+        read = self._reader(read)
+        window = await read(scopes, resolve_window("30d", now, self.ctx.tz), now)
+        today = await read(scopes, resolve_window("today", now, self.ctx.tz), now)
         return compliance_report({s.ident: c for s, c in window.items()},
                                  {s.ident: c for s, c in today.items()}, self.config,
                                  day_fraction=day_fraction(now, self.ctx.tz))
@@ -110,6 +125,15 @@ class Business:
         return r
 
     async def metric_families(self, now: int) -> list[Metric]:
+        live_agents, _ = await self.ctx.store.live()
+        groups = members(live_agents)
+
+        def reader(counters: tuple[str, ...]) -> Reader:
+            async def read(scopes: list[Scope], r: Range, at: int) -> dict[Scope, dict[str, float]]:
+                return (await window_counters(self.ctx.store, scopes, {"w": r}, counters, groups, at))["w"]
+            return read
+        read = reader(ALL_COUNTERS)
+
         fams: dict[str, GaugeMetricFamily] = {
             name: GaugeMetricFamily(f"callcenter_compliance_{name}", help_, labels=["campaign"])
             for name, help_ in (
@@ -125,7 +149,7 @@ class Business:
                 "uk_abandon_rate_today_ratio": "uk_abandon_rate_today",
                 "abandon_limit_ratio": "limit", "abandon_headroom": "abandon_headroom",
                 "abandon_rate_projected_ratio": "abandon_rate_projected"}
-        for entry in await self.compliance(now):
+        for entry in await self.compliance(now, reader(COMPLIANCE_COUNTERS)):
             for fam_name, key in keys.items():
                 if entry.get(key) is not None:
                     fams[fam_name].add_metric([entry["campaign_id"]], float(entry[key]))
@@ -134,7 +158,7 @@ class Business:
         attain = GaugeMetricFamily("callcenter_target_attainment_ratio",
                                    "value ÷ goal (higher is better) or goal ÷ value (lower)",
                                    labels=["target", "kpi", "scope"])
-        for row in await self.targets(now):
+        for row in await self.targets(now, read):
             labels = [row["name"], row["kpi"], row["scope"]]
             if row["status"] in STATUS_VALUE:
                 status.add_metric(labels, STATUS_VALUE[row["status"]])
@@ -144,7 +168,7 @@ class Business:
                                 labels=["window", "scope_kind", "scope_id"])
         center = Scope("center")
         today = resolve_window("today", now, self.ctx.tz)
-        value = (await self.kpi_values([center], today, now))[center].get("cost_per_lead")
+        value = (await self.kpi_values([center], today, now, read))[center].get("cost_per_lead")
         if value is not None:
             cpl.add_metric(["today", "center", ""], value)
         return [*fams.values(), status, attain, cpl]

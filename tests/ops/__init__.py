@@ -85,7 +85,7 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
     + [
         "callcenter_agents", "callcenter_calls_waiting", "callcenter_calls_ringing",
         "callcenter_calls_talking", "callcenter_longest_wait_seconds",
-        "callcenter_agent_today", "callcenter_agent_state_seconds",
+        "callcenter_agent",
         "callcenter_compliance_us_abandon_rate_30d_ratio", "callcenter_compliance_uk_abandon_rate_today_ratio",
         "callcenter_compliance_abandon_limit_ratio", "callcenter_compliance_abandon_headroom",
         "callcenter_target_status", "callcenter_target_attainment_ratio",

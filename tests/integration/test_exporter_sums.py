@@ -1,0 +1,148 @@
+"""The exporter's fast path reports what the API reports.
+
+A scrape sums windows inside Redis (`stream.readers.sums`) and writes the text format itself
+(`stream.readers.exporter.render`) so that 5,000 agents fit in a second (`bench/scrape.py`).
+Here a real redis-server is filled by the worker's own batch step from the simulator, and every
+number the fast path produces is compared with the API's way of computing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.cli.embedded import free_port, start_redis
+from stream.kpi.compliance import compliance_report
+from stream.kpi.config_file import load_config
+from stream.kpi.scopes import Scope
+from stream.kpi.windows import resolve_window
+from stream.readers import exporter
+from stream.readers.api import ApiContext
+from stream.readers.business import COMPLIANCE_COUNTERS, Business
+from stream.readers.query import Query
+from stream.readers.sums import ALL_COUNTERS, members, window_counters
+from stream.store.redis_store import Store
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+TZ = ZoneInfo("UTC")
+WINDOWS = ("5m", "15m", "1h", "today", "30d")
+
+
+def _bench():
+    """bench/scrape.py, whose `fill` drives the worker's batch step (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("callkpi_bench_scrape", ROOT / "bench" / "scrape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    workdir = Path(tempfile.mkdtemp(prefix="callkpi-sums-"))
+    server = start_redis(free_port(), workdir)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    try:
+        asyncio.run(_bench().fill(url, agents=40, hours=1.5, copies=0, seed=5))
+        yield url
+    finally:
+        server.stop()
+
+
+def _run(coro_fn):
+    """Run `coro_fn(ctx)` against a fresh context on its own event loop (one per test)."""
+    async def main(url: str):
+        store = Store(url)
+        config = load_config(None)
+        ctx = ApiContext(store=store, query=Query(store, TZ), tz=TZ, call_expiry_ms=1_800_000)
+        ctx.extensions = Business(ctx, config)
+        try:
+            return await coro_fn(ctx)
+        finally:
+            await store.close()
+    return main
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+def test_window_sums_equal_the_api_counters(redis_url: str) -> None:
+    async def check(ctx: ApiContext) -> list[str]:
+        now = ctx.now_ms()
+        scopes_known = await ctx.store.scopes()
+        live, _ = await ctx.store.live()
+        scopes = [Scope("center")] + [Scope(k, i) for k in ("campaign", "team", "agent", "caller_id")
+                                      for i in scopes_known[k]]
+        ranges = {w: resolve_window(w, now, TZ) for w in WINDOWS}
+        fast = await window_counters(ctx.store, scopes, ranges, ALL_COUNTERS, members(live), now)
+        diffs = []
+        for w, r in ranges.items():
+            ref = await ctx.query.counters(scopes, r, now)
+            for s in scopes:
+                for c in ALL_COUNTERS:
+                    if not _close(fast[w][s].get(c, 0.0), ref[s].get(c, 0.0)):
+                        diffs.append(f"{w} {s} {c}: {fast[w][s].get(c)} != {ref[s].get(c)}")
+        return diffs
+
+    diffs = asyncio.run(_run(check)(redis_url))
+    assert not diffs, "\n".join(diffs[:20])
+
+
+def test_compliance_needs_only_its_counters(redis_url: str) -> None:
+    """The exporter reads COMPLIANCE_COUNTERS only for the 30-day window: nothing else matters."""
+    async def check(ctx: ApiContext) -> tuple[list, list]:
+        now = ctx.now_ms()
+        ids = (await ctx.store.scopes())["campaign"]
+        scopes = [Scope("campaign", c) for c in ids]
+        full = [await ctx.query.counters(scopes, resolve_window(w, now, TZ), now) for w in ("30d", "today")]
+        some = [{s: {k: v for k, v in c.items() if k in COMPLIANCE_COUNTERS} for s, c in f.items()} for f in full]
+        config = ctx.extensions.config
+
+        def report(pair):
+            return compliance_report({s.ident: c for s, c in pair[0].items()},
+                                     {s.ident: c for s, c in pair[1].items()}, config, day_fraction=0.5)
+        return report(full), report(some)
+
+    full, some = asyncio.run(_run(check)(redis_url))
+    assert full and full == some
+
+
+def test_agents_today_is_the_day_to_the_end_of_this_hour(redis_url: str) -> None:
+    async def check(ctx: ApiContext) -> tuple[dict, dict]:
+        now = ctx.now_ms()
+        live, _ = await ctx.store.live()
+        agents = [Scope("agent", a) for a in sorted(live)]
+        r = exporter.agent_day(now, TZ)
+        fast = await exporter.window_kpis(ctx.store, agents, {"today": r}, exporter.AGENT_KPIS, members(live), now)
+        return fast["today"], await ctx.query.kpis(agents, r, now)
+
+    fast, ref = asyncio.run(_run(check)(redis_url))
+    assert len(fast) > 10
+    for scope, values in fast.items():
+        for k, v in values.items():
+            assert _close(v, ref[scope][k]), (scope, k, v, ref[scope][k])
+
+
+def test_the_page_is_prometheus_clients_text_format(redis_url: str) -> None:
+    """`render` writes byte for byte what prometheus-client's writer would."""
+    body = asyncio.run(_run(exporter.scrape)(redis_url))
+    families = list(text_string_to_metric_families(body.decode()))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(type("Snapshot", (), {"collect": lambda self: families})())
+    assert generate_latest(registry) == exporter.render(families)
+    names = {f.name for f in families}
+    per_agent = {f.name for f in families for s in f.samples if "agent" in s.labels}
+    assert per_agent == {"callcenter_agent"}, "per-agent series in one family only"
+    assert {"callcenter_window_connect_rate_ratio", "callcenter_compliance_us_abandon_rate_30d_ratio",
+            "callcenter_dialed", "callcenter_pipeline_event_to_store_seconds"} <= names
