@@ -1275,7 +1275,7 @@ def caller_ids() -> Board:
     b = Board(
         "callkpi-caller-ids",
         "Caller-ID health and best hour to call",
-        "Connect rate per outbound caller ID against the campaign's other caller IDs (spam-flag detection), "
+        "Connect rate per outbound caller ID against the other caller IDs (spam-flag detection), "
         "and connect rate by hour of day.",
         ["caller-id"],
         time_from="now-24h",
