@@ -116,31 +116,6 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     return out
 
 
-def _members(live_agents: Mapping[str, dict]) -> dict[Scope, dict[str, dict]]:
-    """Live agents by the center, team and campaign scopes they count in (for open agent time)."""
-    groups: defaultdict[Scope, dict[str, dict]] = defaultdict(dict)
-    for agent_id, a in live_agents.items():
-        groups[Scope("center")][agent_id] = a
-        groups[Scope("agent", agent_id)][agent_id] = a
-        for kind in ("team", "campaign"):
-            if a.get(kind):
-                groups[Scope(kind, a[kind])][agent_id] = a
-    return groups
-
-
-async def window_kpis(store: Any, scopes: list[Scope], ranges: Mapping[str, Range], kpis: tuple[str, ...],
-                      members: Mapping[Scope, dict[str, dict]], now_ms: int) -> dict[str, dict[Scope, dict[str, Any]]]:
-    """window -> scope -> {kpi: value}, open agent time included (as `Query.counters` does)."""
-    sums = await window_sums(store, [str(s) for s in scopes], ranges, counters_of(kpis))
-    out: dict[str, dict[Scope, dict[str, Any]]] = {w: {} for w in ranges}
-    for s in scopes:
-        for w, r in ranges.items():
-            counters = sums[str(s)][w]
-            add_open_time(counters, s, r, now_ms, members.get(s, {}))
-            out[w][s] = {k: KPI_BY_NAME[k].compute(counters) for k in kpis}
-    return out
-
-
 def members(live_agents: Mapping[str, dict]) -> dict[Scope, dict[str, dict]]:
     """Live agents by the center, team, campaign and agent scopes they count in (open time)."""
     groups: defaultdict[Scope, dict[str, dict]] = defaultdict(dict)
