@@ -91,6 +91,44 @@ def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tup
     return time.monotonic() - first, proc
 
 
+def stream_sim_to_kafka(bootstrap: str, agents: int, hours: float, seed: int) -> dict:
+    """Publish a simulated run without holding it in memory; returns events and seconds."""
+    from kafka import KafkaProducer
+    now = int(time.time() * 1000)
+    cfg = SimConfig(seed=seed, agents=agents, hours=hours, start_ms=now - int(hours * 3_600_000),
+                    faults=FaultConfig())
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024,
+                      max_request_size=1 << 20)
+    t0, n = time.monotonic(), 0
+    for d in generate(cfg):
+        p.send(TOPIC, key=d.key, value=d.value)
+        n += 1
+    p.flush()
+    p.close()
+    return {"events": n, "seconds": time.monotonic() - t0}
+
+
+def run_worker_sampling_rss(infra, n: int, workdir: Path) -> tuple[float, subprocess.Popen,
+                                                                    list[tuple[int, float]]]:
+    """Like run_worker_until, sampling (consumed, RSS MB) every 5 s."""
+    r = redis.Redis.from_url(infra.redis_url)
+    proc = spawn([sys.executable, "-m", "stream.cli.main", "worker"], worker_env(infra),
+                 workdir / "worker.log")
+    samples: list[tuple[int, float]] = []
+    first = None
+    while True:
+        done = consumed(r)
+        if done and first is None:
+            first = time.monotonic()
+        samples.append((done, rss_mb(proc.pid)))
+        if done >= n:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited; see {workdir / 'worker.log'}")
+        time.sleep(5)
+    return time.monotonic() - (first or time.monotonic()), proc, samples
+
+
 def throughput(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
     infra = start_infra(workdir=workdir)
@@ -185,12 +223,13 @@ def day(args: argparse.Namespace) -> dict:
     http_port = free_port()
     try:
         create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
-        t0 = time.monotonic()
-        events = sim_events(args.agents, args.hours, seed=3)
-        gen_s = time.monotonic() - t0
-        produce(infra.bootstrap, events)
-        secs, proc = run_worker_until(infra, len(events), workdir, timeout=7200)
-        worker_rss = rss_mb(proc.pid)
+        # Generate and publish as a stream (a day of 5,000 agents does not fit in memory as a
+        # list), then let one worker consume it all, sampling its RSS all along.
+        total = stream_sim_to_kafka(infra.bootstrap, args.agents, args.hours, seed=3)
+        gen_s = total["seconds"]
+        secs, proc, rss_samples = run_worker_sampling_rss(infra, total["events"], workdir)
+        worker_rss = rss_samples[-1][1]
+        events = range(total["events"])
         r = redis.Redis.from_url(infra.redis_url)
         redis_mb = r.info("memory")["used_memory"] / 2**20
         serve = spawn([sys.executable, "-m", "stream.cli.main", "serve", "--port", str(http_port)],
@@ -208,6 +247,8 @@ def day(args: argparse.Namespace) -> dict:
         return {"agents": args.agents, "hours": args.hours, "events": len(events),
                 "generate_s": round(gen_s, 1), "process_s": round(secs, 1),
                 "events_per_s": round(len(events) / secs), "worker_rss_mb": round(worker_rss, 1),
+                "worker_rss_max_mb": round(max(m for _, m in rss_samples), 1),
+                "worker_rss_mb_by_events": [[n, round(m, 1)] for n, m in rss_samples[::max(1, len(rss_samples) // 12)]],
                 "redis_used_mb": round(redis_mb, 1), "metrics_series": series,
                 "scrape_s_median": round(statistics.median(scrape), 3)}
     finally:

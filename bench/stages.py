@@ -56,13 +56,14 @@ class MemoryStore:
             self.offsets[tp] = new
 
 
-async def drive(messages: list[RawMessage], batch: int) -> MemoryStore:
+async def drive(messages: list[RawMessage], batch: int, agent_hours: float = 6.0) -> MemoryStore:
     store = MemoryStore()
 
     async def dead_letter(key: bytes, value: bytes) -> None:
         return None
 
     pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
+                        agent_state_ms=int(agent_hours * 3_600_000),
                         worker_id="bench")  # type: ignore[arg-type]
     for i in range(0, len(messages), batch):
         await pipeline.handle(messages[i:i + batch])
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--agent-hours", type=float, default=6.0, help="agent-state horizon")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     now = int(time.time() * 1000)
@@ -90,7 +92,7 @@ def main() -> None:
     t0 = time.process_time()  # CPU time: robust to other load on the machine
     if prof:
         prof.enable()
-    store = asyncio.run(drive(messages, args.batch))
+    store = asyncio.run(drive(messages, args.batch, args.agent_hours))
     if prof:
         prof.disable()
     secs = time.process_time() - t0
