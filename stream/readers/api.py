@@ -24,6 +24,7 @@ from stream.store.redis_store import Store
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 HEALTH_TIMEOUT_S = 2.0
+SSE_MIN_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -167,22 +168,32 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
 
 
 async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
-    """Server-sent events: `update` after store commits (at most 2/s), a ping every 15 s."""
+    """Server-sent events: `update` after store commits (at most one per SSE_MIN_INTERVAL_S), a
+    ping every 15 s.
+
+    A commit inside the interval is not dropped but sent when the interval ends: otherwise the
+    last commit of a burst could go unannounced, and a page would show stale numbers until its
+    next poll."""
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     pubsub = ctx.store.redis.pubsub()
     await pubsub.subscribe(ctx.store.layout.key("updates"))
     await resp.write(b"retry: 2000\n\n")
-    last_ping = last_sent = 0.0
+    last_ping = last_sent = -SSE_MIN_INTERVAL_S
+    pending = False
     try:
         while True:
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            wait = 0.5
+            if pending:
+                wait = max(0.0, last_sent + SSE_MIN_INTERVAL_S - time.monotonic())
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            pending = pending or msg is not None
             now = time.monotonic()
-            if msg is not None and now - last_sent >= 0.5:
+            if pending and now - last_sent >= SSE_MIN_INTERVAL_S:
                 data = json.dumps({"at": format_ts(ctx.now_ms())})
                 await resp.write(f"event: update\ndata: {data}\n\n".encode())
-                last_sent = now
+                last_sent, pending = now, False
             if now - last_ping >= 15:
                 await resp.write(b": ping\n\n")
                 last_ping = now
