@@ -7,7 +7,8 @@
  *
  * Test hooks (docs/wallboard.md): every big number has data-kpi and data-value (the raw API
  * number, "" for null), agent grid rows have data-agent-id, campaign rows data-campaign-id,
- * and <body data-updated-at> is set after each render in which every request succeeded.
+ * and <body data-updated-at> is set after each render in which every request succeeded
+ * (<body data-requested-at>: when that render's requests were sent).
  */
 (() => {
   "use strict";
@@ -191,6 +192,7 @@
     if (inFlight) { pending = true; return; }
     inFlight = true;
     const gen = generation;
+    const requestedAt = new Date().toISOString();
     const scope = state.scope;
     const reqs = {
       kpis: api("kpis", { scope, window: "today" }),
@@ -217,7 +219,10 @@
       });
       lastError = error;
       render();
-      if (!error) document.body.setAttribute("data-updated-at", new Date().toISOString());
+      if (!error) {
+        document.body.setAttribute("data-requested-at", requestedAt);
+        document.body.setAttribute("data-updated-at", new Date().toISOString());
+      }
     } catch (e) {
       lastError = e;
       console.error(e); // eslint-disable-line no-console
@@ -748,6 +753,7 @@
     saveUrl();
     render();
     document.body.setAttribute("data-updated-at", "");
+    document.body.setAttribute("data-requested-at", "");
     scheduleRefresh(0);
   }
 
