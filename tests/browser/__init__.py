@@ -31,6 +31,10 @@ LEAKED_FIELD = "called_number"
 PHONE_RE = re.compile(r"\+\d[\d \-().]{6,}\d")
 
 
+# Agent cost per hour: the default, and the first campaign's own (the highest rate configured).
+AGENT_COST_PER_HOUR = (21.0, 25.0)
+
+
 def leaked_number(call_id: str) -> str:
     """A UK drama-range number (never a real subscriber) derived from the call id."""
     return f"+44 7700 9{sum(call_id.encode()) % 100000:05d}"
@@ -119,11 +123,11 @@ def write_config(path: Path, now_ms: int, traffic: Traffic) -> Path:
         "",
         "[costs]",
         'currency = "EUR"',
-        "agent_cost_per_hour = 21.0",
+        f"agent_cost_per_hour = {AGENT_COST_PER_HOUR[0]}",
         "telephony_cost_per_minute = 0.01",
         "cost_per_dial = 0.002",
         f'[costs.campaigns."{first}"]',
-        "agent_cost_per_hour = 25.0",
+        f"agent_cost_per_hour = {AGENT_COST_PER_HOUR[1]}",
         *target("Connect rate today", "connect_rate", "center", "today", 0.30,
                 direction="higher", warn=0.25, critical=0.20),
         *target("Abandon rate per campaign", "abandon_rate", "campaign:*", "today", 0.02,

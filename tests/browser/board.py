@@ -9,8 +9,9 @@ page's fetch and ours (the tests keep the store still while comparing, so nothin
   the age of the page's agent list;
 - agent-hour rates and occupancy are the catalog's formulas over our agent-time counters wound
   back by that lag in each agent's current state: exact again;
-- the longest wait and ROI (whose cost grows with staffed time) may only be older: the wait a
-  little shorter, ROI a little higher, by at most a couple of percent.
+- the longest wait may only be shorter, by at most the page's age; ROI may only be higher, by at
+  most what the cost of every staffed agent at the highest configured rate over the page's age
+  makes it (cost grows with staffed time, revenue only with events).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
 from stream.kpi.catalog import KPI_BY_NAME
+from tests.browser import AGENT_COST_PER_HOUR
 from tests.browser.cdp import Page
 
 SEVERITY = {"ok": 1, "warn": 2, "critical": 3}
@@ -34,7 +36,6 @@ BIG_FROM_CALLS = {"calls_waiting": "waiting", "calls_ringing": "ringing", "calls
 AGENT_STATES = ("available", "on_call", "wrap_up", "paused")
 AGENT_EXACT = ("handled", "aht_seconds", "conversions")
 AGENT_TIME = ("available", "on_call", "wrap_up", "paused")  # the states that accrue staffed time
-ROI_DRIFT = 0.02  # ROI falls ~0.1 %/s of page age with 500 agents a quarter-hour into the shift
 CARD_KPIS = ("connect_rate", "abandon_rate", "calls_waiting", "aht_seconds", "conversions", "revenue")
 
 BOARD_JS = r"""(() => {
@@ -79,17 +80,16 @@ def client(base_url: str, token: str | None = None) -> httpx.Client:
 
 
 def api_view(base_url: str, scope: str, token: str | None = None) -> View:
-    """The six requests the page makes for `scope`, in one go."""
+    """The six requests the page makes for `scope`; `at` is when the last one was answered."""
     with client(base_url, token) as c:
-        at = time.time()
-
         def get(path: str, **params: str) -> dict[str, Any]:
             r = c.get(f"/api/v1/{path}", params=params)
             r.raise_for_status()
             return r.json()
-        return View(at, get("kpis", scope=scope, window="today"), get("live", scope=scope),
-                    get("agents", scope=scope, window="today"), get("targets"), get("compliance"),
-                    get("campaigns", window="today"))
+        answers = (get("kpis", scope=scope, window="today"), get("live", scope=scope),
+                   get("agents", scope=scope, window="today"), get("targets"), get("compliance"),
+                   get("campaigns", window="today"))
+        return View(time.time(), *answers)
 
 
 def read_board(page: Page) -> dict[str, Any]:
@@ -103,16 +103,23 @@ def wait_rendered(page: Page, after: str = "", timeout: float = 60) -> str:
                          f"the wallboard to render{' again' if after else ''}")
 
 
-def settled(page: Page, base_url: str, scope: str, token: str | None = None) -> tuple[dict, View]:
-    """A snapshot of the page and of the API with no page render in between (so both saw the
-    same store, which the tests keep still while comparing)."""
-    for _ in range(5):
-        before = wait_rendered(page)
-        view = api_view(base_url, scope, token)
-        board = read_board(page)
-        if board["updatedAt"] == before:
-            return board, view
-    raise AssertionError("the wallboard kept re-rendering while being compared with the API")
+def iso(epoch_s: float) -> str:
+    """The page's own time format (`Date.toISOString`), so that times compare as strings."""
+    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+
+
+def settled(page: Page, base_url: str, scope: str, token: str | None = None,
+            store_still_since: float = 0.0) -> tuple[dict, View]:
+    """A snapshot of the page (one script run: one consistent render) whose requests were all
+    sent after the store last changed (`store_still_since`, epoch seconds: else a render can mix
+    answers from before and after), then the API's answers. The tests keep the store still while
+    comparing, so both show the same events; what moved with the clock in between is allowed for
+    by `differences`."""
+    wait_rendered(page)
+    page.wait_for(f"(document.body.dataset.requestedAt || '') >= {json.dumps(iso(store_still_since))}",
+                  30, "a render of the page requested after the store last changed")
+    board = read_board(page)
+    return board, api_view(base_url, scope, token)
 
 
 def _seconds(iso: str) -> float:
@@ -145,13 +152,11 @@ class Diff:
             return False
         return True
 
-    def older(self, where: str, shown: str | None, expected: float | None, rel: float) -> None:
-        """A number that only falls with time: the page's may be higher than ours, slightly."""
-        if shown in (None, "") or expected is None:
-            self.value(where, shown, expected)
-        elif not expected - 1e-9 * abs(expected) <= float(shown) <= expected + rel * abs(expected):
-            self.problems.append(f"{where}: page {shown!r}, API {expected!r} (an older value "
-                                 f"may be up to {rel:.0%} higher, never lower)")
+    def between(self, where: str, shown: str | None, low: float | None, high: float | None) -> None:
+        if shown in (None, "") or low is None or high is None:
+            self.value(where, shown, low)
+        elif not low - 1e-9 * abs(low) <= float(shown) <= high + 1e-9 * abs(high):
+            self.problems.append(f"{where}: page {shown!r}, expected {low!r}..{high!r}")
 
     def equal(self, where: str, shown: Any, expected: Any) -> None:
         if shown != expected:
@@ -183,6 +188,17 @@ def leaders(agents: list[dict[str, Any]], kpi: str, other: str) -> list[list[str
     return [[a["agent_id"], str(a["kpis"][kpi])] for a in rows]
 
 
+def roi_before(view: View, seconds: float) -> float | None:
+    """The highest ROI the scope can have had `seconds` before our answer: its cost was lower by
+    at most every staffed agent at the highest configured rate for that long."""
+    k = view.kpis["kpis"]
+    if k["roi"] is None:
+        return None
+    staffed = sum(view.live["agents"]["by_state"].values())
+    cost = max(k["cost"] - staffed * max(AGENT_COST_PER_HOUR) * seconds / 3600, 1e-9)
+    return (k["revenue"] - cost) / cost
+
+
 def agent_time_kpis(agent: dict[str, Any], lag_ms: int) -> dict[str, float | None]:
     """Occupancy and calls per agent-hour `lag_ms` before the API's answer: the agent's current
     state had accrued that much less time (and so had staffed time)."""
@@ -201,12 +217,13 @@ def differences(board: dict[str, Any], view: View) -> list[str]:
     d = Diff()
     scope = view.kpis["scope"]
     d.equal("scope", board["scope"], scope)
-    # The page fetched before it rendered (by at most its 10 s request timeout); we fetched after.
+    # The page fetched before it rendered (by at most its 10 s request timeout); we fetched after,
+    # and our last answer came at `view.at`.
     drift = max(0.0, view.at - _seconds(board["updatedAt"])) + 12.0
     big, kpis = board["big"], view.kpis["kpis"]
     for name in BIG_FROM_KPIS:
         d.value(f"big {name}", big.get(name), kpis[name])
-    d.older("big roi", big.get("roi"), kpis["roi"], ROI_DRIFT)
+    d.between("big roi", big.get("roi"), kpis["roi"], roi_before(view, drift))
     calls = view.live["calls"]
     for name, key in BIG_FROM_CALLS.items():
         d.value(f"big {name}", big.get(name), calls[key])

@@ -8,12 +8,13 @@ import json
 import re
 import secrets
 import struct
+import time
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from tests.browser import PHONE_RE, Fed
+from tests.browser import PHONE_RE, Fed, cdp
 from tests.browser.board import (api_view, client, differences, expected_alerts, read_board,
                                  settled, wait_rendered)
 from tests.browser.cdp import Page
@@ -42,8 +43,9 @@ def scope_of(fed: Fed, kind: str) -> str:
     return f"{kind}:{sorted(ids)[0]}" if ids else "center"
 
 
-def assert_same_as_api(page: Page, base_url: str, scope: str, token: str | None = None) -> dict:
-    board, view = settled(page, base_url, scope, token)
+def assert_same_as_api(page: Page, base_url: str, scope: str, token: str | None = None,
+                       store_still_since: float = 0.0) -> dict:
+    board, view = settled(page, base_url, scope, token, store_still_since)
     problems = differences(board, view)
     assert not problems, "the wallboard differs from the API:\n" + "\n".join(problems[:40])
     return board
@@ -55,6 +57,7 @@ def publish_and_see(fed: Fed, page: Page) -> None:
     seen = len(page.sse)
     before = api_view(fed.svc.url, "center").campaigns
     wait_until(lambda: fed.catch_up() > 0, 30, "the simulator to have new events due")
+    still = time.time()
     after = api_view(fed.svc.url, "center").campaigns
     assert after != before, "the new events changed nothing the campaign table shows"
     wait_until(lambda: any(m.get("eventName") == "update" for m in page.sse[seen:]), 15,
@@ -66,7 +69,7 @@ def publish_and_see(fed: Fed, page: Page) -> None:
         "r.querySelector('[data-kpi=dialed]').dataset.value]))) === " + json.dumps(json.dumps(
             dict(sorted(dialed.items())), separators=(",", ":"))),
         15, "the campaign table to show the new dial counts")
-    assert_same_as_api(page, fed.svc.url, "center")
+    assert_same_as_api(page, fed.svc.url, "center", store_still_since=still)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -265,3 +268,11 @@ def test_banner_lists_every_target_and_compliance_entry_in_warn_or_critical(fed:
         assert board["more"] == f"+{hidden} more", board["more"]
     else:
         assert board["more"] is None
+
+
+def test_missing_chromium_fails_naming_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Chromium the browser tests fail (never skip), saying what to install."""
+    monkeypatch.setattr(cdp, "CHROMIUM_CANDIDATES", ("/nonexistent/chromium",))
+    monkeypatch.setenv("CALLKPI_CHROMIUM", "/nonexistent/chromium-too")
+    with pytest.raises(AssertionError, match="apt-get install chromium chromium-driver"):
+        cdp.chromium_binary()
