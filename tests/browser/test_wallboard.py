@@ -52,8 +52,9 @@ def assert_same_as_api(page: Page, base_url: str, scope: str, token: str | None 
 
 
 def publish_and_see(fed: Fed, page: Page) -> None:
-    """Publish the next stretch of simulated traffic; the page must be told (an `update` on its
-    event stream, not the 10 s poll) and then show the new numbers."""
+    """Publish the next stretch of simulated traffic: the page must be told (an `update` arrives
+    on its event stream; the server's side of timely updates is tests/integration/
+    test_live_stream.py) and then show the new numbers, all of them the API's."""
     seen = len(page.sse)
     before = api_view(fed.svc.url, "center").campaigns
     wait_until(lambda: fed.catch_up() > 0, 30, "the simulator to have new events due")
