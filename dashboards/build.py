@@ -1244,14 +1244,14 @@ def agents() -> Board:
     b.panel(timeseries("Paused agents by reason", [
         (f'sum by (reason) (callcenter_agents{{{team_sel}, state="paused"}})', "{{reason}}"),
     ], "none", stacked=True, w=12))
-    b.panel(timeseries("Team occupancy (1 h)", [
-        (f'max by (scope_id) (callcenter_window_occupancy_ratio{{{team_sel}, window="1h"}})', "{{scope_id}}"),
+    b.panel(timeseries("Team occupancy (today)", [
+        (f'max by (scope_id) (callcenter_window_occupancy_ratio{{{team_sel}, window="today"}})', "{{scope_id}}"),
     ], "percentunit", w=8))
-    b.panel(timeseries("Team AHT (1 h)", [
-        (f'max by (scope_id) (callcenter_window_aht_seconds{{{team_sel}, window="1h"}})', "{{scope_id}}"),
+    b.panel(timeseries("Team AHT (today)", [
+        (f'max by (scope_id) (callcenter_window_aht_seconds{{{team_sel}, window="today"}})', "{{scope_id}}"),
     ], "s", w=8))
-    b.panel(timeseries("Team calls per agent-hour (1 h)", [
-        (f'max by (scope_id) (callcenter_window_calls_per_agent_hour{{{team_sel}, window="1h"}})', "{{scope_id}}"),
+    b.panel(timeseries("Team calls per agent-hour (today)", [
+        (f'max by (scope_id) (callcenter_window_calls_per_agent_hour{{{team_sel}, window="today"}})', "{{scope_id}}"),
     ], "none", w=8))
     return b
 

@@ -19,7 +19,7 @@ from stream.kpi.cost import center_cost, cost_kpis
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import expand_scopes, window_range
 from stream.kpi.windows import Range, resolve_window
-from stream.readers.sums import ALL_COUNTERS, members, window_counters
+from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 
 COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
 Reader = Callable[[list[Scope], Range, int], Awaitable[dict[Scope, dict[str, float]]]]
@@ -124,15 +124,16 @@ class Business:
 
         return r
 
-    async def metric_families(self, now: int) -> list[Metric]:
-        live_agents, _ = await self.ctx.store.live()
-        groups = members(live_agents)
+    async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]:
+        """Compliance, target and cost families; `open_time`: the scrape's, when it has one."""
+        if open_time is None:
+            open_time = OpenTime((await self.ctx.store.live())[0], now)
 
-        def reader(counters: tuple[str, ...]) -> Reader:
+        def reader(counters: tuple[str, ...], agent_time: OpenTime | None) -> Reader:
             async def read(scopes: list[Scope], r: Range, at: int) -> dict[Scope, dict[str, float]]:
-                return (await window_counters(self.ctx.store, scopes, {"w": r}, counters, groups, at))["w"]
+                return (await window_counters(self.ctx.store, scopes, {"w": r}, counters, agent_time))["w"]
             return read
-        read = reader(ALL_COUNTERS)
+        read = reader(ALL_COUNTERS, open_time)
 
         fams: dict[str, GaugeMetricFamily] = {
             name: GaugeMetricFamily(f"callcenter_compliance_{name}", help_, labels=["campaign"])
@@ -149,7 +150,7 @@ class Business:
                 "uk_abandon_rate_today_ratio": "uk_abandon_rate_today",
                 "abandon_limit_ratio": "limit", "abandon_headroom": "abandon_headroom",
                 "abandon_rate_projected_ratio": "abandon_rate_projected"}
-        for entry in await self.compliance(now, reader(COMPLIANCE_COUNTERS)):
+        for entry in await self.compliance(now, reader(COMPLIANCE_COUNTERS, None)):
             for fam_name, key in keys.items():
                 if entry.get(key) is not None:
                     fams[fam_name].add_metric([entry["campaign_id"]], float(entry[key]))

@@ -28,7 +28,7 @@ from stream.readers import exporter
 from stream.readers.api import ApiContext
 from stream.readers.business import COMPLIANCE_COUNTERS, Business
 from stream.readers.query import Query
-from stream.readers.sums import ALL_COUNTERS, members, window_counters
+from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.store.redis_store import Store
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_window_sums_equal_the_api_counters(redis_url: str) -> None:
         scopes = [Scope("center")] + [Scope(k, i) for k in ("campaign", "team", "agent", "caller_id")
                                       for i in scopes_known[k]]
         ranges = {w: resolve_window(w, now, TZ) for w in WINDOWS}
-        fast = await window_counters(ctx.store, scopes, ranges, ALL_COUNTERS, members(live), now)
+        fast = await window_counters(ctx.store, scopes, ranges, ALL_COUNTERS, OpenTime(live, now))
         diffs = []
         for w, r in ranges.items():
             ref = await ctx.query.counters(scopes, r, now)
@@ -118,14 +118,15 @@ def test_compliance_needs_only_its_counters(redis_url: str) -> None:
     assert full and full == some
 
 
-def test_agents_today_is_the_day_to_the_end_of_this_hour(redis_url: str) -> None:
+def test_teams_and_agents_today_is_the_day_to_the_end_of_this_hour(redis_url: str) -> None:
     async def check(ctx: ApiContext) -> tuple[dict, dict]:
         now = ctx.now_ms()
         live, _ = await ctx.store.live()
-        agents = [Scope("agent", a) for a in sorted(live)]
-        r = exporter.agent_day(now, TZ)
-        fast = await exporter.window_kpis(ctx.store, agents, {"today": r}, exporter.AGENT_KPIS, members(live), now)
-        return fast["today"], await ctx.query.kpis(agents, r, now)
+        scopes = [Scope("agent", a) for a in sorted(live)] + \
+            [Scope("team", t) for t in (await ctx.store.scopes())["team"]]
+        r = exporter.day_by_hours(now, TZ)
+        fast = await exporter.window_kpis(ctx.store, scopes, {"today": r}, exporter.AGENT_KPIS, OpenTime(live, now))
+        return fast["today"], await ctx.query.kpis(scopes, r, now)
 
     fast, ref = asyncio.run(_run(check)(redis_url))
     assert len(fast) > 10
