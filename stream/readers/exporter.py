@@ -90,9 +90,10 @@ class _AgentDays:
         if day.start != self.day_start:  # a new local day: nothing kept is valid
             self.day_start, self.sums, self.cursor = day.start, {}, 0
         live = set(agents)
-        self.sums = {a: v for a, v in self.sums.items() if a in live}
-        known = [a for a in agents if a in self.sums]
-        read = [a for a in agents if a not in self.sums]
+        # this scrape's own dict: a concurrent scrape (two Prometheus servers) may swap self.sums
+        sums = {a: v for a, v in self.sums.items() if a in live}
+        known = [a for a in agents if a in sums]
+        read = [a for a in agents if a not in sums]
         quota = max(0, AGENTS_READ_PER_SCRAPE - len(read))
         if known and quota:
             start = self.cursor % len(known)
@@ -100,11 +101,13 @@ class _AgentDays:
             self.cursor = start + quota
         fresh = await window_sums(store, [f"agent:{a}" for a in read], {"today": day}, counters_of(AGENT_KPIS))
         for a in read:
-            self.sums[a] = fresh[f"agent:{a}"]["today"]
+            sums[a] = fresh[f"agent:{a}"]["today"]
+        if day.start == self.day_start:
+            self.sums = sums
         out = {}
         for a in agents:
             scope = Scope("agent", a)
-            counters = dict(self.sums[a])
+            counters = dict(sums[a])
             for name, ms in open_time.of(scope, day).items():
                 if name in counters:
                     counters[name] += ms

@@ -147,3 +147,31 @@ def test_the_page_is_prometheus_clients_text_format(redis_url: str) -> None:
     assert per_agent == {"callcenter_agent"}, "per-agent series in one family only"
     assert {"callcenter_window_connect_rate_ratio", "callcenter_compliance_us_abandon_rate_30d_ratio",
             "callcenter_dialed", "callcenter_pipeline_event_to_store_seconds"} <= names
+
+
+def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, monkeypatch) -> None:
+    """With a read quota below the agent count, a scrape reads the agents not seen before plus
+    `quota` of the others, in turn; kept sums give the same values while nothing changes."""
+    monkeypatch.setattr(exporter, "AGENTS_READ_PER_SCRAPE", 5)
+    reads: list[int] = []
+    real = exporter.window_sums
+
+    async def counting(store, scopes, ranges, counters):
+        reads.append(len(scopes))
+        return await real(store, scopes, ranges, counters)
+    monkeypatch.setattr(exporter, "window_sums", counting)
+
+    async def check(ctx: ApiContext) -> tuple[list[dict], dict]:
+        now = ctx.now_ms()
+        live, _ = await ctx.store.live()
+        day = exporter.day_by_hours(now, TZ)
+        days, seen = exporter._AgentDays(), []
+        for _ in range(3):
+            seen.append(await days.kpis(ctx.store, sorted(live), day, OpenTime(live, now)))
+        return seen, await ctx.query.kpis([Scope("agent", a) for a in sorted(live)], day, now)
+
+    seen, ref = asyncio.run(_run(check)(redis_url))
+    assert reads[0] == len(ref) > 5 and reads[1:] == [5, 5]
+    for values in seen:
+        for scope, kpis in values.items():
+            assert all(_close(v, ref[scope][k]) for k, v in kpis.items()), scope
