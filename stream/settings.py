@@ -36,6 +36,7 @@ class Settings:
     batch_within_s: float = 0.1
     session_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
+    pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline
     worker_id: str = ""
     data_dir: str = ""
 

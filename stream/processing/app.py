@@ -12,11 +12,14 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
+from stream.processing.offload import PipelineProcess, handle_until_committed
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.settings import Settings
 from stream.store.redis_store import Store
@@ -64,27 +67,66 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         fut = await dlq.send(key=key, value=value)
         await fut
 
-    pipeline = Pipeline(store, dead_letter, thresholds,
-                        state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
-                        agent_state_ms=int(settings.agent_state_hours * 3_600_000),
-                        worker_id=worker_id)
+    if settings.pipeline_process:
+        ingest_batch = _offloaded(app, settings, thresholds, worker_id)
+    else:
+        pipeline = Pipeline(store, dead_letter, thresholds,
+                            state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
+                            agent_state_ms=int(settings.agent_state_hours * 3_600_000),
+                            worker_id=worker_id)
+
+        async def ingest_batch(events: list[Any], batch: list[RawMessage]) -> None:
+            await handle_until_committed(pipeline, batch, _lag_gauges(app, batch))
 
     @app.agent(source, concurrency=1)
     async def ingest(stream: faust.StreamT[Any]) -> None:
+        await dlq.maybe_declare()
         async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
             batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
                                 e.message.value or b"", int((e.message.timestamp or 0) * 1000))
                      for e in events]
-            await pipeline.handle(batch, _lag_gauges(app, batch))
+            await ingest_batch(events, batch)
 
     @app.timer(interval=5.0)
     async def heartbeat() -> None:
         now = int(time.time() * 1000)
-        await store.heartbeat(worker_id, now, _assigned_lag(app))
-        await store.prune_live_calls(now - settings_call_expiry_ms(app))
+        try:
+            await store.heartbeat(worker_id, now, _assigned_lag(app))
+            await store.prune_live_calls(now - settings_call_expiry_ms(app))
+        except (RedisError, OSError) as exc:  # a Redis outage must not crash the worker
+            log.warning("heartbeat skipped, Redis unavailable: %s", exc)
 
     app.conf.callkpi_call_expiry_ms = 1800 * 1000  # replaced by the CLI from the config file
     return app
+
+
+def _offloaded(app: faust.App, settings: Settings, thresholds: Thresholds,
+               worker_id: str) -> Callable[[list[Any], list[RawMessage]], Awaitable[None]]:
+    """Hand batches to the pipeline process; ack each batch's messages once it is committed.
+
+    `take_events` acks a batch when the loop body returns; an extra reference on every message
+    holds that ack back until the child has committed the batch to Redis."""
+    def stop(why: str) -> None:
+        # Exit as a crash would: a graceful Faust shutdown would wait forever for the acks of
+        # batches the child never committed. Nothing uncommitted was acked, so the next
+        # consumer of these partitions redoes them exactly (tests/integration/test_crash.py).
+        logging.shutdown()
+        os._exit(70)
+
+    child = PipelineProcess(settings, thresholds, worker_id, on_failure=stop)
+
+    async def ingest_batch(events: list[Any], batch: list[RawMessage]) -> None:
+        for e in events:
+            e.message.incref()
+        done = await child.submit(batch, _lag_gauges(app, batch))
+
+        def ack(fut: Any) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                for e in events:
+                    e.message.ack(app.consumer)
+        done.add_done_callback(ack)
+
+    return ingest_batch
 
 
 def settings_call_expiry_ms(app: faust.App) -> int:

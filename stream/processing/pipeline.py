@@ -69,6 +69,8 @@ class Pipeline:
         self.horizon_ms = state_horizon_ms
         self.agent_state_ms = agent_state_ms
         self.clock = clock
+        self.redis_errors = 0
+        """Store errors since the last commit (retried by the caller; counted when Redis is back)."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -118,6 +120,7 @@ class Pipeline:
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
                                    call_keys, agent_keys, now, gauges)
         await self.store.commit(batch, now)
+        self.redis_errors = 0
 
     def _commit_batch(self, checked, pending, offsets, outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
@@ -149,6 +152,7 @@ class Pipeline:
                 key = f"newest_event:{r.campaign_id}"
                 newest[key] = max(newest.get(key, 0), r.ts_ms)
         pipeline["batches"] = 1
+        pipeline["redis_errors"] = self.redis_errors
         return CommitBatch(
             offsets=[(tp, offsets[tp], last[tp]) for tp in sorted(last) if last[tp] > offsets[tp]],
             entities=entities,

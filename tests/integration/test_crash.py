@@ -7,6 +7,7 @@ against the independent reference calculator lives in test_equivalence.py.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -132,5 +133,70 @@ def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path) -> None:
         diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
         assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
         assert first.proc.poll() is None
+    finally:
+        svc.stop()
+
+
+def children_of(pid: int) -> list[int]:
+    from pathlib import Path
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def assert_exact(svc, events: list[dict]) -> None:
+    expected, actual = oracle(events), store_totals(svc.infra.redis_url)
+    diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
+    assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
+
+
+def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_path) -> None:
+    """The batch step runs in a child process: if it dies, the worker must stop (never ack
+    what the child did not commit), and the next worker finishes the stream exactly."""
+    events = stream(4000, seed=3)
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300"})
+    try:
+        svc.publish(jsonl(events))
+        worker = svc.start_worker()
+        wait_until(lambda: svc.pipeline_counter("consumed") >= len(events) * 0.2, 120, svc.logs)
+        kids = children_of(worker.proc.pid)
+        assert kids, "the worker has no pipeline process"
+        for kid in kids:
+            os.kill(kid, signal.SIGKILL)
+        worker.proc.wait(60)
+        svc.start_worker()
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert_exact(svc, events)
+    finally:
+        svc.stop()
+
+
+def test_dropped_redis_connections_are_retried_without_double_counting(tmp_path) -> None:
+    """Connections killed mid-commit (the commit may or may not have applied): the retry
+    re-reads the applied offsets, so nothing is lost or counted twice, and the errors show."""
+    events = stream(4000, seed=5)
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "200"})
+    try:
+        svc.start_worker()
+        time.sleep(6)
+        svc.publish(jsonl(events))
+        r = redis.Redis.from_url(svc.infra.redis_url)
+        deadline = time.monotonic() + 60
+        while svc.pipeline_counter("consumed") < len(events) * 0.8 and time.monotonic() < deadline:
+            r.client_kill_filter(_type="normal", skipme=True)
+            time.sleep(0.3)
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert svc.pipeline_counter("redis_errors") > 0
+        assert_exact(svc, events)
     finally:
         svc.stop()

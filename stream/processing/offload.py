@@ -1,0 +1,177 @@
+"""The batch step in a child process, so that Faust's event loop only moves messages.
+
+Profiling the worker showed its one thread split about evenly between Faust's own per-message
+work and the batch step (validate, process, commit). Here the Faust process hands each batch to
+a child process and goes straight back to consuming, so the two halves run on two cores. A
+message is acked to Faust (and so may have its offset committed to Kafka) only after the child
+has committed its batch to Redis; exactly-once does not rest on that alone, since the Redis
+commit is guarded by the applied offsets and a redelivered batch is skipped
+(docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from stream.kpi.contributions import Thresholds
+from stream.processing.pipeline import Pipeline, RawMessage
+from stream.settings import Settings
+from stream.store.redis_store import Store
+
+log = logging.getLogger(__name__)
+REDIS_RETRY_MAX_S = 10.0
+
+
+class PipelineProcess:
+    """The parent's handle on the child: submit batches, learn when each is committed.
+
+    Batches are committed in submission order. At most `max_in_flight` are outstanding, so a
+    slow Redis slows consumption instead of filling memory."""
+
+    def __init__(self, settings: Settings, thresholds: Thresholds, worker_id: str,
+                 on_failure: Callable[[str], None], max_in_flight: int = 2) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that runs threads and an event loop
+        self._requests: Any = ctx.Queue()
+        self._replies: Any = ctx.Queue()
+        self._proc = ctx.Process(target=child_main, name="callkpi-pipeline", daemon=True,
+                                 args=(settings, thresholds, worker_id, self._requests,
+                                       self._replies, os.getpid()))
+        self._on_failure = on_failure
+        self._max_in_flight = max_in_flight
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._seq = 0
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(self._max_in_flight)
+        self._proc.start()
+        threading.Thread(target=self._read_replies, name="callkpi-pipeline-replies",
+                         daemon=True).start()
+
+    async def submit(self, batch: list[RawMessage], gauges: dict[str, float]) -> asyncio.Future[None]:
+        """Queue a batch; the returned future resolves once it is committed to Redis."""
+        if self._loop is None:
+            self.start()
+        assert self._slots is not None and self._loop is not None
+        await self._slots.acquire()
+        self._seq += 1
+        done: asyncio.Future[None] = self._loop.create_future()
+        done.add_done_callback(lambda _: self._slots.release())  # type: ignore[union-attr]
+        self._pending[self._seq] = done
+        self._requests.put((self._seq, batch, gauges))
+        return done
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                seq, error = self._replies.get(timeout=1.0)
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    self._fail(f"the pipeline process exited with {self._proc.exitcode}")
+                    return
+                continue
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._resolve, seq, error)
+            if error:
+                return
+
+    def _resolve(self, seq: int, error: str | None) -> None:
+        done = self._pending.pop(seq)
+        if error:
+            self._fail(error)
+        else:
+            done.set_result(None)
+
+    def _fail(self, why: str) -> None:
+        log.error("batch step failed, stopping the worker (nothing uncommitted is acked): %s", why)
+        self._on_failure(why)
+
+
+def child_main(settings: Settings, thresholds: Thresholds, worker_id: str, requests: Any,
+               replies: Any, parent_pid: int) -> None:
+    """The child: commit batches in order until the parent goes away. Ctrl-C reaches the whole
+    process group; the parent decides when to stop, so the child ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(settings, thresholds, worker_id, requests, replies, parent_pid))
+
+
+async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, requests: Any,
+                 replies: Any, parent_pid: int) -> None:
+    store = Store(settings.redis_url, settings.key_prefix)
+    pipeline = Pipeline(store, DeadLetterProducer(settings), thresholds,
+                        state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
+                        agent_state_ms=int(settings.agent_state_hours * 3_600_000),
+                        worker_id=worker_id)
+    loop = asyncio.get_running_loop()
+    while True:
+        item = await loop.run_in_executor(None, _next_request, requests, parent_pid)
+        if item is None:
+            return
+        seq, batch, gauges = item
+        try:
+            await handle_until_committed(pipeline, batch, gauges,
+                                         give_up=lambda: os.getppid() != parent_pid)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
+            log.exception("batch failed")
+            replies.put((seq, f"{type(exc).__name__}: {exc}"))
+            return
+        replies.put((seq, None))
+
+
+def _next_request(requests: Any, parent_pid: int) -> Any:
+    """The next batch, or None once the parent has died (a SIGKILLed worker leaves no orphan)."""
+    while True:
+        try:
+            return requests.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent_pid:
+                return None
+
+
+async def handle_until_committed(pipeline: Pipeline, batch: list[RawMessage],
+                                 gauges: dict[str, float],
+                                 give_up: Callable[[], bool] = lambda: False) -> None:
+    """Retry a batch through Redis outages (with backoff); the outage is counted once Redis is
+    back, as `redis_errors` in the pipeline counters. `give_up`: stop retrying (the worker that
+    owned the batch is gone; whoever consumes the partition next will redo it)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    delay = 0.1
+    while True:
+        try:
+            await pipeline.handle(batch, gauges)
+            return
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            pipeline.redis_errors += 1
+            if give_up():
+                raise SystemExit("the worker is gone; leaving the batch to its next consumer")
+            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(REDIS_RETRY_MAX_S, delay * 2)
+
+
+class DeadLetterProducer:
+    """Sends dead-letter records with kafka-python and waits for the broker's ack."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._producer: Any = None
+
+    async def __call__(self, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            from kafka import KafkaProducer
+            self._producer = KafkaProducer(bootstrap_servers=self._settings.bootstrap, acks="all",
+                                           linger_ms=5, max_request_size=8 * 1024 * 1024)
+        future = self._producer.send(self._settings.dlq_topic, key=key, value=value)
+        await asyncio.get_running_loop().run_in_executor(None, future.get, 30)
