@@ -62,15 +62,18 @@ class Kpi:
     @property
     def formula(self) -> str:
         """The formula in words, for HELP texts and the docs."""
-        num = " + ".join(self.numerator)
+        def term(names: tuple[str, ...] | list[str]) -> str:
+            joined = " + ".join(names)
+            return f"({joined})" if len(names) > 1 else joined
+
+        num = term(self.numerator)
         if self.scale == 0.001:
-            num = f"({num}) / 1000" if len(self.numerator) > 1 else f"{num} / 1000"
+            num = f"{num} / 1000"
         elif self.scale == 3_600_000:
             num = f"{num} × 3600000"
         if not self.denominator:
-            return num
-        den = " + ".join(self.denominator)
-        return f"{num} ÷ ({den})" if len(self.denominator) > 1 else f"{num} ÷ {den}"
+            return " + ".join(self.numerator) if self.scale == 1 else num
+        return f"{num} ÷ {term(self.denominator)}"
 
 
 _C = Counter

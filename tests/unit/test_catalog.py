@@ -95,3 +95,8 @@ def test_docs_are_generated_from_the_catalog() -> None:
     from stream.kpi.docs import render
     doc = Path(__file__).resolve().parents[2] / "docs" / "kpis.md"
     assert doc.read_text() == render(), "run: python -m stream.kpi.docs > docs/kpis.md"
+
+
+def test_formula_text_keeps_sums_together() -> None:
+    """HELP texts and docs/kpis.md must read as the arithmetic is done."""
+    assert KPI_BY_NAME["occupancy"].formula.startswith("(on_call_ms + wrap_up_ms) ÷ (")
