@@ -18,6 +18,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -103,11 +104,20 @@ def child_main(settings: Settings, thresholds: Thresholds, worker_id: str, reque
     process group; the parent decides when to stop, so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings, thresholds, worker_id, requests, replies, parent_pid))
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    asyncio.run(_serve(settings, thresholds, worker_id, requests, replies))
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """A SIGKILLed worker must leave no child behind, even one blocked reading half a batch or
+    retrying a dead Redis. Exiting mid-commit is as safe as any crash: the commit is atomic."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, requests: Any,
-                 replies: Any, parent_pid: int) -> None:
+                 replies: Any) -> None:
     store = Store(settings.redis_url, settings.key_prefix)
     pipeline = Pipeline(store, DeadLetterProducer(settings), thresholds,
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
@@ -115,13 +125,9 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
                         worker_id=worker_id)
     loop = asyncio.get_running_loop()
     while True:
-        item = await loop.run_in_executor(None, _next_request, requests, parent_pid)
-        if item is None:
-            return
-        seq, batch, gauges = item
+        seq, batch, gauges = await loop.run_in_executor(None, requests.get)
         try:
-            await handle_until_committed(pipeline, batch, gauges,
-                                         give_up=lambda: os.getppid() != parent_pid)
+            await handle_until_committed(pipeline, batch, gauges)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
             log.exception("batch failed")
             replies.put((seq, f"{type(exc).__name__}: {exc}"))
@@ -129,22 +135,10 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
         replies.put((seq, None))
 
 
-def _next_request(requests: Any, parent_pid: int) -> Any:
-    """The next batch, or None once the parent has died (a SIGKILLed worker leaves no orphan)."""
-    while True:
-        try:
-            return requests.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent_pid:
-                return None
-
-
 async def handle_until_committed(pipeline: Pipeline, batch: list[RawMessage],
-                                 gauges: dict[str, float],
-                                 give_up: Callable[[], bool] = lambda: False) -> None:
+                                 gauges: dict[str, float]) -> None:
     """Retry a batch through Redis outages (with backoff); the outage is counted once Redis is
-    back, as `redis_errors` in the pipeline counters. `give_up`: stop retrying (the worker that
-    owned the batch is gone; whoever consumes the partition next will redo it)."""
+    back, as `redis_errors` in the pipeline counters."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     delay = 0.1
@@ -154,8 +148,6 @@ async def handle_until_committed(pipeline: Pipeline, batch: list[RawMessage],
             return
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             pipeline.redis_errors += 1
-            if give_up():
-                raise SystemExit("the worker is gone; leaving the batch to its next consumer")
             log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(REDIS_RETRY_MAX_S, delay * 2)

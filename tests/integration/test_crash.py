@@ -89,8 +89,11 @@ def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path) -> None:
         worker = svc.start_worker()
         wait_until(lambda: svc.pipeline_counter("consumed") >= len(events) * 0.25, 120,
                    lambda: svc.logs())
+        kids = children_of(worker.proc.pid)
         worker.proc.send_signal(signal.SIGKILL)
         worker.proc.wait(10)
+        wait_until(lambda: not any(os.path.exists(f"/proc/{k}") for k in kids), 15,
+                   "the killed worker's pipeline process lives on")
         killed_at = svc.pipeline_counter("consumed")
         assert killed_at < len(events), "the worker finished before it was killed"
         svc.start_worker()
