@@ -67,10 +67,28 @@ def consumed(r: redis.Redis) -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """RSS of a process and its children (the worker is a Faust process plus its pipeline
+    process and multiprocessing's resource tracker)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tuple[float, subprocess.Popen]:
@@ -169,7 +187,9 @@ def latency(args: argparse.Namespace) -> dict:
         wait_for_port(http_port, 30)
         load = sim_events(args.agents, args.hours, seed=5)
         from kafka import KafkaProducer
-        producer = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=2)
+        # The load batches like a dialer's producer would (20 ms linger); probes go out at once.
+        loader = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=20)
+        producer = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=0)
         # Warm up: the group join takes a few seconds.
         r = redis.Redis.from_url(infra.redis_url)
         producer.send(TOPIC, value=load[0][1]).get(10)
@@ -180,7 +200,7 @@ def latency(args: argparse.Namespace) -> dict:
         def background() -> None:
             t0, i = time.monotonic(), 1
             while not stop.is_set() and i < len(load):
-                producer.send(TOPIC, key=load[i][0], value=load[i][1])
+                loader.send(TOPIC, key=load[i][0], value=load[i][1])
                 i += 1
                 delay = t0 + i / args.rate - time.monotonic()
                 if delay > 0:
@@ -271,7 +291,8 @@ def main() -> None:
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    all_results[args.what] = result
+    key = f"latency_{args.rate:g}" if args.what == "latency" else args.what
+    all_results[key] = result
     RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
 
 
