@@ -38,6 +38,7 @@ class MemoryStore:
         self.states: dict[str, tuple[int, str]] = {}
         self.offsets: dict[str, int] = {}
         self.payload_bytes = 0
+        self.marks: dict[str, int] = {}
 
     async def load(self, tps, keys):
         offsets = {tp: self.offsets.get(tp, -1) for tp in tps}
@@ -47,7 +48,11 @@ class MemoryStore:
             out[key] = (v, json.loads(s) if s else None)
         return offsets, out
 
+    async def watermarks(self) -> dict[str, int]:
+        return dict(self.marks)
+
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
+        self.marks.update(batch.watermarks)
         payload = encode(batch, self.layout, now_ms)
         self.payload_bytes += len(payload)
         for e in batch.entities:

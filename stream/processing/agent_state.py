@@ -143,14 +143,15 @@ class AgentState:
         times += [t for c in self.calls.values() for t in (*c.ends, *(ts for ts, _ in c.connects))]
         return max(times) if times else None
 
-    def prune(self, span_ms: int) -> None:
+    def prune(self, span_ms: int, watermark_ms: int | None = None) -> None:
         """Forget what lies wholly more than `span_ms` before the agent's newest event (keeping
-        the point that opens the interval in force at the horizon). The horizon follows the
-        agent's own event time, not the wall clock, so a backfill of an old day is exact."""
+        the point that opens the interval in force at the horizon). The horizon follows event
+        time, not the wall clock, so a backfill of an old day is exact; `watermark_ms` (the
+        slowest partition's progress) holds it back while partitions are consumed unevenly."""
         newest = self.newest_ms()
         if newest is None:
             return
-        horizon_ms = newest - span_ms
+        horizon_ms = min(newest, watermark_ms if watermark_ms is not None else newest) - span_ms
         keep_from = 0
         for i, p in enumerate(self.points):
             if p[0] < horizon_ms:

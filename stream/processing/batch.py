@@ -158,7 +158,7 @@ class _Batch:
         if added:
             self.live_agents[agent_id] = live_agent(state)
 
-    def finish(self, agent_state_ms: int) -> Outcome:
+    def finish(self, agent_state_ms: int, watermark_ms: int | None = None) -> Outcome:
         for agent_id, old_calls in self.old_calls.items():
             since = self.gap_since.get(agent_id)
             if since is None:
@@ -173,7 +173,7 @@ class _Batch:
                 moves.append((agent_id, old_team, state.team))
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
-            state.prune(agent_state_ms)
+            state.prune(agent_state_ms, watermark_ms)
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
                        self.agents, moves, self.live_calls, self.live_agents, self.stats)
 
@@ -201,7 +201,7 @@ def with_teams(deltas: Deltas, agents: dict[str, AgentState],
 
 
 def process(events: list[Event], loaded: Loaded, thresholds: Thresholds, *, now_ms: int,
-            agent_state_ms: int) -> Outcome:
+            agent_state_ms: int, watermark_ms: int | None = None) -> Outcome:
     """Apply a batch of valid events (in arrival order) to the loaded states."""
     batch = _Batch(loaded, thresholds)
     batch.observe_teams(events)
@@ -219,4 +219,4 @@ def process(events: list[Event], loaded: Loaded, thresholds: Thresholds, *, now_
     for agent_id, evs in by_agent.items():
         batch.apply_agent(agent_id, evs)
     batch.stats["accepted"] += len(events)
-    return batch.finish(agent_state_ms)
+    return batch.finish(agent_state_ms, watermark_ms)

@@ -108,8 +108,12 @@ class Pipeline:
         loaded.agents = {a: AgentState.from_json(raw_agents[k][1]) if raw_agents[k][1] else None
                          for a, k in agent_keys.items()}
         now = self.now_ms()
+        marks = await self.store.watermarks()
+        for m, r in pending:
+            if isinstance(r, Event):
+                marks[m.tp] = max(marks.get(m.tp, r.ts_ms), r.ts_ms)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
-                          agent_state_ms=self.agent_state_ms)
+                          agent_state_ms=self.agent_state_ms, watermark_ms=low_watermark(marks))
         rejected: Counter[str] = Counter()
         for m, r in pending:
             if isinstance(r, Rejection):
@@ -119,6 +123,7 @@ class Pipeline:
                     dead_lettered.add((m.tp, m.offset))
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
                                    call_keys, agent_keys, now, gauges)
+        batch.watermarks = {tp: marks[tp] for tp in {m.tp for m, _ in pending} if tp in marks}
         await self.store.commit(batch, now)
         self.redis_errors = 0
 
@@ -165,6 +170,20 @@ class Pipeline:
             notify=bool(pending),
             worker=self.worker_id,
         )
+
+
+WATERMARK_SKEW_MAX_MS = 24 * 3_600_000
+"""A partition this far behind the most advanced one is taken as idle, not as slow: it stops
+holding back the agent-state horizon (which would otherwise grow without bound)."""
+
+
+def low_watermark(marks: dict[str, int]) -> int | None:
+    """The event time every (live) partition has reached: agent history after it is kept, so
+    that unevenly consumed partitions (a backlog replayed at full speed) stay exact."""
+    if not marks:
+        return None
+    top = max(marks.values())
+    return min(t for t in marks.values() if t >= top - WATERMARK_SKEW_MAX_MS)
 
 
 def _latency_bucket(seconds: float) -> str:

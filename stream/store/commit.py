@@ -43,6 +43,7 @@ class CommitBatch:
     gauges: dict[str, float] = field(default_factory=dict)
     notify: bool = True
     worker: str = ""  # heartbeat: the committing worker's id
+    watermarks: dict[str, int] = field(default_factory=dict)  # tp → newest event ts consumed
 
 
 def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
@@ -97,6 +98,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
         "gauges": [[k, v] for k, v in batch.gauges.items()],
         "notify": str(now_ms) if batch.notify else False,
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
+        "watermarks": [[tp, str(ts)] for tp, ts in batch.watermarks.items()],
     }
     return json.dumps(payload, separators=(",", ":"))
 

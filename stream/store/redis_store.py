@@ -49,6 +49,11 @@ class Store:
                   for key, (v, s) in zip(keys, results)}
         return offsets, states
 
+    async def watermarks(self) -> dict[str, int]:
+        """Per source partition, the newest event time consumed (see `low_watermark`)."""
+        raw = await self.redis.hgetall(self.layout.key("watermarks"))
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
         result = await self._commit(args=[encode(batch, self.layout, now_ms)])

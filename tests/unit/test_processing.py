@@ -164,3 +164,21 @@ def test_agent_horizon_follows_the_agents_own_event_time() -> None:
     assert out.stats["beyond_horizon"] == 1
     lunch = sum(v for k, v in out.deltas.items() if k[0] == "agent:a9" and "lunch" in k[2])
     assert lunch == 2 * 3600 * S
+
+
+def test_slowest_partition_holds_the_agent_horizon_back() -> None:
+    """A backlog consumed unevenly: calls from a fast partition must not prune the agent
+    history that a slow partition's late agent events still need."""
+    from stream.processing.pipeline import low_watermark
+    assert low_watermark({}) is None
+    assert low_watermark({"t:0": 10 * 3600_000, "t:1": 3 * 3600_000}) == 3 * 3600_000
+    assert low_watermark({"t:0": 100 * 3600_000, "t:1": 3 * 3600_000}) == 100 * 3600_000  # idle
+    old = [e("w1", "agent.state", 0, agent_id="a8", state="available"),
+           e("w2", "agent.state", 600, agent_id="a8", state="on_call"),
+           e("w3", "agent.state", 9 * 3600, agent_id="a8", state="available")]
+    kept = process(old, Loaded({}, {"a8": None}), Thresholds(), now_ms=NOW, agent_state_ms=3600 * S,
+                   watermark_ms=T0 + 700 * S).agents["a8"]
+    assert kept.floor is None or kept.floor <= T0 + 600 * S
+    late = e("w4", "agent.state", 300, agent_id="a8", state="paused", reason="break")
+    out = process([late], Loaded({}, {"a8": kept}), Thresholds(), now_ms=NOW, agent_state_ms=3600 * S)
+    assert out.stats["beyond_horizon"] == 0
