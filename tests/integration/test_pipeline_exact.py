@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.harness import Service, jsonl, make_service, wait_until
+from tests.harness import Service, jsonl, make_service
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
