@@ -91,6 +91,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(procs: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_s(p) for p in pids) for name, pids in procs.items()}
+
+
 def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tuple[float, subprocess.Popen]:
     """Start one worker; seconds from its first commit to `n` consumed messages."""
     r = redis.Redis.from_url(infra.redis_url)
@@ -102,10 +115,15 @@ def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tup
         if time.monotonic() > deadline or proc.poll() is not None:
             raise RuntimeError(f"worker made no progress; see {workdir / 'worker.log'}")
     first = time.monotonic()
+    procs = {"worker (Faust)": [proc.pid], "pipeline process": children(proc.pid),
+             "broker": [infra.broker.proc.pid], "redis": [infra.redis.proc.pid]}
+    cpu0 = cpu_of(procs)
     while consumed(r) < n:
         time.sleep(0.05)
         if time.monotonic() > deadline:
             raise RuntimeError(f"worker consumed {consumed(r)} of {n}")
+    cpu1 = cpu_of(procs)
+    run_worker_until.cpu = {k: round(cpu1[k] - cpu0[k], 2) for k in procs}  # type: ignore[attr-defined]
     return time.monotonic() - first, proc
 
 
@@ -159,13 +177,16 @@ def throughput(args: argparse.Namespace) -> dict:
         bare = spawn([sys.executable, str(ROOT / "bench" / "bare_faust.py"), infra.bootstrap, TOPIC,
                       str(n), str(out)], {}, workdir / "bare.log")
         bare.wait(1800)
-        bare_s = float(out.read_text())
+        bare_s, bare_cpu = map(float, out.read_text().split())
         ours_s, proc = run_worker_until(infra, n, workdir)
         proc.terminate()
         proc.wait(30)
         result = {"events": n, "bare_faust_events_per_s": round(n / bare_s),
                   "callkpi_events_per_s": round(n / ours_s),
-                  "ratio": round(bare_s / ours_s, 3), "sim": f"{args.agents} agents, {args.hours} h"}
+                  "ratio": round(bare_s / ours_s, 3), "sim": f"{args.agents} agents, {args.hours} h",
+                  "bare_faust_cpu_us_per_event": round(bare_cpu / n * 1e6),
+                  "cpu_us_per_event": {k: round(v / n * 1e6) for k, v in
+                                       run_worker_until.cpu.items()}}  # type: ignore[attr-defined]
         return result
     finally:
         infra.stop()

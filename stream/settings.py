@@ -32,8 +32,7 @@ class Settings:
     timezone: str = ""
     state_horizon_hours: float = 72.0
     agent_state_hours: float = 6.0
-    batch_max: int = 2000
-    batch_within_s: float = 0.1
+    batch_max: int = 2000  # most records per fetch, and so per batch (processing/fetch.py)
     session_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline

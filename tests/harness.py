@@ -115,7 +115,7 @@ def make_service(workdir: Path, extra_env: dict[str, str] | None = None) -> Serv
     from stream.cli.embedded import start_infra
     infra = start_infra(workdir=workdir)
     env = {"CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_REDIS_URL": infra.redis_url,
-           "CALLKPI_SESSION_TIMEOUT_S": "6", "CALLKPI_BATCH_WITHIN_S": "0.05",
+           "CALLKPI_SESSION_TIMEOUT_S": "6",
            "CALLKPI_PARTITIONS": str(PARTITIONS), **(extra_env or {})}
     create_topics(infra.bootstrap, {"dialer.events": PARTITIONS, "dialer.events.dlq": 1})
     return Service(infra, env, free_port())

@@ -1,9 +1,9 @@
-"""The Faust application: one agent that feeds raw batches of `dialer.events` to the pipeline.
+"""The Faust application: the consumer of `dialer.events` feeds raw batches to the pipeline.
 
 Faust does what it is good at here (consumer groups, partition assignment, rebalancing, offset
-commits); the state lives in the store so that a batch and its effects commit atomically.
-`concurrency=1` (Faust can commit past an in-flight event with more, upstream issue #606): scale
-with partitions and workers.
+commits); the state lives in the store so that a batch and its effects commit atomically. Each
+fetch of the input topic goes to the pipeline in one hand-off (`fetch.py`) instead of through a
+per-message agent stream, whose dispatch cost as much CPU as all the KPI work.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.types import Message
 from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
+from stream.processing.fetch import BatchSink, BatchTransport
 from stream.processing.offload import PipelineProcess, handle_until_committed
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.settings import Settings
@@ -28,13 +30,19 @@ log = logging.getLogger(__name__)
 
 
 class LeanApp(faust.App):
-    """A Faust app without its built-in Monitor sensor: it records per-event statistics that
-    nothing here reads (the pipeline keeps its own counters in Redis), on every message."""
+    """A Faust app that hands whole fetches to `batch_sinks` (see `fetch.py`), without its
+    built-in Monitor sensor: it records per-event statistics that nothing here reads (the
+    pipeline keeps its own counters in Redis), on every message."""
+
+    batch_sinks: dict[str, BatchSink]
 
     def on_init_dependencies(self) -> Any:
         deps = super().on_init_dependencies()
         self.sensors.remove(self.monitor)
         return deps
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
 
 
 def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
@@ -52,7 +60,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         broker_commit_every=100_000,  # commits are driven by the interval
         broker_commit_interval=settings.commit_interval_s,
-        stream_buffer_maxsize=max(4096, settings.batch_max * 2),
+        broker_max_poll_records=settings.batch_max,  # a fetch is a batch (fetch.py)
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,
     )
@@ -75,17 +83,24 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
                             agent_state_ms=int(settings.agent_state_hours * 3_600_000),
                             worker_id=worker_id)
 
-        async def ingest_batch(events: list[Any], batch: list[RawMessage]) -> None:
+        async def ingest_batch(messages: list[Message], batch: list[RawMessage]) -> None:
             await handle_until_committed(pipeline, batch, _lag_gauges(app, batch))
+            for m in messages:
+                m.ack(app.consumer)
 
-    @app.agent(source, concurrency=1)
-    async def ingest(stream: faust.StreamT[Any]) -> None:
+    async def ingest(messages: list[Message]) -> None:
+        """One fetch of the input topic: processed (or queued to the pipeline process) in
+        order; each message is acked once its batch is committed to Redis."""
+        batch = [RawMessage(m.topic, m.partition, m.offset, m.value or b"",
+                            int((m.timestamp or 0) * 1000)) for m in messages]
+        await ingest_batch(messages, batch)
+
+    app.topics.add(source)
+    app.batch_sinks = {settings.input_topic: ingest}
+
+    @app.task
+    async def declare_dlq() -> None:
         await dlq.maybe_declare()
-        async for events in stream.take_events(settings.batch_max, settings.batch_within_s):
-            batch = [RawMessage(e.message.topic, e.message.partition, e.message.offset,
-                                e.message.value or b"", int((e.message.timestamp or 0) * 1000))
-                     for e in events]
-            await ingest_batch(events, batch)
 
     @app.timer(interval=5.0)
     async def heartbeat() -> None:
@@ -101,11 +116,9 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
 
 
 def _offloaded(app: faust.App, settings: Settings, thresholds: Thresholds,
-               worker_id: str) -> Callable[[list[Any], list[RawMessage]], Awaitable[None]]:
+               worker_id: str) -> Callable[[list[Message], list[RawMessage]], Awaitable[None]]:
     """Hand batches to the pipeline process; ack each batch's messages once it is committed.
-
-    `take_events` acks a batch when the loop body returns; an extra reference on every message
-    holds that ack back until the child has committed the batch to Redis."""
+    Faust commits a partition's offset only up to its lowest unacked message."""
     def stop(why: str) -> None:
         # Exit as a crash would: a graceful Faust shutdown would wait forever for the acks of
         # batches the child never committed. Nothing uncommitted was acked, so the next
@@ -115,15 +128,13 @@ def _offloaded(app: faust.App, settings: Settings, thresholds: Thresholds,
 
     child = PipelineProcess(settings, thresholds, worker_id, on_failure=stop)
 
-    async def ingest_batch(events: list[Any], batch: list[RawMessage]) -> None:
-        for e in events:
-            e.message.incref()
+    async def ingest_batch(messages: list[Message], batch: list[RawMessage]) -> None:
         done = await child.submit(batch, _lag_gauges(app, batch))
 
         def ack(fut: Any) -> None:
             if not fut.cancelled() and fut.exception() is None:
-                for e in events:
-                    e.message.ack(app.consumer)
+                for m in messages:
+                    m.ack(app.consumer)
         done.add_done_callback(ack)
 
     return ingest_batch
