@@ -40,23 +40,23 @@ class MemoryStore:
         self.payload_bytes = 0
         self.marks: dict[str, int] = {}
 
-    async def load(self, tps, keys):
+    async def load(self, tps, keys, check=()):
         offsets = {tp: self.offsets.get(tp, -1) for tp in tps}
         out = {}
         for key in keys:
             v, s = self.states.get(key, (0, ""))
             out[key] = (v, json.loads(s) if s else None)
-        return offsets, out
+        return offsets, out, {key: self.states.get(key, (0, ""))[0] for key in check}
 
     async def watermarks(self) -> dict[str, int]:
         return dict(self.marks)
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         self.marks.update(batch.watermarks)
-        payload = encode(batch, self.layout, now_ms)
-        self.payload_bytes += len(payload)
+        args = encode(batch, self.layout, now_ms)
+        self.payload_bytes += sum(map(len, args))
         for e in batch.entities:
-            self.states[e.key] = (e.version + 1, json.dumps(e.value, separators=(",", ":")))
+            self.states[e.key] = (e.version + 1, e.json or "")
         for tp, _, new in batch.offsets:
             self.offsets[tp] = new
 

@@ -32,6 +32,7 @@ class Settings:
     timezone: str = ""
     state_horizon_hours: float = 72.0
     agent_state_hours: float = 6.0
+    state_cache_mb: float = 64.0  # committed entity states kept in the pipeline process
     batch_max: int = 2000  # most records per fetch, and so per batch (processing/fetch.py)
     session_timeout_s: float = 10.0
     commit_interval_s: float = 1.0

@@ -7,7 +7,7 @@ closed intervals (or gaps) before and after, and the worker writes only the diff
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,12 @@ class AgentState:
             "f": self.floor,
         }
 
+    def clone(self) -> "AgentState":
+        """An independent copy to process: points are tuples and an `AgentCall` is replaced,
+        never changed, so copying the containers is enough."""
+        return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
+                          self.floor)
+
     # -- team ---------------------------------------------------------------------------------
 
     def observe_team(self, team: str, ts_ms: int, event_id: str) -> None:
@@ -75,21 +81,30 @@ class AgentState:
 
     # -- agent time ---------------------------------------------------------------------------
 
-    def has_point(self, event_id: str) -> bool:
-        return any(p[1] == event_id for p in self.points)
-
-    def intervals(self) -> set[Interval]:
-        pts = self.points
+    def intervals(self, start: int = 0) -> set[Interval]:
+        """The closed intervals from point `start` on."""
+        pts = self.points[start:]
         return {(a[0], b[0], a[2], a[3], a[4]) for a, b in zip(pts, pts[1:])}
 
     def add_points(self, agent_id: str, events: list[Event], deltas: Deltas) -> tuple[int, int]:
         """Insert `agent.state` points; write the change in closed intervals. Returns how many
-        points were new and how many fell before the state horizon (not placeable)."""
-        before = self.intervals()
+        points were new and how many fell before the state horizon (not placeable).
+
+        Only intervals from the point before the earliest new one can change, so only those
+        are compared (usually the last one or two: points mostly arrive in order)."""
+        known = {p[1] for p in self.points}
+        new = [e for e in events if e.event_id not in known]
+        if not new:
+            return 0, 0
+        first = min((e.ts_ms, e.event_id) for e in new)
+        start = max(0, bisect_left(self.points, first, key=_point_key) - 1)
+        before = self.intervals(start)
         added = beyond = 0
-        for e in events:
-            if self.has_point(e.event_id):
+        seen: set[str] = set()
+        for e in new:
+            if e.event_id in seen:
                 continue
+            seen.add(e.event_id)
             if self.floor is not None and e.ts_ms < self.floor:
                 beyond += 1
                 continue
@@ -99,8 +114,8 @@ class AgentState:
             added += 1
         if not added:
             return 0, beyond
-        self.points.sort(key=lambda p: (p[0], p[1]))
-        after = self.intervals()
+        self.points.sort(key=_point_key)
+        after = self.intervals(start)
         for iv in after - before:
             interval_deltas(agent_id, iv, deltas, 1)
         for iv in before - after:
@@ -163,6 +178,10 @@ class AgentState:
                       if any(t >= horizon_ms for t in c.ends)
                       or any(t >= horizon_ms for t, _ in c.connects)
                       or (not c.ends and not c.connects)}
+
+
+def _point_key(p: Point) -> tuple[int, str]:
+    return p[0], p[1]
 
 
 def interval_deltas(agent_id: str, iv: Interval, deltas: Deltas, sign: int) -> None:

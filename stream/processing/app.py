@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
 from stream.processing.fetch import BatchSink, BatchTransport
-from stream.processing.offload import PipelineProcess, handle_until_committed
+from stream.processing.offload import PipelineProcess
+from stream.processing.pipelining import run_until_committed
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.settings import Settings
 from stream.store.redis_store import Store
@@ -81,10 +82,11 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         pipeline = Pipeline(store, dead_letter, thresholds,
                             state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
                             agent_state_ms=int(settings.agent_state_hours * 3_600_000),
-                            worker_id=worker_id)
+                            worker_id=worker_id,
+                            cache_bytes=int(settings.state_cache_mb * 2**20))
 
         async def ingest_batch(messages: list[Message], batch: list[RawMessage]) -> None:
-            await handle_until_committed(pipeline, batch, _lag_gauges(app, batch))
+            await run_until_committed(pipeline, pipeline.check(batch, _lag_gauges(app, batch)))
             for m in messages:
                 m.ack(app.consumer)
 

@@ -79,6 +79,12 @@ class CallState:
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_dict() for e in self.events]}
 
+    def clone(self) -> "CallState":
+        """An independent copy to process (events themselves are never changed)."""
+        copy = CallState.__new__(CallState)
+        copy.events, copy._ids, copy._attrs = list(self.events), set(self._ids), self._attrs
+        return copy
+
     def has(self, event_id: str) -> bool:
         return event_id in self._ids
 

@@ -24,11 +24,11 @@ from typing import Any
 
 from stream.kpi.contributions import Thresholds
 from stream.processing.pipeline import Pipeline, RawMessage
+from stream.processing.pipelining import Overlapped
 from stream.settings import Settings
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
-REDIS_RETRY_MAX_S = 10.0
 
 
 class PipelineProcess:
@@ -38,7 +38,7 @@ class PipelineProcess:
     slow Redis slows consumption instead of filling memory."""
 
     def __init__(self, settings: Settings, thresholds: Thresholds, worker_id: str,
-                 on_failure: Callable[[str], None], max_in_flight: int = 2) -> None:
+                 on_failure: Callable[[str], None], max_in_flight: int = 3) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs threads and an event loop
         self._requests: Any = ctx.Queue()
         self._replies: Any = ctx.Queue()
@@ -122,35 +122,12 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
     pipeline = Pipeline(store, DeadLetterProducer(settings), thresholds,
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
                         agent_state_ms=int(settings.agent_state_hours * 3_600_000),
-                        worker_id=worker_id)
+                        worker_id=worker_id, cache_bytes=int(settings.state_cache_mb * 2**20))
+    batches = Overlapped(pipeline, lambda seq, error: replies.put((seq, error)))
     loop = asyncio.get_running_loop()
     while True:
         seq, batch, gauges = await loop.run_in_executor(None, requests.get)
-        try:
-            await handle_until_committed(pipeline, batch, gauges)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
-            log.exception("batch failed")
-            replies.put((seq, f"{type(exc).__name__}: {exc}"))
-            return
-        replies.put((seq, None))
-
-
-async def handle_until_committed(pipeline: Pipeline, batch: list[RawMessage],
-                                 gauges: dict[str, float]) -> None:
-    """Retry a batch through Redis outages (with backoff); the outage is counted once Redis is
-    back, as `redis_errors` in the pipeline counters."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-    delay = 0.1
-    while True:
-        try:
-            await pipeline.handle(batch, gauges)
-            return
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            pipeline.redis_errors += 1
-            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(REDIS_RETRY_MAX_S, delay * 2)
+        await batches.submit(seq, pipeline.check(batch, gauges))
 
 
 class DeadLetterProducer:

@@ -1,5 +1,6 @@
 -- Atomic, replay-safe commit of one processed batch (see docs/architecture.md).
--- ARGV[1]: JSON batch. Returns {"ok"} or {"conflict", what, key}.
+-- ARGV[1]: JSON batch; ARGV[2..]: entity states, referred to by position from the batch.
+-- Returns {"ok"} or {"conflict", what, key}.
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
 
@@ -49,10 +50,10 @@ for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end
 
--- 5. Entity states: {key, version, json or false, ttl_ms}.
+-- 5. Entity states: {key, version, ARGV index of the JSON state or false, ttl_ms}.
 for _, e in ipairs(b.entities) do
   if e[3] then
-    redis.call('HSET', e[1], 'v', e[2] + 1, 's', e[3])
+    redis.call('HSET', e[1], 'v', e[2] + 1, 's', ARGV[e[3]])
     redis.call('PEXPIRE', e[1], e[4])
   else
     redis.call('DEL', e[1])

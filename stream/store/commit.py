@@ -24,7 +24,9 @@ class CommitConflict(Exception):
 class EntityWrite:
     key: str
     version: int
-    value: dict[str, Any] | None
+    """The version the batch read; the commit fails if the stored one differs."""
+    json: str | None
+    """The new state, encoded (None: delete it)."""
     ttl_ms: int
 
 
@@ -58,9 +60,13 @@ def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
     return ints, floats
 
 
-def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
-    """The JSON argument of commit.lua: per (scope, minute) its minute, hour and total hashes
-    with field prefixes and the deltas (Lua adds each delta to all three)."""
+def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
+    """The arguments of commit.lua: a JSON description of the batch, then the entity states.
+
+    Per (scope, minute) the JSON names its minute, hour and total hashes with field prefixes
+    and the deltas (Lua adds each delta to all three). Entity states travel as arguments of
+    their own, referred to by position: embedded in the JSON they would be escaped here and
+    unescaped by Lua, and they are most of the bytes."""
     expire: dict[str, int] = {}
     scopes: set[tuple[str, str]] = set()
     counters: list[list[Any]] = []
@@ -86,8 +92,8 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
     payload = {
         "prefix": layout.prefix,
         "offsets": [[tp, exp, str(new)] for tp, exp, new in batch.offsets],
-        "entities": [[e.key, e.version, json.dumps(e.value, separators=(",", ":"))
-                      if e.value is not None else False, e.ttl_ms] for e in batch.entities],
+        "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms]
+                     for i, e in enumerate(batch.entities)],
         "moves": moves,
         "counters": counters,
         "expire": [[k, t] for k, t in expire.items()],
@@ -99,7 +105,8 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> str:
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
         "watermarks": [[tp, str(ts)] for tp, ts in batch.watermarks.items()],
     }
-    return json.dumps(payload, separators=(",", ":"))
+    return [json.dumps(payload, separators=(",", ":")),
+            *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
 def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,

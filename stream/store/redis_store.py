@@ -14,6 +14,8 @@ from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
 from stream.store.layout import SCOPE_KINDS, Layout
 
 Json = dict[str, Any]
+VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
+"""The stored version of each entity key (0: none), in one command however many keys."""
 
 
 class Store:
@@ -32,12 +34,14 @@ class Store:
 
     # -- the worker's side --------------------------------------------------------------------
 
-    async def load(self, tps: Iterable[str], keys: Iterable[str]) -> tuple[dict[str, int],
-                                                                           dict[str, tuple[int, Json | None]]]:
-        """Applied offsets of `tps` (-1 when none) and (version, state) of entity `keys`."""
-        tps, keys = list(tps), list(keys)
+    async def load(self, tps: Iterable[str], keys: Iterable[str], check: Iterable[str] = ()
+                   ) -> tuple[dict[str, int], dict[str, tuple[int, Json | None]], dict[str, int]]:
+        """In one round trip: applied offsets of `tps` (-1 when none), (version, state) of
+        entity `keys`, and only the version of entity keys in `check` (states held already)."""
+        tps, keys, check = list(tps), list(keys), list(check)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(self.layout.key("offsets"), tps) if tps else None
+        pipe.eval(VERSIONS_LUA, len(check), *check) if check else None
         for key in keys:
             pipe.hmget(key, "v", "s")
         results = await pipe.execute()
@@ -45,9 +49,13 @@ class Store:
         if tps:
             offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0])}
             results = results[1:]
+        versions: dict[str, int] = {}
+        if check:
+            versions = {key: int(v) for key, v in zip(check, results[0])}
+            results = results[1:]
         states = {key: (int(v) if v else 0, json.loads(s) if s else None)
                   for key, (v, s) in zip(keys, results)}
-        return offsets, states
+        return offsets, states, versions
 
     async def watermarks(self) -> dict[str, int]:
         """Per source partition, the newest event time consumed (see `low_watermark`)."""
@@ -56,7 +64,7 @@ class Store:
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
-        result = await self._commit(args=[encode(batch, self.layout, now_ms)])
+        result = await self._commit(args=encode(batch, self.layout, now_ms))
         if result[0] != "ok":
             raise CommitConflict(f"{result[1]} changed: {result[2]}")
 

@@ -1,0 +1,115 @@
+"""Prepare the next batch while the previous one's commit runs in Redis.
+
+A batch's commit is one Lua script that Redis runs for about a third of the time the batch
+takes to process, and the pipeline process would otherwise wait for it idle. Here the next
+batch is prepared meanwhile, on the store as it will be once the previous commit has applied
+(`Pipeline.prepare(ahead=...)`): its applied offsets and entity states come from that batch,
+the rest from Redis, which that commit does not change.
+
+That is speculation, and it is checked. Commits go out in order, one at a time. A batch
+prepared ahead is committed only if the batch it was prepared on was committed exactly as
+prepared. If that batch had to be redone (a conflict with another worker, or Redis was away),
+this one is prepared again on what Redis holds. At most one batch is prepared ahead of a
+commit in flight, so a view never needs more than the one batch before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from stream.processing.pipeline import Job, Pipeline, Prepared
+from stream.store.commit import CommitConflict
+
+log = logging.getLogger(__name__)
+REDIS_RETRY_MAX_S = 10.0
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What a Redis outage raises; retried with backoff, everything else stops the worker."""
+
+Reply = Callable[[int, "str | None"], None]
+"""Reports a batch (by sequence number) committed (None) or failed (why): the worker stops."""
+
+
+async def run_until_committed(pipeline: Pipeline, job: Job) -> Prepared:
+    """Prepare and commit on what Redis holds, through Redis outages (with backoff); the outage
+    is counted once Redis is back, as `redis_errors` in the pipeline counters."""
+    delay = 0.1
+    while True:
+        try:
+            return await pipeline.run(job)
+        except REDIS_ERRORS as exc:
+            pipeline.redis_errors += 1
+            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(REDIS_RETRY_MAX_S, delay * 2)
+
+
+class Overlapped:
+    """Commits batches in arrival order, preparing each while the one before it commits."""
+
+    def __init__(self, pipeline: Pipeline, reply: Reply) -> None:
+        self.pipeline = pipeline
+        self.reply = reply
+        self._last: tuple[asyncio.Task[Prepared], Prepared | None] | None = None
+        """The newest batch's commit, and what it was prepared as."""
+        self._before_last: asyncio.Task[Prepared] | None = None
+
+    async def submit(self, seq: int, job: Job) -> None:
+        """Prepare `job` (ahead of the commit in flight, if any) and queue its commit; returns
+        once it is queued. `reply(seq, None)` follows when it is committed."""
+        if self._before_last is not None:
+            await asyncio.wait([self._before_last])  # one commit in flight while preparing
+        previous, ahead = None, None
+        if self._last is not None:
+            previous, previous_prepared = self._last
+            if not previous.done():
+                ahead = previous_prepared
+        prepared = await self._prepare(job, ahead)
+        task = asyncio.create_task(self._settle(seq, job, prepared, previous))
+        self._before_last, self._last = previous, (task, prepared)
+
+    async def drain(self) -> None:
+        """Wait until every queued batch is committed."""
+        if self._last is not None:
+            await asyncio.wait([self._last[0]])
+
+    async def _prepare(self, job: Job, ahead: Prepared | None) -> Prepared | None:
+        """Prepared on `ahead`, or None when Redis is away (then it is redone once the commit
+        before it has settled)."""
+        try:
+            return await self.pipeline.prepare(job, ahead)
+        except REDIS_ERRORS as exc:
+            self.pipeline.redis_errors += 1
+            log.warning("Redis unavailable while preparing (%s); redone after the commit before", exc)
+            return None
+
+    async def _settle(self, seq: int, job: Job, prepared: Prepared | None,
+                      previous: asyncio.Task[Prepared] | None) -> Prepared:
+        """Commit after `previous`; redo the batch if its preparation no longer holds."""
+        try:
+            committed_before = await previous if previous is not None else None
+            if prepared is not None and prepared.ahead is not None \
+                    and prepared.ahead is not committed_before:
+                prepared = None  # prepared on a batch that had to be redone: stale
+            if prepared is not None:
+                try:
+                    await self.pipeline.commit(prepared)
+                except CommitConflict as exc:
+                    log.info("commit conflict: %s", exc)
+                    prepared = None
+                except REDIS_ERRORS as exc:
+                    self.pipeline.redis_errors += 1
+                    log.warning("Redis unavailable while committing (%s); retrying", exc)
+                    prepared = None
+            if prepared is None:
+                prepared = await run_until_committed(self.pipeline, job)
+        except Exception as exc:
+            log.exception("batch %d failed", seq)
+            self.reply(seq, f"{type(exc).__name__}: {exc}")
+            raise
+        self.reply(seq, None)
+        return prepared

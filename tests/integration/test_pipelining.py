@@ -1,0 +1,182 @@
+"""Preparing a batch while the one before it commits, and the cache of committed states, against
+a real Redis: they change nothing in what is stored, also when another worker writes the same
+call in between (the speculation is then thrown away, the stale cache entry not used)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from stream.cli.embedded import free_port, start_redis
+from stream.contract import Event, validate
+from stream.kpi.contributions import Thresholds
+from stream.kpi.windows import MAX_EVENT_AGE_MS
+from stream.processing.pipeline import Pipeline, RawMessage
+from stream.processing.pipelining import Overlapped
+from stream.sim import FaultConfig, SimConfig, generate
+from stream.store.redis_store import Store
+
+pytestmark = pytest.mark.integration
+NOW_S = time.time()
+TOPIC = "dialer.events"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = start_redis(free_port(), Path(tmp_path_factory.mktemp("redis")))
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
+def day(agents: int = 12, hours: float = 2.0) -> list[RawMessage]:
+    """A simulated stretch with every fault on, as partitioned Kafka records."""
+    now = int(NOW_S * 1000)
+    cfg = SimConfig(seed=41, agents=agents, hours=hours, start_ms=now - int(hours * 3_600_000),
+                    faults=FaultConfig.all_on())
+    offsets = [0] * 4
+    out = []
+    for d in generate(cfg):
+        p = zlib.crc32(d.key or b"") % 4
+        out.append(RawMessage(TOPIC, p, offsets[p], d.value, d.deliver_ms))
+        offsets[p] += 1
+    return out
+
+
+def pipeline(url: str, prefix: str, cache_bytes: int = 64 << 20) -> Pipeline:
+    async def dead_letter(key: bytes, value: bytes) -> None:
+        return None
+
+    return Pipeline(Store(url, prefix), dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
+                    cache_bytes=cache_bytes, clock=lambda: NOW_S)
+
+
+def stored(url: str, prefix: str) -> dict[str, object]:
+    """Every counter hash, entity state and live hash under `prefix`, without the prefix."""
+    r = redis.Redis.from_url(url, decode_responses=True)
+    out: dict[str, object] = {}
+    for key in r.scan_iter(f"{prefix}*"):
+        name = key[len(prefix):]
+        if name.split(":")[0] in ("m", "h", "t", "live"):
+            out[name] = {f: round(float(v), 6) if name[0] != "l" else v
+                         for f, v in r.hgetall(key).items()}
+        elif name.startswith("stale:"):
+            out[name] = json.loads(r.hget(key, "s"))
+    return out
+
+
+def call_of(m: RawMessage) -> str | None:
+    """The call of a valid call event, else None."""
+    checked = validate(m.value, now_ms=int(NOW_S * 1000), max_age_ms=MAX_EVENT_AGE_MS)
+    return checked.call_id if isinstance(checked, Event) else None
+
+
+def batches(messages: list[RawMessage], size: int) -> list[list[RawMessage]]:
+    return [messages[i:i + size] for i in range(0, len(messages), size)]
+
+
+async def sequentially(p: Pipeline, parts: list[list[RawMessage]]) -> None:
+    for part in parts:
+        await p.handle(part)
+
+
+async def overlapped(p: Pipeline, parts: list[list[RawMessage]]) -> list[int]:
+    replies: list[int] = []
+    batches_ = Overlapped(p, lambda seq, error: replies.append(seq) if error is None else None)
+    for seq, part in enumerate(parts):
+        await batches_.submit(seq, p.check(part))
+    await batches_.drain()
+    return replies
+
+
+def test_overlapped_and_cached_equal_one_batch_at_a_time_uncached(redis_url: str) -> None:
+    parts = batches(day(), 300)
+    asyncio.run(sequentially(pipeline(redis_url, "seq:", cache_bytes=0), parts))
+    replies = asyncio.run(overlapped(pipeline(redis_url, "ovl:"), parts))
+    assert replies == list(range(len(parts)))  # every batch committed, in order
+    seq, ovl = stored(redis_url, "seq:"), stored(redis_url, "ovl:")
+    assert len(seq) > 100
+    assert ovl == seq
+
+
+class Interleaved(Store):
+    """A store whose first commit lets another worker commit something first."""
+
+    def __init__(self, url: str, prefix: str, before_first_commit) -> None:
+        super().__init__(url, prefix)
+        self.before_first_commit = before_first_commit
+        self.commits = self.conflicts = 0
+
+    async def commit(self, batch, now_ms):  # type: ignore[no-untyped-def]
+        self.commits += 1
+        if self.before_first_commit is not None:
+            hook, self.before_first_commit = self.before_first_commit, None
+            await hook()
+        try:
+            await super().commit(batch, now_ms)
+        except Exception:
+            self.conflicts += 1
+            raise
+
+
+def test_a_speculation_on_a_batch_that_conflicts_is_redone(redis_url: str) -> None:
+    parts = batches(day(), 300)
+    first_event = next(m for m in parts[0] if call_of(m))
+    other = pipeline(redis_url, "cf:")
+    # Another worker receives a copy of the first batch's first event on another partition
+    # (a duplicate delivery) and commits it while the first batch's commit is on its way.
+    copy = RawMessage(TOPIC, 9, 0, first_event.value, first_event.timestamp_ms)
+
+    async def other_worker_first() -> None:
+        await other.handle([copy])
+
+    worker = pipeline(redis_url, "cf:")
+    store = Interleaved(redis_url, "cf:", other_worker_first)
+    worker.store = worker.loader.store = store
+    prepared_on: list[object] = []
+    prepare = worker.prepare
+
+    async def spy(job, ahead=None):  # type: ignore[no-untyped-def]
+        prepared_on.append(ahead)
+        return await prepare(job, ahead)
+    worker.prepare = spy  # type: ignore[method-assign]
+
+    asyncio.run(overlapped(worker, parts))
+    assert store.conflicts == 1
+    # Batch 2 was prepared ahead of batch 1's commit, which conflicted, so it was prepared again.
+    assert prepared_on[1] is not None and prepared_on.count(None) >= 3
+    asyncio.run(sequentially(pipeline(redis_url, "cfref:"), [[copy], *parts]))
+    assert stored(redis_url, "cf:") == stored(redis_url, "cfref:")
+
+
+def test_a_state_changed_by_another_worker_is_read_again_not_taken_from_the_cache(
+        redis_url: str) -> None:
+    parts = batches(day(), 300)
+    # A call the first batch writes (so it is cached) with two more events in the second.
+    in_first = {call_of(m) for m in parts[0]} - {None}
+    later = [m for m in parts[1] if call_of(m) in in_first]
+    moved = next(m for m in later if sum(call_of(x) == call_of(m) for x in later) >= 2)
+    # The other worker takes one of them, on its own partition; ours reads that call again.
+    stolen = RawMessage(TOPIC, 9, 0, moved.value, moved.timestamp_ms)
+    mine = [parts[0], [m for m in parts[1] if m is not moved], *parts[2:]]
+    worker = pipeline(redis_url, "stale:")
+    store = Interleaved(redis_url, "stale:", None)
+    worker.store = worker.loader.store = store
+
+    async def run() -> None:
+        await worker.handle(mine[0])
+        await pipeline(redis_url, "stale:").handle([stolen])
+        for part in mine[1:]:
+            await worker.handle(part)
+    asyncio.run(run())
+    assert store.conflicts == 0  # the cached state was stale, and was not used
+    asyncio.run(sequentially(pipeline(redis_url, "staleref:"), [[stolen], *mine]))
+    assert stored(redis_url, "stale:") == stored(redis_url, "staleref:")
