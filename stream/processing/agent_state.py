@@ -20,6 +20,9 @@ Point = tuple[int, str, str, str | None, str | None]
 Interval = tuple[int, int, str, str | None, str | None]
 """(start, end, state, reason, campaign): a closed interval in one state."""
 
+PRUNE_STEP_MS = 10 * 60_000
+"""An agent's state is pruned when its horizon has moved on by this much (so at most this much
+more history is kept than the horizon asks for)."""
 UNSPECIFIED_REASON = "unspecified"
 """The pause reason reported for a `paused` state that named none."""
 STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
@@ -44,6 +47,8 @@ class AgentState:
     calls: dict[str, AgentCall] = field(default_factory=dict)
     floor: int | None = None
     """Points before this were pruned: an older point cannot be placed exactly any more."""
+    pruned_to: int | None = None
+    """The horizon of the last pruning."""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":
@@ -54,6 +59,7 @@ class AgentState:
             calls={cid: AgentCall([tuple(x) for x in c[0]], c[1], c[2], c[3])  # type: ignore[misc]
                    for cid, c in d.get("c", {}).items()},
             floor=d.get("f"),
+            pruned_to=d.get("ph"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -62,14 +68,14 @@ class AgentState:
         return {
             "p": self.points, "t": self.team, "tk": self.team_key,
             "c": {cid: (c.connects, c.ends, c.caller_id, c.list_id) for cid, c in self.calls.items()},
-            "f": self.floor,
+            "f": self.floor, "ph": self.pruned_to,
         }
 
     def clone(self) -> "AgentState":
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
-                          self.floor)
+                          self.floor, self.pruned_to)
 
     # -- team ---------------------------------------------------------------------------------
 
@@ -163,21 +169,30 @@ class AgentState:
         the point that opens the interval in force at the horizon). The horizon follows event
         time, not the wall clock, so a backfill of an old day is exact; `watermark_ms` (the
         slowest partition's progress) holds it back while partitions are consumed unevenly."""
+        if self.points and self.pruned_to is not None:
+            # Pruning scans every call; skip it until the horizon (judged by the points, a
+            # lower bound) has moved on by PRUNE_STEP_MS. It only bounds the state's size.
+            low = min(self.points[-1][0], watermark_ms if watermark_ms is not None
+                      else self.points[-1][0]) - span_ms
+            if low - self.pruned_to < PRUNE_STEP_MS:
+                return
         newest = self.newest_ms()
         if newest is None:
             return
         horizon_ms = min(newest, watermark_ms if watermark_ms is not None else newest) - span_ms
-        keep_from = 0
-        for i, p in enumerate(self.points):
-            if p[0] < horizon_ms:
-                keep_from = i
-        if keep_from:
+        self.pruned_to = horizon_ms
+        keep_from = bisect_left(self.points, horizon_ms, key=_point_ts) - 1
+        if keep_from > 0:
             self.points = self.points[keep_from:]
             self.floor = self.points[0][0]
         self.calls = {cid: c for cid, c in self.calls.items()
                       if any(t >= horizon_ms for t in c.ends)
                       or any(t >= horizon_ms for t, _ in c.connects)
                       or (not c.ends and not c.connects)}
+
+
+def _point_ts(p: Point) -> int:
+    return p[0]
 
 
 def _point_key(p: Point) -> tuple[int, str]:
