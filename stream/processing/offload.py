@@ -12,6 +12,7 @@ commit is guarded by the applied offsets and a redelivered batch is skipped
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing as mp
 import os
@@ -29,6 +30,10 @@ from stream.settings import Settings
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
+IDLE_S = 1.0
+"""No batch for this long: the pipeline process is idle, a good time for a full collection."""
+FULL_GC_EVERY_S = 600.0
+"""A full collection at least this often under continuous load (bounds cyclic garbage)."""
 
 
 class PipelineProcess:
@@ -103,6 +108,9 @@ def child_main(settings: Settings, thresholds: Thresholds, worker_id: str, reque
     """The child: commit batches in order until the parent goes away. Ctrl-C reaches the whole
     process group; the parent decides when to stop, so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The state cache holds many objects, and a full collection of them stalls a batch for
+    # most of a second: full collections run when idle (or every few minutes), not mid-stream.
+    gc.set_threshold(10_000, 50, 1_000_000)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     asyncio.run(_serve(settings, thresholds, worker_id, requests, replies))
@@ -125,9 +133,18 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
                         worker_id=worker_id, cache_bytes=int(settings.state_cache_mb * 2**20))
     batches = Overlapped(pipeline, lambda seq, error: replies.put((seq, error)))
     loop = asyncio.get_running_loop()
+    collected, busy = time.monotonic(), False
     while True:
-        seq, batch, gauges = await loop.run_in_executor(None, requests.get)
-        await batches.submit(seq, pipeline.check(batch, gauges))
+        try:
+            seq, batch, gauges = await loop.run_in_executor(None, requests.get, True, IDLE_S)
+        except queue.Empty:
+            seq = None
+        if (seq is None and busy) or time.monotonic() - collected > FULL_GC_EVERY_S:
+            gc.collect()
+            collected, busy = time.monotonic(), False
+        if seq is not None:
+            await batches.submit(seq, pipeline.check(batch, gauges))
+            busy = True
 
 
 class DeadLetterProducer:
