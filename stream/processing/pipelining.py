@@ -92,9 +92,11 @@ class Overlapped:
         """Commit after `previous`; redo the batch if its preparation no longer holds."""
         try:
             committed_before = await previous if previous is not None else None
-            if prepared is not None and prepared.ahead is not None \
-                    and prepared.ahead is not committed_before:
-                prepared = None  # prepared on a batch that had to be redone: stale
+            if prepared is not None:
+                stale = prepared.ahead is not None and prepared.ahead is not committed_before
+                prepared.ahead = None  # checked; else every batch would keep all before it
+                if stale:
+                    prepared = None  # prepared on a batch that had to be redone
             if prepared is not None:
                 try:
                     await self.pipeline.commit(prepared)

@@ -93,6 +93,9 @@ async def overlapped(p: Pipeline, parts: list[list[RawMessage]]) -> list[int]:
     batches_ = Overlapped(p, lambda seq, error: replies.append(seq) if error is None else None)
     for seq, part in enumerate(parts):
         await batches_.submit(seq, p.check(part))
+        if batches_._last is not None and batches_._last[1] is not None:
+            ahead = batches_._last[1].ahead
+            assert ahead is None or ahead.ahead is None  # no chain of every batch before
     await batches_.drain()
     return replies
 
