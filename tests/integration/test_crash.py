@@ -123,11 +123,14 @@ def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path) -> None:
     try:
         keys = [str(random.Random(i).random()).encode() for i in range(len(events))]
         first, second = svc.start_worker(), svc.start_worker()
-        time.sleep(8)  # both joined: the first group join takes about half the session timeout
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        # Both running (heartbeats), then both in the group: the join takes about half the
+        # session timeout. A fixed sleep was too short on a loaded CI machine, and the worker
+        # is fast enough now to consume a third of the stream before a late joiner arrives.
+        wait_until(lambda: set(r.hgetall("ck:workers")) == {"worker-1", "worker-2"}, 60, svc.logs)
+        time.sleep(8)
         svc.publish(jsonl(events), keys)
         wait_until(lambda: svc.pipeline_counter("consumed") >= len(events) * 0.3, 120, svc.logs)
-        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
-        assert set(r.hgetall("ck:workers")) == {"worker-1", "worker-2"}, "both workers committed"
         second.proc.send_signal(signal.SIGKILL)
         svc.wait_consumed(len(events), timeout=180)
         time.sleep(1)
