@@ -18,9 +18,9 @@ from typing import NamedTuple
 from stream.contract import Event, Rejection, format_ts, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.processing.agent_state import AgentState
-from stream.processing.batch import Loaded, Outcome, agents_needed, call_ids, process
-from stream.processing.call_state import CallState
+from stream.state.agent_state import AgentState
+from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
+from stream.state.call_state import CallState
 from stream.processing.loading import Loader, StoreView
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
 from stream.store.redis_store import Store

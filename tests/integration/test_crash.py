@@ -18,7 +18,7 @@ import redis
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.processing.batch import Loaded, process
+from stream.state.batch import Loaded, process
 from tests.harness import jsonl, make_service, wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.processing.batch import Loaded, agents_needed, call_ids, process
-from stream.processing.call_state import CallState
+from stream.state.batch import Loaded, agents_needed, call_ids, process
+from stream.state.call_state import CallState
 
 T0 = 1_763_600_000_000 - 1_763_600_000_000 % 60_000
 S = 1000
@@ -130,7 +130,7 @@ def test_replaying_a_whole_batch_changes_nothing() -> None:
 
 def test_duplicates_are_counted_as_such() -> None:
     state = CallState()
-    from stream.processing.deltas import Deltas
+    from stream.state.deltas import Deltas
     d = Deltas()
     fresh = state.apply([EVENTS[0], EVENTS[0], EVENTS[1]], Thresholds(), d)
     assert [x.event_id for x in fresh] == ["x1", "x2"]

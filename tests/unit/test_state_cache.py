@@ -4,9 +4,9 @@ states handed out as clones that processing can change without touching what is 
 from __future__ import annotations
 
 from stream.kpi.contributions import Thresholds
-from stream.processing.agent_state import AgentState
-from stream.processing.call_state import CallState
-from stream.processing.deltas import Deltas
+from stream.state.agent_state import AgentState
+from stream.state.call_state import CallState
+from stream.state.deltas import Deltas
 from stream.processing.state_cache import StateCache
 from tests.unit.test_processing import EVENTS
 

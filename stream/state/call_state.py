@@ -14,7 +14,7 @@ from typing import Any
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds, call_counters
 from stream.kpi.windows import minute_of
-from stream.processing.deltas import Deltas
+from stream.state.deltas import Deltas
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.processing.agent_state import AgentCall, AgentState
-from stream.processing.call_state import CallState, event_agent, live_call
-from stream.processing.deltas import Deltas
+from stream.state.agent_state import AgentCall, AgentState
+from stream.state.call_state import CallState, event_agent, live_call
+from stream.state.deltas import Deltas
 
 LATE_AFTER_MS = 5 * 60_000
 """An event processed more than this after its `ts` counts as late (a pipeline-health figure)."""

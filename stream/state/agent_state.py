@@ -13,7 +13,7 @@ from typing import Any
 
 from stream.contract import Event
 from stream.kpi.windows import minute_of, split_by_minute
-from stream.processing.deltas import Deltas
+from stream.state.deltas import Deltas
 
 Point = tuple[int, str, str, str | None, str | None]
 """(ts_ms, event_id, state, pause reason, campaign) of one `agent.state` event."""
