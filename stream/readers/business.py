@@ -18,7 +18,7 @@ from stream.kpi.compliance import compliance_report, day_fraction
 from stream.kpi.cost import center_cost, cost_kpis
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import expand_scopes, window_range
-from stream.kpi.windows import Range, resolve_window
+from stream.kpi.windows import Range, WindowError, check_readable, resolve_window
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 
 COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
@@ -81,9 +81,14 @@ class Business:
             start, end = window_range(t.window, now, self.ctx.tz)
             r = Range(start, end)
             scopes = [parse_scope(s) for s in expand_scopes(t.scope, known, team_of)]
-            values = await self.kpi_values(scopes, r, now, read) if scopes else {}
+            try:  # e.g. `week` in Asia/Kolkata once its first half hour's minutes expired
+                check_readable(r, now)
+                refused = None
+            except WindowError as exc:
+                refused = f"window {t.window!r} cannot be answered exactly now: {exc}"
+            values = await self.kpi_values(scopes, r, now, read) if scopes and not refused else {}
             for s in scopes:
-                value = values[s].get(t.kpi)
+                value = values[s].get(t.kpi) if not refused else None
                 result = evaluate(t, value, now_ms=now, window_from_ms=start, window_to_ms=end)
                 rows.append({
                     "name": t.name, "kpi": t.kpi, "scope": str(s), "window": t.window,
@@ -91,6 +96,7 @@ class Business:
                     "critical": t.critical,
                     "deadline": t.deadline.isoformat() if t.deadline else None,
                     **result.as_dict(),
+                    **({"error": refused} if refused else {}),
                 })
         return rows
 
