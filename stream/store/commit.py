@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.state.call_state import LiveCall
 from stream.store.layout import (
     Layout, agent_history_suffixes, hour_field, hour_key_expiry, minute_field, minute_key_expiry)
 
@@ -38,7 +39,7 @@ class CommitBatch:
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
     team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
-    live_calls: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
