@@ -130,32 +130,80 @@ def day_by_hours(now_ms: int, tz: Any) -> Range:
 
 # -- families -------------------------------------------------------------------------------------
 
+RETRACTED_FIELD = "retracted:"
+"""`t:<scope>` field prefix of what late events took back from a counter (stream/store/commit.lua)."""
+RETRACTABLE = ("staffed_ms", "available_ms", "on_call_ms", "wrap_up_ms", "paused_ms",
+               "call_gap_ms", "call_gaps")
+"""Counters a late event can take back from a campaign: agent time (a late `agent.state`
+re-derives closed intervals) and call gaps. Their retraction series are exported from 0 so that
+`increase()` sees the first retraction; any other counter's only once it has one."""
+
+
+def _split_totals(vals: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(added, retracted) per counter of a `t:` hash: the stored net total is added − retracted,
+    and both of those only grow, so both can be Prometheus counters."""
+    retracted = {k[len(RETRACTED_FIELD):]: v for k, v in vals.items() if k.startswith(RETRACTED_FIELD)}
+    added = {k: v + retracted.get(k, 0.0) for k, v in vals.items() if not k.startswith(RETRACTED_FIELD)}
+    return added, retracted
+
+
+def _base_name(c: Any) -> str:
+    return c.metric_name.removeprefix("callcenter_").removesuffix("_total")
+
+
 def _counter_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
+    """Per campaign: every counter's additions (`_total`, never decreasing) and, in
+    `callcenter_retracted_total{counter}`, what late events took back; net = the difference."""
     out = []
+    split = {scope: _split_totals(vals) for scope, vals in totals.items()}
     for c in COUNTERS:
         fam = CounterMetricFamily(c.metric_name.removesuffix("_total"),
-                                  f"{c.help} (per campaign; sum for the center)", labels=["campaign"])
-        for scope, vals in totals.items():
-            value = vals.get(c.name, 0) / (1000 if c.ms else 1)
-            fam.add_metric([scope.split(":", 1)[1]], value)
+                                  f"{c.help} (per campaign; sum for the center; counted additions: "
+                                  "subtract callcenter_retracted_total for the net)", labels=["campaign"])
+        for scope, (added, _) in split.items():
+            fam.add_metric([scope.split(":", 1)[1]], added.get(c.name, 0) / (1000 if c.ms else 1))
         out.append(fam)
     fam = CounterMetricFamily("callcenter_attempts_completed", "call.answered + call.unanswered",
                               labels=["campaign"])
-    for scope, vals in totals.items():
-        fam.add_metric([scope.split(":", 1)[1]], vals.get("answered", 0) + vals.get("unanswered", 0))
+    for scope, (added, _) in split.items():
+        fam.add_metric([scope.split(":", 1)[1]], added.get("answered", 0) + added.get("unanswered", 0))
     out.append(fam)
+    back = CounterMetricFamily("callcenter_retracted",
+                               "what late events took back from a counter (label counter: the "
+                               "counter's name without callcenter_ and _total), per campaign",
+                               labels=["campaign", "counter"])
+    for scope, (_, retracted) in split.items():
+        campaign = scope.split(":", 1)[1]
+        for c in COUNTERS:
+            r = retracted.get(c.name, 0.0)
+            if r or c.name in RETRACTABLE:
+                back.add_metric([campaign, _base_name(c)], r / (1000 if c.ms else 1))
+        attempts = retracted.get("answered", 0.0) + retracted.get("unanswered", 0.0)
+        if attempts:
+            back.add_metric([campaign, "attempts_completed"], attempts)
+    out.append(back)
     return out
 
 
 def _caller_id_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
+    """Per caller ID: additions (`_total`) and, always, what re-attribution took back (a late
+    `call.dialed` can move a call's events to another caller ID)."""
     out = []
+    split = {scope: _split_totals(vals) for scope, vals in totals.items()}
+    back = CounterMetricFamily("callcenter_caller_id_retracted",
+                               "what re-attribution took back from a caller-ID counter",
+                               labels=["caller_id", "counter"])
     for name in CALLER_ID_COUNTERS:
         fam = CounterMetricFamily(f"callcenter_caller_id_{name}",
-                                  f"{KPI_BY_NAME[name].formula} per outbound caller ID",
+                                  f"{KPI_BY_NAME[name].formula} per outbound caller ID (counted "
+                                  "additions: subtract callcenter_caller_id_retracted_total)",
                                   labels=["caller_id"])
-        for scope, vals in totals.items():
-            fam.add_metric([scope.split(":", 1)[1]], KPI_BY_NAME[name].compute(vals) or 0)
+        for scope, (added, retracted) in split.items():
+            caller_id = scope.split(":", 1)[1]
+            fam.add_metric([caller_id], KPI_BY_NAME[name].compute(added) or 0)
+            back.add_metric([caller_id, name], KPI_BY_NAME[name].compute(retracted) or 0)
         out.append(fam)
+    out.append(back)
     return out
 
 

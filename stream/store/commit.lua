@@ -39,6 +39,11 @@ local function incr(cmd, list, c)
     redis.call(cmd, c[1], c[4] .. name, delta)
     redis.call(cmd, c[2], c[5] .. name, delta)
     redis.call(cmd, c[3], name, delta)
+    -- taken back by a late event: the total's `retracted:` field grows too, so that what is
+    -- exported (net + retracted, and retracted) only goes up (docs/observability.md)
+    if string.byte(delta, 1) == 45 then
+      redis.call(cmd, c[3], 'retracted:' .. name, string.sub(delta, 2))
+    end
   end
 end
 for _, c in ipairs(b.counters) do
