@@ -50,7 +50,7 @@ class Business:
         if scope.kind == "campaign":
             return cost_kpis(counters, costs.rates_for(scope.ident))
         if scope.kind == "center":
-            ids = (await self.ctx.store.scopes())["campaign"]
+            ids = (await self.ctx.store.scopes(now))["campaign"]
             per = await self._reader(read)([Scope("campaign", c) for c in ids], r, now)
             return center_cost(counters, {s.ident: c for s, c in per.items()}, costs)
         return cost_kpis(counters, costs.default)
@@ -73,7 +73,7 @@ class Business:
 
     async def targets(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
         from stream.kpi.targets import evaluate
-        known = await self.ctx.store.scopes()
+        known = await self.ctx.store.scopes(now)
         live_agents, _ = await self.ctx.store.live()
         team_of = {a: v["team"] for a, v in live_agents.items() if v.get("team")}
         rows = []
@@ -103,7 +103,7 @@ class Business:
     # -- compliance ---------------------------------------------------------------------------
 
     async def compliance(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
-        ids = (await self.ctx.store.scopes())["campaign"]
+        ids = (await self.ctx.store.scopes(now))["campaign"]
         scopes = [Scope("campaign", c) for c in ids]
         read = self._reader(read)
         window = await read(scopes, resolve_window("30d", now, self.ctx.tz), now)

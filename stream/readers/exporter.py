@@ -58,6 +58,10 @@ interval. Reading all 5,000 day hashes took ~0.9 s of Redis time per scrape on t
 STATE_CODE = {state: float(i) for i, state in enumerate(AGENT_STATE_ORDER)}
 """`callcenter_agent{kpi="state"}`: 0 logged_out, 1 available, 2 on_call, 3 wrap_up, 4 paused."""
 CALLER_ID_COUNTERS = ("dialed", "attempts_completed", "connected")
+CALLER_ID_SERIES_CAP = 1000
+"""Caller IDs exported per scrape: the ones seen most recently. Dialers rotate DIDs routinely
+and the ids are the producer's strings, so the series must be bounded; the rest are counted in
+`callcenter_caller_id_series_dropped` (docs/observability.md)."""
 WORKER_STALE_MS = 30_000
 
 
@@ -394,9 +398,10 @@ class _ScrapeView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def scopes(self) -> dict[str, list[str]]:
+    async def scopes(self, now_ms: int | None = None) -> dict[str, list[str]]:
+        """Read once per scrape, with the scrape's clock (the first caller's `now_ms`)."""
         if self._scopes is None:
-            self._scopes = await self._store.scopes()
+            self._scopes = await self._store.scopes(now_ms)
         return self._scopes
 
     async def live(self) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -421,9 +426,10 @@ async def scrape(ctx: Any) -> bytes:
     ctx = _scrape_context(ctx)
     now = ctx.now_ms()
     store = ctx.store
-    scopes = await store.scopes()
+    scopes = await store.scopes(now)  # retired scopes (no data in the retention) are not read
+    caller_ids, caller_id_count = await store.recent_scopes("caller_id", CALLER_ID_SERIES_CAP, now)
     totals = await store.totals([f"campaign:{c}" for c in scopes["campaign"]])
-    caller_totals = await store.totals([f"caller_id:{c}" for c in scopes["caller_id"]])
+    caller_totals = await store.totals([f"caller_id:{c}" for c in caller_ids])
     live_agents, live_calls = await store.live()
     open_time = OpenTime(live_agents, now)
     ranges = {w: resolve_window(w, now, ctx.tz) for w in GAUGE_WINDOWS}
@@ -440,13 +446,24 @@ async def scrape(ctx: Any) -> bytes:
     )
     families = [
         *_counter_families(totals), *_caller_id_families(caller_totals),
+        GaugeMetricFamily("callcenter_caller_id_series_dropped",
+                          f"caller IDs with data in the retention beyond the {CALLER_ID_SERIES_CAP} "
+                          "seen most recently, whose series are not exported",
+                          value=caller_id_count - len(caller_ids)),
         *_window_families([wallboard, teams]),
         *_live_families(live_agents, live_calls, now, ctx.call_expiry_ms),
         _agent_family(live_agents, agents, now),
-        *_pipeline_families(p, g, w, now),
+        *_pipeline_families(p, _current_gauges(g, set(scopes["campaign"])), w, now),
         *business,
     ]
     return render(families)
+
+
+def _current_gauges(gauges: Mapping[str, float], campaigns: set[str]) -> dict[str, float]:
+    """A `newest_event:<campaign>` gauge is exported only while its campaign has not retired
+    (the commit deletes it when the campaign retires; this covers the time until then)."""
+    return {k: v for k, v in gauges.items()
+            if not k.startswith("newest_event:") or k[len("newest_event:"):] in campaigns}
 
 
 async def _nothing() -> list[Metric]:
