@@ -146,11 +146,11 @@ def test_unanswerable_ranges_are_a_400(service: tuple[str, Feed], path: str) -> 
     base, _ = service
     now = int(time.time() * 1000)
     hour = now - now % 3_600_000
-    started = time.monotonic()
+    # refused by arithmetic before anything is read (it took 8 s and 334 MiB of one request;
+    # tests/unit/test_windows.py shows no bucket is listed)
     far = get(base, path, **{"from": iso(hour - 3_600_000), "to": "3026-01-01T00:00:00Z"})
     assert far.status_code == 400, far.text
     assert "ahead" in far.json()["error"]
-    assert time.monotonic() - started < 5  # refused before any work (it took 8 s and 334 MiB)
     # 3 days back, ending at :15 three days back: those minute buckets are gone
     old = get(base, path, **{"from": iso(hour - 72 * 3_600_000),
                              "to": iso(hour - 70 * 3_600_000 + 15 * MIN)})
