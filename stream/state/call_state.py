@@ -9,7 +9,7 @@ new one, in their own buckets.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds, call_counters
@@ -133,27 +133,50 @@ def _reattribute(e: Event, old: CallAttrs, new: CallAttrs, thresholds: Threshold
     deltas.add(sorted(before - after), minute, counters, sign=-1)
 
 
-def live_call(state: CallState) -> dict[str, Any] | None:
+LiveStatus = Literal["ringing", "waiting", "talking"]
+
+
+class LiveCall(TypedDict):
+    """A call in progress as `live:calls` stores it (JSON) and the live views filter it: by
+    campaign, agent, caller ID, list, and the team of its agent."""
+
+    status: LiveStatus
+    since: int
+    """epoch ms the call entered `status`"""
+    campaign: str | None
+    agent: str | None
+    caller_id: str | None
+    list: str | None
+    team: str | None
+    """the team of the call's agent when the call was last written (None: no agent yet)"""
+
+
+def live_call(state: CallState, team: str | None = None) -> LiveCall | None:
     """The call's live status for the wallboard, or None once it has an outcome.
 
     ringing: dialed, no outcome yet; waiting: a person answered, no agent yet; talking: an agent
-    is connected and the call has not ended.
+    is connected and the call has not ended. `team`: the team of the call's agent (the call
+    state does not know teams; the batch step does).
     """
     kinds = {e.type for e in state.events}
     if kinds & {"call.ended", "call.unanswered", "call.abandoned"}:
         return None
     attrs = state.attrs()
-    first = state.events[0]
-    base = {"campaign": first.campaign_id, "agent": attrs.agent, "caller_id": attrs.caller_id}
+
+    def live(status: LiveStatus, since: int) -> LiveCall:
+        return LiveCall(status=status, since=since, campaign=state.events[0].campaign_id,
+                        agent=attrs.agent, caller_id=attrs.caller_id, list=attrs.list_id,
+                        team=team if attrs.agent else None)
+
     connected = _first(state.events, "call.connected")
     if connected is not None:
-        return {**base, "status": "talking", "since": connected.ts_ms}
+        return live("talking", connected.ts_ms)
     answered = _first(state.events, "call.answered")
     if answered is not None:
         if answered.fields.get("answered_by") == "human":
-            return {**base, "status": "waiting", "since": answered.ts_ms}
+            return live("waiting", answered.ts_ms)
         return None
     dialed = _first(state.events, "call.dialed")
     if dialed is not None:
-        return {**base, "status": "ringing", "since": dialed.ts_ms}
+        return live("ringing", dialed.ts_ms)
     return None

@@ -81,6 +81,8 @@ _WINDOW_GAUGES = [
 EXPORTER_METRICS: frozenset[str] = frozenset(
     [f"callcenter_{c}_total" for c in _COUNTERS]
     + [f"callcenter_caller_id_{c}_total" for c in ("attempts_completed", "connected", "dialed")]
+    + ["callcenter_retracted_total", "callcenter_caller_id_retracted_total",
+       "callcenter_caller_id_series_dropped"]
     + [f"callcenter_window_{g}" for g in _WINDOW_GAUGES]
     + [
         "callcenter_agents", "callcenter_calls_waiting", "callcenter_calls_ringing",
