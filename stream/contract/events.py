@@ -86,9 +86,14 @@ CONTRACT_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FUTURE_MS = 10 * 60 * 1000
 MAX_STRING_CHARS = 128
-# Largest integer a JSON number, a Lua double and a Redis int64 all hold exactly: the upper bound
-# of every `*_ms` field and of `order_value`, so one absurd value cannot overflow a counter.
+# Largest integer a JSON number, a Lua double and a Redis int64 all hold exactly.
 MAX_SAFE_NUMBER = 2**53 - 1
+MAX_DURATION_MS = 7 * 24 * 3_600_000
+"""Upper bound of every `*_ms` field (7 days, contract 1.1): no real ring, wait, talk, hold or
+wrap-up lasts longer, and with it no plausible volume of valid events can overflow a stored
+int64 counter (docs/event-contract.md, "Upper bounds")."""
+MAX_ORDER_VALUE = 10**9
+"""Upper bound of `order_value` (contract 1.1)."""
 
 # Keys of `Event.to_dict()` that are attributes of `Event`, not entries of `Event.fields`.
 _COMMON_KEYS = ("event_id", "type", "ts", "campaign_id", "call_id", "agent_id")

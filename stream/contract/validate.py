@@ -29,9 +29,10 @@ from stream.contract.events import (
     EVENT_TYPES,
     HANGUP_BY_ORDER,
     INTENT_ORDER,
+    MAX_DURATION_MS,
     MAX_FUTURE_MS,
     MAX_MESSAGE_BYTES,
-    MAX_SAFE_NUMBER,
+    MAX_ORDER_VALUE,
     MAX_STRING_CHARS,
     UNANSWERED_REASON_ORDER,
     Event,
@@ -114,7 +115,7 @@ def enum(values: tuple[str, ...], reason: str = "invalid_field") -> Check:
 
 
 def check_ms(name: str, v: Any) -> int:
-    """Duration in milliseconds: integer (1500.0 accepted as 1500), 0..2**53-1."""
+    """Duration in milliseconds: integer (1500.0 accepted as 1500), 0..7 days."""
     if type(v) is not int:
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             v = int(v)
@@ -122,9 +123,10 @@ def check_ms(name: str, v: Any) -> int:
             v = int(v)
         else:
             raise _invalid(name, "an integer number of milliseconds", v)
-    if not 0 <= v <= MAX_SAFE_NUMBER:
+    if not 0 <= v <= MAX_DURATION_MS:
         raise ValidationError(
-            "out_of_range", f"field {name!r} must be between 0 and {MAX_SAFE_NUMBER} ms; got {_show(v)}"
+            "out_of_range",
+            f"field {name!r} must be between 0 and {MAX_DURATION_MS} ms (7 days); got {_show(v)}",
         )
     return v
 
@@ -188,7 +190,7 @@ def _opt(name: str, check: Check, default: Any = _NO_DEFAULT) -> Field:
 
 
 _SCORE = number_range(0, 100)
-_MONEY = number_range(0, MAX_SAFE_NUMBER)
+_MONEY = number_range(0, MAX_ORDER_VALUE)
 _MOS = number_range(1.0, 5.0, as_float=True)
 
 # type -> (agent_id rule, campaign_id required?, extra fields in contract order)

@@ -17,7 +17,7 @@ Decisions where the catalog is silent (the pipeline implements the same):
   means absent. Every string is trimmed and must then be 1..128 characters (an empty optional
   string is invalid, not absent). Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
-  1.5 is invalid_field) and <= 2**53-1; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
+  1.5 is invalid_field) and <= 7 days, `order_value` <= 10**9; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
   offset, or integral epoch ms. (Not re-implemented: leap seconds, unpaired surrogates.)
 - Dedupe: the first valid arrival of an `event_id` wins, later ones are ignored entirely.
 - The call's agent is the `agent_id` of its earliest `call.connected` (by ts, then event_id), else
@@ -40,7 +40,8 @@ from typing import Any, Iterable
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
 TOO_OLD_MS = 35 * 86400 * 1000
-MAX_SAFE = 2**53 - 1
+MAX_MS = 7 * 24 * 3600 * 1000  # every *_ms field: at most 7 days (contract 1.1)
+MAX_ORDER_VALUE = 10**9
 
 DISPOSITIONS = {
     "sale", "appointment", "qualified_lead", "callback_requested", "not_interested", "refused",
@@ -70,7 +71,7 @@ _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
                    "hold_ms": ("ms", False, None), "hangup_by": ("enum", False, HANGUP_BY)},
     "call.wrapup": {"agent_id": ("str", True, None), "wrapup_ms": ("ms", True, None),
                     "disposition": ("disposition", True, None),
-                    "order_value": ("num", False, (0, MAX_SAFE)),
+                    "order_value": ("num", False, (0, MAX_ORDER_VALUE)),
                     "lead_score": ("num", False, (0, 100)), "intent": ("enum", False, INTENTS),
                     "resolved": ("bool", False, None)},
     "call.survey": {"agent_id": ("str", False, None), "csat": ("int", True, (1, 5))},
@@ -177,7 +178,7 @@ def _check(kind: str, extra: Any, x: Any) -> Any:
         raise Invalid("invalid_field")
     if kind == "ms":
         value = _integral(x)  # a type error (1.5) wins over a range error
-        if not 0 <= value <= MAX_SAFE:
+        if not 0 <= value <= MAX_MS:
             raise Invalid("out_of_range")
         return value
     lo, hi = extra

@@ -339,6 +339,8 @@ def _base():
     (lambda e: json.dumps(dict(e, type="call.survey", csat=4.5)).encode(), "out_of_range"),
     (lambda e: json.dumps(dict(e, type="call.survey", csat="5")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, wrapup_ms=2**53)).encode(), "out_of_range"),
+    (lambda e: json.dumps(dict(e, wrapup_ms=7 * 86400 * S + 1)).encode(), "out_of_range"),
+    (lambda e: json.dumps(dict(e, order_value=1e9 + 1)).encode(), "out_of_range"),
     (lambda e: json.dumps({k: v for k, v in e.items() if k != "event_id"}).encode(), "missing_field"),
     (lambda e: json.dumps(dict(e, type="call.transferred")).encode(), "unknown_type"),
     (lambda e: json.dumps(dict(e, disposition="maybe_later")).encode(), "unknown_disposition"),

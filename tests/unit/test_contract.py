@@ -336,9 +336,12 @@ def test_ms_fields(etype: str, field: str) -> None:
     ev = ok(make(etype, **{field: 1500.0}))
     assert ev.fields[field] == 1500 and type(ev.fields[field]) is int
     assert ok(make(etype, **{field: 0})).fields[field] == 0
-    assert ok(make(etype, **{field: 2**53 - 1})).fields[field] == 2**53 - 1
+    seven_days = 7 * 24 * 3_600_000
+    assert ok(make(etype, **{field: seven_days})).fields[field] == seven_days
+    rejected(make(etype, **{field: seven_days + 1}), "out_of_range", repr(field), "604800000")
     rejected(make(etype, **{field: -1}), "out_of_range", repr(field), "-1")
     rejected(make(etype, **{field: -3.0}), "out_of_range")
+    rejected(make(etype, **{field: 2**53 - 1}), "out_of_range")
     rejected(make(etype, **{field: 2**53}), "out_of_range")
     rejected(make(etype, **{field: 1e300}), "out_of_range")
     for bad in (1500.5, -0.5, "1500", True, False, [1], {}, ""):
@@ -375,12 +378,39 @@ def test_bounded_numbers() -> None:
     assert ok(make("call.wrapup", order_value=0)).fields["order_value"] == 0
     rejected(make("call.wrapup", order_value=-0.01), "out_of_range", "'order_value'")
     rejected(make("call.wrapup", order_value=1e300), "out_of_range", "'order_value'")
+    assert ok(make("call.wrapup", order_value=10**9)).fields["order_value"] == 10**9
+    assert ok(make("call.wrapup", order_value=1e9)).fields["order_value"] == 1e9
+    rejected(make("call.wrapup", order_value=1e9 + 0.01), "out_of_range", "'order_value'", "1e+09")
+    rejected(make("call.wrapup", order_value=2**53 - 1), "out_of_range", "'order_value'")
     rejected(make("call.wrapup", order_value="12.50"), "invalid_field", "'order_value'")
     for mos in (1, 1.0, 5, 3.7):
         m = ok(make("call.quality", mos=mos)).fields["mos"]
         assert m == mos and type(m) is float
     for mos in (0.99, 5.01, 0, -4):
         rejected(make("call.quality", mos=mos), "out_of_range", "'mos'")
+
+
+def test_no_valid_event_can_overflow_a_stored_counter() -> None:
+    """The bounds make every stored sum exact and far from overflow (docs/event-contract.md,
+    "Upper bounds"). Integer counters are Redis int64 (`HINCRBY`), a batch's deltas are summed
+    as doubles first (exact up to 2**53), and lifetime totals never expire."""
+    assert C.MAX_DURATION_MS == 604_800_000 and C.MAX_ORDER_VALUE == 10**9
+    int64_max = 2**63 - 1
+    largest_batch = 10**6  # the default batch is 2,000 records (CALLKPI_BATCH_MAX)
+    assert largest_batch * C.MAX_DURATION_MS < 2**53  # a batch's double sums stay exact
+    # an hour bucket at a million events per second, every one at the 7-day maximum
+    assert 10**6 * 3600 * C.MAX_DURATION_MS < int64_max
+    # a lifetime total: 2 million calls a day (about 5,000 agents) for 20 years, every
+    # event at the maximum in the same counter (each call adds at most one value of a field)
+    assert 2 * 10**6 * 365 * 20 * C.MAX_DURATION_MS < int64_max
+    # revenue is a float counter (HINCRBYFLOAT): a trillion sales at the maximum stays finite
+    assert math.isfinite(float(10**12 * C.MAX_ORDER_VALUE))
+    # every value a check accepts is within the bounds (the checks are the contract's only gate)
+    for etype, field in MS_FIELDS:
+        r = check(make(etype, **{field: int64_max}))
+        assert isinstance(r, Rejection) and r.reason == "out_of_range"
+    r = check(make("call.wrapup", order_value=float(int64_max)))
+    assert isinstance(r, Rejection) and r.reason == "out_of_range"
 
 
 def test_csat() -> None:

@@ -161,6 +161,8 @@ REJECTED_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("unknown_disposition", make("call.wrapup", disposition="won")),
     ("out_of_range", make("call.ended", talk_ms=-1)),
     ("out_of_range", make("call.ended", hold_ms=2**53)),
+    ("out_of_range", make("call.ended", talk_ms=604_800_001)),
+    ("out_of_range", make("call.wrapup", order_value=1e9 + 1)),
     ("out_of_range", make("call.survey", csat=6)),
     ("out_of_range", make("call.survey", csat=2.5)),
     ("out_of_range", make("call.qa", score=100.5)),
@@ -186,6 +188,7 @@ def test_every_schema_expressible_reason_has_a_sample() -> None:
 # values a schema can judge exactly like the service (no NaN, no lone surrogates, no Feb 30)
 _POOL: list[Any] = [
     None, True, False, 0, -1, 1, 3, 5, 6, 99.5, 100, 100.5, 1500.0, 1500.5, -0.0, 2**53 - 1, 2**53,
+    604_800_000, 604_800_001, 10**9, 1e9 + 0.5,
     10**30, 1e300, "", " ", "\t\n", "x", " x ", "x" * 128, "x" * 129, " " + "y" * 128 + " ",
     "\u00a0z\u2003", "\u200b", "\x1c", "\x85q\x85", "é", "human", " machine ", "Human", "sale", "won",
     "busy", "no_agent", "paused", "high", "manual", "agent", "call.dialed", " call.qa ", "agent.state",
