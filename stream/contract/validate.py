@@ -111,7 +111,17 @@ def enum(values: tuple[str, ...], reason: str = "invalid_field") -> Check:
             raise ValidationError(reason, f"field {name!r} must be one of {listing}; got {_show(s)}")
         return s
 
+    _TEXT_CHECKS.add(check)
     return check
+
+
+_TEXT_CHECKS: set[Check] = {check_str}
+"""Checkers of string fields: for these an empty optional value means absent (contract 1.1)."""
+
+
+def _blank(v: Any) -> bool:
+    """An empty (or all-whitespace) string: what dialers send for "no value" (`"reason": ""`)."""
+    return type(v) is str and not v.strip()
 
 
 def check_ms(name: str, v: Any) -> int:
@@ -368,19 +378,19 @@ def _validate(obj: Mapping[str, Any], now_ms: int, max_age_ms: int) -> Event:
         campaign_id: str | None = _required(get, "campaign_id", check_str, where)
     else:
         c = get("campaign_id")
-        campaign_id = None if c is None else check_str("campaign_id", c)
+        campaign_id = None if c is None or _blank(c) else check_str("campaign_id", c)
     if agent_rule is REQUIRED:
         agent_id: str | None = _required(get, "agent_id", check_str, where)
     elif agent_rule is OPTIONAL:
         a = get("agent_id")
-        agent_id = None if a is None else check_str("agent_id", a)
+        agent_id = None if a is None or _blank(a) else check_str("agent_id", a)
     else:
         agent_id = None
 
     fields: dict[str, Any] = {}
     for name, required, check, default in extra:
         val = get(name)
-        if val is None:
+        if val is None or (not required and check in _TEXT_CHECKS and _blank(val)):
             if required:
                 raise ValidationError("missing_field", f"field {name!r} is required on {where}")
             if default is not _NO_DEFAULT:

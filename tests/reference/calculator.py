@@ -14,8 +14,8 @@ Decisions where the catalog is silent (the pipeline implements the same):
 - Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
   the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
   and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). `null`
-  means absent. Every string is trimmed and must then be 1..128 characters (an empty optional
-  string is invalid, not absent). Enum values other than `type` and `disposition` outside their
+  means absent. Every string is trimmed and must then be 1..128 characters; an empty optional
+  string is absent (1.1), an empty required one invalid. Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
   1.5 is invalid_field) and <= 7 days, `order_value` <= 10**9; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
   offset, or integral epoch ms. (Not re-implemented: leap seconds, unpaired surrogates.)
@@ -165,9 +165,7 @@ def _check(kind: str, extra: Any, x: Any) -> Any:
             raise Invalid("invalid_field")
         return x.strip()
     if kind == "disposition":
-        if not isinstance(x, str):
-            raise Invalid("invalid_field")
-        if x.strip() not in DISPOSITIONS:
+        if _check_str(x) not in DISPOSITIONS:
             raise Invalid("unknown_disposition")
         return x.strip()
     if kind == "bool":
@@ -226,6 +224,9 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
     if "agent_id" in spec:
         spec = {"agent_id": spec["agent_id"], **spec}
     for name, (kind, is_required, extra) in spec.items():
+        blank = isinstance(obj.get(name), str) and not obj[name].strip()
+        if blank and not is_required and kind in ("str", "enum"):
+            continue  # an empty optional string is absent (contract 1.1)
         if name in obj:
             ev[name] = _check(kind, extra, obj[name])
         elif is_required:

@@ -330,7 +330,7 @@ def _base():
     (lambda e: json.dumps(dict(e, ts="yesterday")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, intent="maybe")).encode(), "invalid_field"),
-    (lambda e: json.dumps(dict(e, intent=" ")).encode(), "invalid_field"),  # empty optional
+    (lambda e: json.dumps(dict(e, disposition=" ")).encode(), "invalid_field"),  # empty required
     (lambda e: json.dumps(dict(e, ts="2025-11-20 00:53:20Z")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20+0000")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, wrapup_ms=-0.5)).encode(), "invalid_field"),
@@ -361,7 +361,7 @@ def test_accepted_forms():
     for variant in (dict(e, ts="2025-11-20T08:53:20.000+08:00"), dict(e, wrapup_ms=1000.0),
                     dict(e, ts="2025-11-20t00:53:20.0009z"), dict(e, ts=float(T0)), dict(e, v=1.0),
                     dict(e, v=1, extra={"ignored": True}), dict(e, agent_id="  A  "),
-                    dict(e, order_value=None)):
+                    dict(e, order_value=None), dict(e, intent=" "), dict(e, intent="")):
         out = validate(json.dumps(variant).encode(), NOW)
         assert out["ts"] == T0 and out["wrapup_ms"] == 1000 and out["agent_id"] == "A"
     assert validate(json.dumps(dict(e, ts=T0 + 5)).encode(), NOW)["ts"] == T0 + 5

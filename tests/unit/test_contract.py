@@ -281,6 +281,45 @@ def test_null_optional_fields_are_absent() -> None:
     assert ev.campaign_id is None
 
 
+OPTIONAL_STRINGS = [
+    ("call.dialed", "list_id"), ("call.dialed", "lead_id"), ("call.dialed", "caller_id"),
+    ("call.dialed", "dest_region"), ("call.dialed", "mode"), ("call.dialed", "agent_id"),
+    ("call.connected", "team_id"), ("call.ended", "agent_id"), ("call.ended", "hangup_by"),
+    ("call.wrapup", "intent"), ("call.survey", "agent_id"), ("call.complaint", "agent_id"),
+    ("call.complaint", "category"), ("call.callback", "lead_id"), ("agent.state", "reason"),
+    ("agent.state", "team_id"), ("agent.state", "campaign_id"),
+]
+
+
+@pytest.mark.parametrize(("etype", "field"), OPTIONAL_STRINGS)
+def test_empty_optional_strings_are_absent(etype: str, field: str) -> None:
+    """Dialers send `"reason": ""`: an empty optional string is the field left out (1.1), not an
+    invalid event (which lost hours of agent time)."""
+    for blank in ("", "   ", "\t\n"):
+        ev = ok(make(etype, FULL[etype], **{field: blank}))
+        assert field not in ev.to_dict(), (field, blank)
+        assert ev == ok(make(etype, FULL[etype], **{field: _DEL}))
+
+
+@pytest.mark.parametrize(("etype", "field"), [
+    ("call.dialed", "event_id"), ("call.dialed", "call_id"), ("call.dialed", "campaign_id"),
+    ("call.answered", "answered_by"), ("call.unanswered", "reason"), ("call.abandoned", "reason"),
+    ("call.connected", "agent_id"), ("call.wrapup", "agent_id"), ("call.wrapup", "disposition"),
+    ("call.qa", "agent_id"), ("agent.state", "agent_id"), ("agent.state", "state"),
+    ("call.dialed", "type"),
+])
+def test_empty_required_strings_stay_invalid(etype: str, field: str) -> None:
+    for blank in ("", "   "):
+        rejected(make(etype, **{field: blank}), "invalid_field", repr(field))
+
+
+def test_empty_optional_numbers_are_not_strings() -> None:
+    """Only string fields read blank as absent: `"hold_ms": ""` is still the wrong type."""
+    rejected(make("call.ended", hold_ms=""), "invalid_field", "'hold_ms'")
+    rejected(make("call.wrapup", order_value=""), "invalid_field", "'order_value'")
+    rejected(make("call.wrapup", resolved=""), "invalid_field", "'resolved'")
+
+
 def test_campaign_is_required_on_call_events_only() -> None:
     for etype in C.CALL_TYPES:
         rejected(make(etype, campaign_id=_DEL), "missing_field", "'campaign_id'", etype)
@@ -288,7 +327,8 @@ def test_campaign_is_required_on_call_events_only() -> None:
         rejected(make(etype, call_id=_DEL), "missing_field", "'call_id'", etype)
     assert ok(make("agent.state")).campaign_id is None
     assert ok(make("agent.state", campaign_id=" c ")).campaign_id == "c"
-    rejected(make("agent.state", campaign_id=""), "invalid_field", "'campaign_id'")
+    assert ok(make("agent.state", campaign_id="")).campaign_id is None  # empty optional: absent
+    rejected(make("call.dialed", campaign_id=""), "invalid_field", "'campaign_id'")
     assert ok(make("agent.state", call_id="ignored")).call_id is None
 
 
@@ -302,7 +342,8 @@ def test_agent_id_required(etype: str) -> None:
 def test_agent_id_optional(etype: str) -> None:
     assert ok(make(etype)).agent_id is None
     assert ok(make(etype, agent_id=" a-9 ")).agent_id == "a-9"
-    rejected(make(etype, agent_id=""), "invalid_field", "'agent_id'")
+    assert ok(make(etype, agent_id="")).agent_id is None  # empty optional: absent
+    assert ok(make(etype, agent_id=" \t")).agent_id is None
     rejected(make(etype, agent_id=7), "invalid_field", "'agent_id'")
 
 

@@ -118,6 +118,14 @@ def test_every_valid_sample_validates(validator: Any, etype: str) -> None:
     assert service_accepts(padded) and validator.is_valid(padded), list(validator.iter_errors(padded))
 
 
+def test_empty_optional_strings_are_absent_in_the_schema_too(validator: Any) -> None:
+    for etype, field in (("agent.state", "reason"), ("agent.state", "team_id"),
+                         ("agent.state", "campaign_id"), ("call.dialed", "mode"),
+                         ("call.dialed", "agent_id"), ("call.ended", "hangup_by")):
+        d = make(etype, FULL[etype], **{field: " "})
+        assert service_accepts(d) and validator.is_valid(d), list(validator.iter_errors(d))
+
+
 def test_clock_rules_are_not_in_the_schema(validator: Any) -> None:
     for ts in (NOW + 3_600_000, 0, "1999-01-01T00:00:00Z"):
         d = make("call.dialed", ts=ts)
@@ -150,7 +158,8 @@ REJECTED_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("invalid_field", make("call.ended", hangup_by="nobody")),
     ("invalid_field", make("call.wrapup", intent="HIGH")),
     ("invalid_field", make("agent.state", state="away")),
-    ("invalid_field", make("agent.state", reason="")),
+    ("invalid_field", make("agent.state", state="")),
+    ("invalid_field", make("call.connected", agent_id=" ")),
     ("invalid_field", make("call.ended", talk_ms=1.5)),
     ("invalid_field", make("call.ended", talk_ms="1")),
     ("invalid_field", make("call.qa", compliant=1)),
