@@ -37,6 +37,7 @@ def thresholds_of(config: Any) -> Any:
         conversation_threshold_ms=config.conversation_threshold_ms,
         qualification_score=config.qualification_score,
         connect_threshold_ms=config.connect_threshold_ms,
+        service_level_threshold_ms=config.service_level_threshold_ms,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
     )

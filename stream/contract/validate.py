@@ -29,6 +29,7 @@ from stream.contract.events import (
     EVENT_TYPES,
     HANGUP_BY_ORDER,
     INTENT_ORDER,
+    MAX_CODE_CHARS,
     MAX_DURATION_MS,
     MAX_FUTURE_MS,
     MAX_MESSAGE_BYTES,
@@ -115,7 +116,15 @@ def enum(values: tuple[str, ...], reason: str = "invalid_field") -> Check:
     return check
 
 
-_TEXT_CHECKS: set[Check] = {check_str}
+def check_code(name: str, v: Any) -> str:
+    """A 1.1 code (`disposition_code`, `variant`): a contract string of at most 64 characters."""
+    s = check_str(name, v)
+    if len(s) > MAX_CODE_CHARS:
+        raise _invalid(name, f"a non-empty string of at most {MAX_CODE_CHARS} characters", v)
+    return s
+
+
+_TEXT_CHECKS: set[Check] = {check_str, check_code}
 """Checkers of string fields: for these an empty optional value means absent (contract 1.1)."""
 
 
@@ -214,8 +223,10 @@ SPECS: dict[str, tuple[str, bool, tuple[Field, ...]]] = {
             _opt("caller_id", check_str),
             _opt("dest_region", check_str),
             _opt("mode", enum(DIAL_MODE_ORDER)),
+            _opt("variant", check_code),
         ),
     ),
+    "call.offered": (IGNORED, True, (_opt("queue_id", check_str),)),
     "call.answered": (
         IGNORED,
         True,
@@ -251,6 +262,7 @@ SPECS: dict[str, tuple[str, bool, tuple[Field, ...]]] = {
         (
             _req("wrapup_ms", check_ms),
             _req("disposition", enum(DISPOSITION_ORDER, "unknown_disposition")),
+            _opt("disposition_code", check_code),
             _opt("order_value", _MONEY),
             _opt("lead_score", _SCORE),
             _opt("intent", enum(INTENT_ORDER)),

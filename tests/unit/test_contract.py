@@ -35,6 +35,7 @@ CALL = {"event_id": "e-1", "ts": TS, "campaign_id": "camp-1", "call_id": "call-1
 
 MINIMAL: dict[str, dict[str, Any]] = {
     "call.dialed": {},
+    "call.offered": {},
     "call.answered": {"answered_by": "human"},
     "call.unanswered": {"reason": "busy"},
     "call.connected": {"agent_id": "a-1", "wait_ms": 800},
@@ -56,7 +57,9 @@ FULL: dict[str, dict[str, Any]] = {
         "dest_region": "212",
         "mode": "predictive",
         "agent_id": "a-1",
+        "variant": "script-B",
     },
+    "call.offered": {"queue_id": "sales-in"},
     "call.answered": {"answered_by": "machine", "ring_ms": 9000},
     "call.unanswered": {"reason": "no_answer", "ring_ms": 30000},
     "call.connected": {"agent_id": "a-1", "team_id": "t-1", "wait_ms": 0},
@@ -66,6 +69,7 @@ FULL: dict[str, dict[str, Any]] = {
         "agent_id": "a-1",
         "wrapup_ms": 0,
         "disposition": "qualified_lead",
+        "disposition_code": "CALLBK",
         "order_value": 129.9,
         "lead_score": 70,
         "intent": "high",
@@ -282,6 +286,7 @@ def test_null_optional_fields_are_absent() -> None:
 
 
 OPTIONAL_STRINGS = [
+    ("call.offered", "queue_id"), ("call.wrapup", "disposition_code"), ("call.dialed", "variant"),
     ("call.dialed", "list_id"), ("call.dialed", "lead_id"), ("call.dialed", "caller_id"),
     ("call.dialed", "dest_region"), ("call.dialed", "mode"), ("call.dialed", "agent_id"),
     ("call.connected", "team_id"), ("call.ended", "agent_id"), ("call.ended", "hangup_by"),
@@ -318,6 +323,22 @@ def test_empty_optional_numbers_are_not_strings() -> None:
     rejected(make("call.ended", hold_ms=""), "invalid_field", "'hold_ms'")
     rejected(make("call.wrapup", order_value=""), "invalid_field", "'order_value'")
     rejected(make("call.wrapup", resolved=""), "invalid_field", "'resolved'")
+
+
+def test_contract_1_1_fields() -> None:
+    """call.offered (inbound), call.wrapup.disposition_code and call.dialed.variant (1..64)."""
+    ev = ok(make("call.offered", queue_id=" q-7 ", agent_id="ignored"))
+    assert ev.type == "call.offered" and ev.fields == {"queue_id": "q-7"} and ev.agent_id is None
+    rejected(make("call.offered", campaign_id=_DEL), "missing_field", "'campaign_id'")
+    rejected(make("call.offered", call_id=_DEL), "missing_field", "'call_id'")
+    for etype, field in (("call.wrapup", "disposition_code"), ("call.dialed", "variant")):
+        assert ok(make(etype, **{field: " NI "})).fields[field] == "NI"
+        assert ok(make(etype, **{field: "x" * 64})).fields[field] == "x" * 64
+        rejected(make(etype, **{field: "x" * 65}), "invalid_field", repr(field), "64")
+        rejected(make(etype, **{field: 7}), "invalid_field", repr(field))
+        assert field not in ok(make(etype, **{field: ""})).fields
+    # every v1 event stays valid, and a v1 producer's event means what it meant
+    assert ok(make("call.wrapup", v=1)).fields == {"wrapup_ms": 15000, "disposition": "sale"}
 
 
 def test_campaign_is_required_on_call_events_only() -> None:
