@@ -61,7 +61,9 @@ QUALIFIED_DISPOSITIONS = {"qualified_lead", "sale", "appointment"}
 _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
     "call.dialed": {"list_id": ("str", False, None), "lead_id": ("str", False, None),
                     "caller_id": ("str", False, None), "dest_region": ("str", False, None),
-                    "mode": ("enum", False, MODES), "agent_id": ("str", False, None)},
+                    "mode": ("enum", False, MODES), "agent_id": ("str", False, None),
+                    "variant": ("code", False, None)},
+    "call.offered": {"queue_id": ("str", False, None)},
     "call.answered": {"answered_by": ("enum", True, ANSWERED_BY), "ring_ms": ("ms", False, None)},
     "call.unanswered": {"reason": ("enum", True, UNANSWERED_REASONS), "ring_ms": ("ms", False, None)},
     "call.connected": {"agent_id": ("str", True, None), "team_id": ("str", False, None),
@@ -71,6 +73,7 @@ _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
                    "hold_ms": ("ms", False, None), "hangup_by": ("enum", False, HANGUP_BY)},
     "call.wrapup": {"agent_id": ("str", True, None), "wrapup_ms": ("ms", True, None),
                     "disposition": ("disposition", True, None),
+                    "disposition_code": ("code", False, None),
                     "order_value": ("num", False, (0, MAX_ORDER_VALUE)),
                     "lead_score": ("num", False, (0, 100)), "intent": ("enum", False, INTENTS),
                     "resolved": ("bool", False, None)},
@@ -97,11 +100,11 @@ COUNT_KEYS = [
     "intent_high", "intent_medium", "intent_low", "refusals", "dnc_requests", "callbacks", "orders",
     "revenue", "surveys", "csat_sum", "csat_satisfied", "complaints", "qa_reviews", "qa_compliant",
     "qa_score_sum", "quality_reports", "mos_sum", "network_drops", "resolved",
-    "wrapups", "compliance_abandons",
+    "wrapups", "compliance_abandons", "offered", "inbound_answered", "inbound_abandoned",
 ]
 # Internal sums behind the duration averages (not reported).
 _SUM_KEYS = ["talk_ms", "hold_ms", "wrapup_ms", "gap_ms", "gaps", "wait_ms", "ring_ms", "rings",
-             "lead_score_sum", "lead_scores"]
+             "lead_score_sum", "lead_scores", "inbound_wait_ms", "inbound_in_sl"]
 AGENT_TIME_STATES = ["available", "on_call", "wrap_up", "paused"]
 
 
@@ -118,6 +121,7 @@ class RefConfig:
     goal_dispositions: tuple[str, ...] = ("sale", "appointment", "qualified_lead")
     qualification_score: float = 70
     connect_threshold_ms: int = 2000
+    service_level_threshold_ms: int = 20000
 
 
 # ----------------------------------------------------------------------------- validation
@@ -160,6 +164,10 @@ def _check_str(x: Any) -> str:
 def _check(kind: str, extra: Any, x: Any) -> Any:
     if kind == "str":
         return _check_str(x)
+    if kind == "code":  # 1.1: disposition_code, variant
+        if len(_check_str(x)) > 64:
+            raise Invalid("invalid_field")
+        return x.strip()
     if kind == "enum":
         if not isinstance(x, str) or x.strip() not in extra:
             raise Invalid("invalid_field")
@@ -225,7 +233,7 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
         spec = {"agent_id": spec["agent_id"], **spec}
     for name, (kind, is_required, extra) in spec.items():
         blank = isinstance(obj.get(name), str) and not obj[name].strip()
-        if blank and not is_required and kind in ("str", "enum"):
+        if blank and not is_required and kind in ("str", "enum", "code"):
             continue  # an empty optional string is absent (contract 1.1)
         if name in obj:
             ev[name] = _check(kind, extra, obj[name])
@@ -296,14 +304,25 @@ class Reference:
             for a, evs in team_evidence.items()
         }
 
-        # Attribute every call event: (event, agent, caller_id, list_id).
+        # Attribute every call event: (event, agent, caller_id, list_id). 1.1: a call with a
+        # call.offered is inbound; its first call.connected is where it is answered; the
+        # variant of its earliest call.dialed is a scope of every event of the call.
         attributed: list[tuple[dict, str | None, str | None, str | None]] = []
+        self._inbound: set[str] = set()
+        self._first_connects: set[str] = set()
+        self._variant: dict[str, str] = {}
         for call_events in calls.values():
             dialed = _first([e for e in call_events if e["type"] == "call.dialed"])
             connected = _first([e for e in call_events if e["type"] == "call.connected"])
             call_agent = connected["agent_id"] if connected else (dialed or {}).get("agent_id")
             caller_id = (dialed or {}).get("caller_id")
             list_id = (dialed or {}).get("list_id")
+            if any(e["type"] == "call.offered" for e in call_events):
+                self._inbound.add(call_events[0]["call_id"])
+            if connected is not None:
+                self._first_connects.add(connected["event_id"])
+            if dialed is not None and "variant" in dialed:
+                self._variant[dialed["call_id"]] = dialed["variant"]
             for ev in call_events:
                 attributed.append((ev, ev.get("agent_id", call_agent), caller_id, list_id))
 
@@ -327,6 +346,9 @@ class Reference:
             if list_id is not None:
                 scopes.append(f"list:{list_id}")
             values = self._contributions(ev)
+            if ev["call_id"] in self._variant:  # a variant has no call gaps (between two calls)
+                self.records.append(_Record(ev["ts"], [f"variant:{self._variant[ev['call_id']]}"],
+                                            dict(values)))
             if ev["type"] == "call.connected":
                 gap = self._gap(ends.get(ev["agent_id"], []), ev["ts"], ev["call_id"])
                 if gap is not None:
@@ -371,13 +393,19 @@ class Reference:
         cfg = self.config
         t = ev["type"]
         v: dict[str, float] = {}
+        inbound = ev["call_id"] in self._inbound
         if t == "call.dialed":
-            v["dialed"] = 1
+            if not inbound:
+                v["dialed"] = 1
+        elif t == "call.offered":
+            v["offered"] = 1
         elif t in ("call.answered", "call.unanswered"):
-            v["attempts_completed"] = 1
             if "ring_ms" in ev:
                 v["ring_ms"] = ev["ring_ms"]
                 v["rings"] = 1
+            if inbound:  # an inbound call is no outbound attempt or answer
+                return v
+            v["attempts_completed"] = 1
             if t == "call.answered":
                 v["answered"] = 1
                 if ev["answered_by"] == "human":
@@ -387,11 +415,19 @@ class Reference:
         elif t == "call.connected":
             v["agent_connected"] = 1
             v["wait_ms"] = ev["wait_ms"]
-            if ev["wait_ms"] > cfg.connect_threshold_ms:
+            if not inbound and ev["wait_ms"] > cfg.connect_threshold_ms:
                 v["compliance_abandons"] = 1
+            if inbound and ev["event_id"] in self._first_connects:
+                v["inbound_answered"] = 1
+                v["inbound_wait_ms"] = ev["wait_ms"]
+                if ev["wait_ms"] <= cfg.service_level_threshold_ms:
+                    v["inbound_in_sl"] = 1
         elif t == "call.abandoned":
-            v["abandoned"] = 1
-            v["compliance_abandons"] = 1
+            if inbound:
+                v["inbound_abandoned"] = 1
+            else:
+                v["abandoned"] = 1
+                v["compliance_abandons"] = 1
         elif t == "call.ended":
             if "agent_id" in ev:
                 v["handled"] = 1
@@ -403,6 +439,8 @@ class Reference:
             d = ev["disposition"]
             v["wrapups"] = 1
             v["wrapup_ms"] = ev["wrapup_ms"]
+            if "disposition_code" in ev:
+                v["code:" + ev["disposition_code"]] = 1
             if d in cfg.success_dispositions:
                 v["conversions"] = 1
             if d in cfg.goal_dispositions:
@@ -500,18 +538,23 @@ class Reference:
         out["calls_per_productive_hour"] = div(handled, productive / 3600)
 
         connected = c["connected"]
+        live = connected + c["offered"]  # 1.1: every live person reached, outbound or inbound
+        out["avg_speed_of_answer_seconds"] = div(c["inbound_wait_ms"] / 1000, c["inbound_answered"])
+        out["inbound_abandon_rate"] = div(c["inbound_abandoned"], c["offered"])
+        out["service_level"] = div(c["inbound_in_sl"], c["offered"])
+        out["wrapups_by_code"] = {k[5:]: n for k, n in sorted(c.items()) if k.startswith("code:") and n}
         out["connect_rate"] = div(connected, c["attempts_completed"])
         out["answer_rate"] = div(c["answered"], c["attempts_completed"])
         out["machine_rate"] = div(c["machine_answered"], c["answered"])
         out["abandon_rate"] = div(c["abandoned"], connected)
-        out["conversation_rate"] = div(c["conversations"], connected)
-        out["conversion_rate"] = div(c["conversions"], connected)
-        out["completion_rate"] = div(c["goals_completed"], c["dialed"])
-        out["lead_rate"] = div(c["qualified_leads"], connected)
+        out["conversation_rate"] = div(c["conversations"], live)
+        out["conversion_rate"] = div(c["conversions"], live)
+        out["completion_rate"] = div(c["goals_completed"], c["dialed"] + c["offered"])
+        out["lead_rate"] = div(c["qualified_leads"], live)
         out["sales_conversion_rate"] = div(c["orders"], c["qualified_leads"])
-        out["refusal_rate"] = div(c["refusals"], connected)
-        out["callback_rate"] = div(c["callbacks"], connected)
-        out["complaint_rate"] = div(c["complaints"], connected)
+        out["refusal_rate"] = div(c["refusals"], live)
+        out["callback_rate"] = div(c["callbacks"], live)
+        out["complaint_rate"] = div(c["complaints"], live)
         out["csat_avg"] = div(c["csat_sum"], c["surveys"])
         out["csat_satisfied_rate"] = div(c["csat_satisfied"], c["surveys"])
         out["resolution_rate"] = div(c["resolved"], c["wrapups"])
