@@ -145,3 +145,15 @@ def test_a_variant_is_attributed_to_every_event_of_its_call_retroactively() -> N
     assert (got["dialed"], got["connected"], got["handled"], got["conversions"]) == (1, 1, 1, 1)
     assert got["conversion_rate"] == 1.0
     assert kpis(late, "variant:script-B") == kpis(late, "list:L9")
+
+
+def test_an_offered_call_waits_in_its_queue_on_the_live_view() -> None:
+    from stream.state.batch import Loaded, process
+    from stream.kpi.contributions import Thresholds
+    from tests.unit.test_processing import NOW
+    offered = [ev for ev in EVENTS if ev.event_id == "i2o"]
+    out = process(offered, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
+    assert out.live_calls["I2"]["status"] == "waiting"
+    connected = [ev for ev in EVENTS if ev.event_id in ("i1o", "i1c")]
+    out = process(connected, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
+    assert out.live_calls["I1"]["status"] == "talking"
