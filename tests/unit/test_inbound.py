@@ -68,6 +68,7 @@ def test_inbound_calls_count_as_inbound() -> None:
     for name, value in EXPECTED_CENTER.items():
         assert got[name] == (pytest.approx(value) if isinstance(value, float) else value), name
     assert kpis(run([EVENTS]), "campaign:q1")["connected"] == 0
+    assert run([EVENTS]).totals()[("center", "inbound_agent_connected")] == 2  # kept out of the UK rate
 
 
 def test_an_abandon_before_its_offer_is_corrected_retroactively() -> None:
