@@ -1,6 +1,7 @@
 """End-to-end benchmark of one worker process, broker to Redis, on the embedded broker.
 
-    python bench/run.py throughput   # (a) events/s with every KPI on vs a bare Faust agent
+    python bench/run.py throughput   # (a) events/s with every KPI on, next to the peers a user
+                                     #     would pick instead (bench/peers/), one table
     python bench/run.py latency      # (b) p50/p99 publish → visible in the API at 2,000 events/s
     python bench/run.py day          # (c) worker RSS after a simulated day of 5,000 agents,
                                      #     plus the /metrics scrape time and series count
@@ -165,39 +166,138 @@ def run_worker_sampling_rss(infra, n: int, workdir: Path) -> tuple[float, subpro
     return time.monotonic() - (first or time.monotonic()), proc, samples
 
 
+PEERS = {
+    # name: (script in bench/peers, what it computes, needs Redis)
+    "aiokafka": ("bare_aiokafka.py", "bare aiokafka consumer + `json.loads`, nothing else", False),
+    "confluent": ("bare_confluent.py", "bare confluent-kafka consumer + `json.loads`", False),
+    "quix": ("quix_app.py", "Quix Streams app: 1-min tumbling windows per campaign and per agent "
+             "of dialed / attempts / connected / handled / talk+hold / wrap-ups, dedupe by "
+             "`event_id`, results to Redis (24 h grace)", True),
+    "faust": ("bare_faust.py", "a do-nothing Faust agent (`async for value in stream`)", False),
+}
+WORKER = "callkpi"
+WORKER_WHAT = "`callkpi worker`: every catalog KPI, six scope kinds, exact under replay"
+
+
+def create_input_topic(bootstrap: str, partitions: int) -> None:
+    """The input topic with `retention.ms` set explicitly: tansu's DescribeConfigs returns only
+    configs set explicitly, and Quix Streams needs that one (engineering notes)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    create_topics(bootstrap, {"dialer.events.dlq": 1})
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    try:
+        admin.create_topics([NewTopic(TOPIC, partitions, 1,
+                                      topic_configs={"retention.ms": str(7 * 86_400_000)})])
+    finally:
+        admin.close()
+
+
+def run_peer(name: str, infra, n: int, workdir: Path, timeout: float = 1800) -> dict:
+    """One peer over the whole topic: events/s and CPU µs per event of each process, from its
+    first message to its last."""
+    script, _, needs_redis = PEERS[name]
+    outdir = workdir / name
+    outdir.mkdir(parents=True)
+    argv = [sys.executable, str(ROOT / "bench" / "peers" / script), infra.bootstrap, TOPIC, str(n),
+            str(outdir)] + ([infra.redis_url] if needs_redis else [])
+    proc = spawn(argv, {}, outdir / "log.txt")
+    deadline = time.monotonic() + timeout
+    while not (outdir / "first").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} saw no message; see {outdir / 'log.txt'}")
+        time.sleep(0.01)
+    infra_procs = {"redis": [infra.redis.proc.pid], "broker": [infra.broker.proc.pid]}
+    cpu0 = cpu_of(infra_procs)
+    while not (outdir / "result.json").exists():
+        if proc.poll() is not None and not (outdir / "result.json").exists():
+            raise RuntimeError(f"{name} exited early; see {outdir / 'log.txt'}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{name} did not finish; see {outdir / 'log.txt'}")
+        time.sleep(0.02)
+    cpu1 = cpu_of(infra_procs)
+    result = json.loads((outdir / "result.json").read_text())
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    cpu = {"process": result["cpu_s"], **{k: cpu1[k] - cpu0[k] for k in infra_procs}}
+    return {"events_per_s": round(n / result["seconds"]),
+            "cpu_us_per_event": {k: round(v / n * 1e6, 1) for k, v in cpu.items()}}
+
+
+def run_callkpi(infra, n: int, workdir: Path) -> dict:
+    seconds, proc = run_worker_until(infra, n, workdir)
+    proc.terminate()
+    proc.wait(30)
+    cpu = run_worker_until.cpu  # type: ignore[attr-defined]
+    return {"events_per_s": round(n / seconds),
+            "cpu_us_per_event": {k: round(v / n * 1e6, 1) for k, v in cpu.items()}}
+
+
 def throughput(args: argparse.Namespace) -> dict:
+    """Every system over the same file, in one run: `repeat` rounds, each on a fresh broker and
+    Redis holding the file once; within a round every system reads the whole topic (its own
+    consumer group), and the order rotates from round to round, so that a noisy stretch of the
+    (virtual) machine hits all alike. The figure of each is its median over the rounds."""
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
     events = sim_events(args.agents, args.hours)
     n = len(events)
-    runs = []
+    systems = [s for s in [*PEERS, WORKER] if s in args.systems]
+    rounds: list[dict[str, dict]] = []
     for i in range(args.repeat):
-        # Alternate the two, each on a fresh broker and Redis, so that a noisy stretch of the
-        # (virtual) machine hits both alike; the figure is the median of each.
-        infra = start_infra(workdir=workdir / f"run{i}")
+        infra = start_infra(workdir=workdir / f"round{i}")
         try:
-            create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
+            create_input_topic(infra.bootstrap, 4)
             produce(infra.bootstrap, events)
-            out = workdir / f"bare{i}.txt"
-            bare = spawn([sys.executable, str(ROOT / "bench" / "bare_faust.py"), infra.bootstrap,
-                          TOPIC, str(n), str(out)], {}, workdir / f"bare{i}.log")
-            bare.wait(1800)
-            bare_s, bare_cpu = map(float, out.read_text().split())
-            ours_s, proc = run_worker_until(infra, n, workdir)
-            proc.terminate()
-            proc.wait(30)
+            order = systems[i % len(systems):] + systems[:i % len(systems)]
+            this: dict[str, dict] = {}
+            for name in order:
+                sub = workdir / f"round{i}" / name
+                sub.mkdir(parents=True, exist_ok=True)
+                this[name] = (run_callkpi(infra, n, sub) if name == WORKER
+                              else run_peer(name, infra, n, sub))
+                print(json.dumps({"round": i, "system": name, **this[name]}), flush=True)
         finally:
             infra.stop()
-        runs.append({"bare_faust_events_per_s": round(n / bare_s),
-                     "callkpi_events_per_s": round(n / ours_s),
-                     "bare_faust_cpu_us_per_event": round(bare_cpu / n * 1e6),
-                     "cpu_us_per_event": {k: round(v / n * 1e6) for k, v in
-                                          run_worker_until.cpu.items()}})  # type: ignore[attr-defined]
-        print(json.dumps(runs[-1]), flush=True)
-    bare_rate = statistics.median(r["bare_faust_events_per_s"] for r in runs)
-    ours_rate = statistics.median(r["callkpi_events_per_s"] for r in runs)
-    return {"events": n, "sim": f"{args.agents} agents, {args.hours} h", "runs": runs,
-            "bare_faust_events_per_s": round(bare_rate), "callkpi_events_per_s": round(ours_rate),
-            "ratio": round(ours_rate / bare_rate, 3)}
+        rounds.append(this)
+    summary = {}
+    for name in systems:
+        rates = [r[name]["events_per_s"] for r in rounds]
+        keys = rounds[0][name]["cpu_us_per_event"].keys()
+        summary[name] = {
+            "events_per_s": round(statistics.median(rates)), "runs_events_per_s": rates,
+            "cpu_us_per_event": {k: round(statistics.median(r[name]["cpu_us_per_event"][k]
+                                                            for r in rounds), 1) for k in keys}}
+    result = {"events": n, "sim": f"{args.agents} agents, {args.hours} h", "rounds": rounds,
+              "systems": summary, "load_before": os.getloadavg()}
+    if WORKER in summary:
+        for peer in ("quix", "faust"):
+            if peer in summary:
+                result[f"callkpi_vs_{peer}"] = round(summary[WORKER]["events_per_s"]
+                                                     / summary[peer]["events_per_s"], 2)
+    print_table(result)
+    return result
+
+
+def print_table(result: dict) -> None:
+    """The issue's table, with this run's figures."""
+    print(f"\n{result['events']:,} events ({result['sim']}), median of "
+          f"{len(result['rounds'])} alternating rounds\n")
+    print("| system | what it computes | events/s | CPU µs per event |")
+    print("|---|---|---|---|")
+    for name, s in result["systems"].items():
+        what = WORKER_WHAT if name == WORKER else PEERS[name][1]
+        c = s["cpu_us_per_event"]
+        if name == WORKER:
+            cpu = (f"{c['worker (Faust)']:g} worker + {c['pipeline process']:g} pipeline process, "
+                   f"**{c['redis']:g} Redis** (broker {c['broker']:g})")
+        else:
+            cpu = f"{c['process']:g} (+ Redis {c['redis']:g}, broker {c['broker']:g})"
+        print(f"| {name} | {what} | {s['events_per_s']:,} | {cpu} |")
+    for key in ("callkpi_vs_quix", "callkpi_vs_faust"):
+        if key in result:
+            print(f"{key}: {result[key]}")
 
 
 def latency(args: argparse.Namespace) -> dict:
@@ -312,8 +412,11 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=2000)
     p.add_argument("--probes", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3, help="throughput: alternating runs of each")
+    p.add_argument("--systems", default=",".join([*PEERS, WORKER]),
+                   help="throughput: comma-separated subset of " + ", ".join([*PEERS, WORKER]))
     args = p.parse_args()
-    defaults = {"throughput": (300, 8.0), "latency": (1000, 2.0), "day": (5000, 8.0)}[args.what]
+    args.systems = args.systems.split(",")
+    defaults = {"throughput": (150, 8.0), "latency": (1000, 2.0), "day": (5000, 8.0)}[args.what]
     args.agents = args.agents or defaults[0]
     args.hours = args.hours or defaults[1]
     result = {"throughput": throughput, "latency": latency, "day": day}[args.what](args)
