@@ -75,6 +75,20 @@ async def drive(messages: list[RawMessage], batch: int, agent_hours: float = 6.0
     return store
 
 
+def sim_messages(agents: int, hours: float, partitions: int = 4) -> list[RawMessage]:
+    """A simulated run as the worker would consume it from `partitions` partitions."""
+    now = int(time.time() * 1000)
+    cfg = SimConfig(seed=11, agents=agents, hours=hours, start_ms=now - int(hours * 3_600_000),
+                    faults=FaultConfig())
+    counts = [0] * partitions
+    messages = []
+    for d in generate(cfg):
+        p = hash(d.key) % partitions
+        messages.append(RawMessage("dialer.events", p, counts[p], d.value, now))
+        counts[p] += 1
+    return messages
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=150)
@@ -84,15 +98,7 @@ def main() -> None:
     ap.add_argument("--agent-hours", type=float, default=6.0, help="agent-state horizon")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    now = int(time.time() * 1000)
-    cfg = SimConfig(seed=11, agents=args.agents, hours=args.hours,
-                    start_ms=now - int(args.hours * 3_600_000), faults=FaultConfig())
-    counts = [0] * args.partitions
-    messages = []
-    for d in generate(cfg):
-        p = hash(d.key) % args.partitions
-        messages.append(RawMessage("dialer.events", p, counts[p], d.value, now))
-        counts[p] += 1
+    messages = sim_messages(args.agents, args.hours, args.partitions)
     prof = cProfile.Profile() if args.profile else None
     t0 = time.process_time()  # CPU time: robust to other load on the machine
     if prof:
