@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--config", action="append", default=[],
+                    help="NAME=VALUE: CONFIG SET on the fresh Redis before the run")
     args = ap.parse_args()
     messages = sim_messages(args.agents, args.hours)
     n = len(messages)
@@ -66,6 +68,9 @@ def main() -> None:
     server = start_redis(port, Path(tempfile.mkdtemp(prefix="redis-profile-")))
     try:
         r = redis.Redis(port=port, decode_responses=True)
+        for item in args.config:
+            name, _, value = item.partition("=")
+            r.config_set(name, value)
         r.config_resetstat()
         cpu0 = cpu_s(server.proc.pid)
         t0 = time.monotonic()

@@ -1,5 +1,6 @@
 -- Atomic, replay-safe commit of one processed batch (see docs/architecture.md).
--- ARGV[1]: JSON batch; ARGV[2..]: entity states, referred to by position from the batch.
+-- ARGV[1]: JSON batch; ARGV[2..]: entity states, referred to by position from the batch; then
+-- the counters from ARGV[b.c0] on (section 4).
 -- Returns {"ok"} or {"conflict", what, key}.
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
@@ -31,24 +32,21 @@ for _, m in ipairs(b.moves) do
   end
 end
 
--- 4. Counters: {minute_key, hour_key, total_key, minute_field_prefix, hour_field_prefix,
--- {name, int_delta, ...}, {name, float_delta, ...}}: each delta goes to all three hashes.
-local function incr(cmd, list, c)
-  for i = 1, #list, 2 do
-    local name, delta = list[i], list[i + 1]
-    redis.call(cmd, c[1], c[4] .. name, delta)
-    redis.call(cmd, c[2], c[5] .. name, delta)
-    redis.call(cmd, c[3], name, delta)
-    -- taken back by a late event: the total's `retracted:` field grows too, so that what is
-    -- exported (net + retracted, and retracted) only goes up (docs/observability.md)
-    if string.byte(delta, 1) == 45 then
-      redis.call(cmd, c[3], 'retracted:' .. name, string.sub(delta, 2))
-    end
+-- 4. Counters, flat in ARGV from b.c0 on (no JSON to decode, they are most of the batch):
+-- key, number of integer fields, number of float fields, then field, delta pairs. The batch's
+-- deltas are summed per hash and field already (commit.py), so each field is written once.
+local i = b.c0
+while i <= #ARGV do
+  local key, ni, nf = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  for _ = 1, ni do
+    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+    i = i + 2
   end
-end
-for _, c in ipairs(b.counters) do
-  incr('HINCRBY', c[6], c)
-  incr('HINCRBYFLOAT', c[7], c)
+  for _ = 1, nf do
+    redis.call('HINCRBYFLOAT', key, ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
 end
 -- then key expiries {key, expire_at_ms}.
 for _, x in ipairs(b.expire) do

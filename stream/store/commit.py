@@ -49,42 +49,92 @@ class CommitBatch:
     watermarks: dict[str, int] = field(default_factory=dict)  # tp → newest event ts consumed
 
 
-def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
-    """Integer and float deltas as flat [name, value, ...] lists. Values go to Lua as strings:
-    Lua's own number formatting keeps only 14 digits."""
-    ints: list[str] = []
-    floats: list[str] = []
-    for name, value in counters.items():
-        if name in FLOAT_COUNTERS or value != int(value):
-            floats += (name, repr(float(value)))
-        elif value:
-            ints += (name, str(int(value)))
-    return ints, floats
+class Hashes:
+    """The batch's counter deltas summed per hash and field, the way Redis stores them.
+
+    A (scope, minute) group's deltas go to three hashes (the scope's hour of minutes, its day of
+    hours, its lifetime total), and many groups share an hour or day hash and all share the
+    total: summed here, each field is written once per batch instead of once per group. A
+    negative group delta also grows the total's `retracted:` field by its size, per group as
+    before, so that what is exported (net + retracted, and retracted) only goes up
+    (docs/observability.md)."""
+
+    __slots__ = ("ints", "floats")
+
+    def __init__(self) -> None:
+        self.ints: dict[str, dict[str, int]] = {}
+        self.floats: dict[str, dict[str, float]] = {}
+
+    def add(self, key: str, name: str, value: float, is_float: bool) -> None:
+        table = self.floats if is_float else self.ints
+        fields = table.get(key)
+        if fields is None:
+            fields = table[key] = {}
+        fields[name] = fields.get(name, 0) + value
+
+    def flat(self) -> list[str]:
+        """key, number of integer fields, number of float fields, then (field, delta) pairs;
+        zero sums are left out. Values go to Lua as strings: Lua's own number formatting keeps
+        only 14 digits."""
+        out: list[str] = []
+        for key in self.ints.keys() | self.floats.keys():
+            ints = [(n, str(v)) for n, v in self.ints.get(key, {}).items() if v]
+            floats = [(n, repr(float(v))) for n, v in self.floats.get(key, {}).items() if v]
+            if not ints and not floats:
+                continue
+            out += (key, str(len(ints)), str(len(floats)))
+            for pair in ints:
+                out += pair
+            for pair in floats:
+                out += pair
+        return out
 
 
-def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
-    """The arguments of commit.lua: a JSON description of the batch, then the entity states.
-
-    Per (scope, minute) the JSON names its minute, hour and total hashes with field prefixes
-    and the deltas (Lua adds each delta to all three). Entity states travel as arguments of
-    their own, referred to by position: embedded in the JSON they would be escaped here and
-    unescaped by Lua, and they are most of the bytes."""
-    expire: dict[str, int] = {}
-    scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
-    counters: list[list[Any]] = []
-    for (scope, minute), deltas in batch.counters.items():
-        ints, floats = _split(deltas)
-        if not ints and not floats:
+def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: Layout,
+                   expire: dict[str, int], scopes: dict[tuple[str, str], int]) -> Hashes:
+    """Sum the (scope, minute) groups into their hashes; note each hash's expiry and each
+    scope's newest minute with data."""
+    hashes = Hashes()
+    add = hashes.add
+    for (scope, minute), deltas in counters.items():
+        mk = hk = tk = ""
+        for name, value in deltas.items():
+            is_float = name in FLOAT_COUNTERS or value != int(value)
+            if not is_float:
+                value = int(value)
+            if not value:
+                continue
+            if not mk:
+                mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
+                tk = layout.total_key(scope)
+                mfield, hfield = minute_field(minute, ""), hour_field(minute, "")
+            add(mk, mfield + name, value, is_float)
+            add(hk, hfield + name, value, is_float)
+            add(tk, name, value, is_float)
+            if value < 0:
+                add(tk, "retracted:" + name, -value, is_float)
+        if not mk:
             continue
-        mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
-        counters.append([mk, hk, layout.total_key(scope), minute_field(minute, ""),
-                         hour_field(minute, ""), ints, floats])
         expire[mk] = minute_key_expiry(minute)
         expire[hk] = hour_key_expiry(minute)
         kind, _, ident = scope.partition(":")
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
+    return hashes
+
+
+def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
+    """The arguments of commit.lua: a JSON description of the batch, the entity states, then
+    the counters, flat.
+
+    Entity states travel as arguments of their own, referred to by position: embedded in the
+    JSON they would be escaped here and unescaped by Lua, and they are most of the bytes. The
+    counters are summed per hash and field first (`Hashes`), then passed as plain arguments,
+    which Lua walks without decoding anything."""
+    expire: dict[str, int] = {}
+    scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
+    hashes = counter_hashes(batch.counters, layout, expire, scopes)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -98,7 +148,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms]
                      for i, e in enumerate(batch.entities)],
         "moves": moves,
-        "counters": counters,
+        "c0": len(batch.entities) + 2,
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
@@ -111,7 +161,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "watermarks": [[tp, str(ts)] for tp, ts in batch.watermarks.items()],
     }
     return [json.dumps(payload, separators=(",", ":")),
-            *(e.json if e.json is not None else "" for e in batch.entities)]
+            *(e.json if e.json is not None else "" for e in batch.entities), *hashes.flat()]
 
 
 def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
