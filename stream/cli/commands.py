@@ -66,17 +66,10 @@ def run_worker(args: argparse.Namespace) -> int:
 # -- serve -------------------------------------------------------------------------------------
 
 def build_api(settings: Settings) -> Any:
-    from stream.readers.api import ApiContext
-    from stream.readers.query import Query
-    from stream.readers.service import attach_extensions
-    from stream.store.redis_store import Store
+    from stream.readers.service import attach_extensions, build_context
 
     config = load_service_config(settings)
-    tz = timezone_of(settings, config)
-    store = Store(settings.redis_url, settings.key_prefix)
-    ctx = ApiContext(store=store, query=Query(store, tz), tz=tz,
-                     call_expiry_ms=config.live.call_expiry_seconds * 1000,
-                     token=settings.api_token)
+    ctx = build_context(settings, config, timezone_of(settings, config))
     return attach_extensions(ctx, config)
 
 

@@ -1,0 +1,73 @@
+"""Shared answers for identical requests: hundreds of wallboards ask the same few questions
+after every store commit.
+
+A request's answer is computed once per (route, query, token rights) and store generation
+(`UpdateHub.generation`, bumped on every commit), and served to every identical request that
+arrives while it is being computed or within `ttl_s` after (answers move with the clock too:
+open agent time, time in state). 500 wallboards then cost a few computations per commit instead
+of 500 × 7.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from aiohttp import web
+
+MAX_ENTRIES = 4096
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str
+
+
+class _Entry(NamedTuple):
+    generation: int
+    at: float
+    answer: asyncio.Future[Answer]
+
+
+class ResponseCache:
+    def __init__(self, ttl_s: float, generation: Callable[[], int]) -> None:
+        self.ttl_s = ttl_s
+        self._generation = generation
+        self._entries: dict[tuple[str, ...], _Entry] = {}
+        self.hits = self.misses = 0
+
+    async def get(self, key: tuple[str, ...], compute: Callable[[], Awaitable[web.Response]]) -> web.Response:
+        if self.ttl_s <= 0:
+            return await compute()
+        now, generation = time.monotonic(), self._generation()
+        entry = self._entries.get(key)
+        if entry is not None and entry.generation == generation and now - entry.at < self.ttl_s:
+            self.hits += 1
+            answer = await asyncio.shield(entry.answer)
+        else:
+            self.misses += 1
+            future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+            self._prune(now)
+            self._entries[key] = _Entry(generation, now, future)
+            try:
+                resp = await compute()
+            except BaseException as exc:
+                self._entries.pop(key, None)
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody else must log it
+                raise
+            answer = Answer(resp.status, resp.body, resp.content_type)  # type: ignore[arg-type]
+            future.set_result(answer)
+        return web.Response(status=answer.status, body=answer.body,
+                            content_type=answer.content_type)
+
+    def _prune(self, now: float) -> None:
+        if len(self._entries) < MAX_ENTRIES:
+            return
+        for k in [k for k, e in self._entries.items() if now - e.at >= self.ttl_s]:
+            del self._entries[k]
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
