@@ -86,6 +86,25 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_hash_token(args: argparse.Namespace) -> int:
+    """Print the `[[api.tokens]]` entry for a token: read from stdin, or made up (`--new`)."""
+    import secrets
+
+    from stream.readers.auth import hash_token
+    if args.new:
+        token = secrets.token_urlsafe(32)
+        print(f"token: {token}")
+    else:
+        if sys.stdin.isatty():
+            print("token (then Enter): ", end="", file=sys.stderr, flush=True)
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise UsageError("no token given on stdin (or use --new to make one)")
+    print(f'\n[[api.tokens]]\nname = "{args.name}"\nsha256 = "{hash_token(token)}"\n'
+          '# scopes = ["campaign:renewals", "team:north", "campaign:energy-*"]  (none: every scope)')
+    return 0
+
+
 # -- replay ------------------------------------------------------------------------------------
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -195,6 +214,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="listen address (CALLKPI_HTTP_HOST)")
     p.add_argument("--port", type=int, default=None, help="listen port (CALLKPI_HTTP_PORT)")
     p.set_defaults(run=run_serve)
+
+    p = sub.add_parser("hash-token", help="print the configuration entry (sha256) of an API token")
+    p.add_argument("--new", action="store_true", help="make up a new random token and print it too")
+    p.add_argument("--name", default="wallboard", help="the token's name in the entry")
+    p.set_defaults(run=run_hash_token)
 
     p = sub.add_parser("replay", help="publish a JSONL file of events to the input topic")
     p.add_argument("file")
