@@ -260,20 +260,16 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
 
 
 async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
-    """Server-sent events: `update` after store commits (at most one per
-    `api.stream_min_interval_seconds`), a ping every 15 s.
-
-    A commit inside the interval is not dropped but sent when the interval ends: otherwise the
-    last commit of a burst could go unannounced, and a page would show stale numbers until its
-    next poll. Every client waits on the process's one subscription (`UpdateHub`)."""
+    """Server-sent events: an `update` after store commits (the hub announces at most one per
+    `api.stream_min_interval_seconds`, the last commit of a burst included), a ping every 15 s.
+    Every client waits on the process's one subscription (`UpdateHub`)."""
     hub = ctx.updates
-    assert hub is not None, "create_web_app starts the update hub"
+    assert hub is not None, "create_web_app makes the update hub"
     wake = hub.join()
     if wake is None:
         return web.json_response(
             {"error": f"too many stream clients ({hub.max_clients}, api.max_stream_clients); "
                       "try again later"}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-    min_interval = ctx.api.stream_min_interval_seconds
     try:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -281,13 +277,8 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
         await resp.prepare(request)
         await hub.send(request, resp, b"retry: 2000\n\n")
         last_ping = time.monotonic()
-        last_sent = last_ping - min_interval
-        pending = False
         while True:
-            now = time.monotonic()
-            wait = min(SSE_CHECK_S, last_ping + SSE_PING_S - now)
-            if pending:
-                wait = min(wait, last_sent + min_interval - now)
+            wait = min(SSE_CHECK_S, last_ping + SSE_PING_S - time.monotonic())
             if wait > 0 and not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), wait)
@@ -295,15 +286,11 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
                     pass
             if wake.is_set():
                 wake.clear()
-                pending = True
-            now = time.monotonic()
-            if pending and now - last_sent >= min_interval:
                 data = json.dumps({"at": format_ts(ctx.now_ms())})
                 await hub.send(request, resp, f"event: update\ndata: {data}\n\n".encode())
-                last_sent, pending = now, False
-            if now - last_ping >= SSE_PING_S:
+            if time.monotonic() - last_ping >= SSE_PING_S:
                 await hub.send(request, resp, b": ping\n\n")
-                last_ping = now
+                last_ping = time.monotonic()
             elif request.transport is None or request.transport.is_closing():
                 break
     except SlowClient:
@@ -360,7 +347,8 @@ def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) 
         ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
                                 max_clients=ctx.api.max_stream_clients,
                                 write_timeout_s=ctx.api.stream_write_timeout_seconds,
-                                buffer_bytes=ctx.api.stream_buffer_bytes)
+                                buffer_bytes=ctx.api.stream_buffer_bytes,
+                                min_interval_s=ctx.api.stream_min_interval_seconds)
     hub = ctx.updates
     cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),

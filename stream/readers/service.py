@@ -24,7 +24,8 @@ def build_context(settings: Any, config: Any, tz: ZoneInfo) -> ApiContext:
     hub = UpdateHub(aioredis.from_url(settings.redis_url, decode_responses=True),
                     store.layout.key("updates"), max_clients=api.max_stream_clients,
                     write_timeout_s=api.stream_write_timeout_seconds,
-                    buffer_bytes=api.stream_buffer_bytes, owns_client=True)
+                    buffer_bytes=api.stream_buffer_bytes,
+                    min_interval_s=api.stream_min_interval_seconds, owns_client=True)
     health = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=2, timeout=1))
     return ApiContext(store=store, query=Query(store, tz), tz=tz,

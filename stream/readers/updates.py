@@ -30,7 +30,8 @@ class SlowClient(Exception):
 
 class UpdateHub:
     def __init__(self, redis: aioredis.Redis, channel: str, *, max_clients: int,
-                 write_timeout_s: float, buffer_bytes: int, owns_client: bool = False) -> None:
+                 write_timeout_s: float, buffer_bytes: int, min_interval_s: float = 0.5,
+                 owns_client: bool = False) -> None:
         """`redis`: a client of its own (`owns_client`: closed with the hub) whose one
         connection holds the subscription."""
         self._redis = redis
@@ -39,9 +40,13 @@ class UpdateHub:
         self.max_clients = max_clients
         self.write_timeout_s = write_timeout_s
         self.buffer_bytes = buffer_bytes
+        self.min_interval_s = min_interval_s
         self.generation = 0
-        """Bumped on every store commit announced (and after a resubscription, since commits
-        may have gone unannounced meanwhile): cached answers of an older generation are stale."""
+        """Bumped on every announcement (after store commits, at most one per `min_interval_s`,
+        and after a resubscription, since commits may have gone unannounced meanwhile): cached
+        answers of an older generation are stale."""
+        self._last_announced = -min_interval_s
+        self._scheduled: asyncio.TimerHandle | None = None
         self.subscribed = False
         self.dropped_slow = 0
         self.refused = 0
@@ -66,6 +71,8 @@ class UpdateHub:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+        if self._scheduled is not None:
+            self._scheduled.cancel()
         if self._owns_client:
             await self._redis.aclose()
 
@@ -79,7 +86,7 @@ class UpdateHub:
                 self._announce()  # commits while we were not subscribed went unannounced
                 async for msg in pubsub.listen():
                     if msg.get("type") == "message":
-                        self._announce()
+                        self._commit_seen()
             except (RedisError, OSError) as exc:
                 log.warning("update subscription lost (%s); resubscribing in %.1f s", exc, wait)
             finally:
@@ -91,7 +98,21 @@ class UpdateHub:
             await asyncio.sleep(wait)
             wait = min(wait * 2, RESUBSCRIBE_S[1])
 
+    def _commit_seen(self) -> None:
+        """Announce now, or when the interval since the last announcement ends: a commit inside
+        the interval is not dropped (the last commit of a burst must reach the pages too)."""
+        if self._scheduled is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_announced + self.min_interval_s - loop.time()
+        if wait <= 0:
+            self._announce()
+        else:
+            self._scheduled = loop.call_later(wait, self._announce)
+
     def _announce(self) -> None:
+        self._scheduled = None
+        self._last_announced = asyncio.get_running_loop().time()
         self.generation += 1
         for event in self._clients:
             event.set()
