@@ -327,6 +327,7 @@ def main() -> None:
             "stream_refused": sum(len(p["stream_refused"]) for p in parts),
             "stream_errors": sum(len(p["stream_errors"]) for p in parts),
             "serve_cpu_share": round(serve_cpu / (t1 - t0), 2), "serve_rss_mb": round(serve_rss, 1),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "date": time.strftime("%Y-%m-%d"),
         }

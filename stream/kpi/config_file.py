@@ -71,7 +71,8 @@ class ApiConfig:
     metrics = true (or the unrestricted CALLKPI_API_TOKEN)."""
     max_stream_clients: int = 1000
     stream_write_timeout_seconds: float = 10.0
-    stream_min_interval_seconds: float = 0.5
+    stream_min_interval_seconds: float = 1.0
+    """A page refetches at most once a second: announcing faster only costs recomputation."""
     stream_buffer_bytes: int = 65_536
     redis_connections: int = 32
     redis_wait_seconds: float = 5.0

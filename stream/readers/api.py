@@ -15,12 +15,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
+from stream.kpi.catalog import compute_all
 from stream.kpi.config_file import ApiConfig
 from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
 from stream.kpi.windows import Range, WindowError, check_range, resolve_window
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
-from stream.readers.cache import ResponseCache
+from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
@@ -63,8 +64,9 @@ class Forbidden(PermissionError):
     """A scope the request's token may not read (the same answer whether it exists or not)."""
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, allow_nan=False))
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda d: json.dumps(d, allow_nan=False))
 
 
 def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | None, Range]:
@@ -90,17 +92,24 @@ def _num_or_str(v: str) -> object:
 
 
 def _errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (BadRequest, ScopeError, WindowError) as exc:
-            return _json({"error": str(exc)}, status=400)
-        except Forbidden as exc:
-            return _json({"error": str(exc)}, status=403)
-        except (RedisError, OSError) as exc:  # the store is down, or every connection is busy
-            return web.json_response({"error": f"the store did not answer: {exc}"}, status=503,
-                                     headers={"Retry-After": "5"})
-    return wrapped
+    """Kept for the routes' readability: the mapping itself is `_errors_middleware`."""
+    return handler
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route's mistakes as documented answers: 400 bad input, 403 a scope the token may
+    not read, 503 (with Retry-After) when the store does not answer or every pooled connection
+    stayed busy for `api.redis_wait_seconds`; never a 500 traceback."""
+    try:
+        return await handler(request)
+    except (BadRequest, ScopeError, WindowError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    except Forbidden as exc:
+        return _json({"error": str(exc)}, status=403)
+    except (RedisError, OSError) as exc:
+        return _json({"error": f"the store did not answer: {exc}"}, status=503,
+                     headers={"Retry-After": "5"})
 
 
 def forbidden(scope: Scope) -> Forbidden:
@@ -154,9 +163,10 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
     scope = parse_scope(params.get("scope"))
     await require(ctx, grant, scope)
     window, rng = resolve_range(params, now, ctx.tz)
-    values = (await ctx.query.kpis([scope], rng, now))[scope]
-    if ctx.extensions is not None:
-        values.update(await ctx.extensions.extra_kpis(scope, rng, now))
+    counters = (await ctx.query.counters([scope], rng, now))[scope]
+    values = compute_all(counters)
+    if ctx.extensions is not None:  # cost from the same sums (no second read)
+        values.update(await ctx.extensions.cost(scope, counters, rng, now))
     out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
            "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
@@ -209,7 +219,6 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         if ctx.extensions is not None:
             values = await ctx.extensions.kpi_values(scopes_, rng, now, counters=counters)
         else:
-            from stream.kpi.catalog import compute_all
             values = {s: compute_all(c) for s, c in counters.items()}
         rows = [{"campaign_id": s.ident, "kpis": values[s]} for s in scopes_]
         return _json({"window": window, "from": format_ts(rng.start), "to": format_ts(rng.end),
@@ -352,7 +361,9 @@ def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) 
     hub = ctx.updates
     cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
-                                       _cache_middleware(cache)])
+                                       _cache_middleware(cache), _errors_middleware])
+    ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
+                                    ctx.api.response_cache_seconds)
     app[CACHE] = cache
     app.add_routes(routes(ctx))
     for r in extra_routes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -61,6 +61,9 @@ class ResponseCache:
                 raise
             answer = Answer(resp.status, resp.body, resp.content_type)  # type: ignore[arg-type]
             future.set_result(answer)
+            if resp.status >= 500:  # shared with who waited for it, but the next one retries
+                self._entries.pop(key, None)
+
         return web.Response(status=answer.status, body=answer.body,
                             content_type=answer.content_type)
 
@@ -71,3 +74,33 @@ class ResponseCache:
             del self._entries[k]
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
+
+
+class SharedSnapshot:
+    """`Store.live()` (every live agent and call, parsed from JSON) read once per store
+    generation and shared by every request of that generation (single flight), instead of once
+    per request and per KPI read. Callers only read the snapshot."""
+
+    def __init__(self, read: Callable[[], Awaitable[Any]], generation: Callable[[], int],
+                 ttl_s: float) -> None:
+        self._read, self._generation, self.ttl_s = read, generation, ttl_s
+        self._entry: tuple[int, float, asyncio.Future[Any]] | None = None
+
+    async def __call__(self) -> Any:
+        if self.ttl_s <= 0:
+            return await self._read()
+        now, generation = time.monotonic(), self._generation()
+        e = self._entry
+        if e is not None and e[0] == generation and now - e[1] < self.ttl_s:
+            return await asyncio.shield(e[2])
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._entry = (generation, now, future)
+        try:
+            value = await self._read()
+        except BaseException as exc:
+            self._entry = None
+            future.set_exception(exc)
+            future.exception()
+            raise
+        future.set_result(value)
+        return value

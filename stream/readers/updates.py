@@ -30,7 +30,7 @@ class SlowClient(Exception):
 
 class UpdateHub:
     def __init__(self, redis: aioredis.Redis, channel: str, *, max_clients: int,
-                 write_timeout_s: float, buffer_bytes: int, min_interval_s: float = 0.5,
+                 write_timeout_s: float, buffer_bytes: int, min_interval_s: float = 1.0,
                  owns_client: bool = False) -> None:
         """`redis`: a client of its own (`owns_client`: closed with the hub) whose one
         connection holds the subscription."""
