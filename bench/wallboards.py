@@ -81,8 +81,10 @@ class Board:
             async with self.session.get(f"{self.base}/api/v1/{path}", params=params) as r:
                 body = await r.read()
                 status = r.status
-        except Exception:  # noqa: BLE001 - a failed request is a figure, not a crash
+        except Exception as exc:  # noqa: BLE001 - a failed request is a figure, not a crash
             body, status = b"", 0
+            if len(self.log["failures"]) < 20:
+                self.log["failures"].append(f"{path}: {type(exc).__name__} {exc}"[:200])
         self.log["requests"].append((path, status, time.monotonic() - t0))
         return body
 
@@ -157,7 +159,7 @@ def run_boards(base: str, scopes: list[str], seconds: float, out: Any) -> None:
     import aiohttp
 
     async def main() -> dict:
-        log: dict[str, list] = {"requests": [], "stream_refused": [], "stream_errors": []}
+        log: dict[str, list] = {"requests": [], "stream_refused": [], "stream_errors": [], "failures": []}
         stop = asyncio.Event()
         conn = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -326,6 +328,7 @@ def main() -> None:
             "statuses": statuses,
             "stream_refused": sum(len(p["stream_refused"]) for p in parts),
             "stream_errors": sum(len(p["stream_errors"]) for p in parts),
+            "request_failures_sample": sorted({f for p in parts for f in p["failures"]})[:10],
             "serve_cpu_share": round(serve_cpu / (t1 - t0), 2), "serve_rss_mb": round(serve_rss, 1),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -78,6 +78,7 @@ class ApiConfig:
     redis_wait_seconds: float = 5.0
     max_page_size: int = 1000
     response_cache_seconds: float = 1.0
+    query_concurrency: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +336,7 @@ _TARGET = ("name", "kpi", "scope", "window", "goal", "direction", "warn", "criti
 _LIVE = ("call_expiry_seconds",)
 _API = ("tokens", "metrics", "max_stream_clients", "stream_write_timeout_seconds",
         "stream_min_interval_seconds", "stream_buffer_bytes", "redis_connections",
-        "redis_wait_seconds", "max_page_size", "response_cache_seconds")
+        "redis_wait_seconds", "max_page_size", "response_cache_seconds", "query_concurrency")
 _TOKEN = ("name", "sha256", "scopes", "metrics")
 
 
@@ -484,7 +485,7 @@ def _api(ck: _Checker, raw: Any) -> ApiConfig:
         if metrics not in ("open", "token"):
             raise ck.error(base + ("metrics",), f"must be 'open' or 'token', got {metrics!r}")
         kw["metrics"] = metrics
-    for name in ("max_stream_clients", "redis_connections", "max_page_size"):
+    for name in ("max_stream_clients", "redis_connections", "max_page_size", "query_concurrency"):
         if name in t:
             kw[name] = ck.integer(t[name], base + (name,), minimum=1)
     if "stream_buffer_bytes" in t:

@@ -359,7 +359,8 @@ def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) 
                                 buffer_bytes=ctx.api.stream_buffer_bytes,
                                 min_interval_s=ctx.api.stream_min_interval_seconds)
     hub = ctx.updates
-    cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation)
+    cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
+                          ctx.api.query_concurrency)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
                                        _cache_middleware(cache), _errors_middleware])
     ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]

@@ -33,15 +33,20 @@ class _Entry(NamedTuple):
 
 
 class ResponseCache:
-    def __init__(self, ttl_s: float, generation: Callable[[], int]) -> None:
+    def __init__(self, ttl_s: float, generation: Callable[[], int], concurrency: int = 4) -> None:
+        """`concurrency`: answers computed at once; more wait their turn. Computing steps share
+        the event loop with every stream client: bounding them keeps the loop responsive (an
+        `update` reaches the pages in time) when more is asked than one core can compute."""
         self.ttl_s = ttl_s
         self._generation = generation
+        self._computing = asyncio.Semaphore(concurrency)
         self._entries: dict[tuple[str, ...], _Entry] = {}
         self.hits = self.misses = 0
 
     async def get(self, key: tuple[str, ...], compute: Callable[[], Awaitable[web.Response]]) -> web.Response:
         if self.ttl_s <= 0:
-            return await compute()
+            async with self._computing:
+                return await compute()
         now, generation = time.monotonic(), self._generation()
         entry = self._entries.get(key)
         if entry is not None and entry.generation == generation and now - entry.at < self.ttl_s:
@@ -53,7 +58,8 @@ class ResponseCache:
             self._prune(now)
             self._entries[key] = _Entry(generation, now, future)
             try:
-                resp = await compute()
+                async with self._computing:
+                    resp = await compute()
             except BaseException as exc:
                 self._entries.pop(key, None)
                 future.set_exception(exc)
