@@ -91,11 +91,6 @@ def _num_or_str(v: str) -> object:
     return int(v) if v.lstrip("-").isdigit() else v
 
 
-def _errors(handler: Handler) -> Handler:
-    """Kept for the routes' readability: the mapping itself is `_errors_middleware`."""
-    return handler
-
-
 @web.middleware
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route's mistakes as documented answers: 400 bad input, 403 a scope the token may
@@ -179,12 +174,10 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     max_page = ctx.api.max_page_size
 
     @r.get("/api/v1/kpis")
-    @_errors
     async def kpis(request: web.Request) -> web.Response:
         return _json(await kpis_payload(ctx, dict(request.query), grant_of(request)))
 
     @r.get("/api/v1/live")
-    @_errors
     async def live(request: web.Request) -> web.Response:
         grant = grant_of(request)
         scope = parse_scope(request.query.get("scope"))
@@ -194,7 +187,6 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         return _json(view)
 
     @r.get("/api/v1/scopes")
-    @_errors
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
@@ -206,7 +198,6 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         return _json(out)
 
     @r.get("/api/v1/campaigns")
-    @_errors
     async def campaigns(request: web.Request) -> web.Response:
         grant = grant_of(request)
         now = ctx.now_ms()
@@ -225,7 +216,6 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
                       "campaigns": rows, **paged(len(ids), offset, limit)})
 
     @r.get("/api/v1/agents")
-    @_errors
     async def agents(request: web.Request) -> web.Response:
         grant = grant_of(request)
         now = ctx.now_ms()
