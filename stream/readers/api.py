@@ -300,6 +300,7 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
                 wake.clear()
                 data = json.dumps({"at": format_ts(ctx.now_ms())})
                 await hub.send(request, resp, f"event: update\ndata: {data}\n\n".encode())
+                hub.delivered()
             if time.monotonic() - last_ping >= SSE_PING_S:
                 await hub.send(request, resp, b": ping\n\n")
                 last_ping = time.monotonic()

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 RESUBSCRIBE_S = (0.5, 5.0)
+REPORT_S = 30.0
 """Backoff after a lost subscription: first wait, longest wait."""
 
 
@@ -47,6 +48,8 @@ class UpdateHub:
         answers of an older generation are stale."""
         self._last_announced = -min_interval_s
         self._scheduled: asyncio.TimerHandle | None = None
+        self._delays: list[float] = []  # announcement → written to a client, since the last report
+        self._reported_at = 0.0
         self.subscribed = False
         self.dropped_slow = 0
         self.refused = 0
@@ -137,6 +140,21 @@ class UpdateHub:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.buffer_bytes)
             except OSError:
                 pass
+
+    def delivered(self) -> None:
+        """A client was sent the latest announcement: how long after it (reported in the log
+        every REPORT_S, so an operator sees when the process is too busy to push in time)."""
+        loop = asyncio.get_running_loop()
+        if len(self._delays) < 100_000:
+            self._delays.append(loop.time() - self._last_announced)
+        if loop.time() - self._reported_at >= REPORT_S:
+            self._reported_at = loop.time()
+            d = sorted(self._delays)
+            self._delays = []
+            log.info("stream: %d clients, update delivered p50 %.3f s, p99 %.3f s, max %.3f s "
+                     "(%d deliveries); %d slow clients dropped, %d refused over the cap",
+                     len(self._clients), d[len(d) // 2], d[int(len(d) * 0.99)], d[-1], len(d),
+                     self.dropped_slow, self.refused)
 
     def leave(self, event: asyncio.Event) -> None:
         self._clients.discard(event)
