@@ -12,7 +12,7 @@ are spread over the center, every campaign and every team. Measured: for every s
 (seen by the bench's own subscription) the delay until each board got its `update` (boards and
 serve share the machine: a starved board process adds its own delay), serve's own log of how
 long after an announcement each client was written, and the latency and status of every API
-request. Writes bench/results.json["wallboards"].
+request. Writes bench/results.json["wallboards_<clients>"].
 Not a test: nothing here asserts a time.
 """
 
@@ -350,7 +350,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         if not args.no_save:
             results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-            results["wallboards"] = result
+            results[f"wallboards_{args.clients}"] = result
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     finally:
         for p in procs:

@@ -57,21 +57,41 @@ class ResponseCache:
             future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
             self._prune(now)
             self._entries[key] = _Entry(generation, now, future)
-            try:
-                async with self._computing:
-                    resp = await compute()
-            except BaseException as exc:
-                self._entries.pop(key, None)
-                future.set_exception(exc)
-                future.exception()  # retrieved: waiters re-raise it, nobody else must log it
-                raise
-            answer = Answer(resp.status, resp.body, resp.content_type)  # type: ignore[arg-type]
-            future.set_result(answer)
-            if resp.status >= 500:  # shared with who waited for it, but the next one retries
-                self._entries.pop(key, None)
-
+            answer = await self._compute(key, future, compute)
         return web.Response(status=answer.status, body=answer.body,
                             content_type=answer.content_type)
+
+    async def _compute(self, key: tuple[str, ...], future: asyncio.Future[Answer],
+                       compute: Callable[[], Awaitable[web.Response]]) -> Answer:
+        """Compute when a slot is free, unless an answer computed meanwhile (by a request
+        queued earlier) already covers this one; share the result with the newer entry of the
+        same key as well when it was asked for before this computation started. Under overload
+        each question is then computed about once per free slot, not once per store
+        generation queued up."""
+        try:
+            async with self._computing:
+                if future.done():
+                    return future.result()
+                started = self._generation()
+                resp = await compute()
+        except BaseException as exc:
+            if self._entries.get(key, None) is not None and self._entries[key].answer is future:
+                del self._entries[key]
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, nobody else must log it
+            raise
+        answer = Answer(resp.status, resp.body, resp.content_type)  # type: ignore[arg-type]
+        if not future.done():
+            future.set_result(answer)
+        newest = self._entries.get(key)
+        if resp.status >= 500:  # shared with who waited for it, but the next one retries
+            if newest is not None and newest.answer is future:
+                del self._entries[key]
+        elif (newest is not None and newest.answer is not future and not newest.answer.done()
+              and newest.generation <= started):
+            newest.answer.set_result(answer)  # as fresh as the one it waits to compute
+        return answer
 
     def _prune(self, now: float) -> None:
         if len(self._entries) < MAX_ENTRIES:
