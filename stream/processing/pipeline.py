@@ -6,7 +6,6 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -44,7 +43,6 @@ class RawMessage(NamedTuple):
         return f"{self.topic}:{self.partition}"
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
@@ -174,10 +172,10 @@ class Pipeline:
                       agent_keys: dict[str, str], now: int,
                       gauges: dict[str, float]) -> CommitBatch:
         horizon = int(self.horizon_ms)
-        entities = [EntityWrite(call_keys[cid], versions[call_keys[cid]], _dumps(st.to_json()),
-                                horizon) for cid, st in outcome.calls.items()]
-        entities += [EntityWrite(agent_keys[a], versions[agent_keys[a]], _dumps(st.to_json()),
-                                 horizon) for a, st in outcome.agents.items()]
+        entities = [EntityWrite(call_keys[cid], versions[call_keys[cid]], st.encode(), horizon)
+                    for cid, st in outcome.calls.items()]
+        entities += [EntityWrite(agent_keys[a], versions[agent_keys[a]], st.encode(), horizon)
+                     for a, st in outcome.agents.items()]
         last: dict[str, int] = {}
         for m, _ in checked:
             last[m.tp] = max(last.get(m.tp, -1), m.offset)

@@ -14,6 +14,7 @@ from typing import Any
 from stream.contract import Event
 from stream.kpi.windows import minute_of, split_by_minute
 from stream.state.deltas import Deltas
+from stream.state.encoding import EncodedPrefix, dumps, encode_list
 
 Point = tuple[int, str, str, str | None, str | None]
 """(ts_ms, event_id, state, pause reason, campaign) of one `agent.state` event."""
@@ -37,6 +38,15 @@ class AgentCall:
     ends: list[int] = field(default_factory=list)
     caller_id: str | None = None
     list_id: str | None = None
+    encoded: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    """(call id, `"<call id>":[...]`): this call's part of the agent's JSON, once encoded (an
+    `AgentCall` is replaced when its call changes, never changed)."""
+
+    def encode(self, call_id: str) -> str:
+        if self.encoded is None or self.encoded[0] != call_id:
+            self.encoded = (call_id, dumps(call_id) + ":" + dumps(
+                (self.connects, self.ends, self.caller_id, self.list_id)))
+        return self.encoded[1]
 
 
 @dataclass
@@ -49,6 +59,7 @@ class AgentState:
     """Points before this were pruned: an older point cannot be placed exactly any more."""
     pruned_to: int | None = None
     """The horizon of the last pruning."""
+    encoded_points: EncodedPrefix | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":
@@ -71,11 +82,18 @@ class AgentState:
             "f": self.floor, "ph": self.pruned_to,
         }
 
+    def encode(self) -> str:
+        """`dumps(self.to_json())`, encoding only the points and calls not encoded before."""
+        points, self.encoded_points = encode_list(self.points, self.encoded_points)
+        calls = ",".join(c.encode(cid) for cid, c in self.calls.items())
+        return (f'{{"p":{points},"t":{dumps(self.team)},"tk":{dumps(self.team_key)},'
+                f'"c":{{{calls}}},"f":{dumps(self.floor)},"ph":{dumps(self.pruned_to)}}}')
+
     def clone(self) -> "AgentState":
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
-                          self.floor, self.pruned_to)
+                          self.floor, self.pruned_to, self.encoded_points)
 
     # -- team ---------------------------------------------------------------------------------
 

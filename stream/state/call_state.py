@@ -17,6 +17,7 @@ from stream.contract import Event
 from stream.kpi.contributions import Thresholds, call_counters
 from stream.kpi.windows import minute_of
 from stream.state.deltas import Deltas
+from stream.state.encoding import EncodedPrefix, encode_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +85,13 @@ def counters_of(e: Event, attrs: CallAttrs, thresholds: Thresholds) -> dict[str,
 class CallState:
     """The events of one call (deduplicated by event_id), serialised into the store."""
 
-    __slots__ = ("events", "_ids", "_attrs")
+    __slots__ = ("events", "_ids", "_attrs", "_encoded")
 
     def __init__(self, events: list[Event] | None = None) -> None:
         self.events: list[Event] = events or []
         self._ids = {e.event_id for e in self.events}
         self._attrs: CallAttrs | None = None
+        self._encoded: EncodedPrefix | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CallState":
@@ -98,10 +100,17 @@ class CallState:
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_dict() for e in self.events]}
 
+    def encode(self) -> str:
+        """`dumps(self.to_json())`, encoding only the events not encoded before (events are
+        only ever added at the end)."""
+        events, self._encoded = encode_list(self.events, self._encoded, Event.to_dict)
+        return f'{{"events":{events}}}'
+
     def clone(self) -> "CallState":
         """An independent copy to process (events themselves are never changed)."""
         copy = CallState.__new__(CallState)
         copy.events, copy._ids, copy._attrs = list(self.events), set(self._ids), self._attrs
+        copy._encoded = self._encoded
         return copy
 
     def has(self, event_id: str) -> bool:

@@ -65,13 +65,6 @@ class Hashes:
         self.ints: dict[str, dict[str, int]] = {}
         self.floats: dict[str, dict[str, float]] = {}
 
-    def add(self, key: str, name: str, value: float, is_float: bool) -> None:
-        table = self.floats if is_float else self.ints
-        fields = table.get(key)
-        if fields is None:
-            fields = table[key] = {}
-        fields[name] = fields.get(name, 0) + value
-
     def flat(self) -> list[str]:
         """key, number of integer fields, number of float fields, then (field, delta) pairs;
         zero sums are left out. Values go to Lua as strings: Lua's own number formatting keeps
@@ -93,27 +86,33 @@ class Hashes:
 def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: Layout,
                    expire: dict[str, int], scopes: dict[tuple[str, str], int]) -> Hashes:
     """Sum the (scope, minute) groups into their hashes; note each hash's expiry and each
-    scope's newest minute with data."""
+    scope's newest minute with data. (Runs over every delta of the batch: kept flat.)"""
     hashes = Hashes()
-    add = hashes.add
+    ints, floats = hashes.ints, hashes.floats
     for (scope, minute), deltas in counters.items():
-        mk = hk = tk = ""
+        mk = layout.minute_key(scope, minute)
+        hk = layout.hour_key(scope, minute)
+        tk = layout.total_key(scope)
+        mf, hf = minute_field(minute, ""), hour_field(minute, "")
+        written = False
         for name, value in deltas.items():
-            is_float = name in FLOAT_COUNTERS or value != int(value)
-            if not is_float:
-                value = int(value)
-            if not value:
-                continue
-            if not mk:
-                mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
-                tk = layout.total_key(scope)
-                mfield, hfield = minute_field(minute, ""), hour_field(minute, "")
-            add(mk, mfield + name, value, is_float)
-            add(hk, hfield + name, value, is_float)
-            add(tk, name, value, is_float)
+            if name in FLOAT_COUNTERS or value != int(value):
+                table = floats
+            else:
+                table, value = ints, int(value)
+                if not value:
+                    continue
+            written = True
+            for key, fname in ((mk, mf + name), (hk, hf + name), (tk, name)):
+                fields = table.get(key)
+                if fields is None:
+                    fields = table[key] = {}
+                fields[fname] = fields.get(fname, 0) + value
             if value < 0:
-                add(tk, "retracted:" + name, -value, is_float)
-        if not mk:
+                fields = table[tk]
+                fname = "retracted:" + name
+                fields[fname] = fields.get(fname, 0) - value
+        if not written:
             continue
         expire[mk] = minute_key_expiry(minute)
         expire[hk] = hour_key_expiry(minute)

@@ -1,0 +1,46 @@
+"""Encoding entity states in proportion to what changed.
+
+A call's events and an agent's timeline points only grow at the end between prunings (a late
+point is inserted, a pruning cuts the front), and a batch usually adds one or two. Encoding the
+whole list again for every batch that touches the entity cost more than the batch's KPI
+arithmetic, so the encoded text of a list is kept with the list, and only the items after
+the ones already encoded are encoded again. The result is byte for byte what encoding the
+whole state would give (`tests/unit/test_state_encoding.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+"""Compact JSON, as every state is stored."""
+
+
+class EncodedPrefix(NamedTuple):
+    """The JSON of `items[:count]`, without its closing bracket; valid while the list still
+    holds the same first and last of those items (by identity: items are never changed, so a
+    different object there means the front was cut or something was inserted before)."""
+
+    first: object
+    last: object
+    count: int
+    text: str
+
+
+def encode_list(items: Sequence[Any], cached: EncodedPrefix | None,
+                item: Callable[[Any], Any] | None = None) -> tuple[str, EncodedPrefix | None]:
+    """JSON of `items` (each mapped by `item` first) and the prefix to keep for next time."""
+    if not items:
+        return "[]", None
+    n = len(items)
+    if (cached is not None and 0 < cached.count <= n and items[0] is cached.first
+            and items[cached.count - 1] is cached.last):
+        if cached.count == n:
+            return cached.text + "]", cached
+        rest = items[cached.count:]
+        text = cached.text + "," + dumps([item(x) for x in rest] if item else list(rest))[1:-1]
+    else:
+        text = dumps([item(x) for x in items] if item else list(items))[:-1]
+    return text + "]", EncodedPrefix(items[0], items[-1], n, text)
