@@ -1,0 +1,338 @@
+"""The adapter configuration file (TOML): maps from the source's names to the service's, the
+source's time zone, defaults for what the source cannot know, and exclusions.
+
+Errors name the file, the line and the key (`adapter.toml:7: campaigns.map.sales: ...`), with the
+service configuration's machinery (`stream.kpi.config_file`, pure). Unknown keys are errors.
+Every option is documented in docs/adapters.md; `examples/adapter.toml` shows them all.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stream.contract import ABANDON_REASONS, DISPOSITIONS, UNANSWERED_REASONS
+from stream.kpi.config_file import ConfigError, _Checker
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+ANSWERED_BY_DEFAULTS = ("unknown", "human")
+DIRECTIONS = ("inbound", "outbound", "internal")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionRule:
+    """`match` is a regular expression over one CDR column; the first matching rule decides."""
+
+    column: str
+    pattern: re.Pattern[str]
+    direction: str
+
+
+DEFAULT_DIRECTION_RULES = (
+    # stock FreePBX: the outbound routes' context, the queue and DID contexts, and the rest
+    DirectionRule("dcontext", re.compile(r"^outbound-allroutes$|^outrt-"), "outbound"),
+    DirectionRule("dcontext", re.compile(r"^ext-queues$|^from-trunk|^from-pstn|^from-did|^ext-did"),
+                  "inbound"),
+    DirectionRule("dcontext", re.compile(r"^from-internal$|^ext-local$|^from-internal-xfer$"),
+                  "internal"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CdrConfig:
+    columns: tuple[str, ...] = ()
+    """Master.csv's optional columns after `amaflags`, in order (uniqueid, userfield, peeraccount,
+    linkedid, sequence), as cdr.conf's loguniqueid/loguserfield/newcdrcolumns write them."""
+    direction_rules: tuple[DirectionRule, ...] = DEFAULT_DIRECTION_RULES
+    default_direction: str = "outbound"
+    campaign_column: str = "accountcode"
+    exclude_lastapp: tuple[str, ...] = ("ConfBridge", "MeetMe")
+    internal_max_digits: int = 5
+    """A destination of at most this many digits is an extension: the call is internal."""
+    exclude_local_channels: bool = True
+    agent_channel: re.Pattern[str] = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI)/(\d{2,6})-")
+    """A caller channel that is an extension: the call was dialled by that agent (manual)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogConfig:
+    outbound_queues: frozenset[str] = frozenset()
+    """Queues fed by a predictive dialer: ENTERQUEUE is an answered outbound call, not an offer."""
+    exit_with_key: str = "customer_hangup"
+    chanunavail: str = "error"
+    members_are_logins: bool = False
+    """ADDMEMBER/REMOVEMEMBER log agents in and out (for systems without AGENTLOGIN lines)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    source_file: str = "<defaults>"
+    instance: str = "default"
+    timezone: str = "UTC"
+    answered_by_default: str = "unknown"
+    dest_region_digits: int = 0
+    campaign_default: str = "default"
+    campaign_map: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    campaign_map_only: bool = False
+    """Only mapped names are campaigns; any other goes to `campaign_default`."""
+    agent_map: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    agent_teams: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    strip_technology: bool = True
+    pause_codes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    dispositions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    disposition_default: str = "other"
+    exclude_queues: frozenset[str] = frozenset()
+    exclude_agents: frozenset[str] = frozenset()
+    queue_log: QueueLogConfig = field(default_factory=QueueLogConfig)
+    cdr: CdrConfig = field(default_factory=CdrConfig)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def campaign(self, name: str | None) -> str:
+        """The campaign (or queue) id a source name counts for."""
+        if name and name in self.campaign_map:
+            return self.campaign_map[name]
+        if name and name not in ("NONE", "") and not self.campaign_map_only:
+            return name
+        return self.campaign_default
+
+    def agent(self, name: str) -> str:
+        """The agent id of a source interface or member name (`PJSIP/1001` → `1001`)."""
+        if name in self.agent_map:
+            return self.agent_map[name]
+        if self.strip_technology and "/" in name:
+            name = name.split("/", 1)[1]
+            name = name.split("@", 1)[0]
+            if name in self.agent_map:
+                return self.agent_map[name]
+        return name
+
+    def team(self, agent_id: str) -> str | None:
+        return self.agent_teams.get(agent_id)
+
+    def pause_reason(self, code: str | None) -> str | None:
+        if not code:
+            return None
+        return self.pause_codes.get(code, code)
+
+    def disposition(self, code: str) -> str:
+        return self.dispositions.get(code, self.disposition_default)
+
+
+_TOP = ("instance", "timezone", "answered_by_default", "dest_region_digits", "campaigns",
+        "agents", "pause_codes", "dispositions", "exclude", "queue_log", "cdr")
+_CAMPAIGNS = ("default", "map", "map_only")
+_AGENTS = ("map", "teams", "strip_technology")
+_DISPOSITIONS = ("default", "map")
+_EXCLUDE = ("queues", "agents")
+_QUEUE_LOG = ("outbound_queues", "exit_with_key", "chanunavail", "members_are_logins")
+_CDR = ("columns", "direction_rules", "default_direction", "campaign_column", "exclude_lastapp",
+        "internal_max_digits", "exclude_local_channels", "agent_channel")
+_RULE = ("column", "match", "direction")
+CDR_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel",
+               "lastapp", "lastdata", "start", "answer", "end", "duration", "billsec",
+               "disposition", "amaflags")
+CDR_OPTIONAL_COLUMNS = ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence")
+
+
+def _string_map(ck: _Checker, value: Any, path: tuple[str | int, ...],
+                allowed_values: frozenset[str] | None = None) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        raise ck.error(path, "must be a table of source name = value")
+    out = {}
+    for k, v in value.items():
+        out[k] = ck.string(v, path + (k,))
+        if allowed_values is not None and out[k] not in allowed_values:
+            raise ck.error(path + (k,), f"unknown value {out[k]!r}; use one of "
+                           f"{', '.join(sorted(allowed_values))}")
+    return MappingProxyType(out)
+
+
+def _boolean(ck: _Checker, value: Any, path: tuple[str | int, ...]) -> bool:
+    if not isinstance(value, bool):
+        raise ck.error(path, "must be true or false")
+    return value
+
+
+def _choice(ck: _Checker, value: Any, path: tuple[str | int, ...], choices: Any) -> str:
+    s = ck.string(value, path)
+    if s not in choices:
+        raise ck.error(path, f"must be one of {', '.join(sorted(choices))}, got {s!r}")
+    return s
+
+
+def _regex(ck: _Checker, value: Any, path: tuple[str | int, ...]) -> re.Pattern[str]:
+    s = ck.string(value, path)
+    try:
+        return re.compile(s)
+    except re.error as e:
+        raise ck.error(path, f"not a regular expression: {e}") from None
+
+
+def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
+    base: tuple[str | int, ...] = ("cdr",)
+    t = ck.table(raw, base, _CDR)
+    kw: dict[str, Any] = {}
+    if "columns" in t:
+        cols = ck.strings(t["columns"], base + ("columns",))
+        for c in cols:
+            if c not in CDR_OPTIONAL_COLUMNS:
+                raise ck.error(base + ("columns",), f"unknown optional column {c!r}; Master.csv's "
+                               f"optional columns are {', '.join(CDR_OPTIONAL_COLUMNS)}")
+        kw["columns"] = tuple(cols)
+    if "direction_rules" in t:
+        rules = []
+        for i, r in enumerate(ck.array_of_tables(t["direction_rules"], base + ("direction_rules",))):
+            p = base + ("direction_rules", i)
+            r = ck.table(r, p, _RULE)
+            for need in _RULE:
+                if need not in r:
+                    raise ck.error(p, f"a direction rule needs {need} = ...")
+            col = _choice(ck, r["column"], p + ("column",), CDR_COLUMNS + CDR_OPTIONAL_COLUMNS)
+            rules.append(DirectionRule(col, _regex(ck, r["match"], p + ("match",)),
+                                       _choice(ck, r["direction"], p + ("direction",), DIRECTIONS)))
+        kw["direction_rules"] = tuple(rules)
+    if "default_direction" in t:
+        kw["default_direction"] = _choice(ck, t["default_direction"], base + ("default_direction",),
+                                          DIRECTIONS)
+    if "campaign_column" in t:
+        kw["campaign_column"] = _choice(ck, t["campaign_column"], base + ("campaign_column",),
+                                        CDR_COLUMNS + CDR_OPTIONAL_COLUMNS)
+    if "exclude_lastapp" in t:
+        kw["exclude_lastapp"] = tuple(ck.strings(t["exclude_lastapp"], base + ("exclude_lastapp",)))
+    if "internal_max_digits" in t:
+        kw["internal_max_digits"] = ck.integer(t["internal_max_digits"],
+                                               base + ("internal_max_digits",), minimum=0)
+    if "exclude_local_channels" in t:
+        kw["exclude_local_channels"] = _boolean(ck, t["exclude_local_channels"],
+                                                base + ("exclude_local_channels",))
+    if "agent_channel" in t:
+        rx = _regex(ck, t["agent_channel"], base + ("agent_channel",))
+        if rx.groups < 1:
+            raise ck.error(base + ("agent_channel",), "needs one group: the extension")
+        kw["agent_channel"] = rx
+    return CdrConfig(**kw)
+
+
+def _queue_log(ck: _Checker, raw: Any) -> QueueLogConfig:
+    base: tuple[str | int, ...] = ("queue_log",)
+    t = ck.table(raw, base, _QUEUE_LOG)
+    kw: dict[str, Any] = {}
+    if "outbound_queues" in t:
+        kw["outbound_queues"] = frozenset(ck.strings(t["outbound_queues"], base + ("outbound_queues",)))
+    if "exit_with_key" in t:
+        kw["exit_with_key"] = _choice(ck, t["exit_with_key"], base + ("exit_with_key",),
+                                      ABANDON_REASONS)
+    if "chanunavail" in t:
+        kw["chanunavail"] = _choice(ck, t["chanunavail"], base + ("chanunavail",),
+                                    UNANSWERED_REASONS)
+    if "members_are_logins" in t:
+        kw["members_are_logins"] = _boolean(ck, t["members_are_logins"],
+                                            base + ("members_are_logins",))
+    return QueueLogConfig(**kw)
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", msg)
+        line = int(m.group(1)) if m else None
+        raise ConfigError(source, line, "", msg[:m.start()] if m else msg,
+                          column=int(m.group(2)) if m else None) from None
+
+
+def parse_adapter_config(text: str, *, source: str = "<adapter config>") -> AdapterConfig:
+    """Parse and check an adapter configuration file's text (pure)."""
+    data = _toml(text, source)
+    ck = _Checker(text, source)
+    ck.table(data, (), _TOP)
+    kw: dict[str, Any] = {"source_file": source}
+    if "instance" in data:
+        inst = ck.string(data["instance"], ("instance",))
+        if len(inst) > 40 or not re.fullmatch(r"[A-Za-z0-9_.-]+", inst):
+            raise ck.error(("instance",), "must be at most 40 letters, digits, '.', '_' or '-'")
+        kw["instance"] = inst
+    if "timezone" in data:
+        name = ck.string(data["timezone"], ("timezone",))
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ck.error(("timezone",), f"unknown time zone {name!r}; use an IANA name such as "
+                           "'America/New_York'") from None
+        kw["timezone"] = name
+    if "answered_by_default" in data:
+        kw["answered_by_default"] = _choice(ck, data["answered_by_default"],
+                                            ("answered_by_default",), ANSWERED_BY_DEFAULTS)
+    if "dest_region_digits" in data:
+        n = ck.integer(data["dest_region_digits"], ("dest_region_digits",), minimum=0)
+        if n > 6:
+            raise ck.error(("dest_region_digits",), "at most 6 digits (an area code, never a "
+                           "whole number)")
+        kw["dest_region_digits"] = n
+    if "campaigns" in data:
+        t = ck.table(data["campaigns"], ("campaigns",), _CAMPAIGNS)
+        if "default" in t:
+            kw["campaign_default"] = ck.string(t["default"], ("campaigns", "default"))
+        if "map" in t:
+            kw["campaign_map"] = _string_map(ck, t["map"], ("campaigns", "map"))
+        if "map_only" in t:
+            kw["campaign_map_only"] = _boolean(ck, t["map_only"], ("campaigns", "map_only"))
+    if "agents" in data:
+        t = ck.table(data["agents"], ("agents",), _AGENTS)
+        if "map" in t:
+            kw["agent_map"] = _string_map(ck, t["map"], ("agents", "map"))
+        if "teams" in t:
+            kw["agent_teams"] = _string_map(ck, t["teams"], ("agents", "teams"))
+        if "strip_technology" in t:
+            kw["strip_technology"] = _boolean(ck, t["strip_technology"],
+                                              ("agents", "strip_technology"))
+    if "pause_codes" in data:
+        kw["pause_codes"] = _string_map(ck, data["pause_codes"], ("pause_codes",))
+    if "dispositions" in data:
+        t = ck.table(data["dispositions"], ("dispositions",), _DISPOSITIONS)
+        if "map" in t:
+            kw["dispositions"] = _string_map(ck, t["map"], ("dispositions", "map"),
+                                             frozenset(DISPOSITIONS))
+        if "default" in t:
+            kw["disposition_default"] = _choice(ck, t["default"], ("dispositions", "default"),
+                                                DISPOSITIONS)
+    if "exclude" in data:
+        t = ck.table(data["exclude"], ("exclude",), _EXCLUDE)
+        if "queues" in t:
+            kw["exclude_queues"] = frozenset(ck.strings(t["queues"], ("exclude", "queues")))
+        if "agents" in t:
+            kw["exclude_agents"] = frozenset(ck.strings(t["agents"], ("exclude", "agents")))
+    if "queue_log" in data:
+        kw["queue_log"] = _queue_log(ck, data["queue_log"])
+    if "cdr" in data:
+        kw["cdr"] = _cdr(ck, data["cdr"])
+    return AdapterConfig(**kw)
+
+
+def load_adapter_config(path: str | Path | None) -> AdapterConfig:
+    """Read and check the adapter configuration at `path`; None gives the defaults."""
+    if path is None:
+        return AdapterConfig()
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(source, None, "", f"cannot read the adapter configuration: "
+                          f"{e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(source, None, "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_adapter_config(text, source=source)
+
+
+__all__ = ["AdapterConfig", "CdrConfig", "ConfigError", "QueueLogConfig", "load_adapter_config",
+           "parse_adapter_config"]

@@ -1,0 +1,154 @@
+"""`callkpi adapt SOURCE ...`: run one dialer adapter (docs/adapters.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stream.cli.commands import UsageError
+from stream.settings import Settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="adapter configuration (TOML): maps, time zone, "
+                   "defaults, exclusions (docs/adapters.md)")
+    p.add_argument("--out", default=None, metavar="FILE.jsonl",
+                   help="write events to this file (for `callkpi replay`) instead of Kafka")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="where to keep the position (default: callkpi-adapt-SOURCE-INSTANCE."
+                        "checkpoint.json in the current directory)")
+    p.add_argument("--no-checkpoint", action="store_true", help="neither read nor save one")
+    p.add_argument("--from-start", action="store_true",
+                   help="ignore the checkpoint and read the source from its start")
+    p.add_argument("--force", action="store_true",
+                   help="resume even from a checkpoint older than the dedupe horizon")
+    p.add_argument("--time-shift", default="0d", metavar="DURATION",
+                   help="move every event time by whole days or weeks in the source's local "
+                        "wall clock (7d, 2w): replays a historical log as recent days")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="serve the adapter's /metrics on this port (default: none)")
+    p.add_argument("--bootstrap", default=None, help="Kafka (default CALLKPI_BOOTSTRAP)")
+    p.add_argument("--topic", default=None, help="topic (default CALLKPI_INPUT_TOPIC)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("adapt", help="turn a real dialer's records into v1 events "
+                                     "(queue-log, cdr)")
+    srcs = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+
+    q = srcs.add_parser("queue-log", help="Asterisk queue_log: the file, or the realtime table")
+    q.add_argument("--dialect", default="asterisk", choices=("asterisk", "vicidial-qm"))
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", help="the queue_log file (/var/log/asterisk/queue_log)")
+    where.add_argument("--dsn", help="the realtime table's database: mysql://user:pw@host:port/db")
+    q.add_argument("--table", default="queue_log", help="realtime table name (default queue_log)")
+    q.add_argument("--follow", action="store_true",
+                   help="keep reading as the source grows (across logrotate)")
+    q.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    _common(q)
+    q.set_defaults(run=run_adapt)
+
+    c = srcs.add_parser("cdr", help="Asterisk CDR: Master.csv, a CSV export, or the cdr table")
+    where = c.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", help="Master.csv (no header) or a CSV export with a header row")
+    where.add_argument("--dsn", help="the cdr table's database: mysql://user:pw@host:port/db")
+    c.add_argument("--table", default="cdr", help="CDR table name (default cdr)")
+    c.add_argument("--follow", action="store_true", help="keep reading as the source grows")
+    c.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    _common(c)
+    c.set_defaults(run=run_adapt)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from stream.adapters.config import ConfigError, load_adapter_config
+    try:
+        return load_adapter_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
+                        saved: dict[str, Any] | None) -> tuple[Any, Any]:
+    from stream.adapters.core import LineKeys, datetime_to_ms
+    state = (saved or {}).get("state", {})
+    position = (saved or {}).get("position")
+    tz = config.tz
+    if args.source == "queue-log":
+        from stream.adapters.queue_log import QueueLogLines, QueueLogMapper, QueueLogRows
+        mapper = QueueLogMapper(config, builder, args.dialect, state.get("mapper"))
+        if args.file:
+            return QueueLogLines(mapper, LineKeys(state.get("keys"))), _tail(args, position)
+        return (QueueLogRows(mapper, lambda v: datetime_to_ms(v, tz)),
+                _poll(args, args.table, "id", position))
+    from stream.adapters.cdr import CdrMapper, CdrLines, CdrRows
+    mapper = CdrMapper(config, builder, state.get("mapper"))
+    if args.file:
+        return CdrLines(mapper, state.get("header")), _tail(args, position)
+    return CdrRows(mapper), _poll(args, args.table, config.cdr.poll_key, position)
+
+
+def _tail(args: argparse.Namespace, position: Any) -> Any:
+    from stream.adapters.io.filetail import FileTail
+    if not args.follow and not Path(args.file).is_file():
+        raise UsageError(f"no such file: {args.file}")
+    return FileTail(args.file, follow=args.follow, position=position, poll_s=min(args.poll_interval, 0.5),
+                    progress=sys.stderr.isatty())
+
+
+def _poll(args: argparse.Namespace, table: str, key: str, position: Any) -> Any:
+    from stream.adapters.io.dbpoll import DsnError, TablePoll
+    try:
+        return TablePoll(args.dsn, table, key=key, position=position, poll_s=args.poll_interval,
+                         follow=args.follow)
+    except DsnError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def run_adapt(args: argparse.Namespace, *, on_summary: Callable[[dict[str, Any]], None] | None = None) -> int:
+    from stream.adapters.core import Builder, parse_shift
+    from stream.adapters.io import checkpoint
+    from stream.adapters.io.dbpoll import DsnError
+    from stream.adapters.io.metrics import AdapterMetrics
+    from stream.adapters.io.runner import Runner
+    from stream.adapters.io.sink import FileSink, KafkaSink, SinkError
+
+    settings = Settings.from_env(bootstrap=args.bootstrap, input_topic=args.topic)
+    config = _config(args)
+    try:
+        shift = parse_shift(args.time_shift)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    source = {"queue-log": "ql", "cdr": "cdr"}[args.source]
+    cp_path = None if args.no_checkpoint else Path(
+        args.checkpoint or f"callkpi-adapt-{args.source}-{config.instance}.checkpoint.json")
+    saved = None
+    if cp_path is not None and not args.from_start:
+        try:
+            saved = checkpoint.load(cp_path, source=source, instance=config.instance,
+                                    horizon_hours=settings.state_horizon_hours, force=args.force)
+        except checkpoint.CheckpointError as exc:
+            raise UsageError(str(exc)) from exc
+    builder = Builder(source, config.instance, shift, config.tz)
+    handler, reader = _handler_and_reader(args, config, builder, saved)
+    metrics = AdapterMetrics(args.source)
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
+    try:
+        sink = FileSink(args.out) if args.out else KafkaSink(settings.bootstrap, settings.input_topic)
+        runner = Runner(source=source, instance=config.instance, reader=reader, handler=handler,
+                        sink=sink, checkpoint_path=cp_path, metrics=metrics)
+        summary = runner.run()
+    except (SinkError, DsnError) as exc:
+        print(f"callkpi adapt {args.source}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a database that went away, a file that vanished
+        if type(exc).__module__.startswith("pymysql"):
+            print(f"callkpi adapt {args.source}: database error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    print(json.dumps(summary, sort_keys=True))
+    return 0
