@@ -302,7 +302,7 @@ class QueueLogLines:
 
     def handle(self, raw: bytes, row: Any = None) -> Mapped:
         ts_ms, callid, queue, agent, event, data = parse_line(raw)
-        key = self.keys.key(raw.rstrip(b"\r\n"), raw.split(b"|", 1)[0])
+        key = self.keys.key(raw.rstrip(b"\r\n"), raw.split(b"|", 1)[0].decode("ascii", "replace"))
         return self.mapper.map(QueueLogRecord(ts_ms, callid, queue, agent, event, data, key))
 
     def state(self) -> dict[str, Any]:
