@@ -35,12 +35,13 @@ class DirectionRule:
 
 
 DEFAULT_DIRECTION_RULES = (
-    # stock FreePBX: the outbound routes' context, the queue and DID contexts, and the rest
+    # stock FreePBX: the outbound routes' contexts, the queue and DID contexts, extension to
+    # extension; any other call is internal when its destination is an extension (at most
+    # `internal_max_digits` digits), else `default_direction`
     DirectionRule("dcontext", re.compile(r"^outbound-allroutes$|^outrt-"), "outbound"),
     DirectionRule("dcontext", re.compile(r"^ext-queues$|^from-trunk|^from-pstn|^from-did|^ext-did"),
                   "inbound"),
-    DirectionRule("dcontext", re.compile(r"^from-internal$|^ext-local$|^from-internal-xfer$"),
-                  "internal"),
+    DirectionRule("dcontext", re.compile(r"^ext-local$"), "internal"),
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--table", default="cdr", help="CDR table name (default cdr)")
     c.add_argument("--follow", action="store_true", help="keep reading as the source grows")
     c.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    c.add_argument("--lookback-hours", type=float, default=4.0,
+                   help="the table's rows are written when a call ends, with its start time: "
+                        "re-read this much behind the newest (longer than your longest call)")
     _common(c)
     c.set_defaults(run=run_adapt)
 
@@ -88,7 +90,13 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
     mapper = CdrMapper(config, builder, state.get("mapper"))
     if args.file:
         return CdrLines(mapper, state.get("header")), _tail(args, position)
-    return CdrRows(mapper), _poll(args, args.table, config.cdr.poll_key, position)
+    from stream.adapters.io.dbpoll import DsnError, WindowPoll
+    try:
+        return CdrRows(mapper), WindowPoll(args.dsn, args.table, position=position,
+                                           lookback_s=args.lookback_hours * 3600,
+                                           poll_s=args.poll_interval, follow=args.follow)
+    except DsnError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _tail(args: argparse.Namespace, position: Any) -> Any:
@@ -108,7 +116,7 @@ def _poll(args: argparse.Namespace, table: str, key: str, position: Any) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def run_adapt(args: argparse.Namespace, *, on_summary: Callable[[dict[str, Any]], None] | None = None) -> int:
+def run_adapt(args: argparse.Namespace) -> int:
     from stream.adapters.core import Builder, parse_shift
     from stream.adapters.io import checkpoint
     from stream.adapters.io.dbpoll import DsnError

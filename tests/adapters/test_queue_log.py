@@ -98,7 +98,7 @@ def test_identical_lines_in_one_second_get_distinct_ids() -> None:
     keys = LineKeys()
     assert keys.key(raw, "1795424600") != keys.key(raw, "1795424600")
     restored = LineKeys(keys.state())
-    assert restored.key(raw, b"1795424600").endswith("#2")
+    assert restored.key(raw, "1795424600").endswith("#2")
 
 
 def test_outbound_queue_entry_is_an_answer_with_the_configured_verdict() -> None:

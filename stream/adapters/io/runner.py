@@ -61,6 +61,7 @@ class Runner:
         try:
             for item in self.reader:
                 if item is IDLE:
+                    self.flush_handler()
                     self.commit()
                     last_flush = time.monotonic()
                     continue
@@ -70,8 +71,10 @@ class Runner:
                         or time.monotonic() - last_flush >= self.batch_seconds):
                     self.commit()
                     last_flush = time.monotonic()
+            self.flush_handler()
             self.commit()
         except KeyboardInterrupt:
+            self.flush_handler()
             self.commit()
         finally:
             if stop is not None:
@@ -90,8 +93,22 @@ class Runner:
             self._dead_letter(e.reason, e.message, item)
             return
         self._count(mapped.result)
+        self._emit(mapped.events, item)
+
+    def flush_handler(self) -> None:
+        """Records a handler holds back (a CDR call's legs) are mapped when the reader is
+        caught up or done."""
+        flush = getattr(self.handler, "flush", None)
+        if flush is None:
+            return
+        events = flush()
+        if events:
+            self._pending += 1
+            self._emit(events, Item(b"", None, self._position or {}))
+
+    def _emit(self, events: list[Any], item: Item) -> None:
         now = self.clock_ms()
-        for emitted in mapped.events:
+        for emitted in events:
             checked = validate_dict(emitted.event, now_ms=now, max_age_ms=MAX_EVENT_AGE_MS)
             if isinstance(checked, Rejection):
                 self._dead_letter(f"invalid_event:{checked.reason}",
@@ -100,8 +117,8 @@ class Runner:
             self.sink.send(emitted.key, emitted.event)
             self.types[emitted.event["type"]] = self.types.get(emitted.event["type"], 0) + 1
             self.metrics.event(emitted.event["type"])
-        if mapped.events:
-            self.metrics.source_time(min(parse_ts(e.event["ts"]) for e in mapped.events))
+        if events:
+            self.metrics.source_time(min(parse_ts(e.event["ts"]) for e in events))
 
     def _count(self, result: str) -> None:
         self.results[result] = self.results.get(result, 0) + 1
@@ -117,7 +134,9 @@ class Runner:
             return
         self.sink.flush()
         self._pending = 0
-        if self.checkpoint_path is not None and self._position is not None:
+        whole = getattr(self.reader, "checkpoint_position", None)
+        position = whole() if whole is not None else self._position
+        if self.checkpoint_path is not None and position is not None:
             at = checkpoint.save(self.checkpoint_path, source=self.source, instance=self.instance,
-                                 position=self._position, state=self.handler.state())
+                                 position=position, state=self.handler.state())
             self.metrics.saved(at)
