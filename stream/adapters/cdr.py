@@ -19,6 +19,8 @@ from stream.adapters.queue_log import Mapped
 
 _DISPOSITIONS = {"NO ANSWER": "no_answer", "NOANSWER": "no_answer", "BUSY": "busy",
                  "CONGESTION": "congestion", "CANCEL": "canceled", "FAILED": "error"}
+GROUP_MS = 10 * 60_000
+"""A call's failover legs start within this much of each other."""
 HEADER_MARKERS = ({"disposition", "billsec"}, {"disposition", "duration"})
 
 
@@ -36,31 +38,33 @@ class CdrMapper:
     def __init__(self, config: AdapterConfig, builder: Builder,
                  state: dict[str, Any] | None = None) -> None:
         self.config, self.b, self.c = config, builder, config.cdr
-        self.pending: list[dict[str, Any]] = list((state or {}).get("pending", []))
+        self.pending: dict[str, list[dict[str, Any]]] = {
+            k: list(v) for k, v in (state or {}).get("pending", {}).items()}
+        self.newest = int((state or {}).get("newest", 0))
 
     def state(self) -> dict[str, Any]:
-        return {"pending": self.pending}
+        return {"pending": self.pending, "newest": self.newest}
 
     def add(self, row: dict[str, Any], natural_key: str) -> Mapped:
-        """One CDR row: excluded, or kept with its call's other legs. Returns the events of a
-        call completed by this row's arrival (a row of another call)."""
+        """One CDR row: excluded, or kept with its call's other legs. Returns the events of the
+        calls whose legs are all in: a row without a uniqueid at once, the others when no leg
+        of theirs came for `GROUP_MS` of source time (or when the reader is caught up)."""
         row = {k: ("" if v is None else v) for k, v in row.items()}
         for need in ("start", "disposition", "duration", "billsec"):
             if need not in row:
                 raise BadRecord("missing_column", f"a CDR row needs {need}")
         ts = self._ms(row["start"])
         if self._excluded(row):
-            events = self.flush()
-            return Mapped(events, "excluded")
+            return Mapped([], "excluded")
         uid = str(row.get("uniqueid") or "")
-        events = []
-        if self.pending and (not uid or uid != self.pending[0]["uid"]):
-            events = self.flush()
-        self.pending.append({"uid": uid, "key": uid or natural_key, "ts": ts,
-                             "row": {k: str(v) for k, v in row.items()}})
+        self.newest = max(self.newest, ts)
+        leg = {"key": uid or natural_key, "ts": ts, "row": {k: str(v) for k, v in row.items()}}
         if not uid:  # no uniqueid column: every row is a call of its own
-            events += self.flush()
-        return Mapped(events, "mapped")
+            return Mapped(self._map([leg]), "mapped")
+        self.pending.setdefault(uid, []).append(leg)
+        done = [u for u, legs in self.pending.items()
+                if u != uid and self.newest - max(x["ts"] for x in legs) > GROUP_MS]
+        return Mapped([e for u in done for e in self._map(self.pending.pop(u))], "mapped")
 
     def _ms(self, value: Any) -> int:
         return datetime_to_ms(value, self.config.tz)
@@ -83,10 +87,13 @@ class CdrMapper:
         return self.c.default_direction
 
     def flush(self) -> list[Emitted]:
-        """Map the collected legs of the pending call (the reader calls this when caught up)."""
-        if not self.pending:
-            return []
-        legs, self.pending = self.pending, []
+        """Map every call still collecting legs (the reader is caught up: they are all in)."""
+        groups = sorted(self.pending.values(), key=lambda legs: min(x["ts"] for x in legs))
+        self.pending = {}
+        return [e for legs in groups for e in self._map(legs)]
+
+    def _map(self, legs: list[dict[str, Any]]) -> list[Emitted]:
+        legs = sorted(legs, key=lambda x: x["ts"])
         first = legs[0]
         rows = [leg["row"] for leg in legs]
         rows.sort(key=lambda r: int(r.get("sequence") or 0) if str(r.get("sequence") or "0").isdigit() else 0)

@@ -123,7 +123,7 @@ class WindowPoll:
         conn = connect(self.dsn)
         try:
             col = self._time_column(conn)
-            caught_up = False
+            caught_up = self.cursor is not None  # a resumed poll re-reads the lookback first
             while not self._stop:
                 since = None if self.cursor is None else datetime.fromisoformat(self.cursor)
                 if since is not None and caught_up:
@@ -153,8 +153,8 @@ class WindowPoll:
                     floor = (datetime.fromisoformat(self.cursor)
                              - timedelta(seconds=self.lookback_s)).isoformat()
                     self.seen = {k: v for k, v in self.seen.items() if v >= floor}
-                if len(rows) < self.page or not fresh:
-                    caught_up = True
+                caught_up = len(rows) < self.page or not fresh
+                if caught_up:
                     if not self.follow:
                         return
                     yield IDLE
