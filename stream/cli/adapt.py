@@ -160,3 +160,56 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise
     print(json.dumps(summary, sort_keys=True))
     return 0
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+def add_ingest_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="HTTP receiver: v1 events, Twilio and Amazon Connect webhooks")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1; put "
+                   "a TLS-terminating proxy in front)")
+    p.add_argument("--port", type=int, default=8078, help="listen port (default 8078)")
+    p.add_argument("--config", default=None, help="adapter configuration (TOML)")
+    p.add_argument("--public-url", default="", help="the https://host the proxy serves (Twilio "
+                   "signs the URL it calls; default: the request's own scheme and host)")
+    p.add_argument("--amd-timeout", type=float, default=30.0,
+                   help="seconds to wait for an asynchronous AMD verdict before the answer "
+                        "counts as unknown (default 30)")
+    p.add_argument("--bootstrap", default=None, help="Kafka (default CALLKPI_BOOTSTRAP)")
+    p.add_argument("--topic", default=None, help="topic (default CALLKPI_INPUT_TOPIC)")
+    p.set_defaults(run=run_ingest)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    import os
+
+    from aiohttp import web
+
+    from stream.adapters.connect import ConnectMapper
+    from stream.adapters.core import Builder
+    from stream.adapters.io.badinput import BadInput
+    from stream.adapters.io.ingest import IngestContext, KafkaOut, create_ingest_app
+    from stream.adapters.io.metrics import AdapterMetrics
+    from stream.adapters.io.sink import DLQ_TOPIC
+    from stream.adapters.twilio import TaskRouter, TwilioVoice
+
+    settings = Settings.from_env(bootstrap=args.bootstrap, input_topic=args.topic)
+    config = _config(args)
+    twilio_token = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    ctx = IngestContext(
+        out=KafkaOut(settings.bootstrap, settings.input_topic, DLQ_TOPIC),
+        token=settings.api_token, twilio_token=twilio_token, public_url=args.public_url,
+        voice=TwilioVoice(config, Builder("tw", config.instance, 0, config.tz)),
+        taskrouter=TaskRouter(config, Builder("twtr", config.instance, 0, config.tz)),
+        connect=ConnectMapper(config, Builder("ac", config.instance, 0, config.tz)),
+        metrics=AdapterMetrics("ingest"), bad=BadInput("ingest", config.instance),
+        amd_timeout_s=args.amd_timeout)
+    if not twilio_token:
+        print("callkpi ingest: TWILIO_AUTH_TOKEN is not set: the Twilio routes answer 403",
+              file=sys.stderr)
+    print(f"callkpi ingest: http://{args.host}:{args.port}/ingest/ (v1/events, twilio/voice, "
+          f"twilio/taskrouter, amazon-connect; /metrics)", flush=True)
+    web.run_app(create_ingest_app(ctx), host=args.host, port=args.port, print=None,
+                access_log=None)
+    ctx.out.close()
+    return 0

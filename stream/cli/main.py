@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.add_parser(sub)
     from stream.cli import adapt
     adapt.add_parser(sub)
+    adapt.add_ingest_parser(sub)
     return parser
 
 
