@@ -4,6 +4,7 @@ bytes; never a reason to stop the adapter."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ from typing import Any
 from stream.contract import format_ts
 
 log = logging.getLogger("callkpi.adapter")
+MAX_ORIGINAL = 64 * 1024
 
 
 class BadInput:
@@ -36,5 +38,9 @@ class BadInput:
             "reason": reason, "message": message,
             "rejected_at": format_ts(int(time.time() * 1000)),
             "source": {"adapter": self.source, "instance": self.instance, "position": position},
-            "original_b64": base64.b64encode(raw).decode(),
+            # the raw record once, capped like the worker's dead letters (a record fits Kafka's
+            # default 1 MB); its full length and hash say what was cut
+            "original_b64": base64.b64encode(raw[:MAX_ORIGINAL]).decode(),
+            "original_bytes": len(raw),
+            "original_sha256": hashlib.sha256(raw).hexdigest(),
         }, default=str).encode()
