@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("adapt", help="turn a real dialer's records into v1 events "
-                                     "(queue-log, cdr)")
+                                     "(queue-log, cdr, vicidial, call-records)")
     srcs = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
 
     q = srcs.add_parser("queue-log", help="Asterisk queue_log: the file, or the realtime table")
@@ -64,6 +64,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(c)
     c.set_defaults(run=run_adapt)
 
+    v = srcs.add_parser("vicidial", help="VICIdial: poll its log tables (MySQL/MariaDB)")
+    v.add_argument("--dsn", required=True, help="VICIdial's database: mysql://user:pw@host:port/asterisk")
+    v.add_argument("--dial-mode", default="predictive",
+                   choices=("predictive", "progressive", "preview", "manual"),
+                   help="dial mode when vicidial_campaigns.dial_method does not tell")
+    v.add_argument("--follow", action="store_true", help="keep polling")
+    v.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls")
+    _common(v)
+    v.set_defaults(run=run_adapt)
+
 
 def _config(args: argparse.Namespace) -> Any:
     from stream.adapters.config import ConfigError, load_adapter_config
@@ -86,6 +96,13 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
             return QueueLogLines(mapper, LineKeys(state.get("keys"))), _tail(args, position)
         return (QueueLogRows(mapper, lambda v: datetime_to_ms(v, tz)),
                 _poll(args, args.table, "id", position))
+    if args.source == "vicidial":
+        from stream.adapters.io.vicidial_poll import VicidialPoll
+        from stream.adapters.vicidial import VicidialMapper, VicidialRows
+        rows = VicidialRows(VicidialMapper(config, builder, args.dial_mode,
+                                           (state.get("mapper") or {})), state)
+        return rows, VicidialPoll(args.dsn, low_of=rows.low_of, position=position,
+                                  poll_s=args.poll_interval, follow=args.follow)
     from stream.adapters.cdr import CdrMapper, CdrLines, CdrRows
     mapper = CdrMapper(config, builder, state.get("mapper"))
     if args.file:
@@ -130,7 +147,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         shift = parse_shift(args.time_shift)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    source = {"queue-log": "ql", "cdr": "cdr"}[args.source]
+    source = {"queue-log": "ql", "cdr": "cdr", "vicidial": "vici"}[args.source]
     cp_path = None if args.no_checkpoint else Path(
         args.checkpoint or f"callkpi-adapt-{args.source}-{config.instance}.checkpoint.json")
     saved = None
