@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to
 
-SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list")
+SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS
 
 
