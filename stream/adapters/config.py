@@ -71,6 +71,27 @@ class QueueLogConfig:
     """ADDMEMBER/REMOVEMEMBER log agents in and out (for systems without AGENTLOGIN lines)."""
 
 
+RECORD_COLUMNS = ("call_id", "campaign", "agent", "team", "direction", "dialed_at", "queued_at",
+                  "answered_at", "connected_at", "ended_at", "wrapup_end_at", "ring_seconds",
+                  "wait_seconds", "talk_seconds", "hold_seconds", "wrapup_seconds", "outcome",
+                  "disposition", "list", "lead", "caller_id")
+OUTCOMES = ("human", "machine", "fax", "unknown", "no_answer", "busy", "invalid_number",
+            "rejected", "congestion", "canceled", "error", "abandoned", "abandoned_no_agent")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecordsConfig:
+    columns: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Our name (RECORD_COLUMNS) → the export's column (or JSON key)."""
+    directions: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    default_direction: str = "outbound"
+    outcomes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    filter_column: str = ""
+    filter_values: frozenset[str] = frozenset()
+    """Rows whose `filter_column` is not one of these are not calls: counted, not imported."""
+    delimiter: str = ","
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterConfig:
     source_file: str = "<defaults>"
@@ -92,6 +113,7 @@ class AdapterConfig:
     exclude_agents: frozenset[str] = frozenset()
     queue_log: QueueLogConfig = field(default_factory=QueueLogConfig)
     cdr: CdrConfig = field(default_factory=CdrConfig)
+    call_records: CallRecordsConfig = field(default_factory=CallRecordsConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -129,7 +151,9 @@ class AdapterConfig:
 
 
 _TOP = ("instance", "timezone", "answered_by_default", "dest_region_digits", "campaigns",
-        "agents", "pause_codes", "dispositions", "exclude", "queue_log", "cdr")
+        "agents", "pause_codes", "dispositions", "exclude", "queue_log", "cdr", "call_records")
+_CALL_RECORDS = ("columns", "directions", "default_direction", "outcomes", "filter", "delimiter")
+_FILTER = ("column", "values")
 _CAMPAIGNS = ("default", "map", "map_only")
 _AGENTS = ("map", "teams", "strip_technology")
 _DISPOSITIONS = ("default", "map")
@@ -241,6 +265,39 @@ def _queue_log(ck: _Checker, raw: Any) -> QueueLogConfig:
     return QueueLogConfig(**kw)
 
 
+def _call_records(ck: _Checker, raw: Any) -> CallRecordsConfig:
+    base: tuple[str | int, ...] = ("call_records",)
+    t = ck.table(raw, base, _CALL_RECORDS)
+    kw: dict[str, Any] = {}
+    if "columns" in t:
+        ck.table(t["columns"], base + ("columns",), RECORD_COLUMNS)
+        kw["columns"] = _string_map(ck, t["columns"], base + ("columns",))
+    if "directions" in t:
+        kw["directions"] = _string_map(ck, t["directions"], base + ("directions",),
+                                       frozenset(("inbound", "outbound")))
+    if "default_direction" in t:
+        kw["default_direction"] = _choice(ck, t["default_direction"], base + ("default_direction",),
+                                          ("inbound", "outbound"))
+    if "outcomes" in t:
+        kw["outcomes"] = _string_map(ck, t["outcomes"], base + ("outcomes",), frozenset(OUTCOMES))
+    if "filter" in t:
+        f = ck.table(t["filter"], base + ("filter",), _FILTER)
+        for need in _FILTER:
+            if need not in f:
+                raise ck.error(base + ("filter",), f"a filter needs {need} = ...")
+        kw["filter_column"] = ck.string(f["column"], base + ("filter", "column"))
+        kw["filter_values"] = frozenset(ck.strings(f["values"], base + ("filter", "values")))
+    if "delimiter" in t:
+        d = t["delimiter"]
+        if not isinstance(d, str) or len(d) != 1:
+            raise ck.error(base + ("delimiter",), "must be one character such as \",\" or \";\"")
+        kw["delimiter"] = d
+    cols = kw.get("columns", {})
+    if "call_id" not in cols:
+        raise ck.error(base + ("columns",), "call_records.columns needs call_id = \"<column>\"")
+    return CallRecordsConfig(**kw)
+
+
 def _toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -317,6 +374,8 @@ def parse_adapter_config(text: str, *, source: str = "<adapter config>") -> Adap
         kw["queue_log"] = _queue_log(ck, data["queue_log"])
     if "cdr" in data:
         kw["cdr"] = _cdr(ck, data["cdr"])
+    if "call_records" in data:
+        kw["call_records"] = _call_records(ck, data["call_records"])
     return AdapterConfig(**kw)
 
 

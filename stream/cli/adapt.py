@@ -74,6 +74,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(v)
     v.set_defaults(run=run_adapt)
 
+    r = srcs.add_parser("call-records", help="per-call exports (CSV with a header, or JSON lines) "
+                                             "by the column map in the config's [call_records]")
+    r.add_argument("--file", required=True, help="the export (.csv, or .jsonl/.json lines)")
+    r.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="default: from the file name (.jsonl/.ndjson: jsonl, else csv)")
+    r.add_argument("--follow", action="store_true", help="keep reading as the file grows")
+    r.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
+    _common(r)
+    r.set_defaults(run=run_adapt)
+
 
 def _config(args: argparse.Namespace) -> Any:
     from stream.adapters.config import ConfigError, load_adapter_config
@@ -96,6 +106,15 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
             return QueueLogLines(mapper, LineKeys(state.get("keys"))), _tail(args, position)
         return (QueueLogRows(mapper, lambda v: datetime_to_ms(v, tz)),
                 _poll(args, args.table, "id", position))
+    if args.source == "call-records":
+        from stream.adapters.call_records import CallRecordLines, CallRecordMapper
+        if "call_id" not in config.call_records.columns:
+            raise UsageError("call-records needs a [call_records] section with columns.call_id "
+                             "in --config (docs/adapters.md)")
+        fmt = args.format or ("jsonl" if args.file.endswith((".jsonl", ".ndjson", ".json"))
+                              else "csv")
+        return (CallRecordLines(CallRecordMapper(config, builder), fmt, state.get("header")),
+                _tail(args, position))
     if args.source == "vicidial":
         from stream.adapters.io.vicidial_poll import VicidialPoll
         from stream.adapters.vicidial import VicidialMapper, VicidialRows
@@ -147,7 +166,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         shift = parse_shift(args.time_shift)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    source = {"queue-log": "ql", "cdr": "cdr", "vicidial": "vici"}[args.source]
+    source = {"queue-log": "ql", "cdr": "cdr", "vicidial": "vici",
+              "call-records": "cr"}[args.source]
     cp_path = None if args.no_checkpoint else Path(
         args.checkpoint or f"callkpi-adapt-{args.source}-{config.instance}.checkpoint.json")
     saved = None
