@@ -80,6 +80,7 @@ class CallRecordMapper:
         if ended is not None and ended < start:
             raise BadRecord("end_before_start", "the call ends before it starts")
         out: list[Emitted] = []
+        by, human = "", False
         if direction == "inbound":
             out.append(c("offered", queued or start, queue_id=self._get(row, "campaign") or None))
             since = queued or start
@@ -97,6 +98,7 @@ class CallRecordMapper:
             out.append(c("answered", answer_ts, answered_by=by, ring_ms=ring if ring is not None
                          else (answer_ts - dialed if dialed and answer_ts >= dialed else None)))
             since = answer_ts
+        human = direction == "outbound" and by == "human"
         if connected is not None and agent and not outcome.startswith("abandoned"):
             out.append(c("connected", connected, agent_id=agent, team_id=team,
                          wait_ms=wait if wait is not None else max(connected - since, 0)))
@@ -110,7 +112,8 @@ class CallRecordMapper:
                              disposition=self.config.disposition(code) if code
                              else self.config.disposition_default,
                              disposition_code=code[:64] or None))
-        elif direction == "inbound" or outcome.startswith("abandoned") or answered is not None:
+        elif direction == "inbound" or outcome.startswith("abandoned") or human:
+            # a person answered (or queued) and no agent came; a machine's answer is no drop
             end = ended if ended is not None else since + (wait or 0)
             out.append(c("abandoned", end, wait_ms=wait if wait is not None else max(end - since, 0),
                          reason="no_agent" if outcome == "abandoned_no_agent" else "customer_hangup"))

@@ -42,8 +42,6 @@ def test_contact_records_csv(tmp_path: Path) -> None:
         ("call.dialed", "09:02:00", "call_id=c3", "campaign_id=solar"),
         ("call.answered", "09:02:06", "call_id=c3", "campaign_id=solar", "answered_by=machine",
          "ring_ms=6000"),
-        ("call.abandoned", "09:02:09", "call_id=c3", "campaign_id=solar", "wait_ms=3000",
-         "reason=customer_hangup"),
         ("call.offered", "09:03:01", "call_id=c4", "campaign_id=support", "queue_id=support"),
         ("call.connected", "09:03:21", "call_id=c4", "campaign_id=support", "agent_id=bob",
          "wait_ms=20000"),
@@ -65,3 +63,31 @@ def test_column_map_errors_name_file_line_and_key() -> None:
     assert "did you mean 'answered_at'" in str(e.value)
     with pytest.raises(ConfigError, match=r"ctr.toml:1: call_records.columns: .*call_id"):
         parse_adapter_config('[call_records.columns]\nagent = "A"\n', source="ctr.toml")
+
+
+@pytest.mark.integration
+def test_contact_records_into_exact_kpis(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.adapters.test_queue_log_e2e import WEEK_S, kpis, weeks_back
+    from tests.harness import wait_until
+    first = 1795424400  # 2026-11-23T09:00:00Z, the export's first call
+    weeks = weeks_back(first, first + 600)
+    base = first + weeks * WEEK_S
+    config = (DATA / "contacts.toml").read_text().replace('instance = "ctr"', 'instance = "ctr-e2e"')
+    (tmp_path / "c.toml").write_text(config.replace(
+        'default = "other"', 'default = "other"\nmap = { solar = "e2e-ctr-out", '
+                             'support = "e2e-ctr-in" }'))
+    r = run_adapter(pipeline, ["call-records", "--file", str(DATA / "contacts.csv"), "--config",
+                               "c.toml", "--time-shift", f"{weeks}w"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: kpis(pipeline, "e2e-ctr-in", base, base + 600)["offered"] >= 2, 180,
+               pipeline.logs)
+    time.sleep(1)
+    out = kpis(pipeline, "e2e-ctr-out", base, base + 600)
+    assert (out["dialed"], out["answered"], out["connected"], out["machine_answered"],
+            out["agent_connected"], out["conversions"], out["abandoned"]) == (3, 2, 1, 1, 1, 1, 0)
+    assert out["aht_seconds"] == pytest.approx(115 + 5 + 20)
+    inb = kpis(pipeline, "e2e-ctr-in", base, base + 600)
+    assert (inb["offered"], inb["inbound_answered"], inb["inbound_abandoned"]) == (2, 1, 1)
+    assert inb["avg_speed_of_answer_seconds"] == pytest.approx(20)

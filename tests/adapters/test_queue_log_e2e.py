@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -121,3 +122,47 @@ def test_realtime_table_in_mariadb(pipeline: Service, mariadb: MariaDB, tmp_path
     assert sum(records.values()) == len(lines) - half  # resumed after the last id
     end = base + 20 * 60 + 60
     assert_exact(wait_for(pipeline, "e2e-table", base, end, e), e)
+
+
+WEEK_S = 7 * 86400
+FIXTURE = Path(__file__).parent / "data"
+
+
+def weeks_back(first_s: int, last_s: int) -> int:
+    """Whole weeks that bring a historical log into the last week, fully in the past."""
+    return (NOW_S - last_s - 3600) // WEEK_S
+
+
+def test_historical_inbound_log_replayed_with_time_shift(pipeline: Service, tmp_path: Path) -> None:
+    """The golden fixture (an inbound queue on 2026-11-23) replayed as a recent day: the
+    contract 1.1 inbound KPIs and the agents' time, computed by hand."""
+    weeks = weeks_back(1795424400, 1795425000)
+    base = 1795424400 + weeks * WEEK_S
+    config = (FIXTURE / "adapter.toml").read_text().replace('support = "support"',
+                                                            'support = "e2e-inbound"')
+    config = config.replace('"1001" = "alice", "1002" = "bob"', '"1001" = "in-alice", "1002" = "in-bob"')
+    config = config.replace('alice = "north", bob = "south"', '"in-alice" = "north", "in-bob" = "south"')
+    (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "hist1"'))
+    r = run_adapter(pipeline, ["queue-log", "--file", str(FIXTURE / "queue_log.asterisk"),
+                               "--config", "a.toml", "--time-shift", f"{weeks}w"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["bad"] == {"short_line": 1, "bad_timestamp": 1}
+
+    def arrived() -> bool:
+        return kpis(pipeline, "e2e-inbound", base, base + 600)["offered"] >= 4
+    wait_until(arrived, 180, pipeline.logs)
+    time.sleep(1)
+    k = kpis(pipeline, "e2e-inbound", base, base + 600)
+    assert (k["offered"], k["inbound_answered"], k["inbound_abandoned"], k["handled"],
+            k["abandoned"], k["dialed"], k["answered"]) == (4, 2, 2, 2, 0, 0, 0)
+    assert k["inbound_abandon_rate"] == pytest.approx(0.5)
+    assert k["service_level"] == pytest.approx(0.5)
+    assert k["avg_speed_of_answer_seconds"] == pytest.approx(11.5)
+    assert k["avg_talk_seconds"] == pytest.approx(90)
+    span_ = span(base, base + 600)
+    alice = pipeline.get("/api/v1/kpis", scope="agent:in-alice", **span_)["kpis"]
+    assert (alice["staffed_seconds"], alice["on_call_seconds"], alice["paused_seconds"],
+            alice["available_seconds"]) == (600, 180, 225, 195)
+    bob = pipeline.get("/api/v1/kpis", scope="agent:in-bob", **span_)["kpis"]
+    assert (bob["staffed_seconds"], bob["paused_seconds"]) == (600, 300)
+    assert bob["paused_seconds_by_reason"] == {"lunch": 300}

@@ -156,3 +156,45 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
     assert k["abandon_rate"] == pytest.approx(1 / 3)
     d = pipeline.get("/api/v1/kpis", scope="caller_id:2125550100", window="24h")["kpis"]
     assert d["dialed"] == 5
+
+
+@pytest.mark.integration
+def test_vicidial_in_groups_are_inbound(pipeline: Service, mariadb: MariaDB, tmp_path: Path) -> None:
+    """vicidial_closer_log rows are inbound calls (call.offered): a handled one and a drop
+    count as offered / answered / abandoned inbound, never as outbound abandons."""
+    mariadb.create_database("asterisk_in", DDL)
+    conn = mariadb.connect("asterisk_in")
+    cur = conn.cursor()
+    t0 = int(time.time()) - 3 * 3600
+    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
+                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
+                "('E2EINGRP', %s, %s, NULL, 0, 'INBND', 'VDCL', 0, NULL, '7001.1')",
+                (dt(t0), t0))
+    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
+                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
+                "('E2EINGRP', %s, %s, %s, 30, 'DROP', 'VDCL', 30, 'CALLER', '7001.2')",
+                (dt(t0 + 60), t0 + 60, t0 + 90))
+    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
+                " talk_epoch, dispo_epoch, talk_sec, dispo_sec, status, uniqueid) VALUES "
+                "('6101', %s, 'E2EINGRP', %s, %s, %s, 100, 10, 'SALE', '7001.1')",
+                (dt(t0 - 60), t0 - 60, t0 + 12, t0 + 112))
+    (tmp_path / "a.toml").write_text('instance = "vici-in"\ntimezone = "UTC"\n')
+    argv = ["vicidial", "--dsn", mariadb.dsn("asterisk_in"), "--config", "a.toml"]
+    r = run_adapter(pipeline, argv, tmp_path)
+    assert r.returncode == 0, r.stderr
+    cur.execute("UPDATE vicidial_closer_log SET status='SALE', user='6101', end_epoch=%s,"
+                " queue_seconds=12 WHERE uniqueid='7001.1'", (t0 + 112,))
+    r = run_adapter(pipeline, argv, tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["events"] == {}
+    conn.close()
+
+    def arrived() -> bool:
+        return kpis(pipeline, "E2EINGRP", t0 - 60, t0 + 300)["offered"] >= 2
+    wait_until(arrived, 180, pipeline.logs)
+    time.sleep(1)
+    k = kpis(pipeline, "E2EINGRP", t0 - 60, t0 + 300)
+    assert (k["offered"], k["inbound_answered"], k["inbound_abandoned"], k["abandoned"],
+            k["handled"], k["conversions"]) == (2, 1, 1, 0, 1, 1)
+    assert k["avg_speed_of_answer_seconds"] == pytest.approx(12)
+    assert k["service_level"] == pytest.approx(0.5)
+    assert k["wrapups_by_code"] == {"SALE": 1}
