@@ -122,4 +122,11 @@ def test_cdr_table_to_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: 
             k["handled"]) == (dialed, answered, dialed, answered, answered)
     assert k["connected"] == 0 and k["connect_rate"] == 0  # CDRs carry no AMD verdict
     assert k["answer_rate"] == pytest.approx(answered / dialed)
+    # ... and the API says so, for the wallboard to show the answer rate instead
+    from tests.adapters.test_queue_log_e2e import span
+    notes = pipeline.get("/api/v1/kpis", scope=f"campaign:{campaign}",
+                         **span(start_s, end_s))["notes"]
+    assert notes["connect_rate"].startswith("cannot be known: no answer in this scope has an "
+                                            "answering-machine verdict")
+    assert "abandon_rate" in notes
     assert k["avg_talk_seconds"] == pytest.approx(talk / answered)

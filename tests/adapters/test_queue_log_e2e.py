@@ -75,6 +75,8 @@ def test_file_to_exact_kpis_and_twice_changes_nothing(pipeline: Service, tmp_pat
     assert r.returncode == 0, r.stderr
     end = base + 20 * 80 + 60
     assert_exact(wait_for(pipeline, "e2e-file", base, end, e), e)
+    assert "notes" not in pipeline.get("/api/v1/kpis", scope="campaign:e2e-file",
+                                       **span(base, end))  # answered_by_default = human
     before = pipeline.pipeline_counter("duplicates")
     consumed = pipeline.pipeline_counter("consumed")
     r = run_adapter(pipeline, [*argv, "--from-start"], tmp_path)
