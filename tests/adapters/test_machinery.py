@@ -106,3 +106,11 @@ def test_metrics_and_dead_letters(pipeline: Service, tmp_path: Path) -> None:
                and r["source"]["adapter"] == "ql" and r["source"]["instance"] == "default"]
     assert records and base64.b64decode(records[-1]["original_b64"]) == b"garbage without fields"
     assert records[-1]["source"]["position"]["offset"] > 0
+
+
+def test_the_example_config_is_valid() -> None:
+    from stream.adapters.config import load_adapter_config
+    root = Path(__file__).resolve().parents[2]
+    c = load_adapter_config(root / "examples" / "adapter.toml")
+    assert (c.instance, c.campaign("sales-q"), c.agent("PJSIP/1001"), c.team("alice")) == (
+        "pbx1", "solar", "alice", "north")
