@@ -147,7 +147,12 @@ class AdapterConfig:
         return self.pause_codes.get(code, code)
 
     def disposition(self, code: str) -> str:
-        return self.dispositions.get(code, self.disposition_default)
+        """A source's code through the map; a code that is a v1 disposition's name (`Sale`,
+        `not_interested`) is that disposition; anything else `dispositions.default`."""
+        if code in self.dispositions:
+            return self.dispositions[code]
+        plain = code.strip().lower().replace(" ", "_")
+        return plain if plain in DISPOSITIONS else self.disposition_default
 
 
 _TOP = ("instance", "timezone", "answered_by_default", "dest_region_digits", "campaigns",

@@ -158,3 +158,48 @@ def test_amazon_connect_inbound_and_bad_records(pipeline: Service, ingest: str) 
     metrics = httpx.get(ingest + "/metrics", timeout=30).text
     assert 'callkpi_adapter_bad_input_total{reason="unknown_record",source="ingest"} 1.0' in metrics
     assert 'callkpi_adapter_bad_input_total{reason="bad_signature",source="ingest"} 1.0' in metrics
+
+
+def test_twilio_async_amd_and_taskrouter(pipeline: Service, ingest: str) -> None:
+    """Async AMD: the verdict's own callback gives the answer; without one the answer counts as
+    unknown after --amd-timeout. TaskRouter: an inbound Flex task connected, wrapped up and
+    completed, and a canceled one."""
+    path = "/ingest/twilio/voice?campaign=e2e-amd&amd=async"
+    base = {"AccountSid": "AC1", "From": "+15550001111", "To": "+12125550000"}
+    t = NOW + 1000
+    for sid, verdict in (("CAamd1", "machine_end_silence"), ("CAamd2", None)):
+        for params in ({"CallStatus": "initiated", "Timestamp": rfc2822(t)},
+                       {"CallStatus": "in-progress", "Timestamp": rfc2822(t + 5)}):
+            assert signed_post(ingest, path, {**base, "CallSid": sid, **params}).status_code == 204
+        if verdict:
+            r = signed_post(ingest, path, {"CallSid": sid, "AccountSid": "AC1",
+                                           "AnsweredBy": verdict, "MachineDetectionDuration": "3000"})
+            assert r.status_code == 204
+    wait_until(lambda: kpis(pipeline, "e2e-amd", t, t + 60)["answered"] >= 2, 120, pipeline.logs)
+    time.sleep(1)
+    k = kpis(pipeline, "e2e-amd", t, t + 60)
+    assert (k["dialed"], k["answered"], k["machine_answered"], k["connected"]) == (2, 2, 1, 0)
+
+    tr = "/ingest/twilio/taskrouter"
+    t = NOW + 2000
+    common = {"TaskSid": "WTe2e1", "TaskQueueName": "e2e-flex",
+              "TaskAttributes": json.dumps({"call_sid": "CAflex1", "direction": "inbound",
+                                            "disposition": "SALE"})}
+    steps = [("task.created", 0, {}), ("reservation.accepted", 10, {"WorkerName": "flex-ann", "TaskAge": "10"}),
+             ("task.wrapup", 70, {"WorkerName": "flex-ann"}), ("task.completed", 85, {"WorkerName": "flex-ann"})]
+    for kind, dt_, more in steps:
+        r = signed_post(ingest, tr, {**common, "EventType": kind, "Timestamp": str(t + dt_), **more})
+        assert r.status_code == 204, r.text
+    gone = {"TaskSid": "WTe2e2", "TaskQueueName": "e2e-flex",
+            "TaskAttributes": json.dumps({"call_sid": "CAflex2", "direction": "inbound"})}
+    for kind, dt_, more in (("task.created", 5, {}), ("task.canceled", 35, {"TaskAge": "30"})):
+        assert signed_post(ingest, tr, {**gone, "EventType": kind, "Timestamp": str(t + dt_),
+                                        **more}).status_code == 204
+    wait_until(lambda: kpis(pipeline, "e2e-flex", t, t + 120)["wrapups"] >= 1, 120, pipeline.logs)
+    time.sleep(1)
+    k = kpis(pipeline, "e2e-flex", t, t + 120)
+    assert (k["offered"], k["inbound_answered"], k["inbound_abandoned"], k["handled"],
+            k["conversions"]) == (2, 1, 1, 1, 1)
+    assert k["avg_talk_seconds"] == pytest.approx(60)
+    assert k["avg_wrapup_seconds"] == pytest.approx(15)
+    assert k["avg_speed_of_answer_seconds"] == pytest.approx(10)

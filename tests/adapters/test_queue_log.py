@@ -143,7 +143,7 @@ def test_vicidial_qm_outbound_call_with_disposition() -> None:
          "hangup_by=agent"),
         ("agent.state", "09:02:02", "agent_id=alice", "state=wrap_up", "team_id=north"),
         ("call.wrapup", "09:02:20", "call_id=V1", "agent_id=alice", "wrapup_ms=18000",
-         "disposition=other", "disposition_code=SALE"),
+         "disposition=sale", "disposition_code=SALE"),
         ("agent.state", "09:02:20", "agent_id=alice", "state=available", "team_id=north")]
 
 
