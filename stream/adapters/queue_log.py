@@ -179,7 +179,8 @@ class QueueLogMapper:
         out = [self.b.call("ended", rec.key, rec.ts_ms, rec.callid, campaign, agent_id=agent,
                            talk_ms=talk, hangup_by=hangup_by)]
         if agent is not None:
-            self.completed[rec.callid] = [rec.ts_ms, agent]
+            if self.dialect == "vicidial-qm":  # its CALLSTATUS line measures wrap-up from here
+                self.completed[rec.callid] = [rec.ts_ms, agent]
             a = self.agents.setdefault(agent, {})
             a.pop("call", None)
             # after the call: back to what the agent was before, or to a pause taken meanwhile
