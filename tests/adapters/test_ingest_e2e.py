@@ -7,7 +7,6 @@ import json
 import time
 from email.utils import format_datetime
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
