@@ -82,6 +82,7 @@ COUNTERS: tuple[Counter, ...] = (
     _C("offered", "call.offered events: inbound calls that entered a queue (1.1)"),
     _C("inbound_answered", "inbound calls connected to an agent (at their first call.connected)"),
     _C("inbound_abandoned", "call.abandoned of inbound calls"),
+    _C("inbound_agent_connected", "call.connected events of inbound calls (kept out of compliance)"),
     _C("inbound_answered_in_sl", "inbound calls connected with wait_ms <= the service-level threshold"),
     _C("inbound_answer_wait_ms", "sum of the first call.connected wait_ms of inbound calls", ms=True,
        metric="inbound_answer_wait_seconds"),

@@ -108,6 +108,7 @@ def call_counters(e: Event, t: Thresholds, inbound: bool = False,
         out["agent_connected"] = 1
         out["answer_wait_ms"] = f["wait_ms"]
         if inbound:
+            out["inbound_agent_connected"] = 1
             if first_connect:
                 out["inbound_answered"] = 1
                 out["inbound_answer_wait_ms"] = f["wait_ms"]

@@ -25,6 +25,13 @@ Decisions where the catalog is silent (the pipeline implements the same):
 - An agent's team is the `team_id` of its latest (ts, event_id) `agent.state` / `call.connected`
   carrying one; all of the agent's contributions count for that single team.
 - A `paused` interval without a `reason` is reported under the reason "unspecified".
+- Contract 1.1: a call with any `call.offered` is inbound: no `dialed`, `attempts_completed`,
+  `answered`, `connected`, `machine_answered`, `abandoned` or `compliance_abandons` (its abandon is
+  `inbound_abandoned`); it is `inbound_answered` at its first `call.connected` (by ts, then
+  event_id), whose wait_ms is its speed of answer and decides the service level. Funnel rates are
+  over `connected + offered`, `completion_rate` over `dialed + offered`. `wrapups_by_code` counts
+  wrap-ups per `disposition_code`. The `variant` of the earliest `call.dialed` is a scope of every
+  event of the call, without call gaps (a gap lies between two calls).
 """
 from __future__ import annotations
 

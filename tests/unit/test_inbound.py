@@ -68,6 +68,7 @@ def test_inbound_calls_count_as_inbound() -> None:
     for name, value in EXPECTED_CENTER.items():
         assert got[name] == (pytest.approx(value) if isinstance(value, float) else value), name
     assert kpis(run([EVENTS]), "campaign:q1")["connected"] == 0
+    assert run([EVENTS]).totals()[("center", "inbound_agent_connected")] == 2  # kept out of the UK rate
 
 
 def test_an_abandon_before_its_offer_is_corrected_retroactively() -> None:
@@ -128,3 +129,32 @@ def test_the_cli_table_shows_wrapups_by_code_as_counts() -> None:
     text = format_table({"scope": "center", "from": "a", "to": "b", "kpis": {
         "wrapups_by_code": {"NI": 2, "SALE": 1}, "paused_seconds_by_reason": {"break": 300.0}}})
     assert "NI 2, SALE 1" in text and "break 300s" in text
+
+
+def test_a_variant_is_attributed_to_every_event_of_its_call_retroactively() -> None:
+    """issue 12 item 4: `variant` on call.dialed makes the scope `variant:<id>`, like `list:`."""
+    call = [
+        c("v2", "call.answered", 10, "V", answered_by="human"),
+        c("v3", "call.connected", 11, "V", agent_id="a5", wait_ms=500),
+        c("v4", "call.ended", 70, "V", agent_id="a5", talk_ms=59000),
+        c("v5", "call.wrapup", 80, "V", agent_id="a5", wrapup_ms=5000, disposition="sale"),
+        c("v1", "call.dialed", 0, "V", variant="script-B", list_id="L9"),  # arrives last
+    ]
+    late = run([call[:2], call[2:4], call[4:]])
+    assert late.totals() == run([call]).totals()
+    got = kpis(late, "variant:script-B")
+    assert (got["dialed"], got["connected"], got["handled"], got["conversions"]) == (1, 1, 1, 1)
+    assert got["conversion_rate"] == 1.0
+    assert kpis(late, "variant:script-B") == kpis(late, "list:L9")
+
+
+def test_an_offered_call_waits_in_its_queue_on_the_live_view() -> None:
+    from stream.state.batch import Loaded, process
+    from stream.kpi.contributions import Thresholds
+    from tests.unit.test_processing import NOW
+    offered = [ev for ev in EVENTS if ev.event_id == "i2o"]
+    out = process(offered, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
+    assert out.live_calls["I2"]["status"] == "waiting"
+    connected = [ev for ev in EVENTS if ev.event_id in ("i1o", "i1c")]
+    out = process(connected, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
+    assert out.live_calls["I1"]["status"] == "talking"
