@@ -43,36 +43,60 @@ def row_bytes(row: dict[str, Any]) -> bytes:
 
 
 class TablePoll:
+    """Rows by an increasing integer key (the realtime queue_log's `id`).
+
+    An autoincrement id is taken at insert but becomes visible at commit, so concurrent writers
+    can make id 41 visible after 42 was read. Each poll therefore re-reads the last `gap_window`
+    ids and skips those already read (kept in the checkpoint): a late row inside the window is
+    still read, once."""
+
     def __init__(self, dsn: str, table: str, *, key: str = "id",
                  position: dict[str, Any] | None = None, poll_s: float = 1.0, page: int = 1000,
-                 follow: bool = True) -> None:
+                 follow: bool = True, gap_window: int = 200) -> None:
         for name in (table, key):
             if not _IDENT.match(name):
                 raise DsnError(f"not a plain table or column name: {name!r}")
         self.dsn, self.table, self.key = dsn, table, key
-        self.last = (position or {}).get("last", None)
-        self.poll_s, self.page, self.follow = poll_s, page, follow
+        position = position or {}
+        self.last: int | None = position.get("last", None)
+        self.seen: set[int] = set(position.get("seen", []))
+        self.poll_s, self.page, self.follow, self.gap_window = poll_s, page, follow, gap_window
         self._stop = False
 
     def stop(self) -> None:
         self._stop = True
 
+    def checkpoint_position(self) -> dict[str, Any]:
+        return {"last": self.last, "seen": sorted(self.seen)}
+
     def __iter__(self) -> Iterator[Item | object]:
         conn = connect(self.dsn)
         try:
             while not self._stop:
+                low = None if self.last is None else self.last - self.gap_window
                 with conn.cursor() as cur:
-                    if self.last is None:
+                    if low is None:
                         cur.execute(f"SELECT * FROM `{self.table}` ORDER BY `{self.key}` LIMIT %s",
                                     (self.page,))
                     else:
                         cur.execute(f"SELECT * FROM `{self.table}` WHERE `{self.key}` > %s "
-                                    f"ORDER BY `{self.key}` LIMIT %s", (self.last, self.page))
+                                    f"ORDER BY `{self.key}` LIMIT %s",
+                                    (low, self.page + len(self.seen)))
                     rows = cur.fetchall()
+                fresh = 0
                 for row in rows:
-                    self.last = row[self.key]
-                    yield Item(row_bytes(row), row, {"last": self.last})
-                if len(rows) < self.page:
+                    k = int(row[self.key])
+                    if k in self.seen:
+                        continue
+                    fresh += 1
+                    self.seen.add(k)
+                    if self.last is None or k > self.last:
+                        self.last = k
+                    yield Item(row_bytes(row), row, {"last": self.last, "id": k})
+                if self.last is not None:
+                    floor = self.last - self.gap_window
+                    self.seen = {k for k in self.seen if k > floor}
+                if fresh < self.page:
                     if not self.follow:
                         return
                     yield IDLE
