@@ -191,7 +191,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         print(f"callkpi adapt {args.source}: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a database that went away, a file that vanished
-        if type(exc).__module__.startswith("pymysql"):
+        if type(exc).__module__.startswith(("pymysql", "psycopg")):
             print(f"callkpi adapt {args.source}: database error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -80,6 +80,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +110,72 @@ def spawn_adapter(svc: Service | None, argv: list[str], cwd: Path,
     return subprocess.Popen([sys.executable, "-m", "stream.cli.main", "adapt", *argv],
                             env=full_env, cwd=cwd, stdout=open(cwd / "adapter.out", "ab"),
                             stderr=open(cwd / "adapter.err", "ab"), start_new_session=True)
+
+
+class Postgres:
+    def __init__(self, port: int, datadir: Path, run_as: list[str]) -> None:
+        self.port, self.datadir, self.run_as = port, datadir, run_as
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres"):  # type: ignore[no-untyped-def]
+        import psycopg
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
+                               dbname=database, autocommit=True)
+
+    def create_database(self, name: str, ddl: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        with self.connect(name) as conn:
+            for stmt in filter(str.strip, ddl.split(";")):
+                conn.execute(stmt)
+
+
+def _pg_binary(name: str) -> str:
+    import glob
+    for candidate in (shutil.which(name), *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))):
+        if candidate:
+            return candidate
+    raise RuntimeError(f"{name} not found: install Debian's postgresql (.ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A throw-away PostgreSQL server (Debian's postgresql); as root it runs as `postgres`,
+    since the server refuses to run as root."""
+    import tempfile
+    # outside pytest's own temporary directory: as root that one is closed to `postgres`
+    d = Path(tempfile.mkdtemp(prefix="callkpi-postgres-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(d, "postgres")
+    data = d / "data"
+    subprocess.run([*run_as, _pg_binary("initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([*run_as, _pg_binary("postgres"), "-D", str(data), "-p", str(port),
+                             "-k", str(d), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                            stdout=open(os.devnull, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    db = Postgres(port, d, run_as)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            db.connect().close()
+            break
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("postgres did not start")
+            time.sleep(0.2)
+    try:
+        yield db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(d, ignore_errors=True)

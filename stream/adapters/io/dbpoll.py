@@ -1,7 +1,8 @@
-"""Polling a database table by an increasing key (MariaDB/MySQL via PyMySQL).
+"""Polling database tables: MariaDB/MySQL (PyMySQL) or PostgreSQL (psycopg 3).
 
-`TablePoll` reads rows with `key > last` in key order, a page at a time, and yields IDLE when
-caught up. The DSN is `mysql://user:password@host:port/database` (also `mariadb://`).
+The DSN is `mysql://user:password@host:port/database` (also `mariadb://`) or
+`postgresql://user:password@host:port/database` (also `postgres://`).
+`TablePoll` reads rows by an increasing id, `WindowPoll` rows by a time column with a lookback.
 """
 
 from __future__ import annotations
@@ -16,25 +17,69 @@ from urllib.parse import unquote, urlsplit
 from stream.adapters.io.source import IDLE, Item
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MYSQL, POSTGRES = ("mysql", "mariadb"), ("postgresql", "postgres")
 
 
 class DsnError(ValueError):
     pass
 
 
+class Database:
+    """One connection, the dialect's identifier quoting, rows as dicts."""
+
+    def __init__(self, dsn: str) -> None:
+        u = urlsplit(dsn)
+        if u.scheme not in MYSQL + POSTGRES:
+            raise DsnError(f"unsupported database {u.scheme!r} in --dsn; use mysql://user:password@"
+                           "host:port/database or postgresql://user:password@host:port/database")
+        if not u.path.strip("/"):
+            raise DsnError("--dsn needs a database name: mysql://user:password@host:port/database")
+        self.postgres = u.scheme in POSTGRES
+        if self.postgres:
+            import psycopg
+            from psycopg.rows import dict_row
+            self.conn = psycopg.connect(host=u.hostname or "127.0.0.1", port=u.port or 5432,
+                                        user=unquote(u.username or "postgres"),
+                                        password=unquote(u.password or "") or None,
+                                        dbname=u.path.strip("/"), autocommit=True,
+                                        row_factory=dict_row)
+        else:
+            import pymysql
+            import pymysql.cursors
+            self.conn = pymysql.connect(
+                host=u.hostname or "127.0.0.1", port=u.port or 3306,
+                user=unquote(u.username or "root"), password=unquote(u.password or ""),
+                database=u.path.strip("/"), charset="utf8mb4", autocommit=True,
+                cursorclass=pymysql.cursors.DictCursor)
+
+    def q(self, name: str) -> str:
+        if not _IDENT.match(name):
+            raise DsnError(f"not a plain table or column name: {name!r}")
+        return f'"{name}"' if self.postgres else f"`{name}`"
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+    def columns(self, table: str) -> list[str]:
+        if self.postgres:
+            return [r["column_name"] for r in self.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                (table,))]
+        return [r["Field"] for r in self.rows(f"SHOW COLUMNS FROM {self.q(table)}")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def connect(dsn: str) -> Any:
-    import pymysql
-    import pymysql.cursors
-    u = urlsplit(dsn)
-    if u.scheme not in ("mysql", "mariadb"):
-        raise DsnError(f"unsupported database {u.scheme!r} in --dsn; use mysql://user:password@"
-                       "host:port/database")
-    if not u.path.strip("/"):
-        raise DsnError("--dsn needs a database name: mysql://user:password@host:port/database")
-    return pymysql.connect(host=u.hostname or "127.0.0.1", port=u.port or 3306,
-                           user=unquote(u.username or "root"), password=unquote(u.password or ""),
-                           database=u.path.strip("/"), charset="utf8mb4", autocommit=True,
-                           cursorclass=pymysql.cursors.DictCursor)
+    """A MySQL connection with dict rows (the VICIdial poller: VICIdial runs on MySQL only)."""
+    db = Database(dsn)
+    if db.postgres:
+        db.close()
+        raise DsnError("VICIdial's database is MySQL/MariaDB: use mysql://")
+    return db.conn
 
 
 def row_bytes(row: dict[str, Any]) -> bytes:
@@ -70,19 +115,16 @@ class TablePoll:
         return {"last": self.last, "seen": sorted(self.seen)}
 
     def __iter__(self) -> Iterator[Item | object]:
-        conn = connect(self.dsn)
+        db = Database(self.dsn)
+        table, key = db.q(self.table), db.q(self.key)
         try:
             while not self._stop:
                 low = None if self.last is None else self.last - self.gap_window
-                with conn.cursor() as cur:
-                    if low is None:
-                        cur.execute(f"SELECT * FROM `{self.table}` ORDER BY `{self.key}` LIMIT %s",
-                                    (self.page,))
-                    else:
-                        cur.execute(f"SELECT * FROM `{self.table}` WHERE `{self.key}` > %s "
-                                    f"ORDER BY `{self.key}` LIMIT %s",
-                                    (low, self.page + len(self.seen)))
-                    rows = cur.fetchall()
+                if low is None:
+                    rows = db.rows(f"SELECT * FROM {table} ORDER BY {key} LIMIT %s", (self.page,))
+                else:
+                    rows = db.rows(f"SELECT * FROM {table} WHERE {key} > %s ORDER BY {key} "
+                                   "LIMIT %s", (low, self.page + len(self.seen)))
                 fresh = 0
                 for row in rows:
                     k = int(row[self.key])
@@ -102,7 +144,7 @@ class TablePoll:
                     yield IDLE
                     time.sleep(self.poll_s)
         finally:
-            conn.close()
+            db.close()
 
 
 class WindowPoll:
@@ -127,10 +169,8 @@ class WindowPoll:
     def stop(self) -> None:
         self._stop = True
 
-    def _time_column(self, conn: Any) -> str:
-        with conn.cursor() as cur:
-            cur.execute(f"SHOW COLUMNS FROM `{self.table}`")
-            names = {r["Field"].lower(): r["Field"] for r in cur.fetchall()}
+    def _time_column(self, db: Database) -> str:
+        names = {c.lower(): c for c in db.columns(self.table)}
         for c in self.time_columns:
             if c in names:
                 return names[c]
@@ -144,22 +184,20 @@ class WindowPoll:
     def __iter__(self) -> Iterator[Item | object]:
         from datetime import datetime, timedelta
         import hashlib
-        conn = connect(self.dsn)
+        db = Database(self.dsn)
         try:
-            col = self._time_column(conn)
+            col = self._time_column(db)
+            table, qcol = db.q(self.table), db.q(col)
             caught_up = self.cursor is not None  # a resumed poll re-reads the lookback first
             while not self._stop:
                 since = None if self.cursor is None else datetime.fromisoformat(self.cursor)
                 if since is not None and caught_up:
                     since -= timedelta(seconds=self.lookback_s)
-                with conn.cursor() as cur:
-                    if since is None:
-                        cur.execute(f"SELECT * FROM `{self.table}` ORDER BY `{col}` LIMIT %s",
-                                    (self.page,))
-                    else:
-                        cur.execute(f"SELECT * FROM `{self.table}` WHERE `{col}` >= %s "
-                                    f"ORDER BY `{col}` LIMIT %s", (since, self.page))
-                    rows = cur.fetchall()
+                if since is None:
+                    rows = db.rows(f"SELECT * FROM {table} ORDER BY {qcol} LIMIT %s", (self.page,))
+                else:
+                    rows = db.rows(f"SELECT * FROM {table} WHERE {qcol} >= %s ORDER BY {qcol} "
+                                   "LIMIT %s", (since, self.page))
                 fresh = 0
                 for row in rows:
                     raw = row_bytes(row)
@@ -184,4 +222,4 @@ class WindowPoll:
                     yield IDLE
                     time.sleep(self.poll_s)
         finally:
-            conn.close()
+            db.close()
