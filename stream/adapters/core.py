@@ -25,6 +25,14 @@ class Emitted(NamedTuple):
     event: dict[str, Any]
 
 
+class Mapped(NamedTuple):
+    """What one source record gave: its events, and how the record is counted (`mapped`,
+    `ignored`, `excluded`, `not_a_call`)."""
+
+    events: list[Emitted]
+    result: str
+
+
 class BadRecord(ValueError):
     """A source record that cannot be read: counted by `reason`, dead-lettered, skipped."""
 

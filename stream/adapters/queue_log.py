@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import BadRecord, Builder, Emitted, seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, seconds_ms
 
 DIALECTS = ("asterisk", "vicidial-qm")
 MEMBER_CHANGE_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
@@ -26,13 +26,6 @@ class QueueLogRecord(NamedTuple):
     data: tuple[str, ...]
     key: str
     """The record's natural key (line hash or table id): the stem of its events' ids."""
-
-
-class Mapped(NamedTuple):
-    """What one record gave: its events, and how it is counted (`mapped`, `ignored`, `excluded`)."""
-
-    events: list[Emitted]
-    result: str
 
 
 def parse_line(raw: bytes) -> tuple[int, str, str, str, str, tuple[str, ...]]:

@@ -116,8 +116,7 @@ class FileTail:
             except FileNotFoundError:
                 if not self.follow:
                     raise
-            yield_ = self.poll_s
-            time.sleep(yield_)
+            time.sleep(self.poll_s)  # following a file that is not there yet
         return None
 
 

@@ -32,10 +32,6 @@ class Handler(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
-class RunSummary(dict):  # type: ignore[type-arg]
-    """Counts of one run, by record result and by emitted type (printed at the end)."""
-
-
 class Runner:
     def __init__(self, *, source: str, instance: str, reader: Iterable[Item | object],
                  handler: Handler, sink: Sink, checkpoint_path: Path | None,
