@@ -69,6 +69,8 @@ class QueueLogConfig:
     chanunavail: str = "error"
     members_are_logins: bool = False
     """ADDMEMBER/REMOVEMEMBER log agents in and out (for systems without AGENTLOGIN lines)."""
+    pbxware_agent_column: str = "agent"
+    """The PBXware export's column that holds the agent (interface or member name)."""
 
 
 RECORD_COLUMNS = ("call_id", "campaign", "agent", "team", "direction", "dialed_at", "queued_at",
@@ -163,7 +165,8 @@ _CAMPAIGNS = ("default", "map", "map_only")
 _AGENTS = ("map", "teams", "strip_technology")
 _DISPOSITIONS = ("default", "map")
 _EXCLUDE = ("queues", "agents")
-_QUEUE_LOG = ("outbound_queues", "exit_with_key", "chanunavail", "members_are_logins")
+_QUEUE_LOG = ("outbound_queues", "exit_with_key", "chanunavail", "members_are_logins",
+              "pbxware_agent_column")
 _CDR = ("columns", "direction_rules", "default_direction", "campaign_column", "exclude_lastapp",
         "internal_max_digits", "exclude_local_channels", "agent_channel")
 _RULE = ("column", "match", "direction")
@@ -267,6 +270,9 @@ def _queue_log(ck: _Checker, raw: Any) -> QueueLogConfig:
     if "members_are_logins" in t:
         kw["members_are_logins"] = _boolean(ck, t["members_are_logins"],
                                             base + ("members_are_logins",))
+    if "pbxware_agent_column" in t:
+        kw["pbxware_agent_column"] = ck.string(t["pbxware_agent_column"],
+                                               base + ("pbxware_agent_column",)).lower()
     return QueueLogConfig(**kw)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, line_key, seconds_ms
 
-DIALECTS = ("asterisk", "vicidial-qm")
+DIALECTS = ("asterisk", "vicidial-qm", "pbxware")
 MEMBER_CHANGE_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
 
 
@@ -88,10 +88,12 @@ class QueueLogMapper:
         state = state or {}
         self.agents: dict[str, dict[str, Any]] = {k: dict(v) for k, v in state.get("agents", {}).items()}
         self.completed: dict[str, list[Any]] = {k: list(v) for k, v in state.get("completed", {}).items()}
+        self.outdials: dict[str, list[Any]] = {k: list(v) for k, v in state.get("outdials", {}).items()}
+        """pbxware: callid → [dial ts, how many OUTDIALs it had, the open attempt's agent]"""
 
     def state(self) -> dict[str, Any]:
         self._expire()
-        return {"agents": self.agents, "completed": self.completed}
+        return {"agents": self.agents, "completed": self.completed, "outdials": self.outdials}
 
     def _expire(self) -> None:
         """Completed calls wait for their CALLSTATUS a day at most."""
@@ -99,6 +101,9 @@ class QueueLogMapper:
             return
         newest = max(v[0] for v in self.completed.values())
         self.completed = {k: v for k, v in self.completed.items() if v[0] > newest - 86_400_000}
+        if self.outdials:
+            newest = max(v[0] for v in self.outdials.values())
+            self.outdials = {k: v for k, v in self.outdials.items() if v[0] > newest - 86_400_000}
 
     # ---------------------------------------------------------------- records
 
@@ -130,6 +135,8 @@ class QueueLogMapper:
                           "mapped")
         if ev == "OUTCALL":
             return self._outcall(rec, campaign)
+        if ev.startswith("OUT") and self.dialect == "pbxware":
+            return self._pbxware_out(rec, ev, campaign)
         if ev == "CALLSTATUS" and self.dialect == "vicidial-qm":
             return self._callstatus(rec, campaign)
         return Mapped([], "ignored")
@@ -211,6 +218,46 @@ class QueueLogMapper:
                       else _UNANSWERED.get(status, "error"))
             out.append(self.b.call("unanswered", rec.key, rec.ts_ms, rec.callid, campaign,
                                    reason=reason, ring_ms=dialed_for))
+        return Mapped(out, "mapped")
+
+    def _pbxware_out(self, rec: QueueLogRecord, ev: str, campaign: str) -> Mapped:
+        """PBXware's agent outbound calls: OUTDIAL, then one of OUTANSWER (logged at hang-up:
+        ring seconds in htime, talk seconds in ttime), OUTCANCEL, OUTCHANUNAVAIL, OUTCONGESTION.
+        One callid can carry several OUTDIAL retries: the n-th is call `callid#n`."""
+        agent = self._agent_id(rec)
+        if ev == "OUTDIAL":
+            prev = self.outdials.get(rec.callid, [0, 0, None])
+            n = prev[1] + 1
+            self.outdials[rec.callid] = [rec.ts_ms, n, agent]
+            call_id = f"{rec.callid}#{n}"
+            return Mapped([self.b.call("dialed", rec.key, rec.ts_ms, call_id, campaign,
+                                       agent_id=agent, mode="manual" if agent else None)],
+                          "mapped")
+        outcomes = {"OUTCANCEL": "canceled", "OUTCHANUNAVAIL": self.config.queue_log.chanunavail,
+                    "OUTCONGESTION": "congestion"}
+        if ev not in outcomes and ev != "OUTANSWER":
+            return Mapped([], "ignored")  # OUTTRANSFER and the like
+        dial = self.outdials.get(rec.callid)
+        n = dial[1] if dial else 1
+        call_id = f"{rec.callid}#{n}"
+        agent = agent or (dial[2] if dial else None)
+        if ev in outcomes:
+            return Mapped([self.b.call("unanswered", rec.key, rec.ts_ms, call_id, campaign,
+                                       reason=outcomes[ev],
+                                       ring_ms=rec.ts_ms - dial[0] if dial else None)], "mapped")
+        ring = seconds_ms(_data(rec, 0), "OUTANSWER htime")
+        talk = seconds_ms(_data(rec, 1), "OUTANSWER ttime")
+        # answered `htime` after the dial; without the OUTDIAL, `ttime` before the hang-up
+        answer_ts = dial[0] + ring if dial else rec.ts_ms - talk
+        out = [self.b.call("answered", rec.key, answer_ts, call_id, campaign,
+                           answered_by=self.config.answered_by_default, ring_ms=ring)]
+        if agent:
+            out.append(self.b.call("connected", rec.key, answer_ts, call_id, campaign,
+                                   agent_id=agent, team_id=self.config.team(agent), wait_ms=0))
+        hangup = {"COMPLETEAGENT": "agent", "COMPLETECALLER": "customer",
+                  "TRANSFER": "agent"}.get(_data(rec, 2).upper())
+        out.append(self.b.call("ended", rec.key, rec.ts_ms, call_id, campaign, agent_id=agent,
+                               talk_ms=talk, hangup_by=hangup))
         return Mapped(out, "mapped")
 
     def _callstatus(self, rec: QueueLogRecord, campaign: str) -> Mapped:
@@ -329,3 +376,58 @@ class QueueLogRows:
 
     def state(self) -> dict[str, Any]:
         return {"mapper": self.mapper.state()}
+
+
+PBXWARE_COLUMNS = ("uid", "date_time", "callid", "queue_name", "type", "event", "param1",
+                   "param2", "param3", "entpos", "expos", "htime", "ttime", "time")
+
+
+class PbxwareLines:
+    """PBXware's queue log table as a CSV export: a header row, then `uid, date_time (epoch UTC),
+    callid, queue_name, type, event, param1..3, entpos, expos, htime, ttime, time (local)`. The
+    hold time is in `htime`, the talk time in `ttime`; the agent is in the column named by
+    `queue_log.pbxware_agent_column` (default `agent`). Rows are rearranged into the stock data
+    fields so that the stock rules apply; keyed by `uid`."""
+
+    def __init__(self, mapper: QueueLogMapper, header: list[str] | None = None) -> None:
+        self.mapper, self.header = mapper, header
+
+    def handle(self, raw: bytes, row: Any = None) -> Mapped:
+        import csv
+        import io
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            fields = [f.strip() for f in next(csv.reader(io.StringIO(text)))]
+        except (csv.Error, StopIteration):
+            raise BadRecord("bad_csv", "not a CSV line") from None
+        if self.header is None:
+            if "event" not in [f.lower() for f in fields]:
+                raise BadRecord("missing_header", "a PBXware export starts with its header row")
+            self.header = [f.lower() for f in fields]
+            return Mapped([], "ignored")
+        if len(fields) != len(self.header):
+            raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
+                            f"{len(self.header)}")
+        r = dict(zip(self.header, fields))
+        try:
+            ts_ms = int(float(r.get("date_time", "")) * 1000)
+        except ValueError:
+            raise BadRecord("bad_timestamp", f"date_time {r.get('date_time', '')[:20]!r}") from None
+        event = r.get("event", "").upper()
+        if not event:
+            raise BadRecord("missing_event", "the event column is empty")
+        h, t, p1, p2 = r.get("htime", ""), r.get("ttime", ""), r.get("param1", ""), r.get("param2", "")
+        data = {  # the stock data fields each event's rule reads (docs/adapters.md)
+            "CONNECT": (h,), "COMPLETECALLER": (h, t), "COMPLETEAGENT": (h, t),
+            "TRANSFER": (p1, p2, h, t), "BLINDTRANSFER": (p1, p2, h, t),
+            "ATTENDEDTRANSFER": (p1, p2, h, t), "ABANDON": ("", "", h), "EXITEMPTY": ("", "", h),
+            "EXITWITHTIMEOUT": ("", "", h), "EXITWITHKEY": (p1, "", "", h),
+            "WITHDRAW": ("", "", h), "OUTANSWER": (h, t, p2),
+        }.get(event, (p1, p2, r.get("param3", "")))
+        agent = r.get(self.mapper.config.queue_log.pbxware_agent_column, "")
+        key = f"uid{r['uid']}" if r.get("uid") else line_key(raw)
+        return self.mapper.map(QueueLogRecord(ts_ms, r.get("callid", ""), r.get("queue_name", ""),
+                                              agent, event, data, key))
+
+    def state(self) -> dict[str, Any]:
+        return {"mapper": self.mapper.state(), "header": self.header}

@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     srcs = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
 
     q = srcs.add_parser("queue-log", help="Asterisk queue_log: the file, or the realtime table")
-    q.add_argument("--dialect", default="asterisk", choices=("asterisk", "vicidial-qm"))
+    q.add_argument("--dialect", default="asterisk", choices=("asterisk", "vicidial-qm", "pbxware"),
+                   help="asterisk (stock app_queue), vicidial-qm (VICIdial's QueueMetrics log), "
+                        "pbxware (its queue log table's CSV export, --file only)")
     where = q.add_mutually_exclusive_group(required=True)
     where.add_argument("--file", help="the queue_log file (/var/log/asterisk/queue_log)")
     where.add_argument("--dsn", help="the realtime table's database: mysql://user:pw@host:port/db")
@@ -100,8 +102,13 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
     position = (saved or {}).get("position")
     tz = config.tz
     if args.source == "queue-log":
-        from stream.adapters.queue_log import QueueLogLines, QueueLogMapper, QueueLogRows
+        from stream.adapters.queue_log import PbxwareLines, QueueLogLines, QueueLogMapper, \
+            QueueLogRows
         mapper = QueueLogMapper(config, builder, args.dialect, state.get("mapper"))
+        if args.dialect == "pbxware":
+            if not args.file:
+                raise UsageError("--dialect pbxware reads the CSV export: give --file")
+            return PbxwareLines(mapper, state.get("header")), _tail(args, position)
         if args.file:
             return QueueLogLines(mapper, LineKeys(state.get("keys"))), _tail(args, position)
         return (QueueLogRows(mapper, lambda v: datetime_to_ms(v, tz)),

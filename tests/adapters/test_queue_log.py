@@ -158,3 +158,38 @@ def test_members_as_logins_when_configured() -> None:
         except BadRecord as e:
             out.append(e.reason)
     assert out == ["bad_timestamp", "available", "logged_out"]
+
+
+def test_pbxware_csv_export() -> None:
+    from stream.adapters.queue_log import PbxwareLines
+    b = Builder("ql", CONFIG.instance, 0, CONFIG.tz)
+    h = PbxwareLines(QueueLogMapper(CONFIG, b, "pbxware"))
+    events = []
+    for raw in (DATA / "pbxware_queue_log.csv").read_bytes().splitlines():
+        events += [e.event for e in h.handle(raw).events]
+    assert [brief(e) for e in events] == [
+        ("agent.state", "09:00:00", "agent_id=alice", "state=available", "team_id=north"),
+        ("call.offered", "09:01:00", "call_id=1795424460.7", "queue_id=support"),
+        ("call.connected", "09:01:10", "call_id=1795424460.7", "agent_id=alice",
+         "team_id=north", "wait_ms=10000"),
+        ("agent.state", "09:01:10", "agent_id=alice", "state=on_call", "team_id=north"),
+        ("call.ended", "09:03:10", "call_id=1795424460.7", "agent_id=alice", "talk_ms=120000",
+         "hangup_by=agent"),
+        ("agent.state", "09:03:10", "agent_id=alice", "state=available", "team_id=north"),
+        # two OUTDIAL retries on one callid: two attempts
+        ("call.dialed", "09:03:20", "call_id=1795424600.8#1", "agent_id=alice", "mode=manual"),
+        ("call.unanswered", "09:03:32", "call_id=1795424600.8#1", "reason=canceled",
+         "ring_ms=12000"),
+        ("call.dialed", "09:03:40", "call_id=1795424600.8#2", "agent_id=alice", "mode=manual"),
+        ("call.answered", "09:03:48", "call_id=1795424600.8#2", "answered_by=unknown",
+         "ring_ms=8000"),
+        ("call.connected", "09:03:48", "call_id=1795424600.8#2", "agent_id=alice",
+         "team_id=north", "wait_ms=0"),
+        ("call.ended", "09:05:00", "call_id=1795424600.8#2", "agent_id=alice", "talk_ms=72000",
+         "hangup_by=customer"),
+        ("call.offered", "09:05:20", "call_id=1795424720.9", "queue_id=support"),
+        ("call.abandoned", "09:06:05", "call_id=1795424720.9", "wait_ms=45000",
+         "reason=customer_hangup"),
+    ]
+    assert "5559990000" not in repr(events) and "5551234567" not in repr(events)
+    assert events[6]["campaign_id"] == "solar"

@@ -185,3 +185,26 @@ def test_historical_inbound_log_replayed_with_time_shift(pipeline: Service, tmp_
     bob = pipeline.get("/api/v1/kpis", scope="agent:in-bob", **span_)["kpis"]
     assert (bob["staffed_seconds"], bob["paused_seconds"]) == (600, 300)
     assert bob["paused_seconds_by_reason"] == {"lunch": 300}
+
+
+def test_pbxware_export_into_exact_kpis(pipeline: Service, tmp_path: Path) -> None:
+    weeks = weeks_back(1795424400, 1795424765)
+    base = 1795424400 + weeks * WEEK_S
+    config = (FIXTURE / "adapter.toml").read_text()
+    config = config.replace('support = "support", sales = "solar"',
+                            'support = "e2e-pbx-in", sales = "e2e-pbx-out"')
+    config = config.replace('"1001" = "alice", "1002" = "bob"', '"1001" = "pbx-alice", "1002" = "pbx-bob"')
+    (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "pbxw1"'))
+    r = run_adapter(pipeline, ["queue-log", "--dialect", "pbxware", "--file",
+                               str(FIXTURE / "pbxware_queue_log.csv"), "--config", "a.toml",
+                               "--time-shift", f"{weeks}w"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: kpis(pipeline, "e2e-pbx-out", base, base + 600)["attempts_completed"] >= 2
+               and kpis(pipeline, "e2e-pbx-in", base, base + 600)["offered"] >= 2, 180, pipeline.logs)
+    time.sleep(1)
+    out = kpis(pipeline, "e2e-pbx-out", base, base + 600)
+    assert (out["dialed"], out["answered"], out["attempts_completed"], out["handled"],
+            out["avg_talk_seconds"], out["avg_ring_seconds"]) == (2, 1, 2, 1, 72, 10)
+    inb = kpis(pipeline, "e2e-pbx-in", base, base + 600)
+    assert (inb["offered"], inb["inbound_answered"], inb["inbound_abandoned"],
+            inb["avg_speed_of_answer_seconds"]) == (2, 1, 1, 10)
