@@ -208,3 +208,32 @@ def test_pbxware_export_into_exact_kpis(pipeline: Service, tmp_path: Path) -> No
     inb = kpis(pipeline, "e2e-pbx-in", base, base + 600)
     assert (inb["offered"], inb["inbound_answered"], inb["inbound_abandoned"],
             inb["avg_speed_of_answer_seconds"]) == (2, 1, 1, 10)
+
+
+def test_vicidial_qm_log_with_dispositions(pipeline: Service, tmp_path: Path) -> None:
+    t = NOW_S - 3600
+    lines = [f"{t}|NONE|NONE|Agent/7001|AGENTLOGIN|", f"{t}|NONE|NONE|Agent/7001|UNPAUSEALL|"]
+    for i, (talk, status) in enumerate([(60, "SALE"), (30, "NI"), (45, "SALE")]):
+        s, cid = t + 200 * i + 10, f"M{i}"
+        lines += [f"{s}|{cid}|VQM|NONE|CALLOUTBOUND||5551110000",
+                  f"{s + 2}|{cid}|VQM|Agent/7001|CONNECT|2",
+                  f"{s + 2 + talk}|{cid}|VQM|Agent/7001|COMPLETECALLER|2|{talk}|1",
+                  f"{s + 12 + talk}|{cid}|VQM|Agent/7001|CALLSTATUS|{status}"]
+    lines += [f"{t + 700}|NONE|NONE|Agent/7001|PAUSEREASON|LUNCH",
+              f"{t + 760}|NONE|NONE|Agent/7001|AGENTLOGOFF|"]
+    (tmp_path / "queue_log").write_text("\n".join(lines) + "\n")
+    (tmp_path / "a.toml").write_text('instance = "vqm1"\n[campaigns]\nmap = { VQM = "e2e-vqm" }\n'
+                                     '[agents]\nmap = { "7001" = "vqm-ann" }\n')
+    r = run_adapter(pipeline, ["queue-log", "--dialect", "vicidial-qm", "--file", "queue_log",
+                               "--config", "a.toml"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: kpis(pipeline, "e2e-vqm", t, t + 800)["wrapups"] >= 3, 180, pipeline.logs)
+    time.sleep(1)
+    k = kpis(pipeline, "e2e-vqm", t, t + 800)
+    assert (k["answered"], k["agent_connected"], k["handled"], k["wrapups"], k["conversions"]) == (
+        3, 3, 3, 3, 2)
+    assert k["wrapups_by_code"] == {"NI": 1, "SALE": 2}
+    assert k["aht_seconds"] == pytest.approx((60 + 30 + 45 + 3 * 10) / 3)
+    agent = pipeline.get("/api/v1/kpis", scope="agent:vqm-ann", **span(t, t + 800))["kpis"]
+    assert (agent["staffed_seconds"], agent["on_call_seconds"], agent["wrap_up_seconds"],
+            agent["paused_seconds"]) == (760, 135, 30, 60)
