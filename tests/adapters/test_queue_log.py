@@ -72,6 +72,8 @@ def test_the_fixture_maps_to_exactly_these_events() -> None:
         ("agent.state", "09:10:00", "agent_id=bob", "state=logged_out", "team_id=south"),
     ]
     assert all(e["campaign_id"] == "support" for e in events if e["type"].startswith("call."))
+    for number in ("5551234567", "5559876543", "5550001111", "5550002222"):  # callers' ids
+        assert number not in repr(events)
 
 
 def test_event_ids_are_deterministic_and_unique() -> None:
