@@ -179,3 +179,16 @@ def postgres() -> Iterator[Postgres]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def adapt_into(svc: Service, argv: list[str], cwd: Path,
+               env: dict[str, str] | None = None) -> dict:
+    """Run an adapter into `svc` and wait until the workers committed every event it sent (so
+    KPIs read afterwards are final); return its summary line."""
+    import json
+    before = svc.pipeline_counter("consumed")
+    r = run_adapter(svc, argv, cwd, env=env)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])
+    svc.wait_consumed(int(before) + sum(summary["events"].values()), timeout=180)
+    return summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.adapters.config import ConfigError, parse_adapter_config
-from tests.adapters.conftest import run_adapter
+from tests.adapters.conftest import adapt_into, run_adapter
 
 DATA = Path(__file__).parent / "data"
 
@@ -78,9 +78,8 @@ def test_contact_records_into_exact_kpis(pipeline, tmp_path: Path) -> None:  # t
     (tmp_path / "c.toml").write_text(config.replace(
         'default = "other"', 'default = "other"\nmap = { solar = "e2e-ctr-out", '
                              'support = "e2e-ctr-in" }'))
-    r = run_adapter(pipeline, ["call-records", "--file", str(DATA / "contacts.csv"), "--config",
+    adapt_into(pipeline, ["call-records", "--file", str(DATA / "contacts.csv"), "--config",
                                "c.toml", "--time-shift", f"{weeks}w"], tmp_path)
-    assert r.returncode == 0, r.stderr
     wait_until(lambda: kpis(pipeline, "e2e-ctr-in", base, base + 600)["offered"] >= 2, 180,
                pipeline.logs)
     time.sleep(1)

@@ -4,14 +4,13 @@ a long call's row inserted late (behind rows already read) still counted once.""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.adapters.conftest import MariaDB, run_adapter
+from tests.adapters.conftest import MariaDB, adapt_into
 from tests.adapters.test_queue_log_e2e import kpis
 from tests.harness import Service, wait_until
 
@@ -95,9 +94,8 @@ def test_cdr_table_to_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: 
     insert(mariadb, database, rows)
     (tmp_path / "a.toml").write_text('instance = "cdr-e2e"\ntimezone = "UTC"\n')
     argv = ["cdr", "--dsn", mariadb.dsn(database), "--config", "a.toml"]
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
-    first = json.loads(r.stdout.splitlines()[-1])
+    summary = adapt_into(pipeline, argv, tmp_path)
+    first = summary
     assert first["records"] == {"mapped": 32, "excluded": 2}
     # a long call that started before the newest row is written when it ends: still read
     late = row(variant, base + timedelta(minutes=35), uid=f"{variant}late", ext="4002",
@@ -106,9 +104,8 @@ def test_cdr_table_to_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: 
     insert(mariadb, database, [late])
     answered += 1
     talk += 1490
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[-1])["records"] == {"mapped": 1}
+    summary = adapt_into(pipeline, argv, tmp_path)
+    assert summary["records"] == {"mapped": 1}
     dialed = answered + unanswered
     start_s = int(base.replace(tzinfo=timezone.utc).timestamp())
     end_s = start_s + 3 * 3600

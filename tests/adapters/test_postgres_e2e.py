@@ -3,14 +3,13 @@ there): a real server, polled into the real pipeline, exact KPIs."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.adapters.conftest import Postgres, run_adapter
+from tests.adapters.conftest import Postgres, adapt_into
 from tests.adapters.scenario import outbound_queue_log
 from tests.adapters.test_queue_log_e2e import assert_exact, config, kpis, wait_for
 from tests.harness import Service, wait_until
@@ -41,10 +40,9 @@ def test_realtime_queue_log_on_postgres(pipeline: Service, postgres: Postgres, t
                          "data2, data3, data4, data5) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                          (t, p[1], p[2], p[3], p[4], *data))
     (tmp_path / "a.toml").write_text(config("e2e-pg", "q-pg", "pg1"))
-    r = run_adapter(pipeline, ["queue-log", "--dsn", postgres.dsn("asterisk_pg"), "--config",
+    summary = adapt_into(pipeline, ["queue-log", "--dsn", postgres.dsn("asterisk_pg"), "--config",
                                "a.toml"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert sum(json.loads(r.stdout.splitlines()[-1])["records"].values()) == len(lines)
+    assert sum(summary["records"].values()) == len(lines)
     assert_exact(wait_for(pipeline, "e2e-pg", base, base + 20 * 40 + 60, e), e)
 
 
@@ -65,9 +63,7 @@ def test_cdr_table_on_postgres(pipeline: Service, postgres: Postgres, tmp_path: 
                  t + timedelta(seconds=10 + billsec), 10 + billsec, billsec,
                  "ANSWERED" if billsec else "BUSY", f"pg{i}"))
     (tmp_path / "a.toml").write_text('instance = "cdr-pg"\ntimezone = "UTC"\n')
-    r = run_adapter(pipeline, ["cdr", "--dsn", postgres.dsn("cdr_pg"), "--config", "a.toml"],
-                    tmp_path)
-    assert r.returncode == 0, r.stderr
+    adapt_into(pipeline, ["cdr", "--dsn", postgres.dsn("cdr_pg"), "--config", "a.toml"], tmp_path)
     start_s = int(base.replace(tzinfo=timezone.utc).timestamp())
     wait_until(lambda: kpis(pipeline, "e2e-cdr-pg", start_s, start_s + 600)["attempts_completed"] >= 6,
                180, pipeline.logs)

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
 from stream.contract import format_ts
-from tests.adapters.conftest import MariaDB, run_adapter
+from tests.adapters.conftest import MariaDB, adapt_into
 from tests.adapters.scenario import Expected, outbound_queue_log
 from tests.harness import Service, wait_until
 
@@ -71,18 +70,14 @@ def test_file_to_exact_kpis_and_twice_changes_nothing(pipeline: Service, tmp_pat
     (tmp_path / "queue_log").write_text("\n".join(lines) + "\n")
     (tmp_path / "a.toml").write_text(config("e2e-file", "q-file", "file1"))
     argv = ["queue-log", "--file", "queue_log", "--config", "a.toml"]
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
+    summary = adapt_into(pipeline, argv, tmp_path)
     end = base + 20 * 80 + 60
     assert_exact(wait_for(pipeline, "e2e-file", base, end, e), e)
     assert "notes" not in pipeline.get("/api/v1/kpis", scope="campaign:e2e-file",
                                        **span(base, end))  # answered_by_default = human
     before = pipeline.pipeline_counter("duplicates")
-    consumed = pipeline.pipeline_counter("consumed")
-    r = run_adapter(pipeline, [*argv, "--from-start"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    sent = sum(int(v) for v in __import__("json").loads(r.stdout.splitlines()[-1])["events"].values())
-    pipeline.wait_consumed(consumed + sent)
+    summary = adapt_into(pipeline, [*argv, "--from-start"], tmp_path)
+    sent = sum(summary["events"].values())
     assert pipeline.pipeline_counter("duplicates") - before == sent
     assert_exact(kpis(pipeline, "e2e-file", base, end), e)
     agent = pipeline.get("/api/v1/kpis", scope="agent:3001", **span(base, end))["kpis"]
@@ -120,12 +115,10 @@ def test_realtime_table_in_mariadb(pipeline: Service, mariadb: MariaDB, tmp_path
     conn.close()
     (tmp_path / "a.toml").write_text(config("e2e-table", "q-table", "tbl1", "America/New_York"))
     argv = ["queue-log", "--dsn", mariadb.dsn("asterisk"), "--config", "a.toml"]
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
+    summary = adapt_into(pipeline, argv, tmp_path)
     insert(lines[half:-1])
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
-    records = json.loads(r.stdout.splitlines()[-1])["records"]
+    summary = adapt_into(pipeline, argv, tmp_path)
+    records = summary["records"]
     assert sum(records.values()) == len(lines) - half - 1  # resumed after the last id
     conn = mariadb.connect("asterisk")  # the late commit fills the gap after higher ids were read
     with conn.cursor() as cur:
@@ -135,9 +128,8 @@ def test_realtime_table_in_mariadb(pipeline: Service, mariadb: MariaDB, tmp_path
                     (gap, datetime.fromtimestamp(int(p[0]), tz).strftime("%Y-%m-%d %H:%M:%S.000000"),
                      p[1], p[2], p[3], p[4], p[5] if len(p) > 5 else ""))
     conn.close()
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
-    records = json.loads(r.stdout.splitlines()[-1])["records"]
+    summary = adapt_into(pipeline, argv, tmp_path)
+    records = summary["records"]
     assert sum(records.values()) == 1  # the late row, and nothing read twice
     end = base + 20 * 60 + 60
     assert_exact(wait_for(pipeline, "e2e-table", base, end, e), e)
@@ -162,10 +154,9 @@ def test_historical_inbound_log_replayed_with_time_shift(pipeline: Service, tmp_
     config = config.replace('"1001" = "alice", "1002" = "bob"', '"1001" = "in-alice", "1002" = "in-bob"')
     config = config.replace('alice = "north", bob = "south"', '"in-alice" = "north", "in-bob" = "south"')
     (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "hist1"'))
-    r = run_adapter(pipeline, ["queue-log", "--file", str(FIXTURE / "queue_log.asterisk"),
+    summary = adapt_into(pipeline, ["queue-log", "--file", str(FIXTURE / "queue_log.asterisk"),
                                "--config", "a.toml", "--time-shift", f"{weeks}w"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.splitlines()[-1])["bad"] == {"short_line": 1, "bad_timestamp": 1}
+    assert summary["bad"] == {"short_line": 1, "bad_timestamp": 1}
 
     def arrived() -> bool:
         return kpis(pipeline, "e2e-inbound", base, base + 600)["offered"] >= 4
@@ -195,10 +186,9 @@ def test_pbxware_export_into_exact_kpis(pipeline: Service, tmp_path: Path) -> No
                             'support = "e2e-pbx-in", sales = "e2e-pbx-out"')
     config = config.replace('"1001" = "alice", "1002" = "bob"', '"1001" = "pbx-alice", "1002" = "pbx-bob"')
     (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "pbxw1"'))
-    r = run_adapter(pipeline, ["queue-log", "--dialect", "pbxware", "--file",
+    adapt_into(pipeline, ["queue-log", "--dialect", "pbxware", "--file",
                                str(FIXTURE / "pbxware_queue_log.csv"), "--config", "a.toml",
                                "--time-shift", f"{weeks}w"], tmp_path)
-    assert r.returncode == 0, r.stderr
     wait_until(lambda: kpis(pipeline, "e2e-pbx-out", base, base + 600)["attempts_completed"] >= 2
                and kpis(pipeline, "e2e-pbx-in", base, base + 600)["offered"] >= 2, 180, pipeline.logs)
     time.sleep(1)
@@ -224,9 +214,8 @@ def test_vicidial_qm_log_with_dispositions(pipeline: Service, tmp_path: Path) ->
     (tmp_path / "queue_log").write_text("\n".join(lines) + "\n")
     (tmp_path / "a.toml").write_text('instance = "vqm1"\n[campaigns]\nmap = { VQM = "e2e-vqm" }\n'
                                      '[agents]\nmap = { "7001" = "vqm-ann" }\n')
-    r = run_adapter(pipeline, ["queue-log", "--dialect", "vicidial-qm", "--file", "queue_log",
+    adapt_into(pipeline, ["queue-log", "--dialect", "vicidial-qm", "--file", "queue_log",
                                "--config", "a.toml"], tmp_path)
-    assert r.returncode == 0, r.stderr
     wait_until(lambda: kpis(pipeline, "e2e-vqm", t, t + 800)["wrapups"] >= 3, 180, pipeline.logs)
     time.sleep(1)
     k = kpis(pipeline, "e2e-vqm", t, t + 800)

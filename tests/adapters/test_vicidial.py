@@ -4,7 +4,6 @@ pipeline with exact KPIs; a re-poll emits nothing new."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import Builder
 from stream.adapters.vicidial import VicidialMapper, disposition_of
-from tests.adapters.conftest import MariaDB, run_adapter
+from tests.adapters.conftest import MariaDB, adapt_into
 from tests.adapters.test_queue_log_e2e import kpis
 from tests.adapters.vicidial_schema import DDL
 from tests.harness import Service, wait_until
@@ -123,8 +122,7 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
                 (dt(t0 - 100), t0 - 100, t0 + 243))
     (tmp_path / "a.toml").write_text('instance = "vici-e2e"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk"), "--config", "a.toml"]
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
+    summary = adapt_into(pipeline, argv, tmp_path)
     # the calls end and are dispositioned: rows updated in place
     cur.execute("UPDATE vicidial_log SET status='PAID', user='6001', end_epoch=%s, length_in_sec=62"
                 " WHERE uniqueid='9001.1'", (t0 + 62,))
@@ -135,12 +133,11 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
                 " dispo_sec=25, status='CHAT' WHERE uniqueid='9001.5'", (t0 + 283,))
     cur.execute("INSERT INTO vicidial_user_log (user, event, campaign_id, event_date, event_epoch)"
                 " VALUES ('6002', 'LOGOUT', 'E2EVICI', %s, %s)", (dt(t0 + 400), t0 + 400))
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
-    second = json.loads(r.stdout.splitlines()[-1])["events"]
+    summary = adapt_into(pipeline, argv, tmp_path)
+    second = summary["events"]
     assert second == {"call.ended": 2, "call.wrapup": 2, "agent.state": 3}
-    r = run_adapter(pipeline, argv, tmp_path)  # nothing changed: nothing new
-    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["events"] == {}
+    summary = adapt_into(pipeline, argv, tmp_path)  # nothing changed: nothing new
+    assert summary["events"] == {}
     conn.close()
 
     def arrived() -> bool:
@@ -180,12 +177,11 @@ def test_vicidial_in_groups_are_inbound(pipeline: Service, mariadb: MariaDB, tmp
                 (dt(t0 - 60), t0 - 60, t0 + 12, t0 + 112))
     (tmp_path / "a.toml").write_text('instance = "vici-in"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk_in"), "--config", "a.toml"]
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0, r.stderr
+    adapt_into(pipeline, argv, tmp_path)
     cur.execute("UPDATE vicidial_closer_log SET status='SALE', user='6101', end_epoch=%s,"
                 " queue_seconds=12 WHERE uniqueid='7001.1'", (t0 + 112,))
-    r = run_adapter(pipeline, argv, tmp_path)
-    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["events"] == {}
+    summary = adapt_into(pipeline, argv, tmp_path)
+    assert summary["events"] == {}
     conn.close()
 
     def arrived() -> bool:
