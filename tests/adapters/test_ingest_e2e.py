@@ -202,3 +202,34 @@ def test_twilio_async_amd_and_taskrouter(pipeline: Service, ingest: str) -> None
     assert k["avg_talk_seconds"] == pytest.approx(60)
     assert k["avg_wrapup_seconds"] == pytest.approx(15)
     assert k["avg_speed_of_answer_seconds"] == pytest.approx(10)
+
+
+def test_no_2xx_without_the_kafka_ack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With its broker gone, `callkpi ingest` answers 503 (the sender retries), never 2xx."""
+    import os
+    import subprocess
+    import sys
+
+    from stream.cli.embedded import create_topics, start_infra
+    infra = start_infra(workdir=tmp_path)
+    port = free_port()
+    try:
+        create_topics(infra.bootstrap, {"dialer.events": 1})
+        env = {**os.environ, "CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_API_TOKEN": ""}
+        proc = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "ingest", "--port",
+                                 str(port)], env=env, stdout=open(tmp_path / "ingest.log", "ab"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(port, timeout=60, proc=proc)
+            line = json.dumps({"event_id": "ack-1", "type": "call.dialed", "ts": NOW * 1000,
+                               "call_id": "A1", "campaign_id": "c"})
+            url = f"http://127.0.0.1:{port}/ingest/v1/events"
+            assert httpx.post(url, content=line, timeout=60).status_code == 200
+            infra.broker.stop()
+            r = httpx.post(url, content=line.replace("ack-1", "ack-2"), timeout=120)
+            assert r.status_code == 503 and "retry" in r.json()["error"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        infra.stop()

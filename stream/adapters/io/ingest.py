@@ -55,7 +55,7 @@ class KafkaOut:
                 None, lambda: [f.get(timeout=30) for f in futures])
 
     def close(self) -> None:
-        self.producer.close()
+        self.producer.close(timeout=10)  # a broker that is gone must not hold the exit
 
 
 @dataclass

@@ -59,7 +59,7 @@ class KafkaSink:
             raise SinkError(f"{n} messages were not acknowledged by Kafka; first error: {first!r}")
 
     def close(self) -> None:
-        self.producer.close()
+        self.producer.close(timeout=10)  # a broker that is gone must not hold the exit
 
 
 class FileSink:
