@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -88,30 +89,29 @@ def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: La
     """Sum the (scope, minute) groups into their hashes; note each hash's expiry and each
     scope's newest minute with data. (Runs over every delta of the batch: kept flat.)"""
     hashes = Hashes()
-    ints, floats = hashes.ints, hashes.floats
+    ints: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    floats: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     for (scope, minute), deltas in counters.items():
         mk = layout.minute_key(scope, minute)
         hk = layout.hour_key(scope, minute)
         tk = layout.total_key(scope)
         mf, hf = minute_field(minute, ""), hour_field(minute, "")
+        mi, hi, ti = ints[mk], ints[hk], ints[tk]
         written = False
         for name, value in deltas.items():
             if name in FLOAT_COUNTERS or value != int(value):
-                table = floats
+                mi_, hi_, ti_ = floats[mk], floats[hk], floats[tk]
             else:
-                table, value = ints, int(value)
+                value = int(value)
                 if not value:
                     continue
+                mi_, hi_, ti_ = mi, hi, ti
             written = True
-            for key, fname in ((mk, mf + name), (hk, hf + name), (tk, name)):
-                fields = table.get(key)
-                if fields is None:
-                    fields = table[key] = {}
-                fields[fname] = fields.get(fname, 0) + value
+            mi_[mf + name] += value
+            hi_[hf + name] += value
+            ti_[name] += value
             if value < 0:
-                fields = table[tk]
-                fname = "retracted:" + name
-                fields[fname] = fields.get(fname, 0) - value
+                ti_["retracted:" + name] -= value
         if not written:
             continue
         expire[mk] = minute_key_expiry(minute)
@@ -120,6 +120,7 @@ def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: La
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
+    hashes.ints, hashes.floats = ints, floats  # type: ignore[assignment]
     return hashes
 
 
