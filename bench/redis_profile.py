@@ -57,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=150)
     ap.add_argument("--hours", type=float, default=4.0)
-    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=5000, help="events per batch (CALLKPI_BATCH_MAX)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--config", action="append", default=[],
                     help="NAME=VALUE: CONFIG SET on the fresh Redis before the run")

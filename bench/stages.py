@@ -93,10 +93,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=150)
     ap.add_argument("--hours", type=float, default=4.0)
-    ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=5000, help="events per batch (CALLKPI_BATCH_MAX)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--agent-hours", type=float, default=6.0, help="agent-state horizon")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumulative")
     args = ap.parse_args()
     messages = sim_messages(args.agents, args.hours, args.partitions)
     prof = cProfile.Profile() if args.profile else None
@@ -111,7 +112,7 @@ def main() -> None:
           f"({len(messages) / secs:,.0f} events/s), commit payload "
           f"{store.payload_bytes / len(messages):.0f} B/event")
     if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        pstats.Stats(prof).sort_stats(args.sort).print_stats(40)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class Settings:
     state_horizon_hours: float = 72.0
     agent_state_hours: float = 6.0
     state_cache_mb: float = 64.0  # committed entity states kept in the pipeline process
-    batch_max: int = 2000  # most records per fetch, and so per batch (processing/fetch.py)
+    batch_max: int = 5000  # most records per fetch, and so per batch (processing/fetch.py); BENCHMARKS.md
     session_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline

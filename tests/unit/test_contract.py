@@ -458,7 +458,7 @@ def test_no_valid_event_can_overflow_a_stored_counter() -> None:
     as doubles first (exact up to 2**53), and lifetime totals never expire."""
     assert C.MAX_DURATION_MS == 604_800_000 and C.MAX_ORDER_VALUE == 10**9
     int64_max = 2**63 - 1
-    largest_batch = 10**6  # the default batch is 2,000 records (CALLKPI_BATCH_MAX)
+    largest_batch = 10**6  # the default batch is 5,000 records (CALLKPI_BATCH_MAX)
     assert largest_batch * C.MAX_DURATION_MS < 2**53  # a batch's double sums stay exact
     # an hour bucket at a million events per second, every one at the 7-day maximum
     assert 10**6 * 3600 * C.MAX_DURATION_MS < int64_max
