@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.state.agent_state import AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
+from stream.processing import horizon
 from stream.processing.loading import Loader, StoreView
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
 from stream.store.redis_store import Store
@@ -88,8 +89,12 @@ class Pipeline:
     def __init__(self, store: Store, dead_letter: DeadLetter, thresholds: Thresholds,
                  *, state_horizon_ms: int, agent_state_ms: int = 6 * 3_600_000,
                  worker_id: str = "", cache_bytes: int = 64 << 20,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 source_partitions: Iterable[str] = ()) -> None:
         self.worker_id = worker_id
+        self.source_partitions = tuple(source_partitions)
+        """Every `<topic>:<partition>` of the input topic: one never applied yet holds the
+        agent-state horizon back entirely (`horizon.py`)."""
         self.store = store
         self.dead_letter = dead_letter
         self.thresholds = thresholds
@@ -159,14 +164,11 @@ class Pipeline:
         versions.update({key: v for key, (v, _) in agents.items()})
         loaded.agents = {a: agents[k][1] for a, k in agent_keys.items()}
         now = self.now_ms()
-        marks = await self.store.watermarks()
-        for tp, ts in view.watermarks.items():
-            marks[tp] = max(marks.get(tp, ts), ts)
-        for m, r in pending:
-            if isinstance(r, Event):
-                marks[m.tp] = max(marks.get(m.tp, r.ts_ms), r.ts_ms)
+        marks = horizon.merged(await self.store.watermarks(), view.watermarks,
+                               [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
-                          agent_state_ms=self.agent_state_ms, watermark_ms=low_watermark(marks))
+                          agent_state_ms=self.agent_state_ms,
+                          watermark_ms=horizon.low_watermark(marks, self.source_partitions, now))
         rejected: Counter[str] = Counter()
         for m, r in pending:
             if isinstance(r, Rejection):
@@ -224,20 +226,6 @@ class Pipeline:
             notify=bool(pending),
             worker=self.worker_id,
         )
-
-
-WATERMARK_SKEW_MAX_MS = 24 * 3_600_000
-"""A partition this far behind the most advanced one is taken as idle, not as slow: it stops
-holding back the agent-state horizon (which would otherwise grow without bound)."""
-
-
-def low_watermark(marks: dict[str, int]) -> int | None:
-    """The event time every (live) partition has reached: agent history after it is kept, so
-    that unevenly consumed partitions (a backlog replayed at full speed) stay exact."""
-    if not marks:
-        return None
-    top = max(marks.values())
-    return min(t for t in marks.values() if t >= top - WATERMARK_SKEW_MAX_MS)
 
 
 def _latency_bucket(seconds: float) -> str:

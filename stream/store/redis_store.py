@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
-from stream.store.layout import SCOPE_KINDS, Layout
+from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress
 
 Json = dict[str, Any]
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
@@ -57,10 +57,10 @@ class Store:
                   for key, (v, s) in zip(keys, results)}
         return offsets, states, versions
 
-    async def watermarks(self) -> dict[str, int]:
-        """Per source partition, the newest event time consumed (see `low_watermark`)."""
+    async def watermarks(self) -> dict[str, PartitionProgress]:
+        """Per source partition, how far it is applied (see `processing/horizon.py`)."""
         raw = await self.redis.hgetall(self.layout.key("watermarks"))
-        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return {k: PartitionProgress.decode(v) for k, v in raw.items()}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
