@@ -18,7 +18,7 @@ from typing import NamedTuple
 from stream.contract import Event, Rejection, format_ts, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.state.agent_state import AgentState
+from stream.state.agent_state import AgentRecord, AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
 from stream.processing import horizon
@@ -163,6 +163,9 @@ class Pipeline:
         _, agents = await self.loader.load(view, (), agent_keys.values(), AgentState.from_json)
         versions.update({key: v for key, (v, _) in agents.items()})
         loaded.agents = {a: agents[k][1] for a, k in agent_keys.items()}
+        records = await self.store.agent_records(a for a, st in loaded.agents.items() if st is None)
+        loaded.agents.update({a: AgentState.returning(AgentRecord.from_json(r))
+                              for a, r in records.items()})
         now = self.now_ms()
         marks = horizon.merged(await self.store.watermarks(), view.watermarks,
                                [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
@@ -225,6 +228,7 @@ class Pipeline:
             gauges={**gauges, **newest},
             notify=bool(pending),
             worker=self.worker_id,
+            agent_records={a: _dumps(r.to_json()) for a, r in outcome.agent_records.items()},
         )
 
 

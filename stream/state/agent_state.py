@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.windows import minute_of, split_by_minute
@@ -39,6 +39,27 @@ class AgentCall:
     list_id: str | None = None
 
 
+class AgentRecord(NamedTuple):
+    """What must outlive the agent's state (which expires with the state horizon, 72 h after
+    its last write): written with every state, read when the state is gone."""
+
+    team: str | None
+    team_key: tuple[int, str] | None
+    newest_ms: int | None
+    """The newest event time the agent's state had seen: nothing older is placed any more."""
+    has_states: bool
+    """The agent ever had an `agent.state` event (its call gaps are bounded by login sessions,
+    not by `max_call_gap_seconds`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.team, "tk": self.team_key, "n": self.newest_ms, "s": self.has_states}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "AgentRecord":
+        return cls(d.get("t"), tuple(d["tk"]) if d.get("tk") else None,  # type: ignore[arg-type]
+                   d.get("n"), bool(d.get("s")))
+
+
 @dataclass
 class AgentState:
     points: list[Point] = field(default_factory=list)
@@ -49,6 +70,22 @@ class AgentState:
     """Points before this were pruned: an older point cannot be placed exactly any more."""
     pruned_to: int | None = None
     """The horizon of the last pruning."""
+    has_states: bool = False
+    """The agent has had an `agent.state` event (see `AgentRecord.has_states`)."""
+
+    @classmethod
+    def returning(cls, record: AgentRecord) -> "AgentState":
+        """The state of an agent whose stored state expired: its team stays (a team move takes
+        its history from that team, not from nowhere), and nothing older than its newest event
+        is placed (a resent days-old `agent.state` must not become its live state)."""
+        return cls(team=record.team, team_key=record.team_key, floor=record.newest_ms,
+                   pruned_to=record.newest_ms, has_states=record.has_states)
+
+    def record(self) -> AgentRecord:
+        newest = self.newest_ms()
+        if self.floor is not None:
+            newest = max(newest, self.floor) if newest is not None else self.floor
+        return AgentRecord(self.team, self.team_key, newest, self.has_states)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":
@@ -60,6 +97,7 @@ class AgentState:
                    for cid, c in d.get("c", {}).items()},
             floor=d.get("f"),
             pruned_to=d.get("ph"),
+            has_states=bool(d.get("hs")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -68,14 +106,14 @@ class AgentState:
         return {
             "p": self.points, "t": self.team, "tk": self.team_key,
             "c": {cid: (c.connects, c.ends, c.caller_id, c.list_id) for cid, c in self.calls.items()},
-            "f": self.floor, "ph": self.pruned_to,
+            "f": self.floor, "ph": self.pruned_to, "hs": self.has_states,
         }
 
     def clone(self) -> "AgentState":
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
-                          self.floor, self.pruned_to)
+                          self.floor, self.pruned_to, self.has_states)
 
     # -- team ---------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.state.agent_state import AgentCall, AgentState
+from stream.state.agent_state import AgentCall, AgentRecord, AgentState
 from stream.state.call_state import CallState, event_agent, live_call
 from stream.state.deltas import Deltas
 
@@ -39,6 +39,8 @@ class Outcome:
     live_calls: dict[str, dict[str, Any] | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
+    agent_records: dict[str, AgentRecord] = field(default_factory=dict)
+    """The records (`AgentRecord`) that changed: they outlive the agents' states."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -96,6 +98,7 @@ class _Batch:
         self.calls: dict[str, CallState] = {}
         self.agents: dict[str, AgentState] = {}
         self.old_teams: dict[str, str | None] = {}
+        self.old_records: dict[str, AgentRecord] = {}
         self.old_calls: dict[str, dict[str, AgentCall]] = {}
         self.gap_since: dict[str, int] = {}
         self.live_calls: dict[str, dict[str, Any] | None] = {}
@@ -108,6 +111,7 @@ class _Batch:
             state = self.loaded.agents.get(agent_id) or AgentState()
             self.agents[agent_id] = state
             self.old_teams[agent_id] = state.team
+            self.old_records[agent_id] = state.record()
         return state
 
     def touch_gaps(self, agent_id: str, changed: list[AgentCall]) -> AgentState | None:
@@ -152,6 +156,7 @@ class _Batch:
 
     def apply_agent(self, agent_id: str, events: list[Event]) -> None:
         state = self.agent(agent_id)
+        state.has_states = True
         added, beyond = state.add_points(agent_id, events, self.deltas)
         self.stats["duplicates"] += len(events) - added - beyond
         self.stats["beyond_horizon"] += beyond
@@ -174,8 +179,11 @@ class _Batch:
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
             state.prune(agent_state_ms, watermark_ms)
+        records = {a: r for a, st in self.agents.items()
+                   if (r := st.record()) != self.old_records[a]}
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
-                       self.agents, moves, self.live_calls, self.live_agents, self.stats)
+                       self.agents, moves, self.live_calls, self.live_agents, self.stats,
+                       records)
 
 
 def live_agent(state: AgentState) -> dict[str, Any] | None:

@@ -45,6 +45,8 @@ class CommitBatch:
     notify: bool = True
     worker: str = ""  # heartbeat: the committing worker's id
     watermarks: dict[str, PartitionProgress] = field(default_factory=dict)  # per source tp
+    agent_records: dict[str, str] = field(default_factory=dict)
+    """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state."""
 
 
 def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
@@ -104,6 +106,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "notify": str(now_ms) if batch.notify else False,
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
         "watermarks": [[tp, progress.encode()] for tp, progress in batch.watermarks.items()],
+        "agents": [[a, r] for a, r in batch.agent_records.items()],
     }
     return [json.dumps(payload, separators=(",", ":")),
             *(e.json if e.json is not None else "" for e in batch.entities)]

@@ -9,6 +9,7 @@ All keys start with a configurable prefix (default `ck:`).
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (Prometheus counters) | none |
 | `scopes:<kind>` | set | every id seen for a scope kind (campaign, team, agent, caller_id, list) | none |
 | `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
+| `agents` | hash | agent id → JSON record that outlives its state: team, newest event, had `agent.state` | none |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
 | `watermarks` | hash | `<topic>:<partition>` → `<newest event ms applied>:<caught up 0/1>` | none |
 | `live:calls` / `live:agents` | hash | id → JSON live status | pruned by the worker |
@@ -52,7 +53,8 @@ class Layout:
         return f"{self.prefix}st:agent:{agent_id}"
 
     def key(self, name: str) -> str:
-        """Singleton keys: offsets, live:calls, live:agents, pipeline, gauges, workers, updates."""
+        """Singleton keys: offsets, watermarks, agents, live:calls, live:agents, pipeline,
+        gauges, workers, updates."""
         return f"{self.prefix}{name}"
 
 

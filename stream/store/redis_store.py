@@ -62,6 +62,14 @@ class Store:
         raw = await self.redis.hgetall(self.layout.key("watermarks"))
         return {k: PartitionProgress.decode(v) for k, v in raw.items()}
 
+    async def agent_records(self, agents: Iterable[str]) -> dict[str, Json]:
+        """The stored records (`agents` hash) of these agents, for those whose state is gone."""
+        agents = list(agents)
+        if not agents:
+            return {}
+        raw = await self.redis.hmget(self.layout.key("agents"), agents)
+        return {a: json.loads(v) for a, v in zip(agents, raw) if v}
+
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
         result = await self._commit(args=encode(batch, self.layout, now_ms))
