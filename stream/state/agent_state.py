@@ -95,6 +95,11 @@ class AgentCall:
     list_id: str | None = None
 
 
+CARRIED_CALL = ""
+"""The call id under which a returning agent's latest call end is kept (no real call has it:
+the contract's ids are non-empty)."""
+
+
 class AgentRecord(NamedTuple):
     """What must outlive the agent's state (which expires with the state horizon, 72 h after
     its last write): written with every state, read when the state is gone."""
@@ -106,14 +111,18 @@ class AgentRecord(NamedTuple):
     has_states: bool
     """The agent ever had an `agent.state` event (its call gaps are bounded by login sessions,
     not by `max_call_gap_seconds`)."""
+    open_end_ms: int | None = None
+    """The agent's latest call end, unless a logout followed it: where the gap of its next
+    connect starts, however long it is away."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": self.team, "tk": self.team_key, "n": self.newest_ms, "s": self.has_states}
+        return {"t": self.team, "tk": self.team_key, "n": self.newest_ms, "s": self.has_states,
+                "e": self.open_end_ms}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentRecord":
         return cls(d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None, d.get("n"),
-                   bool(d.get("s")))
+                   bool(d.get("s")), d.get("e"))
 
 
 @dataclass
@@ -134,14 +143,21 @@ class AgentState:
         """The state of an agent whose stored state expired: its team stays (a team move takes
         its history from that team, not from nowhere), and nothing older than its newest event
         is placed (a resent days-old `agent.state` must not become its live state)."""
-        return cls(team=record.team, team_key=record.team_key, floor=record.newest_ms,
-                   pruned_to=record.newest_ms, has_states=record.has_states)
+        calls = ({CARRIED_CALL: AgentCall(ends=[record.open_end_ms])}
+                 if record.open_end_ms is not None else {})
+        return cls(team=record.team, team_key=record.team_key, calls=calls,
+                   floor=record.newest_ms, pruned_to=record.newest_ms,
+                   has_states=record.has_states)
 
     def record(self) -> AgentRecord:
         newest = self.newest_ms()
         if self.floor is not None:
             newest = max(newest, self.floor) if newest is not None else self.floor
-        return AgentRecord(self.team, self.team_key, newest, self.has_states)
+        ends = [t for c in self.calls.values() for t in c.ends]
+        open_end = max(ends) if ends else None
+        if open_end is not None and any(t >= open_end for t in self.logouts()):
+            open_end = None
+        return AgentRecord(self.team, self.team_key, newest, self.has_states, open_end)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":

@@ -122,3 +122,21 @@ def test_resent_days_old_state_never_becomes_live(redis_url: str) -> None:
     # The agent's real return is applied as usual.
     feed.send(state("d4-in", NOW - HOUR, "available", team_id="north", campaign_id="c1"))
     assert feed.live("a1")["since"] == NOW - HOUR
+
+
+def test_returning_agent_gap_spans_the_absence_only_within_a_session(redis_url: str) -> None:
+    """Gaps follow login sessions across the expiry too: without a logout the absence is one
+    (long) gap, as the reference counts it; after a logout there is none."""
+    for prefix, logout in (("ret4:", False), ("ret5:", True)):
+        feed = Feed(redis_url, prefix)
+        t0 = NOW - 4 * DAY
+        feed.send(state("d1-in", t0, "available", team_id="north"), *call("k1", t0 + 5 * MIN, 60))
+        feed.send(*call("k2", t0 + 10 * MIN, 90))
+        if logout:
+            feed.send(state("d1-out", t0 + 2 * HOUR, "logged_out"))
+        feed.expire_agent("a1")
+        feed.send(state("d4-in", NOW - HOUR, "available"), *call("k3", NOW - 50 * MIN, 30))
+        k2_end = t0 + 10 * MIN + 90 * S
+        gaps = feed.totals("agent:a1")
+        expected = (1, 4 * MIN) if logout else (2, 4 * MIN + (NOW - 50 * MIN - k2_end))
+        assert (gaps["call_gaps"], gaps["call_gap_ms"]) == expected, prefix
