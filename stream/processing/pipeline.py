@@ -181,7 +181,8 @@ class Pipeline:
                     dead_lettered.add((m.tp, m.offset))
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
                                    call_keys, agent_keys, now, gauges)
-        batch.watermarks = {tp: marks[tp] for tp in {m.tp for m, _ in pending} if tp in marks}
+        reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
+        batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
         return Prepared(batch, now, ahead, StoreView.after(batch, written))
