@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
@@ -22,6 +22,14 @@ from stream.state.deltas import Deltas
 
 LATE_AFTER_MS = 5 * 60_000
 """An event processed more than this after its `ts` counts as late (a pipeline-health figure)."""
+
+
+class TeamMove(NamedTuple):
+    """An agent's stored history leaves its old team (None: it had none) for its new one."""
+
+    agent: str
+    old_team: str | None
+    new_team: str
 
 
 @dataclass
@@ -37,7 +45,7 @@ class Outcome:
     deltas: Deltas
     calls: dict[str, CallState]
     agents: dict[str, AgentState]
-    team_moves: list[tuple[str, str | None, str]]
+    team_moves: list[TeamMove]
     live_calls: dict[str, dict[str, Any] | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
@@ -184,11 +192,11 @@ class _Batch:
             new = self.agents[agent_id].gap_inputs()
             self.deltas.merge(gap_deltas(agent_id, new, since, max_gap))
             self.deltas.merge(gap_deltas(agent_id, old, since, max_gap), sign=-1)
-        moves = []
+        moves: list[TeamMove] = []
         for agent_id, state in self.agents.items():
             old_team = self.old_teams[agent_id]
             if state.team is not None and state.team != old_team:
-                moves.append((agent_id, old_team, state.team))
+                moves.append(TeamMove(agent_id, old_team, state.team))
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
             state.prune(agent_state_ms, watermark_ms)
