@@ -114,15 +114,17 @@ class AgentRecord(NamedTuple):
     open_end_ms: int | None = None
     """The agent's latest call end, unless a logout followed it: where the gap of its next
     connect starts, however long it is away."""
+    last_point: Point | None = None
+    """The agent's state in force (its latest point): its interval closes at the next point."""
 
     def to_json(self) -> dict[str, Any]:
         return {"t": self.team, "tk": self.team_key, "n": self.newest_ms, "s": self.has_states,
-                "e": self.open_end_ms}
+                "e": self.open_end_ms, "p": self.last_point}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentRecord":
         return cls(d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None, d.get("n"),
-                   bool(d.get("s")), d.get("e"))
+                   bool(d.get("s")), d.get("e"), Point(*d["p"]) if d.get("p") else None)
 
 
 @dataclass
@@ -145,9 +147,9 @@ class AgentState:
         is placed (a resent days-old `agent.state` must not become its live state)."""
         calls = ({CARRIED_CALL: AgentCall(ends=[record.open_end_ms])}
                  if record.open_end_ms is not None else {})
-        return cls(team=record.team, team_key=record.team_key, calls=calls,
-                   floor=record.newest_ms, pruned_to=record.newest_ms,
-                   has_states=record.has_states)
+        return cls(points=[record.last_point] if record.last_point else [], team=record.team,
+                   team_key=record.team_key, calls=calls, floor=record.newest_ms,
+                   pruned_to=record.newest_ms, has_states=record.has_states)
 
     def record(self) -> AgentRecord:
         newest = self.newest_ms()
@@ -157,7 +159,8 @@ class AgentState:
         open_end = max(ends) if ends else None
         if open_end is not None and any(t >= open_end for t in self.logouts()):
             open_end = None
-        return AgentRecord(self.team, self.team_key, newest, self.has_states, open_end)
+        return AgentRecord(self.team, self.team_key, newest, self.has_states, open_end,
+                           self.current())
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":

@@ -140,3 +140,18 @@ def test_returning_agent_gap_spans_the_absence_only_within_a_session(redis_url: 
         gaps = feed.totals("agent:a1")
         expected = (1, 4 * MIN) if logout else (2, 4 * MIN + (NOW - 50 * MIN - k2_end))
         assert (gaps["call_gaps"], gaps["call_gap_ms"]) == expected, prefix
+
+
+def test_state_in_force_when_the_agent_left_closes_when_it_returns(redis_url: str) -> None:
+    """An agent that never logged out stayed in its last state (as the catalog counts it): the
+    interval closes at its next point, after the expiry as before it."""
+    feed = Feed(redis_url, "ret6:")
+    t0 = NOW - 4 * DAY
+    feed.send(state("d1-in", t0, "available", team_id="north"),
+              state("d1-p", t0 + HOUR, "paused", reason="break"))
+    feed.expire_agent("a1")
+    feed.send(state("d4-in", NOW - HOUR, "available"))
+    totals = feed.totals("agent:a1")
+    assert totals["staffed_ms"] == NOW - HOUR - t0
+    assert totals["paused_ms"] == NOW - 2 * HOUR - t0
+    assert feed.totals("team:north") == totals
