@@ -35,7 +35,7 @@ def test_defaults():
     assert c == ServiceConfig() == parse("")
     assert c.timezone == "UTC" and c.tz.key == "UTC"
     assert c.conversation_threshold_ms == 30000 and c.connect_threshold_ms == 2000
-    assert c.qualification_score == 70
+    assert c.qualification_score == 70 and c.max_call_gap_seconds == 3600
     assert c.success_dispositions == {"sale", "appointment"}
     assert c.goal_dispositions == {"sale", "appointment", "qualified_lead"}
     assert c.compliance.default_limit == 0.03 and c.compliance.groups == ()
@@ -101,6 +101,9 @@ ERRORS = [
     ("""
      connect_threshold_ms = -1  # <-
      """, "connect_threshold_ms: must be ≥ 0"),
+    ("""
+     max_call_gap_seconds = -5  # <-
+     """, "max_call_gap_seconds: must be ≥ 0"),
     ("""
      qualification_score = 170  # <-
      """, "qualification_score: must be ≤ 100"),
@@ -394,3 +397,9 @@ def test_load_config_errors_name_the_file(tmp_path):
         load_config(ok, kpi_names=KPIS)
     assert str(info.value).startswith(f"{ok}:2: targets[0].kpi: unknown KPI 'x'")
     assert isinstance(info.value, ValueError)
+
+
+def test_max_call_gap_reaches_the_thresholds():
+    from stream.cli.commands import thresholds_of
+    c = parse("max_call_gap_seconds = 900\n")
+    assert c.max_call_gap_seconds == 900 and thresholds_of(c).max_call_gap_ms == 900_000
