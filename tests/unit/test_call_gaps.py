@@ -169,7 +169,7 @@ def streams(draw: st.DrawFn) -> tuple[list[dict], list[int]]:
             t += rnd.randrange(MIN, HOUR)
             if with_states and rnd.random() < 0.7:  # dialers do not always send the logout
                 events.append((t, state(f"{agent}-out{session}", t, "logged_out", agent)))
-            t += rnd.randrange(MIN, 20 * HOUR)
+            t += rnd.choice((rnd.randrange(S, 30 * MIN), rnd.randrange(MIN, 20 * HOUR)))
     arrival = sorted(events, key=lambda x: x[0] + (rnd.randrange(0, LATENESS_MS)
                                                     if x[1]["type"] not in ("call.qa", "call.survey")
                                                     else 0))
