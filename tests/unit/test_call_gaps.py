@@ -23,7 +23,7 @@ S, MIN, HOUR = 1000, 60_000, 3_600_000
 T0 = 1_763_600_000_000 - 1_763_600_000_000 % MIN
 HORIZON_MS = 2 * HOUR
 """The agent-state horizon of these tests: short, so that pruning happens all the time."""
-LATENESS_MS = HOUR
+LATENESS_MS = 90 * MIN
 """How late an agent or call-flow event may arrive (within the horizon)."""
 FEEDBACK_LATENESS_MS = 30 * HOUR
 """How late a `call.qa` / `call.survey` may arrive: long after the agent's history is pruned."""
@@ -137,6 +137,17 @@ def test_agent_without_states_counts_gaps_up_to_the_cap() -> None:
               ended("k2", T0 + 2 * MIN + HOUR), connected("k3", T0 + 2 * MIN + 2 * HOUR + S)]
     got = run(events, [2]).gaps["agent:a1"]
     assert got == [HOUR, 1]  # exactly the cap counts; a second longer does not
+
+
+def test_first_agent_state_arriving_late_lifts_the_cap() -> None:
+    """The login arrives after the calls of its session: until then the agent had no states
+    (gaps capped), from then on its gaps follow sessions, also the ones already counted."""
+    login = state("in1", T0, "available")
+    calls = [connected("k1", T0 + MIN), ended("k1", T0 + 2 * MIN),
+             connected("k2", T0 + 2 * MIN + 90 * MIN), ended("k2", T0 + 3 * MIN + 90 * MIN)]
+    for cuts in ([], [4], [2, 4], [1, 2, 3, 4]):
+        got = run([*calls, login], cuts).gaps["agent:a1"]
+        assert got == [90 * MIN, 1], cuts
 
 
 # -- any batching, any arrival order within the lateness: equal to the reference -----------------
