@@ -70,8 +70,7 @@ class GapInputs(NamedTuple):
     """Everything an agent's call gaps depend on (a snapshot before a batch changes it)."""
 
     calls: dict[str, "AgentCall"]
-    logouts: list[int]
-    """Times of the agent's `logged_out` points, ascending."""
+    points: list[Point]
     has_states: bool
     floor: int | None
     """Gaps of connects before this are no longer derived (the gap horizon)."""
@@ -155,9 +154,8 @@ class AgentState:
         newest = self.newest_ms()
         if self.floor is not None:
             newest = max(newest, self.floor) if newest is not None else self.floor
-        ends = [t for c in self.calls.values() for t in c.ends]
-        open_end = max(ends) if ends else None
-        if open_end is not None and any(t >= open_end for t in self.logouts()):
+        open_end = max((c.ends[-1] for c in self.calls.values() if c.ends), default=None)
+        if open_end is not None and self._logout_since(open_end):
             open_end = None
         return AgentRecord(self.team, self.team_key, newest, self.has_states, open_end,
                            self.current())
@@ -248,16 +246,27 @@ class AgentState:
     # -- call gaps ----------------------------------------------------------------------------
 
     def logouts(self) -> list[int]:
-        return [p.ts_ms for p in self.points if p.state == "logged_out"]
+        return logouts_of(self.points)
+
+    def _logout_since(self, t: int) -> bool:
+        """A logout at or after `t` (points are in time order: only the tail is read)."""
+        for p in reversed(self.points):
+            if p.ts_ms < t:
+                return False
+            if p.state == "logged_out":
+                return True
+        return False
 
     def gap_inputs(self) -> GapInputs:
-        """A snapshot of what the gaps depend on (calls are replaced, never changed)."""
-        return GapInputs(dict(self.calls), self.logouts(), self.has_states, self.pruned_to)
+        """A snapshot of what the gaps depend on (calls and points are replaced, never
+        changed, so copying the containers is enough)."""
+        return GapInputs(dict(self.calls), list(self.points), self.has_states, self.pruned_to)
 
     def newest_ms(self) -> int | None:
         """The latest event time this agent's state has seen (its own event-time watermark)."""
-        times = [p.ts_ms for p in self.points[-1:]]
-        times += [t for c in self.calls.values() for t in (*c.ends, *(x.ts_ms for x in c.connects))]
+        times = [p.ts_ms for p in self.points[-1:]]  # ends and connects are in time order
+        times += [c.ends[-1] for c in self.calls.values() if c.ends]
+        times += [c.connects[-1].ts_ms for c in self.calls.values() if c.connects]
         return max(times) if times else None
 
     def prune(self, span_ms: int, watermark_ms: int | None = None) -> None:
@@ -326,7 +335,7 @@ def gap_deltas(agent_id: str, inputs: GapInputs, since: int, max_gap_ms: int) ->
         since = max(since, inputs.floor)
     ends = sorted((t, cid) for cid, c in inputs.calls.items() for t in c.ends)
     end_times = [t for t, _ in ends]
-    logouts = inputs.logouts
+    logouts = logouts_of(inputs.points)
     for cid, call in inputs.calls.items():
         for connect_ts, campaign in call.connects:
             if connect_ts < since:
@@ -352,6 +361,11 @@ def gap_deltas(agent_id: str, inputs: GapInputs, since: int, max_gap_ms: int) ->
     return out
 
 
+def logouts_of(points: list[Point]) -> list[int]:
+    """Times of the `logged_out` points, ascending: where login sessions end."""
+    return [p.ts_ms for p in points if p.state == "logged_out"]
+
+
 def symmetric_difference(a: list[Any], b: list[Any]) -> list[Any]:
     """What is in one list and not the other, counting repeats."""
     ca, cb = Counter(a), Counter(b)
@@ -363,6 +377,8 @@ def changed_times(before: AgentCall | None, after: AgentCall | None) -> list[int
     removed ends and connects, and every connect if its caller ID or list changed."""
     b = before or AgentCall()
     a = after or AgentCall()
+    if b == a:
+        return []  # most call events: the call's gaps are as they were
     if (b.caller_id, b.list_id) != (a.caller_id, a.list_id) and (b.connects or a.connects):
         times = [x.ts_ms for x in (*b.connects, *a.connects)]
     else:

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
 from stream.state.agent_state import (
-    AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas,
-    symmetric_difference)
+    AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas)
 from stream.state.call_state import CallState, event_agent, live_call
 from stream.state.deltas import Deltas
 
@@ -50,7 +49,7 @@ class Outcome:
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
     agent_records: dict[str, AgentRecord] = field(default_factory=dict)
-    """The records (`AgentRecord`) that changed: they outlive the agents' states."""
+    """The record of every agent whose state is written: it outlives the state."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -108,7 +107,6 @@ class _Batch:
         self.calls: dict[str, CallState] = {}
         self.agents: dict[str, AgentState] = {}
         self.old_teams: dict[str, str | None] = {}
-        self.old_records: dict[str, AgentRecord] = {}
         self.old_gaps: dict[str, GapInputs] = {}
         """Per agent whose gaps may change: what they depended on before the batch."""
         self.gap_since: dict[str, int] = {}
@@ -122,7 +120,6 @@ class _Batch:
             state = self.loaded.agents.get(agent_id) or AgentState()
             self.agents[agent_id] = state
             self.old_teams[agent_id] = state.team
-            self.old_records[agent_id] = state.record()
         return state
 
     def touch_gaps(self, agent_id: str, times: list[int]) -> AgentState | None:
@@ -179,7 +176,7 @@ class _Batch:
         self.stats["beyond_horizon"] += applied.beyond
         if applied.added:
             self.live_agents[agent_id] = live_agent(state)
-            logouts = symmetric_difference(state.logouts(), self.old_gaps[agent_id].logouts)
+            logouts = [e.ts_ms for e in events if e.fields.get("state") == "logged_out"]
             if logouts:  # a new session boundary: gaps across it from there on change
                 self.gap_since[agent_id] = min(self.gap_since.get(agent_id, logouts[0]), *logouts)
 
@@ -200,8 +197,7 @@ class _Batch:
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
             state.prune(agent_state_ms, watermark_ms)
-        records = {a: r for a, st in self.agents.items()
-                   if (r := st.record()) != self.old_records[a]}
+        records = {a: st.record() for a, st in self.agents.items()}
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
                        self.agents, moves, self.live_calls, self.live_agents, self.stats,
                        records)
