@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import textwrap
 
-from .common import ABANDON_WARN_SHARE, DEFAULT_ABANDON_LIMIT, SCRAPE_JOB, AlertRule, RuleGroup
+from .common import ABANDON_WARN_SHARE, DEFAULT_ABANDON_LIMIT, RUNBOOK_DOCUMENT, SCRAPE_JOB, AlertRule, RuleGroup
 
 def _expr(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
+
+
+def runbook_url(alert: str) -> str:
+    """Where the alert's runbook is: its own heading (### <alert>) in the runbook document."""
+    return f"{RUNBOOK_DOCUMENT}#{alert.lower()}"
 
 
 def _alert(
@@ -36,6 +41,7 @@ def _alert(
             "summary": summary,
             "description": " ".join(textwrap.dedent(description).split()),
             "runbook": " ".join(textwrap.dedent(runbook).split()),
+            "runbook_url": runbook_url(name),
         },
     }
 

@@ -14,6 +14,9 @@ DATASOURCE_UID = "callkpi-prometheus"
 #: Scrape job of the exporter (``callkpi serve``); ``up{job="callkpi"}`` says whether it is up.
 SCRAPE_JOB = "callkpi"
 
+#: The runbook every alert links to (annotation `runbook_url`: this document, #<alert name in lower case>).
+RUNBOOK_DOCUMENT = "docs/operations.md"
+
 #: Default compliance abandon limit (the exporter exports the configured one per campaign).
 DEFAULT_ABANDON_LIMIT = 0.03
 #: Warn when an abandon rate passes this share of the campaign's limit.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any
+import yaml
 
 from .alerts import alert_groups
 from .common import RuleGroup
@@ -24,58 +22,18 @@ def alert_names() -> list[str]:
     return [r["alert"] for g in rule_groups() for r in g["rules"] if "alert" in r]
 
 
-# A minimal YAML writer (enough for rule files; no PyYAML needed)
+class _RuleFileDumper(yaml.SafeDumper):
+    """YAML as a person writes rule files: lists indented under their key, expressions as blocks."""
 
-_PLAIN_FIRST = re.compile(r"[A-Za-z0-9_($]")
-_YAML_SPECIAL = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}
-
-
-def _yaml_scalar(value: object, indent: int) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    s = str(value)
-    if "\n" in s:
-        pad = " " * (indent + 2)
-        return "|-\n" + "\n".join(pad + line if line else "" for line in s.split("\n"))
-    plain = (
-        s
-        and _PLAIN_FIRST.match(s)
-        and s == s.strip()
-        and ": " not in s
-        and " #" not in s
-        and not s.endswith(":")
-        and "\t" not in s
-        and s.lower() not in _YAML_SPECIAL
-        and not re.fullmatch(r"[-+]?[0-9][0-9_.eE+-]*", s)
-    )
-    return s if plain else json.dumps(s, ensure_ascii=False)
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
-def _yaml_lines(obj: Any, indent: int = 0) -> list[str]:
-    pad = " " * indent
-    lines: list[str] = []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if isinstance(value, (dict, list)) and value:
-                lines.append(f"{pad}{key}:")
-                lines += _yaml_lines(value, indent + 2)
-            elif isinstance(value, (dict, list)):
-                lines.append(f"{pad}{key}: {'{}' if isinstance(value, dict) else '[]'}")
-            else:
-                lines.append(f"{pad}{key}: {_yaml_scalar(value, indent)}")
-    elif isinstance(obj, list):
-        for item in obj:
-            if isinstance(item, dict):
-                sub = _yaml_lines(item, indent + 2)
-                sub[0] = f"{pad}- " + sub[0][indent + 2 :]
-                lines += sub
-            else:
-                lines.append(f"{pad}- {_yaml_scalar(item, indent)}")
-    else:
-        raise TypeError(obj)
-    return lines
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_RuleFileDumper.add_representer(str, _str)
 
 
 def render_rules() -> str:
@@ -85,5 +43,8 @@ def render_rules() -> str:
         "# alerts compare a short window with a baseline, need a minimum volume and wait with `for:`.\n"
         "# Unit tests: dashboards/prometheus/tests/*.yml (`promtool test rules`).\n"
     )
-    return header + "\n".join(_yaml_lines({"groups": rule_groups()})) + "\n"
+    body = yaml.dump(
+        {"groups": rule_groups()}, Dumper=_RuleFileDumper, sort_keys=False, allow_unicode=True, width=1_000_000
+    )
+    return header + body
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from . import DASHBOARDS, EXPORTER_METRICS, load_build, metric_names, recording_rule_names, require_binary, run
+from . import DASHBOARDS, EXPORTER_METRICS, REPO, load_build, metric_names, recording_rule_names, require_binary, run
 
 PROM = DASHBOARDS / "prometheus"
 RULES = PROM / "rules.yml"
@@ -107,6 +107,24 @@ def test_alert_has_severity_for_and_runbook(rule):
     assert re.fullmatch(r"\d+[smh]", rule["for"]), "every alert waits with `for:`"
     for key in ("summary", "description", "runbook"):
         assert len(rule["annotations"].get(key, "")) > 20, f"annotation {key} missing or too short"
+    assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{rule['alert'].lower()}"
+
+
+def _runbook_anchors() -> dict[str, str]:
+    """anchor -> heading of every `### ` heading in the runbook section of docs/operations.md."""
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Runbook: alerts\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, "docs/operations.md has no '## Runbook: alerts' section"
+    headings = re.findall(r"^### (.+?)\s*$", section.group(1), re.M)
+    # GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-"): h for h in headings}
+
+
+def test_every_alert_has_a_runbook_section_and_every_section_an_alert():
+    anchors = _runbook_anchors()
+    linked = {r["annotations"]["runbook_url"].split("#", 1)[1] for r in _alert_rules()}
+    assert linked - set(anchors) == set(), "alerts whose runbook_url has no section in docs/operations.md"
+    assert set(anchors) - linked == set(), "runbook sections that no alert links to"
 
 
 def test_kpi_and_compliance_alerts_have_a_minimum_volume_guard():
