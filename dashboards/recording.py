@@ -1,61 +1,97 @@
 """Prometheus recording rules: per-campaign counts, the center as their sum, ratios of sums.
 
-Ratios divide a summed numerator by a summed denominator (absent when the denominator is 0), as
-the KPI catalog defines them; averages of ratios would be wrong.
+Ratios divide a summed numerator by a summed denominator (absent when the denominator is 0);
+averages of ratios would be wrong. Which counters a ratio's numerator and denominator sum comes
+from the KPI catalog (stream/kpi/catalog.py), so a rule cannot restate a formula differently.
 """
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
+from stream.kpi.catalog import COUNTERS, KPI_BY_NAME
+
 from .common import DEFAULT_ABANDON_LIMIT, RecordingRule, RuleGroup
+
+COUNTER_BY_NAME = {c.name: c for c in COUNTERS}
 
 #: Windows recorded for every count and ratio.
 WINDOWS = ("5m", "15m", "1h")
 #: Extra window recorded only for the connect-rate baseline of the ConnectRateDrop alert.
 BASELINE_WINDOW = "2h"
 
-#: Recorded counts: name -> exporter counters summed (all per campaign, exported from 0).
-COUNTS: dict[str, tuple[str, ...]] = {
-    "dialed": ("callcenter_dialed_total",),
-    "attempts_completed": ("callcenter_attempts_completed_total",),
-    "answered": ("callcenter_answered_total",),
-    "connected": ("callcenter_connected_total",),
-    "abandoned": ("callcenter_abandoned_total",),
-    "conversations": ("callcenter_conversations_total",),
-    "conversions": ("callcenter_conversions_total",),
-    "qualified_leads": ("callcenter_qualified_leads_total",),
-    "handled": ("callcenter_handled_total",),
-    # aht numerator: talk + hold of handled calls + wrap-up time (catalog: aht_seconds)
-    "handle_seconds": (
-        "callcenter_talk_seconds_total",
-        "callcenter_hold_seconds_total",
-        "callcenter_wrapup_seconds_total",
-    ),
-    # occupancy numerator and denominator (catalog: occupancy, productive_seconds)
-    "busy_seconds": ("callcenter_on_call_seconds_total", "callcenter_wrap_up_seconds_total"),
-    "productive_seconds": (
-        "callcenter_available_seconds_total",
-        "callcenter_on_call_seconds_total",
-        "callcenter_wrap_up_seconds_total",
-    ),
-    "staffed_seconds": ("callcenter_staffed_seconds_total",),
+#: Recorded counts, by name. Each is the sum of catalog counters (stream/kpi/catalog.py): a count
+#: KPI of the catalog (its numerator), or one of SUMS_OF_KPIS below.
+COUNTS: tuple[str, ...] = (
+    "dialed", "attempts_completed", "answered", "connected", "abandoned", "conversations", "conversions",
+    "qualified_leads", "handled", "handle_seconds", "busy_seconds", "productive_seconds", "staffed_seconds",
+)
+
+#: Recorded counts the catalog has no KPI of its own for: name -> (catalog KPI, its numerator or
+#: denominator) whose counters are summed.
+SUMS_OF_KPIS: dict[str, tuple[str, Literal["numerator", "denominator"]]] = {
+    "handle_seconds": ("aht_seconds", "numerator"),  # talk + hold of handled calls + wrap-up
+    "busy_seconds": ("occupancy", "numerator"),  # on call + wrap-up
 }
 
-#: Recorded ratios (catalog formulas): name -> (numerator count, denominator count).
-RATIOS: dict[str, tuple[str, str]] = {
-    "connect_rate": ("connected", "attempts_completed"),
-    "answer_rate": ("answered", "attempts_completed"),
-    "abandon_rate": ("abandoned", "connected"),
-    "conversation_rate": ("conversations", "connected"),
-    "conversion_rate": ("conversions", "connected"),
-    "lead_rate": ("qualified_leads", "connected"),
-    "occupancy": ("busy_seconds", "productive_seconds"),
-}
+#: A sum the exporter exports as one counter of its own (stream/readers/exporter.py).
+EXPORTED_SUMS: dict[tuple[str, ...], str] = {("answered", "unanswered"): "callcenter_attempts_completed_total"}
 
-#: Recorded averages: name -> (numerator count, denominator count, factor).
-AVERAGES: dict[str, tuple[str, str, int]] = {
-    "aht_seconds": ("handle_seconds", "handled", 1),
-    "calls_per_agent_hour": ("handled", "staffed_seconds", 3600),
-}
+#: Recorded ratios and averages: catalog KPIs, numerator ÷ denominator as the catalog defines them.
+RATIOS: tuple[str, ...] = (
+    "connect_rate", "answer_rate", "abandon_rate", "conversation_rate", "conversion_rate", "lead_rate", "occupancy",
+)
+AVERAGES: tuple[str, ...] = ("aht_seconds", "calls_per_agent_hour")
+
+
+def count_counters(name: str) -> tuple[str, ...]:
+    """The catalog counters a recorded count sums."""
+    if name in SUMS_OF_KPIS:
+        kpi, part = SUMS_OF_KPIS[name]
+        return getattr(KPI_BY_NAME[kpi], part)
+    kpi = KPI_BY_NAME[name]
+    if kpi.denominator:
+        raise ValueError(f"{name} is a quotient in the catalog, not a count")
+    return kpi.numerator
+
+
+def count_metrics(name: str) -> tuple[str, ...]:
+    """The exporter counters (per campaign, in base units) a recorded count sums."""
+    counters = count_counters(name)
+    if counters in EXPORTED_SUMS:
+        return (EXPORTED_SUMS[counters],)
+    return tuple(COUNTER_BY_NAME[c].metric_name for c in counters)
+
+
+class Quotient(NamedTuple):
+    """A recorded ratio or average: factor × count `numerator` ÷ count `denominator`."""
+
+    numerator: str
+    denominator: str
+    factor: float
+
+
+def _count_of(counters: tuple[str, ...]) -> str:
+    for name in COUNTS:
+        if count_counters(name) == counters:
+            return name
+    raise ValueError(f"no recorded count sums {counters}: add one to COUNTS or SUMS_OF_KPIS")
+
+
+def _in_milliseconds(counters: tuple[str, ...]) -> bool:
+    kinds = {COUNTER_BY_NAME[c].ms for c in counters}
+    if len(kinds) != 1:
+        raise ValueError(f"{counters} mixes ms and other counters")
+    return kinds.pop()
+
+
+def quotient(kpi_name: str) -> Quotient:
+    """The catalog KPI as a quotient of recorded counts; ms counters are exported in seconds."""
+    kpi = KPI_BY_NAME[kpi_name]
+    factor = kpi.scale
+    factor *= 1000 if _in_milliseconds(kpi.numerator) else 1
+    factor /= 1000 if _in_milliseconds(kpi.denominator) else 1
+    return Quotient(_count_of(kpi.numerator), _count_of(kpi.denominator), factor)
 
 
 def count_record(level: str, name: str, window: str) -> str:
@@ -81,27 +117,19 @@ def _window_rules(
     # 1. per-campaign increases, then 2. the center as the sum of the campaigns,
     # 3. ratios = summed numerator / summed denominator (absent when the denominator is 0).
     for name in counts:
-        terms = [f"sum by (campaign) (increase({m}[{window}]))" for m in COUNTS[name]]
+        terms = [f"sum by (campaign) (increase({m}[{window}]))" for m in count_metrics(name)]
         rules.append(_rule(count_record("campaign", name, window), "\n+ ".join(terms)))
     for name in counts:
         rules.append(
             _rule(count_record("center", name, window), f"sum({count_record('campaign', name, window)})")
         )
     for level in ("campaign", "center"):
-        for name in ratios:
-            num, den = RATIOS[name]
+        for name, record in [(n, ratio_record) for n in ratios] + [(n, avg_record) for n in averages]:
+            num, den, factor = quotient(name)
+            scale = f"{factor:g} * " if factor != 1 else ""
             rules.append(
                 _rule(
-                    ratio_record(level, name, window),
-                    f"{count_record(level, num, window)} / ({count_record(level, den, window)} > 0)",
-                )
-            )
-        for name in averages:
-            num, den, factor = AVERAGES[name]
-            scale = f"{factor} * " if factor != 1 else ""
-            rules.append(
-                _rule(
-                    avg_record(level, name, window),
+                    record(level, name, window),
                     f"{scale}{count_record(level, num, window)} / ({count_record(level, den, window)} > 0)",
                 )
             )
