@@ -10,6 +10,7 @@ import textwrap
 
 from .common import ABANDON_WARN_SHARE, DEFAULT_ABANDON_LIMIT, RUNBOOK_DOCUMENT, SCRAPE_JOB, AlertRule, RuleGroup
 
+
 def _expr(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
@@ -335,7 +336,7 @@ def _pipeline_alerts() -> list[AlertRule]:
     ]
 
 
-def alert_groups() -> list[RuleGroup]:
+def alert_groups() -> list[RuleGroup[AlertRule]]:
     """The alerting-rule groups of rules.yml, after the recording rules they read."""
     return [
         {"name": "callkpi.alerts.kpi", "rules": _kpi_alerts()},

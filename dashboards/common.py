@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Generic, NotRequired, TypedDict, TypeVar
 
 #: The dashboards/ folder: generated files go below it.
 HERE = Path(__file__).resolve().parent
@@ -37,9 +37,12 @@ AlertRule = TypedDict(
 )
 
 
-class RuleGroup(TypedDict):
+Rule = TypeVar("Rule", RecordingRule, AlertRule)
+
+
+class RuleGroup(TypedDict, Generic[Rule]):
     """One group of rules.yml; `interval` only where it differs from the global one."""
 
     name: str
-    rules: list[RecordingRule] | list[AlertRule]
+    rules: list[Rule]
     interval: NotRequired[str]

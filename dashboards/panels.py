@@ -49,8 +49,11 @@ def query(expr: str, legend: str | None = None, ref: str = "A", instant: bool = 
     return q
 
 
-def _refs() -> list[str]:
-    return [chr(ord("A") + i) for i in range(26)]
+def _refs(targets: list[tuple[str, str]]) -> list[str]:
+    """Grafana's query letters, one per target: A, B, C, …"""
+    if len(targets) > 26:
+        raise ValueError(f"{len(targets)} queries in one panel: Grafana names only A-Z")
+    return [chr(ord("A") + i) for i in range(len(targets))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +180,7 @@ def timeseries(title: str, targets: list[tuple[str, str]], unit: str, *, descrip
         .tooltip(common_b.VizTooltipOptions().mode(common_m.TooltipDisplayMode.MULTI)
                  .sort(common_m.SortOrder.DESCENDING))
     )
-    for ref, (expr, legend) in zip(_refs(), targets):
+    for ref, (expr, legend) in zip(_refs(targets), targets, strict=True):
         p = p.with_target(query(expr, legend, ref=ref, interval=interval))
     if stacked:
         p = p.stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
@@ -212,7 +215,7 @@ def bargauge(title: str, targets: list[tuple[str, str]], unit: str, th: dash_b.T
         .span(w)
         .height(h)
     )
-    for ref, (expr, legend) in zip(_refs(), targets):
+    for ref, (expr, legend) in zip(_refs(targets), targets, strict=True):
         p = p.with_target(query(expr, legend, ref=ref, instant=True))
     if min_val is not None:
         p = p.min(min_val)
@@ -275,7 +278,7 @@ def table(title: str, targets: list[tuple[str, str]], columns: dict[str, tuple[s
             )
         )
     )
-    for ref, (expr, _legend) in zip(_refs(), targets):
+    for ref, (expr, _legend) in zip(_refs(targets), targets, strict=True):
         p = p.with_target(query(expr, None, ref=ref, table=True))
     for field, (name, unit) in columns.items():
         fld, props = _rename(field, name, unit, (extra_overrides or {}).get(field))

@@ -6,6 +6,7 @@ import json
 
 from .common import SCRAPE_JOB
 
+
 def prometheus_config(
     scrape_target: str = "api:8077",
     alertmanager_target: str | None = "alertmanager:9093",

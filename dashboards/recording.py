@@ -47,8 +47,9 @@ AVERAGES: tuple[str, ...] = ("aht_seconds", "calls_per_agent_hour")
 def count_counters(name: str) -> tuple[str, ...]:
     """The catalog counters a recorded count sums."""
     if name in SUMS_OF_KPIS:
-        kpi, part = SUMS_OF_KPIS[name]
-        return getattr(KPI_BY_NAME[kpi], part)
+        of_kpi, part = SUMS_OF_KPIS[name]
+        counters: tuple[str, ...] = getattr(KPI_BY_NAME[of_kpi], part)
+        return counters
     kpi = KPI_BY_NAME[name]
     if kpi.denominator:
         raise ValueError(f"{name} is a quotient in the catalog, not a count")
@@ -240,9 +241,9 @@ def _compliance_rules() -> list[RecordingRule]:
 
 
 
-def recording_groups() -> list[RuleGroup]:
+def recording_groups() -> list[RuleGroup[RecordingRule]]:
     """The recording-rule groups of rules.yml, in evaluation order."""
-    groups: list[RuleGroup] = [
+    groups: list[RuleGroup[RecordingRule]] = [
         {
             "name": f"callkpi.kpi.{window}",
             "rules": _window_rules(window, list(COUNTS), list(RATIOS), list(AVERAGES)),

@@ -5,21 +5,21 @@ from __future__ import annotations
 import yaml
 
 from .alerts import alert_groups
-from .common import RuleGroup
+from .common import AlertRule, RecordingRule, RuleGroup
 from .recording import recording_groups
 
 
-def rule_groups() -> list[RuleGroup]:
+def rule_groups() -> list[RuleGroup[RecordingRule] | RuleGroup[AlertRule]]:
     """All rule groups of rules.yml, as data (recording rules first: alerts read them)."""
-    return recording_groups() + alert_groups()
+    return [*recording_groups(), *alert_groups()]
 
 
 def recording_rule_names() -> list[str]:
-    return [r["record"] for g in rule_groups() for r in g["rules"] if "record" in r]
+    return [r["record"] for g in recording_groups() for r in g["rules"]]
 
 
 def alert_names() -> list[str]:
-    return [r["alert"] for g in rule_groups() for r in g["rules"] if "alert" in r]
+    return [r["alert"] for g in alert_groups() for r in g["rules"]]
 
 
 class _RuleFileDumper(yaml.SafeDumper):

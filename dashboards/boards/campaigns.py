@@ -6,7 +6,21 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 
 from ..common import ABANDON_WARN_SHARE, DEFAULT_ABANDON_LIMIT
-from ..panels import AMBER, BLUE, GREEN, RED, Board, bargauge, color_cell, gauge, label_values_var, stat, table, thresholds, timeseries
+from ..panels import (
+    AMBER,
+    BLUE,
+    GREEN,
+    RED,
+    Board,
+    bargauge,
+    color_cell,
+    gauge,
+    label_values_var,
+    stat,
+    table,
+    thresholds,
+    timeseries,
+)
 
 
 def campaigns() -> Board:
@@ -100,7 +114,7 @@ def campaigns() -> Board:
                  description="Cost (agent time + telephony + dials, from the cost configuration) / qualified leads. "
                              "Empty until costs are configured."), optional=True)
     b.panel(stat("Revenue (today)",
-                 f'max by (scope_id) (callcenter_window_revenue{{scope_kind="campaign", scope_id=~"$campaign", window="today"}})',
+                 'max by (scope_id) (callcenter_window_revenue{scope_kind="campaign", scope_id=~"$campaign", window="today"})',
                  "none", thresholds(BLUE), legend="{{scope_id}}", w=6, h=6, decimals=0,
                  text_mode=common_m.BigValueTextMode.VALUE_AND_NAME))
     b.panel(table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.models import dashboard as dash_m
+
 from ..common import SCRAPE_JOB
 from ..panels import AMBER, BLUE, GREEN, RED, Board, stat, thresholds, timeseries
 
@@ -15,8 +17,10 @@ def pipeline() -> Board:
         time_from="now-3h",
         refresh="30s",
     )
-    up_mapping = [{"type": "value", "options": {"0": {"text": "DOWN", "color": RED, "index": 0},
-                                                 "1": {"text": "UP", "color": GREEN, "index": 1}}}]
+    up_mapping: list[dash_m.ValueMap | dash_m.RangeMap | dash_m.RegexMap | dash_m.SpecialValueMap] = [
+        dash_m.ValueMap(options={"0": dash_m.ValueMappingResult(text="DOWN", color=RED, index=0),
+                                 "1": dash_m.ValueMappingResult(text="UP", color=GREEN, index=1)})
+    ]
     b.panel(stat("Exporter", f'min(up{{job="{SCRAPE_JOB}"}})', "none", thresholds(RED, (1, GREEN)))
             .mappings(up_mapping))
     b.panel(stat("Workers up", "sum(callcenter_pipeline_worker_up)", "none", thresholds(RED, (1, AMBER), (2, GREEN)),

@@ -11,7 +11,12 @@ import sys
 import pytest
 
 from . import (
-    DASHBOARDS, EXPORTER_METRICS, load_build, metric_names, promtool_parse_check, recording_rule_names,
+    DASHBOARDS,
+    EXPORTER_METRICS,
+    load_build,
+    metric_names,
+    promtool_parse_check,
+    recording_rule_names,
 )
 
 GRAFANA = DASHBOARDS / "grafana"

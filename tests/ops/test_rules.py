@@ -180,7 +180,7 @@ def _summed_counters(count_expr: str) -> set[str]:
     """Catalog counters a recorded count's expression sums (exporter counters mapped back)."""
     from stream.kpi.catalog import COUNTERS
 
-    by_metric = {c.metric_name: (c.name,) for c in COUNTERS}
+    by_metric: dict[str, tuple[str, ...]] = {c.metric_name: (c.name,) for c in COUNTERS}
     by_metric["callcenter_attempts_completed_total"] = ("answered", "unanswered")  # exporter's own sum
     return {c for m in metric_names(count_expr) for c in by_metric[m]}
 
