@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+DEMO_CONFIG = Path(__file__).with_name("demo.toml")
+"""The service configuration matched to the simulated center (targets, costs, compliance), for
+`callkpi demo`."""
 
 SCENARIOS: dict[str, str] = {
     "spam_flag": "one caller ID of the largest campaign is flagged as spam: its human-answer rate "

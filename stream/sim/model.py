@@ -80,14 +80,20 @@ P_BUSY, P_REJECTED, P_CONGESTION, P_ERROR, P_CANCELED = 0.05, 0.04, 0.004, 0.002
 AMD_HUMAN = (0.95, 0.03, 0.02)
 AMD_MACHINE = (0.10, 0.85, 0.05)
 DIALER_MAX_WAIT_MS = 3000       # a live person unbridged this long after answer is dropped
+COMPLIANCE_CONNECT_MS = 2000    # the regulators' rule: bridged later than this counts as abandoned
 PATIENCE = (3500, 0.5)          # customer hangs up on silence: lognormal (median ms, sigma)
 
 TICK_MS = 250                   # predictive dialer pacing step
 PACE_EVERY = 40                 # ticks between pacing-controller updates (10 s)
 LOOKAHEAD_S = 10                # agents freeing within this many seconds count as supply
-PACE_GAIN = 0.03                # controller: pace *= exp(gain * relative abandon-rate error)
+PACE_GAIN = 0.05                # controller: pace *= exp(gain * relative abandon-rate error) when slowing
 MIN_P_ROUTE = 0.08              # caps the lines per agent (1/0.08) whatever the dialer estimates
+P_ROUTE_LEARNING = 0.01         # per resolved line: how fast that estimate follows the outcomes
 PACE_DECAY = 0.99               # per update: abandon statistics remember ~15 minutes
+PACE_START, PACE_MIN, PACE_MAX = 0.5, 0.15, 3.0  # a soft start, and the factor's bounds
+PACE_GAIN_UP = 0.01             # ...but speed up slowly: dialers back off fast and ramp up slowly
+PACE_PRIOR_ANSWERS = 10         # the estimate starts as this many live answers at the target
+                                # rate, so a small campaign's first abandons count at once
 
 END_GRACE_MS = 5 * MIN          # every event of a run has ts <= end + this
 
@@ -155,7 +161,7 @@ class _Campaign:
         self.ringing = 0               # lines dialed, not yet resolved or routed
         self.free_at: dict[int, int] = {}  # second -> agents finishing wrap-up then
         self.p_route = 0.2             # the dialer's estimate of P(an attempt needs an agent)
-        self.pace = 1.0
+        self.pace = PACE_START
         self.ab_num = 0.0
         self.ab_den = 0.0
         self.target = cfg.abandon_target
@@ -427,11 +433,11 @@ class Model:
     def _tick(self, camp: _Campaign, t: int) -> None:
         r = self.r
         camp.ticks += 1
-        if camp.ticks % PACE_EVERY == 0 and camp.ab_den > 0:
-            rate = camp.ab_num / camp.ab_den
-            if camp.ab_den >= 30:
-                camp.pace *= math.exp(PACE_GAIN * max(-2.0, min(2.0, (camp.target - rate) / camp.target)))
-                camp.pace = max(0.3, min(3.0, camp.pace))
+        if camp.ticks % PACE_EVERY == 0:
+            rate = (camp.ab_num + PACE_PRIOR_ANSWERS * camp.target) / (camp.ab_den + PACE_PRIOR_ANSWERS)
+            error = max(-2.0, min(2.0, (camp.target - rate) / camp.target))
+            camp.pace *= math.exp((PACE_GAIN_UP if error > 0 else PACE_GAIN) * error)
+            camp.pace = max(PACE_MIN, min(PACE_MAX, camp.pace))
             camp.ab_num *= PACE_DECAY
             camp.ab_den *= PACE_DECAY
         if t % 1000 < TICK_MS:  # once a second: agents expected back within the look-ahead
@@ -548,7 +554,7 @@ class Model:
         camp = call.camp
         if camp.predictive:
             camp.ringing -= 1
-            camp.p_route += 0.002 * (0.0 - camp.p_route)
+            camp.p_route += P_ROUTE_LEARNING * (0.0 - camp.p_route)
         else:
             self._free(call.agent, t, False)
 
@@ -560,7 +566,7 @@ class Model:
             self._connect(call, call.agent, t + 100 + int(300 * r.random()))
             return
         camp.ringing -= 1
-        camp.p_route += 0.002 * (1.0 - camp.p_route)
+        camp.p_route += P_ROUTE_LEARNING * (1.0 - camp.p_route)
         agent = self._take_idle(camp)
         if agent is not None:
             self._connect(call, agent, t + 150 + int(250 * r.random()))
@@ -606,6 +612,8 @@ class Model:
         self._agent_event(agent, tc, "on_call")
         self._call_event(call, tc, "call.connected",
                          {"agent_id": agent.id, "team_id": agent.team, "wait_ms": tc - call.t_ans})
+        if camp.predictive and tc - call.t_ans > COMPLIANCE_CONNECT_MS:
+            camp.ab_num += 1  # the dialer paces on the regulators' count, which includes late bridges
         truth = call.truth
         if truth == "human":
             dispo = _DISPO_ORDER[bisect.bisect(camp.dispo_cum, r.random())]
