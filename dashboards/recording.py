@@ -25,6 +25,7 @@ BASELINE_WINDOW = "2h"
 COUNTS: tuple[str, ...] = (
     "dialed", "attempts_completed", "answered", "connected", "abandoned", "conversations", "conversions",
     "qualified_leads", "handled", "handle_seconds", "busy_seconds", "productive_seconds", "staffed_seconds",
+    "live_contacts",
 )
 
 #: Recorded counts the catalog has no KPI of its own for: name -> (catalog KPI, its numerator or
@@ -32,6 +33,7 @@ COUNTS: tuple[str, ...] = (
 SUMS_OF_KPIS: dict[str, tuple[str, Literal["numerator", "denominator"]]] = {
     "handle_seconds": ("aht_seconds", "numerator"),  # talk + hold of handled calls + wrap-up
     "busy_seconds": ("occupancy", "numerator"),  # on call + wrap-up
+    "live_contacts": ("conversion_rate", "denominator"),  # live persons reached, outbound + inbound
 }
 
 #: A sum the exporter exports as one counter of its own (stream/readers/exporter.py).
@@ -95,6 +97,29 @@ def quotient(kpi_name: str) -> Quotient:
     return Quotient(_count_of(kpi.numerator), _count_of(kpi.denominator), factor)
 
 
+#: What late events took back, per exported counter (label `counter`: the counter's name without
+#: `callcenter_` and `_total`): the `_total` counters only grow (additions), so a late
+#: `agent.state` that shortens a closed interval, or a call re-attributed to another caller ID,
+#: never looks like a counter reset (docs/observability.md).
+RETRACTED = "callcenter_retracted_total"
+CALLER_ID_RETRACTED = "callcenter_caller_id_retracted_total"
+
+
+def net_increase(metric: str, window: str, by: str) -> str:
+    """increase() of an exported counter minus what was retracted from it in the window.
+
+    A series without its retraction series (an older exporter, a counter never retracted)
+    counts as nothing retracted."""
+    if metric.startswith("callcenter_caller_id_"):
+        retracted, counter = CALLER_ID_RETRACTED, metric.removeprefix("callcenter_caller_id_")
+    else:
+        retracted, counter = RETRACTED, metric.removeprefix("callcenter_")
+    counter = counter.removesuffix("_total")
+    added = f"sum by ({by}) (increase({metric}[{window}]))"
+    back = f'sum by ({by}) (increase({retracted}{{counter="{counter}"}}[{window}]))'
+    return f"({added} - ({back} or {added} * 0))"
+
+
 def count_record(level: str, name: str, window: str) -> str:
     return f"{level}:callcenter_{name}:increase{window}"
 
@@ -118,7 +143,7 @@ def _window_rules(
     # 1. per-campaign increases, then 2. the center as the sum of the campaigns,
     # 3. ratios = summed numerator / summed denominator (absent when the denominator is 0).
     for name in counts:
-        terms = [f"sum by (campaign) (increase({m}[{window}]))" for m in count_metrics(name)]
+        terms = [net_increase(m, window, "campaign") for m in count_metrics(name)]
         rules.append(_rule(count_record("campaign", name, window), "\n+ ".join(terms)))
     for name in counts:
         rules.append(
@@ -144,7 +169,7 @@ def _caller_id_rules(window: str) -> list[RecordingRule]:
         rules.append(
             _rule(
                 f"campaign_caller_id:callcenter_caller_id_{name}:increase{window}",
-                f"sum by (campaign, caller_id) (increase(callcenter_caller_id_{name}_total[{window}]))",
+                net_increase(f"callcenter_caller_id_{name}_total", window, "campaign, caller_id"),
             )
         )
     for name in ("attempts_completed", "connected"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
 from ..panels import AMBER, GREEN, RED, Board, bargauge, label_values_var, table, thresholds, timeseries
+from ..recording import net_increase
 
 
 def hour_of_day_connect_rate(hour: int, sel: str) -> str:
@@ -44,7 +45,7 @@ def caller_ids() -> Board:
     sel = 'campaign=~"$campaign"'
 
     def by_cid(metric: str, window: str) -> str:
-        return f"sum by (campaign, caller_id) (increase({metric}[{window}]))"
+        return net_increase(metric, window, "campaign, caller_id")
 
     b.panel(table(
         "Caller IDs",

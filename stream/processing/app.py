@@ -110,6 +110,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         try:
             await store.heartbeat(worker_id, now, _assigned_lag(app))
             await store.prune_live_calls(now - settings_call_expiry_ms(app))
+            await store.retire_idle_watermarks(now)
         except (RedisError, OSError) as exc:  # a Redis outage must not crash the worker
             log.warning("heartbeat skipped, Redis unavailable: %s", exc)
 

@@ -18,15 +18,15 @@ from stream.kpi.compliance import compliance_report, day_fraction
 from stream.kpi.cost import center_cost, cost_kpis
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import expand_scopes, window_range
-from stream.kpi.windows import Range, resolve_window
+from stream.kpi.windows import Range, WindowError, check_readable, resolve_window
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 
 COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
 Reader = Callable[[list[Scope], Range, int], Awaitable[dict[Scope, dict[str, float]]]]
 """Window counter sums of scopes: `Query.counters` for the API; the exporter passes readers
 that sum inside Redis (`stream.readers.sums`), which a scrape every 15 s can afford."""
-COMPLIANCE_COUNTERS = ("abandoned", "agent_connected", "am_dispositions", "compliance_abandons",
-                       "connected")
+COMPLIANCE_COUNTERS = ("abandoned", "agent_connected", "inbound_agent_connected", "am_dispositions",
+                       "compliance_abandons", "connected")
 """What `stream.kpi.compliance.compliance_kpis` reads (tests/unit/test_exporter.py checks it):
 a 30-day window is 720 hour fields per counter, so the exporter reads only these."""
 STATUS_VALUE = {"ok": 0, "warn": 1, "critical": 2}
@@ -50,7 +50,7 @@ class Business:
         if scope.kind == "campaign":
             return cost_kpis(counters, costs.rates_for(scope.ident))
         if scope.kind == "center":
-            ids = (await self.ctx.store.scopes())["campaign"]
+            ids = (await self.ctx.store.scopes(now))["campaign"]
             per = await self._reader(read)([Scope("campaign", c) for c in ids], r, now)
             return center_cost(counters, {s.ident: c for s, c in per.items()}, costs)
         return cost_kpis(counters, costs.default)
@@ -73,7 +73,7 @@ class Business:
 
     async def targets(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
         from stream.kpi.targets import evaluate
-        known = await self.ctx.store.scopes()
+        known = await self.ctx.store.scopes(now)
         live_agents, _ = await self.ctx.store.live()
         team_of = {a: v["team"] for a, v in live_agents.items() if v.get("team")}
         rows = []
@@ -81,9 +81,14 @@ class Business:
             start, end = window_range(t.window, now, self.ctx.tz)
             r = Range(start, end)
             scopes = [parse_scope(s) for s in expand_scopes(t.scope, known, team_of)]
-            values = await self.kpi_values(scopes, r, now, read) if scopes else {}
+            try:  # e.g. `week` in Asia/Kolkata once its first half hour's minutes expired
+                check_readable(r, now)
+                refused = None
+            except WindowError as exc:
+                refused = f"window {t.window!r} cannot be answered exactly now: {exc}"
+            values = await self.kpi_values(scopes, r, now, read) if scopes and not refused else {}
             for s in scopes:
-                value = values[s].get(t.kpi)
+                value = values[s].get(t.kpi) if not refused else None
                 result = evaluate(t, value, now_ms=now, window_from_ms=start, window_to_ms=end)
                 rows.append({
                     "name": t.name, "kpi": t.kpi, "scope": str(s), "window": t.window,
@@ -91,13 +96,14 @@ class Business:
                     "critical": t.critical,
                     "deadline": t.deadline.isoformat() if t.deadline else None,
                     **result.as_dict(),
+                    **({"error": refused} if refused else {}),
                 })
         return rows
 
     # -- compliance ---------------------------------------------------------------------------
 
     async def compliance(self, now: int, read: Reader | None = None) -> list[dict[str, Any]]:
-        ids = (await self.ctx.store.scopes())["campaign"]
+        ids = (await self.ctx.store.scopes(now))["campaign"]
         scopes = [Scope("campaign", c) for c in ids]
         read = self._reader(read)
         window = await read(scopes, resolve_window("30d", now, self.ctx.tz), now)

@@ -58,6 +58,10 @@ interval. Reading all 5,000 day hashes took ~0.9 s of Redis time per scrape on t
 STATE_CODE = {state: float(i) for i, state in enumerate(AGENT_STATE_ORDER)}
 """`callcenter_agent{kpi="state"}`: 0 logged_out, 1 available, 2 on_call, 3 wrap_up, 4 paused."""
 CALLER_ID_COUNTERS = ("dialed", "attempts_completed", "connected")
+CALLER_ID_SERIES_CAP = 1000
+"""Caller IDs exported per scrape: the ones seen most recently. Dialers rotate DIDs routinely
+and the ids are the producer's strings, so the series must be bounded; the rest are counted in
+`callcenter_caller_id_series_dropped` (docs/observability.md)."""
 WORKER_STALE_MS = 30_000
 
 
@@ -130,32 +134,80 @@ def day_by_hours(now_ms: int, tz: Any) -> Range:
 
 # -- families -------------------------------------------------------------------------------------
 
+RETRACTED_FIELD = "retracted:"
+"""`t:<scope>` field prefix of what late events took back from a counter (stream/store/commit.lua)."""
+RETRACTABLE = ("staffed_ms", "available_ms", "on_call_ms", "wrap_up_ms", "paused_ms",
+               "call_gap_ms", "call_gaps")
+"""Counters a late event can take back from a campaign: agent time (a late `agent.state`
+re-derives closed intervals) and call gaps. Their retraction series are exported from 0 so that
+`increase()` sees the first retraction; any other counter's only once it has one."""
+
+
+def _split_totals(vals: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(added, retracted) per counter of a `t:` hash: the stored net total is added − retracted,
+    and both of those only grow, so both can be Prometheus counters."""
+    retracted = {k[len(RETRACTED_FIELD):]: v for k, v in vals.items() if k.startswith(RETRACTED_FIELD)}
+    added = {k: v + retracted.get(k, 0.0) for k, v in vals.items() if not k.startswith(RETRACTED_FIELD)}
+    return added, retracted
+
+
+def _base_name(c: Any) -> str:
+    return c.metric_name.removeprefix("callcenter_").removesuffix("_total")
+
+
 def _counter_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
+    """Per campaign: every counter's additions (`_total`, never decreasing) and, in
+    `callcenter_retracted_total{counter}`, what late events took back; net = the difference."""
     out = []
+    split = {scope: _split_totals(vals) for scope, vals in totals.items()}
     for c in COUNTERS:
         fam = CounterMetricFamily(c.metric_name.removesuffix("_total"),
-                                  f"{c.help} (per campaign; sum for the center)", labels=["campaign"])
-        for scope, vals in totals.items():
-            value = vals.get(c.name, 0) / (1000 if c.ms else 1)
-            fam.add_metric([scope.split(":", 1)[1]], value)
+                                  f"{c.help} (per campaign; sum for the center; counted additions: "
+                                  "subtract callcenter_retracted_total for the net)", labels=["campaign"])
+        for scope, (added, _) in split.items():
+            fam.add_metric([scope.split(":", 1)[1]], added.get(c.name, 0) / (1000 if c.ms else 1))
         out.append(fam)
     fam = CounterMetricFamily("callcenter_attempts_completed", "call.answered + call.unanswered",
                               labels=["campaign"])
-    for scope, vals in totals.items():
-        fam.add_metric([scope.split(":", 1)[1]], vals.get("answered", 0) + vals.get("unanswered", 0))
+    for scope, (added, _) in split.items():
+        fam.add_metric([scope.split(":", 1)[1]], added.get("answered", 0) + added.get("unanswered", 0))
     out.append(fam)
+    back = CounterMetricFamily("callcenter_retracted",
+                               "what late events took back from a counter (label counter: the "
+                               "counter's name without callcenter_ and _total), per campaign",
+                               labels=["campaign", "counter"])
+    for scope, (_, retracted) in split.items():
+        campaign = scope.split(":", 1)[1]
+        for c in COUNTERS:
+            r = retracted.get(c.name, 0.0)
+            if r or c.name in RETRACTABLE:
+                back.add_metric([campaign, _base_name(c)], r / (1000 if c.ms else 1))
+        attempts = retracted.get("answered", 0.0) + retracted.get("unanswered", 0.0)
+        if attempts:
+            back.add_metric([campaign, "attempts_completed"], attempts)
+    out.append(back)
     return out
 
 
 def _caller_id_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
+    """Per caller ID: additions (`_total`) and, always, what re-attribution took back (a late
+    `call.dialed` can move a call's events to another caller ID)."""
     out = []
+    split = {scope: _split_totals(vals) for scope, vals in totals.items()}
+    back = CounterMetricFamily("callcenter_caller_id_retracted",
+                               "what re-attribution took back from a caller-ID counter",
+                               labels=["caller_id", "counter"])
     for name in CALLER_ID_COUNTERS:
         fam = CounterMetricFamily(f"callcenter_caller_id_{name}",
-                                  f"{KPI_BY_NAME[name].formula} per outbound caller ID",
+                                  f"{KPI_BY_NAME[name].formula} per outbound caller ID (counted "
+                                  "additions: subtract callcenter_caller_id_retracted_total)",
                                   labels=["caller_id"])
-        for scope, vals in totals.items():
-            fam.add_metric([scope.split(":", 1)[1]], KPI_BY_NAME[name].compute(vals) or 0)
+        for scope, (added, retracted) in split.items():
+            caller_id = scope.split(":", 1)[1]
+            fam.add_metric([caller_id], KPI_BY_NAME[name].compute(added) or 0)
+            back.add_metric([caller_id, name], KPI_BY_NAME[name].compute(retracted) or 0)
         out.append(fam)
+    out.append(back)
     return out
 
 
@@ -259,6 +311,10 @@ def _pipeline_families(p: dict[str, float], g: dict[str, float], workers: dict[s
         ("beyond_horizon", "events_beyond_horizon", "agent.state events older than the state horizon"),
         ("batches", "batches", "batches committed to Redis"),
         ("redis_errors", "redis_errors", "Redis errors seen by workers"),
+        ("dead_letter_minimal", "dead_letters_minimal",
+         "dead-letter records refused for good and sent minimal (no original)"),
+        ("dead_letter_lost", "dead_letters_lost",
+         "dead-letter records refused even minimal (the rejection is still counted)"),
     ):
         out.append(CounterMetricFamily(f"callcenter_pipeline_{name}", help_, value=p.get(key, 0)))
     rejected = CounterMetricFamily("callcenter_pipeline_events_rejected",
@@ -346,9 +402,10 @@ class _ScrapeView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def scopes(self) -> dict[str, list[str]]:
+    async def scopes(self, now_ms: int | None = None) -> dict[str, list[str]]:
+        """Read once per scrape, with the scrape's clock (the first caller's `now_ms`)."""
         if self._scopes is None:
-            self._scopes = await self._store.scopes()
+            self._scopes = await self._store.scopes(now_ms)
         return self._scopes
 
     async def live(self) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -373,9 +430,10 @@ async def scrape(ctx: Any) -> bytes:
     ctx = _scrape_context(ctx)
     now = ctx.now_ms()
     store = ctx.store
-    scopes = await store.scopes()
+    scopes = await store.scopes(now)  # retired scopes (no data in the retention) are not read
+    caller_ids, caller_id_count = await store.recent_scopes("caller_id", CALLER_ID_SERIES_CAP, now)
     totals = await store.totals([f"campaign:{c}" for c in scopes["campaign"]])
-    caller_totals = await store.totals([f"caller_id:{c}" for c in scopes["caller_id"]])
+    caller_totals = await store.totals([f"caller_id:{c}" for c in caller_ids])
     live_agents, live_calls = await store.live()
     open_time = OpenTime(live_agents, now)
     ranges = {w: resolve_window(w, now, ctx.tz) for w in GAUGE_WINDOWS}
@@ -392,13 +450,24 @@ async def scrape(ctx: Any) -> bytes:
     )
     families = [
         *_counter_families(totals), *_caller_id_families(caller_totals),
+        GaugeMetricFamily("callcenter_caller_id_series_dropped",
+                          f"caller IDs with data in the retention beyond the {CALLER_ID_SERIES_CAP} "
+                          "seen most recently, whose series are not exported",
+                          value=caller_id_count - len(caller_ids)),
         *_window_families([wallboard, teams]),
         *_live_families(live_agents, live_calls, now, ctx.call_expiry_ms),
         _agent_family(live_agents, agents, now),
-        *_pipeline_families(p, g, w, now),
+        *_pipeline_families(p, _current_gauges(g, set(scopes["campaign"])), w, now),
         *business,
     ]
     return render(families)
+
+
+def _current_gauges(gauges: Mapping[str, float], campaigns: set[str]) -> dict[str, float]:
+    """A `newest_event:<campaign>` gauge is exported only while its campaign has not retired
+    (the commit deletes it when the campaign retires; this covers the time until then)."""
+    return {k: v for k, v in gauges.items()
+            if not k.startswith("newest_event:") or k[len("newest_event:"):] in campaigns}
 
 
 async def _nothing() -> list[Metric]:

@@ -7,6 +7,7 @@ numbers from the same definitions (`stream.kpi.catalog`).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,13 +93,15 @@ class Query:
         }
 
 
-def _call_in_scope(scope: Scope, call: dict[str, Any]) -> bool:
+LIVE_CALL_FIELD = {"campaign": "campaign", "agent": "agent", "caller_id": "caller_id",
+                   "list": "list", "team": "team"}
+"""The `LiveCall` field (stream.state.call_state) a scope kind filters live calls by."""
+
+
+def _call_in_scope(scope: Scope, call: Mapping[str, Any]) -> bool:
     if scope.kind == "center":
         return True
-    key = {"campaign": "campaign", "agent": "agent", "caller_id": "caller_id"}.get(scope.kind)
-    if key is None:
-        return scope.kind == "team" and call.get("team") == scope.ident
-    return call.get(key) == scope.ident
+    return call.get(LIVE_CALL_FIELD[scope.kind]) == scope.ident
 
 
 def group_by_team(live_agents: dict[str, dict[str, Any]]) -> dict[str, list[str]]:

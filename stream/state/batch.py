@@ -15,7 +15,7 @@ from typing import Any
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
 from stream.state.agent_state import AgentCall, AgentState
-from stream.state.call_state import CallState, event_agent, live_call
+from stream.state.call_state import CallState, LiveCall, event_agent, live_call
 from stream.state.deltas import Deltas
 
 LATE_AFTER_MS = 5 * 60_000
@@ -36,7 +36,7 @@ class Outcome:
     calls: dict[str, CallState]
     agents: dict[str, AgentState]
     team_moves: list[tuple[str, str | None, str]]
-    live_calls: dict[str, dict[str, Any] | None]
+    live_calls: dict[str, LiveCall | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
 
@@ -98,7 +98,7 @@ class _Batch:
         self.old_teams: dict[str, str | None] = {}
         self.old_calls: dict[str, dict[str, AgentCall]] = {}
         self.gap_since: dict[str, int] = {}
-        self.live_calls: dict[str, dict[str, Any] | None] = {}
+        self.live_calls: dict[str, LiveCall | None] = {}
         self.live_agents: dict[str, dict[str, Any] | None] = {}
         self.stats: Counter[str] = Counter()
 
@@ -148,7 +148,15 @@ class _Batch:
                 agent.calls[call_id] = after[agent_id]
             else:
                 agent.calls.pop(call_id, None)
-        self.live_calls[call_id] = live_call(state)
+        self.live_calls[call_id] = live_call(state, self.team_of(state.attrs().agent))
+
+    def team_of(self, agent_id: str | None) -> str | None:
+        """The agent's team as this batch leaves it, without touching (and so rewriting) the
+        agent's state."""
+        if agent_id is None:
+            return None
+        state = self.agents.get(agent_id) or self.loaded.agents.get(agent_id)
+        return state.team if state is not None else None
 
     def apply_agent(self, agent_id: str, events: list[Event]) -> None:
         state = self.agent(agent_id)

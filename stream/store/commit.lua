@@ -39,6 +39,11 @@ local function incr(cmd, list, c)
     redis.call(cmd, c[1], c[4] .. name, delta)
     redis.call(cmd, c[2], c[5] .. name, delta)
     redis.call(cmd, c[3], name, delta)
+    -- taken back by a late event: the total's `retracted:` field grows too, so that what is
+    -- exported (net + retracted, and retracted) only goes up (docs/observability.md)
+    if string.byte(delta, 1) == 45 then
+      redis.call(cmd, c[3], 'retracted:' .. name, string.sub(delta, 2))
+    end
   end
 end
 for _, c in ipairs(b.counters) do
@@ -65,7 +70,20 @@ for _, l in ipairs(b.live) do
   -- l = {hash, id, json or false}
   if l[3] then redis.call('HSET', l[1], l[2], l[3]) else redis.call('HDEL', l[1], l[2]) end
 end
-for _, s in ipairs(b.scopes) do redis.call('SADD', s[1], s[2]) end
+-- Scope index: id -> newest minute with data (GT: a late old event never lowers it). Scopes with
+-- no data left in the retention retire (a bounded number per commit), with their totals and
+-- newest-event gauge.
+for _, s in ipairs(b.scopes) do redis.call('ZADD', s[1], 'GT', s[3], s[2]) end
+for _, r in ipairs(b.retire or {}) do
+  local gone = redis.call('ZRANGEBYSCORE', r[1], '-inf', '(' .. b.retire_before, 'LIMIT', 0, 100)
+  if #gone > 0 then
+    redis.call('ZREM', r[1], unpack(gone))
+    for _, id in ipairs(gone) do
+      redis.call('DEL', P .. 't:' .. r[2] .. ':' .. id)
+      if r[2] == 'campaign' then redis.call('HDEL', P .. 'gauges', 'newest_event:' .. id) end
+    end
+  end
+end
 for _, p in ipairs(b.pipeline) do redis.call('HINCRBYFLOAT', P .. 'pipeline', p[1], p[2]) end
 for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) end
 for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end

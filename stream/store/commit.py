@@ -8,8 +8,10 @@ from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    Layout, agent_history_suffixes, hour_field, hour_key_expiry, minute_field, minute_key_expiry)
+    SCOPE_KINDS, Layout, agent_history_suffixes, hour_field, hour_key_expiry, minute_field,
+    minute_key_expiry, scope_cutoff)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -38,7 +40,7 @@ class CommitBatch:
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
     team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
-    live_calls: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
@@ -68,7 +70,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     their own, referred to by position: embedded in the JSON they would be escaped here and
     unescaped by Lua, and they are most of the bytes."""
     expire: dict[str, int] = {}
-    scopes: set[tuple[str, str]] = set()
+    scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
     counters: list[list[Any]] = []
     for (scope, minute), deltas in batch.counters.items():
         ints, floats = _split(deltas)
@@ -81,10 +83,11 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         expire[hk] = hour_key_expiry(minute)
         kind, _, ident = scope.partition(":")
         if ident:
-            scopes.add((layout.scopes_key(kind), ident))
+            key = (layout.scopes_key(kind), ident)
+            scopes[key] = max(scopes.get(key, minute), minute)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
-    for _, _, new_team in batch.team_moves:
-        scopes.add((layout.scopes_key("team"), new_team))
+    for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
+        scopes[(layout.scopes_key("team"), new_team)] = now_ms
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
             for cid, v in batch.live_calls.items()]
     live += [[layout.key("live:agents"), aid, json.dumps(v) if v else False]
@@ -98,7 +101,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "counters": counters,
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
-        "scopes": [list(s) for s in sorted(scopes)],
+        "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
+        "retire": [[layout.scopes_key(kind), kind] for kind in SCOPE_KINDS],
+        "retire_before": str(scope_cutoff(now_ms)),
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
         "gauges": [[k, v] for k, v in batch.gauges.items()],
         "notify": str(now_ms) if batch.notify else False,

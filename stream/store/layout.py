@@ -6,8 +6,8 @@ All keys start with a configurable prefix (default `ck:`).
 |---|---|---|---|
 | `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
 | `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
-| `t:<scope>` | hash | lifetime totals, field `<counter>` (Prometheus counters) | none |
-| `scopes:<kind>` | set | every id seen for a scope kind (campaign, team, agent, caller_id, list) | none |
+| `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
+| `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
 | `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
 | `live:calls` / `live:agents` | hash | id → JSON live status | pruned by the worker |
@@ -21,10 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to
+from stream.kpi.windows import (
+    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to)
 
-SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list")
+SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS
+SCOPE_RETENTION_MS = HOUR_READABLE_MS + HOUR_MS
+"""A scope whose newest data is older than this has nothing any range can read (hour buckets
+are read back 35 days, an hour whole): it retires from the scope index, its totals go."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,11 @@ class Layout:
         return f"{self.prefix}t:{scope}"
 
     def scopes_key(self, kind: str) -> str:
+        """The scope index of a kind: a sorted set, id → newest minute (epoch ms) with data."""
+        return f"{self.prefix}seen:{kind}"
+
+    def legacy_scopes_key(self, kind: str) -> str:
+        """The plain set of ids that stores written before scopes retired kept (migrated)."""
         return f"{self.prefix}scopes:{kind}"
 
     def call_key(self, call_id: str) -> str:
@@ -52,6 +61,11 @@ class Layout:
     def key(self, name: str) -> str:
         """Singleton keys: offsets, live:calls, live:agents, pipeline, gauges, workers, updates."""
         return f"{self.prefix}{name}"
+
+
+def scope_cutoff(now_ms: int) -> int:
+    """Scopes whose newest minute with data is before this have retired."""
+    return now_ms - SCOPE_RETENTION_MS
 
 
 def minute_field(minute_ms: int, counter: str) -> str:

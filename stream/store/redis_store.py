@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -11,11 +12,38 @@ import redis.asyncio as aioredis
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
-from stream.store.layout import SCOPE_KINDS, Layout
+from stream.store.layout import SCOPE_KINDS, Layout, scope_cutoff
 
 Json = dict[str, Any]
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
 """The stored version of each entity key (0: none), in one command however many keys."""
+MIGRATE_SCOPES_LUA = """
+-- KEYS: legacy set, sorted set, per kind. ARGV[1]: now (epoch ms).
+local moved = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('TYPE', KEYS[i]).ok == 'set' then
+    local ids = redis.call('SMEMBERS', KEYS[i])
+    for j = 1, #ids, 1000 do
+      local args = {}
+      for k = j, math.min(j + 999, #ids) do args[#args + 1] = ARGV[1]; args[#args + 1] = ids[k] end
+      redis.call('ZADD', KEYS[i + 1], 'NX', unpack(args))
+    end
+    redis.call('DEL', KEYS[i])
+    moved = moved + #ids
+  end
+end
+return moved
+"""
+"""Stores written before scopes retired kept plain sets: their ids join the sorted sets as seen
+now (nothing disappears on upgrade; everything retires after the retention if not seen again)."""
+RETIRE_WATERMARKS_LUA = """
+-- KEYS[1]: watermarks. ARGV[1]: cutoff. Atomic, so a commit's newer watermark is never deleted.
+local flat, gone = redis.call('HGETALL', KEYS[1]), 0
+for i = 1, #flat, 2 do
+  if tonumber(flat[i + 1]) < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], flat[i]); gone = gone + 1 end
+end
+return gone
+"""
 
 
 class Store:
@@ -25,6 +53,7 @@ class Store:
         self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
         self.layout = Layout(prefix)
         self._commit = self.redis.register_script(COMMIT_LUA)
+        self._scopes_migrated = False
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -75,6 +104,13 @@ class Store:
             pipe.hset(self.layout.key("gauges"), mapping=gauges)
         await pipe.execute()
 
+    async def retire_idle_watermarks(self, now_ms: int) -> int:
+        """Drop the watermarks of partitions whose newest event is older than the retention (a
+        partition deleted, or idle that long): they hold nothing back (a partition 24 h behind
+        counts as idle for the agent-state horizon) but would stay forever. Returns how many."""
+        return int(await self.redis.eval(RETIRE_WATERMARKS_LUA, 1, self.layout.key("watermarks"),
+                                         scope_cutoff(now_ms)))
+
     async def prune_live_calls(self, older_than_ms: int) -> int:
         """Drop live calls that never finished (they stop counting as ringing/waiting/talking)."""
         key = self.layout.key("live:calls")
@@ -121,12 +157,36 @@ class Store:
         results = await pipe.execute() if scopes else []
         return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results)}
 
-    async def scopes(self) -> dict[str, list[str]]:
+    async def scopes(self, now_ms: int | None = None) -> dict[str, list[str]]:
+        """The ids of every scope kind with data inside the retention at `now_ms` (None: every
+        id still indexed; the commit retires the rest by the worker's clock)."""
+        await self._migrate_scopes()
+        low = "-inf" if now_ms is None else scope_cutoff(now_ms)
         pipe = self.redis.pipeline(transaction=False)
         for kind in SCOPE_KINDS:
-            pipe.smembers(self.layout.scopes_key(kind))
+            pipe.zrangebyscore(self.layout.scopes_key(kind), low, "+inf")
         results = await pipe.execute()
         return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results)}
+
+    async def recent_scopes(self, kind: str, limit: int, now_ms: int) -> tuple[list[str], int]:
+        """The `limit` ids of `kind` seen most recently (inside the retention), and how many ids
+        of that kind are inside the retention in all."""
+        await self._migrate_scopes()
+        key, low = self.layout.scopes_key(kind), scope_cutoff(now_ms)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrangebyscore(key, "+inf", low, start=0, num=limit)
+        pipe.zcount(key, low, "+inf")
+        recent, count = await pipe.execute()
+        return list(recent), int(count)
+
+    async def _migrate_scopes(self) -> None:
+        """Once per process: carry legacy scope sets over (`MIGRATE_SCOPES_LUA`)."""
+        if self._scopes_migrated:
+            return
+        keys = [k for kind in SCOPE_KINDS
+                for k in (self.layout.legacy_scopes_key(kind), self.layout.scopes_key(kind))]
+        await self.redis.eval(MIGRATE_SCOPES_LUA, len(keys), *keys, int(time.time() * 1000))
+        self._scopes_migrated = True
 
     async def live(self) -> tuple[dict[str, Json], dict[str, Json]]:
         """(agents, calls): the current state of every logged-in agent and unfinished call."""

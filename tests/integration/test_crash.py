@@ -74,7 +74,9 @@ def store_totals(url: str) -> dict[tuple[str, str], float]:
     for key in r.scan_iter("ck:t:*"):
         scope = key[len("ck:t:"):]
         for name, v in r.hgetall(key).items():
-            if round(float(v), 6):
+            # `retracted:` fields count what late events took back on the way (for monotone
+            # Prometheus counters): they depend on batching, the net totals must not
+            if round(float(v), 6) and not name.startswith("retracted:"):
                 out[(scope, name)] = round(float(v), 6)
     r.close()
     return out

@@ -58,7 +58,7 @@ def load_build() -> types.ModuleType:
 
 
 _COUNTERS = [
-    "dialed", "attempts_completed", "answered", "connected", "machine_answered", "agent_connected",
+    "dialed", "attempts_completed", "answered", "connected", "offered", "machine_answered", "agent_connected",
     "abandoned", "handled", "conversations", "conversions", "goals_completed", "qualified_leads",
     "refusals", "callbacks", "orders", "revenue", "surveys", "complaints", "compliance_abandons",
     "wrapups", "talk_seconds", "hold_seconds", "wrapup_seconds", "answer_to_agent_wait_seconds",
@@ -75,6 +75,8 @@ _WINDOW_GAUGES = [
 EXPORTER_METRICS: frozenset[str] = frozenset(
     [f"callcenter_{c}_total" for c in _COUNTERS]
     + [f"callcenter_caller_id_{c}_total" for c in ("attempts_completed", "connected", "dialed")]
+    + ["callcenter_retracted_total", "callcenter_caller_id_retracted_total",
+       "callcenter_caller_id_series_dropped"]
     + [f"callcenter_window_{g}" for g in _WINDOW_GAUGES]
     + [
         "callcenter_agents", "callcenter_calls_waiting", "callcenter_calls_ringing",

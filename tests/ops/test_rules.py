@@ -182,7 +182,8 @@ def _summed_counters(count_expr: str) -> set[str]:
 
     by_metric: dict[str, tuple[str, ...]] = {c.metric_name: (c.name,) for c in COUNTERS}
     by_metric["callcenter_attempts_completed_total"] = ("answered", "unanswered")  # exporter's own sum
-    return {c for m in metric_names(count_expr) for c in by_metric[m]}
+    retractions = {"callcenter_retracted_total", "callcenter_caller_id_retracted_total"}  # what late events took back
+    return {c for m in metric_names(count_expr) - retractions for c in by_metric[m]}
 
 
 def test_every_ratio_rule_sums_the_catalogs_numerator_and_denominator():

@@ -33,7 +33,8 @@ class Committer:
 
         async def go() -> dict[str, float]:
             await self.store.commit(CommitBatch(counters={(scope, NOW - 5 * MINUTE_MS): deltas}, notify=False), NOW)
-            return (await self.store.totals([scope]))[scope]
+            stored = (await self.store.totals([scope]))[scope]
+            return {name: stored[name] for name in deltas}  # (a negative delta is also kept as retracted:<name>)
 
         return self.runner.run(go())
 

@@ -55,7 +55,7 @@ def test_thirty_days_uses_whole_hours() -> None:
     r = resolve_window("30d", now, UTC)
     assert r.start % HOUR_MS == 0 and (now - r.start) <= 30 * DAY_MS
     d = decompose(r)
-    assert len(d.hours) == 719 and len(d.minutes) == 16
+    assert len(d.hours) == 720 and not d.minutes
 
 
 def test_today_is_local_and_dst_correct() -> None:
@@ -101,3 +101,92 @@ def test_split_by_minute() -> None:
     assert split_by_minute(t, t) == []
 
 
+
+
+# -- issue 9 item 8 / 17: every range is answered exactly or refused ---------------------------
+
+from stream.kpi.windows import MAX_AHEAD_MS, check_readable  # noqa: E402
+
+
+def test_old_range_ending_off_the_hour_is_refused() -> None:
+    """Starts on a whole hour 3 days back, ends at :15 still more than 48 h back: the end's minute
+    buckets have expired, so the range cannot be answered and must not be read short."""
+    now = ms("2026-11-20T09:15:00+00:00")
+    start = now - 3 * DAY_MS - 15 * MINUTE_MS  # 06:00, 3 days back
+    end = start + 5 * HOUR_MS + 15 * MINUTE_MS  # 11:15, 2 days 22 h back
+    with pytest.raises(WindowError, match="whole hour"):
+        check_range(start, end, now)
+    # the same range ending on the hour is read from hour buckets alone and is answered
+    assert check_range(start, start + 5 * HOUR_MS, now) == Range(start, start + 5 * HOUR_MS)
+    # ends off the hour but within 48 h: its minute buckets are kept, answered exactly
+    assert check_range(start, now - 47 * HOUR_MS + 15 * MINUTE_MS, now)
+
+
+def test_week_in_half_hour_zones_is_refused_once_its_start_minutes_expire() -> None:
+    """A `week` target in Asia/Kolkata starts at Sunday 18:30 UTC; three days in, the minute
+    buckets of 18:30-19:00 are gone and the week cannot be answered exactly."""
+    from stream.kpi.targets import window_range
+    for zone in ("Asia/Kolkata", "Asia/Kathmandu"):
+        now = ms("2026-11-19T09:15:00+00:00")  # a Thursday
+        start, end = window_range("week", now, ZoneInfo(zone))
+        assert start % HOUR_MS  # local midnight is not on a UTC hour
+        with pytest.raises(WindowError, match="whole hour"):
+            check_readable(Range(start, end), now)
+        # on Monday the week is young, its minute buckets are kept: answered
+        monday = start + 10 * HOUR_MS
+        check_readable(Range(start, monday), monday)
+    berlin = window_range("week", ms("2026-11-19T09:15:00+00:00"), ZoneInfo("Europe/Berlin"))
+    check_readable(Range(*berlin), ms("2026-11-19T09:15:00+00:00"))
+
+
+def test_thirty_days_is_exactly_thirty_days_of_buckets() -> None:
+    for now_text in ("2026-11-20T09:15:42+00:00", "2026-11-20T09:00:00+00:00",
+                     "2026-11-20T09:59:59+00:00"):
+        now = ms(now_text)
+        r = resolve_window("30d", now, UTC)
+        d = decompose(r)
+        covered_ms = len(d.hours) * HOUR_MS + len(d.minutes) * MINUTE_MS
+        assert covered_ms == 30 * DAY_MS, now_text
+        assert r.start <= now < r.end  # the current (partial) hour is in it
+        check_readable(r, now)
+
+
+def test_today_in_a_zone_that_repeats_its_midnight_hour() -> None:
+    """America/Havana ends DST at 01:00 local back to 00:00: 00:00-01:00 happens twice on
+    2026-11-01 (04:00 and 05:00 UTC). During the second pass `today` still starts at the first."""
+    havana = ZoneInfo("America/Havana")
+    for now_text in ("2026-11-01T05:30:00+00:00", "2026-11-01T04:30:00+00:00",
+                     "2026-11-01T20:00:00+00:00"):
+        r = resolve_window("today", ms(now_text), havana)
+        assert r.start == ms("2026-11-01T04:00:00+00:00"), now_text
+    # a zone with no local 00:00 (DST starts at midnight): the day starts at the transition
+    r = resolve_window("today", ms("2026-03-08T12:00:00+00:00"), havana)
+    assert r.start == ms("2026-03-08T05:00:00+00:00")
+
+
+def test_range_ending_too_far_ahead_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `to` 1000 years ahead used to be decomposed into 8.7 million hour buckets (8 s, 334 MiB)
+    before anything noticed: it is refused by arithmetic, no bucket is ever listed."""
+    import stream.kpi.windows as windows
+
+    def no_listing(r: Range) -> None:
+        raise AssertionError("a refused range must not be decomposed")
+    monkeypatch.setattr(windows, "decompose", no_listing)
+    now = ms("2026-11-20T09:15:00+00:00")
+    thousand_years = now + 1000 * 365 * DAY_MS
+    with pytest.raises(WindowError, match="ahead"):
+        check_range(now - HOUR_MS, thousand_years - thousand_years % MINUTE_MS, now)
+    with pytest.raises(WindowError, match="35 days"):
+        check_range(now - 10_000 * DAY_MS, now - 9_000 * DAY_MS, now)
+    end = now + MAX_AHEAD_MS
+    assert check_range(now - HOUR_MS, end, now)
+    with pytest.raises(WindowError, match="ahead"):
+        check_range(now - HOUR_MS, end + MINUTE_MS, now)
+
+
+def test_range_longer_than_the_retention_is_refused() -> None:
+    now = ms("2026-11-20T09:00:00+00:00")
+    with pytest.raises(WindowError, match="35 days"):
+        check_range(now - 35 * DAY_MS, now + 10 * MINUTE_MS, now)
+    with pytest.raises(WindowError, match="35 days"):
+        check_range(now - 400 * DAY_MS, now - 300 * DAY_MS, now)
