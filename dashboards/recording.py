@@ -7,6 +7,7 @@ from the KPI catalog (stream/kpi/catalog.py), so a rule cannot restate a formula
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 from stream.kpi.catalog import COUNTERS, KPI_BY_NAME
@@ -64,6 +65,20 @@ def count_metrics(name: str) -> tuple[str, ...]:
     if counters in EXPORTED_SUMS:
         return (EXPORTED_SUMS[counters],)
     return tuple(COUNTER_BY_NAME[c].metric_name for c in counters)
+
+
+def catalog_quotient(kpi_name: str, increase: Callable[[str], str]) -> str:
+    """A catalog ratio as PromQL over any range: Σ increase of the numerator's exporter counters
+    ÷ Σ of the denominator's (absent when 0). `increase(metric)` writes one counter's increase,
+    e.g. over a dashboard's `$__range`."""
+    kpi = KPI_BY_NAME[kpi_name]
+
+    def total(counters: tuple[str, ...]) -> str:
+        metrics = EXPORTED_SUMS.get(counters)
+        terms = [increase(m) for m in ([metrics] if metrics else [COUNTER_BY_NAME[c].metric_name for c in counters])]
+        return terms[0] if len(terms) == 1 else f"({' + '.join(terms)})"
+
+    return f"{total(kpi.numerator)} / ({total(kpi.denominator)} > 0)"
 
 
 class Quotient(NamedTuple):

@@ -21,6 +21,7 @@ from ..panels import (
     thresholds,
     timeseries,
 )
+from ..recording import catalog_quotient
 
 
 def campaigns() -> Board:
@@ -39,6 +40,9 @@ def campaigns() -> Board:
         grouping = f" by ({by})" if by else ""
         return f"sum{grouping} (increase({metric}{{{sel}}}[$__range]))"
 
+    def per_campaign(metric: str) -> str:
+        return total(metric, "campaign")
+
     b.row("Funnel (selected time range)")
     b.panel(bargauge(
         "Funnel: dial → connect → conversation → qualified lead → sale",
@@ -56,9 +60,9 @@ def campaigns() -> Board:
         "Campaign scorecard (selected time range)",
         [
             (total("callcenter_dialed_total", "campaign"), "dialed"),
-            (f"{total('callcenter_connected_total', 'campaign')} / ({total('callcenter_attempts_completed_total', 'campaign')} > 0)", "connect"),
-            (f"{total('callcenter_abandoned_total', 'campaign')} / ({total('callcenter_connected_total', 'campaign')} > 0)", "abandon"),
-            (f"{total('callcenter_conversions_total', 'campaign')} / ({total('callcenter_connected_total', 'campaign')} > 0)", "conversion"),
+            (catalog_quotient("connect_rate", per_campaign), "connect"),
+            (catalog_quotient("abandon_rate", per_campaign), "abandon"),
+            (catalog_quotient("conversion_rate", per_campaign), "conversion"),
             (total("callcenter_revenue_total", "campaign"), "revenue"),
         ],
         {
