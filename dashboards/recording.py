@@ -59,12 +59,16 @@ def count_counters(name: str) -> tuple[str, ...]:
     return kpi.numerator
 
 
-def count_metrics(name: str) -> tuple[str, ...]:
-    """The exporter counters (per campaign, in base units) a recorded count sums."""
-    counters = count_counters(name)
+def exporter_metrics(counters: tuple[str, ...]) -> tuple[str, ...]:
+    """The exporter counters (per campaign, in base units) that sum to these catalog counters."""
     if counters in EXPORTED_SUMS:
         return (EXPORTED_SUMS[counters],)
     return tuple(COUNTER_BY_NAME[c].metric_name for c in counters)
+
+
+def count_metrics(name: str) -> tuple[str, ...]:
+    """The exporter counters a recorded count sums."""
+    return exporter_metrics(count_counters(name))
 
 
 def catalog_quotient(kpi_name: str, increase: Callable[[str], str]) -> str:
@@ -74,8 +78,7 @@ def catalog_quotient(kpi_name: str, increase: Callable[[str], str]) -> str:
     kpi = KPI_BY_NAME[kpi_name]
 
     def total(counters: tuple[str, ...]) -> str:
-        metrics = EXPORTED_SUMS.get(counters)
-        terms = [increase(m) for m in ([metrics] if metrics else [COUNTER_BY_NAME[c].metric_name for c in counters])]
+        terms = [increase(m) for m in exporter_metrics(counters)]
         return terms[0] if len(terms) == 1 else f"({' + '.join(terms)})"
 
     return f"{total(kpi.numerator)} / ({total(kpi.denominator)} > 0)"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import Service
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = Path(__file__).with_name("conftest.py")
@@ -37,3 +39,10 @@ def test_a_failure_shows_the_processes_log_and_every_process_is_stopped(pytester
     assert "not shown" not in out, "a passing test's logs stay out of the report"
     pid = int((pytester.path / "pid").read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.integration
+def test_the_service_fixture_is_a_pipeline_to_start_processes_on(service: Service) -> None:
+    """Broker, Redis and topics, for a module's tests to add workers and `serve` to."""
+    assert service.pipeline_counter("consumed") == 0
+    assert "redis" in service.logs()
