@@ -92,7 +92,7 @@ def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
             argv = ["simulate", "--bootstrap", infra.bootstrap, "--agents", str(args.agents),
                     "--hours", str(args.hours), "--backfill", str(args.backfill), "--seed", str(args.seed)]
             if args.scenario:
-                argv += ["--scenario", args.scenario]
+                argv += ["--scenario", args.scenario, "--scenario-at", str(args.scenario_at)]
             infra.children.append(_child("simulator", argv, env, 0, infra.workdir, wait=False))
         url = f"http://127.0.0.1:{args.http_port}"
         print("callkpi stack is running (Ctrl-C stops everything):", flush=True)
@@ -132,7 +132,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                            help="hours of the shift already behind at start, sent at once so "
                                 "today's windows have numbers; then real time (default 1)")
             p.add_argument("--seed", type=int, default=1)
-            p.add_argument("--scenario", default=None)
+            p.add_argument("--scenario", default=None, help="a simulator scenario (callkpi simulate --list-scenarios)")
+            p.add_argument("--scenario-at", type=float, default=0.0, metavar="FRACTION",
+                           help="when the scenario starts, as a fraction of the shift (default 0: at once, so "
+                                "the backfilled hour shows it)")
         p.set_defaults(run=lambda a, demo=demo: run_stack(a, demo))
 
 
