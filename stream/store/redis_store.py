@@ -49,8 +49,16 @@ return gone
 class Store:
     """All Redis access of the service. One instance per process; safe for concurrent readers."""
 
-    def __init__(self, url: str, prefix: str = "ck:") -> None:
-        self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+    def __init__(self, url: str, prefix: str = "ck:", *, max_connections: int | None = None,
+                 wait_seconds: float = 5.0) -> None:
+        """`max_connections`: a bounded pool (readers under load): a request waits up to
+        `wait_seconds` for a free connection rather than failing, or opening one per request."""
+        if max_connections is None:
+            self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, decode_responses=True, max_connections=max_connections, timeout=wait_seconds)
+            self.redis = aioredis.Redis(connection_pool=pool)
         self.layout = Layout(prefix)
         self._commit = self.redis.register_script(COMMIT_LUA)
         self._scopes_migrated = False
