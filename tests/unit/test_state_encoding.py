@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from stream.contract import Event
-from stream.state.agent_state import AgentCall, AgentState
+from stream.state.agent_state import AgentCall, AgentState, Connect
 from stream.state.call_state import CallState
 from stream.state.deltas import Deltas
 from stream.state.encoding import dumps
@@ -34,7 +34,7 @@ def test_agent_state_encoding_follows_appends_late_points_prunes_and_clones() ->
         state.add_points("a1", [state_event(i, when, rng.choice(["available", "paused", "on_call"]))],
                          Deltas())
         if rng.random() < 0.3:
-            state.calls[f"k{i}"] = AgentCall([(when, "c1")], [when + MIN], "+1", None)
+            state.calls[f"k{i}"] = AgentCall([Connect(when, "c1")], [when + MIN], "+1", None)
         if rng.random() < 0.1 and state.calls:
             state.calls.pop(rng.choice(list(state.calls)))
         if rng.random() < 0.2:
