@@ -41,7 +41,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stream.cli.embedded import free_port, redis_binary, wait_for_port  # noqa: E402
+from stream.cli.embedded import REDIS_TUNING, free_port, redis_binary, wait_for_port  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
 from stream.kpi.windows import HOUR_MS  # noqa: E402
 from stream.processing.pipeline import Pipeline, RawMessage  # noqa: E402
@@ -62,7 +62,8 @@ def start_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--dbfilename", RDB, "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+         "--dbfilename", RDB, "--save", "", "--appendonly", "no", "--protected-mode", "no",
+         *REDIS_TUNING],
         stdout=open(data_dir / "redis.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port(port, 60, proc)
     url = f"redis://127.0.0.1:{port}/0"

@@ -6,6 +6,7 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -27,6 +28,9 @@ from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class RawMessage(NamedTuple):

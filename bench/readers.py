@@ -1,0 +1,126 @@
+"""Reader latency at scale (issue 11 goal 7): the API and /metrics on a filled store.
+
+    python bench/readers.py --agents 500            # /agents at 500 agents
+    python bench/readers.py --agents 5000 --hours 0.25 --copies 3   # wallboard and /metrics
+
+Redis is filled as `bench/scrape.py` fills it (the real batch step and commit script fed from the
+simulator; the simulated stretch's counters committed again `--copies` times, each earlier), then
+a real `callkpi serve` app answers over HTTP. Each request is timed from the client, one at a
+time, on an otherwise idle server (so the time is the server's): the median and the largest of
+`--repeat` tries. A wallboard's full refresh is what `stream/readers/wallboard/app.js` asks for
+(/kpis, /live, /agents every page, /targets, /compliance, /campaigns every page), summed.
+Writes bench/results.json["readers_<agents>"]. Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scrape import RESULTS, fill, serve_at, start_redis  # noqa: E402
+from stream.cli.embedded import free_port, wait_for_port  # noqa: E402
+
+NEXT = re.compile(rb'"next_offset"\s*:\s*"?(\d+)')
+GOALS = {"agents": 0.1, "kpis_30d": 0.05, "wallboard_refresh": 0.2, "metrics": 0.5}
+
+
+def timed(client: httpx.Client, path: str, params: dict[str, str] | None = None) -> tuple[float, bytes]:
+    t = time.monotonic()
+    r = client.get(path, params=params)
+    r.raise_for_status()
+    return time.monotonic() - t, r.content
+
+
+def paged(client: httpx.Client, path: str, params: dict[str, str]) -> float:
+    total, body = timed(client, path, params)
+    for _ in range(1000):
+        m = NEXT.search(body)
+        if not m:
+            break
+        dt, body = timed(client, path, {**params, "offset": m.group(1).decode()})
+        total += dt
+    return total
+
+
+def refresh(client: httpx.Client) -> float:
+    """One wallboard refresh of the whole center, request by request."""
+    return (timed(client, "/api/v1/kpis", {"window": "today"})[0]
+            + timed(client, "/api/v1/live", {})[0]
+            + paged(client, "/api/v1/agents", {"window": "today"})
+            + timed(client, "/api/v1/targets", {})[0]
+            + timed(client, "/api/v1/compliance", {})[0]
+            + paged(client, "/api/v1/campaigns", {"window": "today"}))
+
+
+def measure(redis_url: str, data_end_ms: int, repeat: int) -> dict:
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=serve_at, args=(redis_url, port, data_end_ms))
+    server.start()
+    out: dict[str, dict[str, float]] = {}
+    try:
+        wait_for_port(port, 60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            probes = {
+                "agents": lambda: timed(client, "/api/v1/agents", {"window": "today"})[0],
+                "agents_all_pages": lambda: paged(client, "/api/v1/agents", {"window": "today"}),
+                "kpis_30d": lambda: timed(client, "/api/v1/kpis", {"window": "30d"})[0],
+                "wallboard_refresh": lambda: refresh(client),
+                "metrics": lambda: timed(client, "/metrics")[0],
+            }
+            for name, probe in probes.items():
+                probe()  # warm: the first request of a kind builds caches
+                times = [probe() for _ in range(repeat)]
+                out[name] = {"median_s": round(statistics.median(times), 4),
+                             "max_s": round(max(times), 4)}
+    finally:
+        server.terminate()
+        server.join(30)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--agents", type=int, default=500)
+    p.add_argument("--hours", type=float, default=0.5)
+    p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--no-save", action="store_true")
+    args = p.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="callkpi-readers-"))
+    redis_proc, redis_url = start_redis(workdir)
+    try:
+        filled = asyncio.run(fill(redis_url, args.agents, args.hours, args.copies, seed=3))
+        result = {"agents": args.agents, "simulated_hours": args.hours, "copies": args.copies,
+                  "events": filled["events"], "fill_s": filled["fill_s"],
+                  "load_before": os.getloadavg(), **measure(redis_url, filled["data_end_ms"], args.repeat)}
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(30)
+    result["goals_s"] = GOALS
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(json.dumps(result, indent=2))
+    if not args.no_save:
+        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        merged[f"readers_{args.agents}"] = result
+        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
