@@ -175,6 +175,8 @@ PEERS = {
              "of dialed / attempts / connected / handled / talk+hold / wrap-ups, dedupe by "
              "`event_id`, results to Redis (24 h grace)", True),
     "faust": ("bare_faust.py", "a do-nothing Faust agent (`async for value in stream`)", False),
+    "faust_take": ("faust_take.py", "the same, batching with `take_events(2000, 0.1)` (the "
+                   "earlier benchmark's form)", False),
 }
 WORKER = "callkpi"
 WORKER_WHAT = "`callkpi worker`: every catalog KPI, six scope kinds, exact under replay"
