@@ -1,6 +1,6 @@
 -- Atomic, replay-safe commit of one processed batch (see docs/architecture.md).
 -- ARGV[1]: JSON batch; ARGV[2..]: entity states, referred to by position from the batch; then
--- the counters from ARGV[b.c0] on (section 4).
+-- the counters in ARGV[b.c0] (section 4).
 -- Returns {"ok"} or {"conflict", what, key}.
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
@@ -32,19 +32,21 @@ for _, m in ipairs(b.moves) do
   end
 end
 
--- 4. Counters, flat in ARGV from b.c0 on (no JSON to decode, they are most of the batch):
--- key, number of integer fields, number of float fields, then field, delta pairs. The batch's
+-- 4. Counters: ARGV[b.c0] is one flat JSON array (decoded in C; one script argument per
+-- field cost more to send than to apply): key, number of integer fields, number of float
+-- fields, then field, delta pairs (deltas as strings: Lua numbers keep 14 digits). The batch's
 -- deltas are summed per hash and field already (commit.py), so each field is written once.
-local i = b.c0
-while i <= #ARGV do
-  local key, ni, nf = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+local c = cjson.decode(ARGV[b.c0])
+local i = 1
+while i <= #c do
+  local key, ni, nf = c[i], c[i + 1], c[i + 2]
   i = i + 3
   for _ = 1, ni do
-    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+    redis.call('HINCRBY', key, c[i], c[i + 1])
     i = i + 2
   end
   for _ = 1, nf do
-    redis.call('HINCRBYFLOAT', key, ARGV[i], ARGV[i + 1])
+    redis.call('HINCRBYFLOAT', key, c[i], c[i + 1])
     i = i + 2
   end
 end
