@@ -20,6 +20,11 @@ class CommitConflict(Exception):
     """Another writer changed an offset or entity the batch read: re-read and retry."""
 
 
+class CommitRejected(Exception):
+    """Redis refused the batch before writing anything (a counter would overflow, a key holds
+    the wrong type, ...): retrying cannot help, so the worker stops (docs/operations.md)."""
+
+
 @dataclass
 class EntityWrite:
     key: str
