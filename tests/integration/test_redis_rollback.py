@@ -1,0 +1,97 @@
+"""Redis rolled back to an older snapshot while two workers run (a restore from backup, an RDB
+after a crash, a failover to a lagging replica): Kafka has already moved past the lost commits,
+so the workers must read those events again from Redis's applied offsets. Afterwards every KPI
+equals the reference calculator and the rejection counters equal what was sent.
+
+And the opposite: a Redis whose applied offsets are ahead of the partitions' ends (the topic was
+recreated, or the Redis belongs to another cluster) must not silently skip the new events."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+
+import pytest
+import redis
+
+from stream.cli.embedded import start_redis
+from stream.sim import FaultConfig, SimConfig, Simulator
+from tests.harness import Service, make_service, wait_until
+from tests.integration.test_equivalence import ranges, same
+from tests.reference.calculator import Reference
+
+pytestmark = pytest.mark.integration
+HOUR = 3_600_000
+
+
+def two_workers(svc: Service) -> redis.Redis:
+    svc.start_worker(), svc.start_worker()
+    r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+    wait_until(lambda: set(r.hgetall("ck:workers")) == {"worker-1", "worker-2"}, 90, svc.logs)
+    time.sleep(8)  # both in the group: the join takes about half the session timeout
+    return r
+
+
+def restart_redis_from(svc: Service, snapshot) -> None:
+    """SIGKILL Redis and start it again on the same port from an older RDB snapshot."""
+    port, workdir = svc.infra.redis.port, svc.infra.workdir
+    svc.infra.redis.proc.send_signal(signal.SIGKILL)
+    svc.infra.redis.proc.wait(10)
+    shutil.copy(snapshot, workdir / "dump.rdb")
+    svc.infra.redis = start_redis(port, workdir)
+
+
+@pytest.mark.timeout(900)
+def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path) -> None:
+    now = int(time.time() * 1000)
+    hours = 3.0
+    sim = Simulator(SimConfig(seed=909, agents=20, hours=hours, start_ms=now - int(hours * HOUR),
+                              faults=FaultConfig.all_on()))
+    deliveries = list(sim)
+    third = len(deliveries) // 3
+    chunks = [deliveries[:third], deliveries[third:2 * third], deliveries[2 * third:]]
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300"})
+    try:
+        r = two_workers(svc)
+        published_at = int(time.time() * 1000)
+        svc.publish([d.value for d in chunks[0]], [d.key for d in chunks[0]])
+        svc.wait_consumed(len(chunks[0]), timeout=240)
+        time.sleep(1)
+        r.save()
+        snapshot = tmp_path / "snapshot.rdb"
+        shutil.copy(svc.infra.workdir / "dump.rdb", snapshot)
+        at_snapshot = svc.pipeline_counter("consumed")
+        svc.publish([d.value for d in chunks[1]], [d.key for d in chunks[1]])
+        svc.wait_consumed(len(chunks[0]) + len(chunks[1]), timeout=240)
+        time.sleep(3)  # Kafka's committed offsets move past the snapshot
+        restart_redis_from(svc, snapshot)
+        assert svc.pipeline_counter("consumed") == at_snapshot  # the rollback happened
+        svc.publish([d.value for d in chunks[2]], [d.key for d in chunks[2]])
+        svc.wait_consumed(len(deliveries), timeout=200)
+        time.sleep(2)
+        assert svc.pipeline_counter("consumed") == len(deliveries)
+        assert svc.pipeline_counter("store_rewinds") >= 1
+        assert all(w.proc.poll() is None for w in svc.workers), svc.logs()
+        ref = Reference([d.value for d in deliveries], now_ms=published_at)
+        for reason, n in ref.rejected.items():
+            assert svc.pipeline_counter(f"rejected:{reason}") == n, reason
+        svc.start_server()
+        from stream.contract import format_ts
+        first_hour = (now - int(hours * HOUR)) // HOUR * HOUR
+        last_hour = int(time.time() * 1000) // HOUR * HOUR
+        failures, compared = [], 0
+        for start, end in ranges(first_hour, last_hour):
+            for scope in ["center", *ref.scopes()]:
+                expected = ref.kpis(scope, start, end, now_ms=end)
+                got = svc.get("/api/v1/kpis", scope=scope, **{"from": format_ts(start),
+                                                               "to": format_ts(end)})["kpis"]
+                for name, value in expected.items():
+                    compared += 1
+                    if not same(got.get(name), value):
+                        failures.append(f"{name} {scope} {format_ts(start)}: pipeline "
+                                        f"{got.get(name)!r} reference {value!r}")
+        assert compared > 1000
+        assert not failures, f"{len(failures)} of {compared} differ:\n" + "\n".join(failures[:30])
+    finally:
+        svc.stop()
