@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-
 from pathlib import Path
 
 from stream.cli.embedded import LocalInfra, Managed, create_topics, start_infra, wait_for_port
@@ -30,9 +29,9 @@ def _child(name: str, argv: list[str], env: dict[str, str], port: int, workdir: 
     if wait:
         try:
             wait_for_port(port, timeout=60, proc=proc)
-        except Exception:
+        except Exception as exc:
             managed.stop()
-            raise RuntimeError(f"{name} did not start; see {log_path}")
+            raise RuntimeError(f"{name} did not start; see {log_path}") from exc
     return managed
 
 

@@ -40,7 +40,7 @@ class FaultConfig:
     invalid_rate: float = 0.0
 
     @classmethod
-    def all_on(cls) -> "FaultConfig":
+    def all_on(cls) -> FaultConfig:
         return cls(duplicate_rate=0.01, reorder_window_s=5.0, late_rate=0.005, late_max_s=7200.0,
                    invalid_rate=0.002)
 

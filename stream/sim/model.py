@@ -11,9 +11,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heappop, heappush
 from random import Random
-from typing import Any, Callable, Iterator
+from typing import Any, NamedTuple
 
 from stream.contract import DISPOSITIONS
 from stream.sim.config import SimConfig
@@ -46,14 +47,26 @@ ALWAYS_RESOLVED = {"sale", "appointment", "qualified_lead", "not_interested", "r
                    "wrong_party"}
 assert set(TALK) <= DISPOSITIONS and set(_DISPO_ORDER) <= DISPOSITIONS
 
-# Campaigns: id, dial mode, share of agents, kind, P(live person answers) at factor 1,
-# median order value (sales), lead scores on every wrap-up.
+
+
+class CampaignSpec(NamedTuple):
+    """A simulated campaign's fixed parameters."""
+
+    id: str
+    mode: str  # dial mode: predictive, progressive or preview
+    agent_share: float  # share of the center's agents
+    kind: str  # key of DISPOSITION_MIX
+    p_human: float  # P(a live person answers) at hour factor 1
+    order_median: float  # median order value of a sale
+    lead_scores: bool  # every wrap-up carries a lead score (else 30 % of them)
+
+
 CAMPAIGNS = [
-    ("solar-q4", "predictive", 0.30, "sales", 0.24, 850.0, False),
-    ("insure-renew", "predictive", 0.25, "appointment", 0.27, 1200.0, True),
-    ("fiber-upgrade", "predictive", 0.20, "sales", 0.22, 540.0, False),
-    ("b2b-leads", "progressive", 0.15, "leads", 0.30, 0.0, True),
-    ("vip-winback", "preview", 0.10, "winback", 0.35, 300.0, False),
+    CampaignSpec("solar-q4", "predictive", 0.30, "sales", 0.24, 850.0, False),
+    CampaignSpec("insure-renew", "predictive", 0.25, "appointment", 0.27, 1200.0, True),
+    CampaignSpec("fiber-upgrade", "predictive", 0.20, "sales", 0.22, 540.0, False),
+    CampaignSpec("b2b-leads", "progressive", 0.15, "leads", 0.30, 0.0, True),
+    CampaignSpec("vip-winback", "preview", 0.10, "winback", 0.35, 300.0, False),
 ]
 # Per campaign three lists: (weight, answer-quality factor, share of invalid numbers).
 LISTS = [(0.45, 1.1, 0.02), (0.35, 1.0, 0.04), (0.20, 0.7, 0.12)]
@@ -82,7 +95,7 @@ SURVEY_P, QA_P, QUALITY_P = 0.15, 0.05, 0.30
 COMPLAINT_CATEGORIES = ["too_many_calls", "rude_agent", "misleading_offer", "abandoned_call",
                         "billing"]
 
-def _cumulative(weights) -> list[float]:
+def _cumulative(weights: Iterable[float]) -> list[float]:
     total, out = 0.0, []
     for w in weights:
         total += w
@@ -124,17 +137,16 @@ class _Campaign:
                  "n_waiting", "ringing", "free_at", "p_route", "pace", "ab_num", "ab_den",
                  "target", "carry", "ticks", "soon")
 
-    def __init__(self, spec, index, cfg: SimConfig):
-        cid, mode, _, kind, p_human, order_median, scores = spec
-        self.id, self.mode, self.kind = cid, mode, kind
-        self.predictive = mode == "predictive"
-        self.p_human, self.order_median, self.scores = p_human, order_median, scores
-        self.lists = [_List(f"{cid}-L{i + 1}", w, q, inv,
+    def __init__(self, spec: CampaignSpec, index: int, cfg: SimConfig):
+        self.id, self.mode, self.kind = spec.id, spec.mode, spec.kind
+        self.predictive = spec.mode == "predictive"
+        self.p_human, self.order_median, self.scores = spec.p_human, spec.order_median, spec.lead_scores
+        self.lists = [_List(f"{spec.id}-L{i + 1}", w, q, inv,
                             [AREA_CODES[(3 * index + i + k) % len(AREA_CODES)] for k in range(4)])
                       for i, (w, q, inv) in enumerate(LISTS)]
         self.list_cum = _cumulative([lst.weight for lst in self.lists])
         self.dids = [_Did(f"+1-555-01{index * 4 + i:02d}", rep) for i, rep in enumerate(DID_REPUTATION)]
-        self.dispo_cum = _cumulative(DISPOSITION_MIX[kind])
+        self.dispo_cum = _cumulative(DISPOSITION_MIX[spec.kind])
         self.agents: list[_Agent] = []
         self.idle: deque = deque()     # (agent, token): lazily invalidated
         self.idle_n = 0
@@ -189,7 +201,7 @@ class Model:
         self.emit = emit
         self.fmt = fmt
         self.r = Random(f"model:{cfg.seed}")
-        self.run_id = "%08x" % Random(f"run:{cfg.seed}:{cfg.start_ms}").getrandbits(32)
+        self.run_id = f"{Random(f'run:{cfg.seed}:{cfg.start_ms}').getrandbits(32):08x}"
         self.start, self.end = cfg.start_ms, cfg.end_ms
         self.horizon = self.end + END_GRACE_MS
         self.offset_ms = cfg.utc_offset_min * MIN
@@ -212,14 +224,14 @@ class Model:
         cfg, r = self.cfg, self.r
         n = cfg.agents
         # Agents per campaign by share (largest remainder), every campaign staffed when n >= 5.
-        shares = [spec[2] for spec in CAMPAIGNS]
+        shares = [spec.agent_share for spec in CAMPAIGNS]
         counts = [int(n * s) for s in shares]
         for i in sorted(range(len(shares)), key=lambda i: -(n * shares[i] - counts[i]))[:n - sum(counts)]:
             counts[i] += 1
         width = max(4, len(str(n)))
         team_no = 0
         k = 0
-        for camp, count in zip(self.campaigns, counts):
+        for camp, count in zip(self.campaigns, counts, strict=True):
             for j in range(count):
                 if j % cfg.teams_of == 0:
                     team_no += 1

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def _free_port() -> int:
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
 
-def _request(url: str, payload=None):
+def _request(url: str, payload: object = None) -> Any:
     data = None if payload is None else json.dumps(payload).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"},
                                  method="GET" if payload is None else "POST")
