@@ -13,8 +13,8 @@ PREFIX = "CALLKPI_"
 DEFAULT_BROKER_PORT = 19092
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_HTTP_PORT = 8077
-OFFSET_AHEAD_POLICIES = ("pause", "reset")
 """Defaults sit away from 9092/6379/8080 so the embedded stack never clashes with a real one."""
+OFFSET_AHEAD_POLICIES = ("pause", "reset")
 
 _EXPECTED = {int: "an integer", float: "a number", str: "a string"}
 
@@ -56,7 +56,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.offset_ahead_policy not in OFFSET_AHEAD_POLICIES:
-            raise ValueError(f"{PREFIX}OFFSET_AHEAD_POLICY={self.offset_ahead_policy!r}: expected "
+            raise SettingsError(f"{PREFIX}OFFSET_AHEAD_POLICY={self.offset_ahead_policy!r}: expected "
                              f"one of {', '.join(OFFSET_AHEAD_POLICIES)}")
 
     @classmethod
