@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, encode
@@ -74,7 +75,10 @@ class Store:
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
-        result = await self._commit(args=encode(batch, self.layout, now_ms))
+        try:
+            result = await self._commit(args=encode(batch, self.layout, now_ms))
+        except ResponseError as exc:
+            raise _as_transient(exc) from exc
         if result[0] == "conflict":
             raise CommitConflict(f"{result[1]} changed: {result[2]}")
         if result[0] != "ok":
@@ -168,6 +172,20 @@ class Store:
         gauges["redis:maxmemory"] = float(mem.get("maxmemory", 0))
         gauges["redis:noeviction"] = float(mem.get("maxmemory_policy") == "noeviction")
         return ({k: float(v) for k, v in p.items()}, gauges, {k: int(v) for k, v in w.items()})
+
+
+def _as_transient(exc: ResponseError) -> ResponseError:
+    """An error raised inside a script comes back wrapped ("Error running script ...: -OOM
+    command not allowed ..."): give out-of-memory and read-only replies their own types, so
+    that they are retried like an outage instead of stopping the worker."""
+    text = str(exc)
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return exc
+    if "OOM command not allowed" in text:
+        return OutOfMemoryError(text)
+    if "READONLY" in text:
+        return ReadOnlyError(text)
+    return exc
 
 
 __all__ = ["Store", "CommitBatch", "CommitConflict", "CommitRejected"]
