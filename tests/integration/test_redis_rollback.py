@@ -17,7 +17,8 @@ import redis
 
 from stream.cli.embedded import start_redis
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, make_service, wait_until
+from tests.harness import Service, jsonl, make_service, wait_until
+from tests.integration.test_crash import oracle, store_totals, stream
 from tests.integration.test_equivalence import ranges, same
 from tests.reference.calculator import Reference
 
@@ -93,5 +94,44 @@ def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path) -> None:
                                         f"{got.get(name)!r} reference {value!r}")
         assert compared > 1000
         assert not failures, f"{len(failures)} of {compared} differ:\n" + "\n".join(failures[:30])
+    finally:
+        svc.stop()
+
+
+@pytest.mark.timeout(600)
+def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp_path) -> None:
+    """Redis claims partitions applied up to offset 100,000 that this fresh topic does not have
+    (a recreated topic, another cluster's Redis). Policy `pause`: nothing applied, nothing
+    skipped silently (log, counter, gauge). Then one worker with policy `reset` counts every new
+    event exactly once."""
+    events = stream(400, seed=21)
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "200"})
+    try:
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        r.hset("ck:offsets", mapping={f"dialer.events:{p}": 100_000 for p in range(4)})
+        first = svc.start_worker()
+        svc.publish(jsonl(events))
+        wait_until(lambda: svc.pipeline_counter("store_ahead") >= 4, 120, svc.logs)
+        time.sleep(3)
+        assert svc.pipeline_counter("consumed") == 0
+        assert svc.pipeline_counter("replayed") == 0, "events were skipped as if applied"
+        gauges = r.hgetall("ck:gauges")
+        assert all(float(gauges[f"store_ahead:dialer.events:{p}"]) > 0 for p in range(4)), gauges
+        assert first.proc.poll() is None
+        assert "Partition paused" in first.log_path.read_text()
+        first.stop()
+        svc.workers.clear()
+        svc.workers.append(svc.spawn("worker-reset", ["worker"], {
+            "CALLKPI_OFFSET_AHEAD_POLICY": "reset", "CALLKPI_WORKER_ID": "worker-reset",
+            "CALLKPI_DATA_DIR": str(tmp_path / "reset")}))
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert svc.pipeline_counter("store_offset_resets") == 4
+        expected, actual = oracle(events), store_totals(svc.infra.redis_url)
+        diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
+        assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
+        assert all(float(v) == 0 for k, v in r.hgetall("ck:gauges").items()
+                   if k.startswith("store_ahead:"))
     finally:
         svc.stop()
