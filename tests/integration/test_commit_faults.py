@@ -111,3 +111,34 @@ def test_a_non_numeric_counter_is_refused_before_any_write(redis_url) -> None:
     after = snapshot(r, "nn:")
     after.pop(b"nn:pipeline", None)
     assert after == before
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_stops_on_a_refused_batch_says_why_and_recovers_once_the_key_is_fixed(tmp_path) -> None:
+    """On real processes: the worker exits (status 70) with the log line and the counter instead
+    of retrying for ever; nothing of the batch is applied; once the key is fixed, a restarted
+    worker applies the stream exactly."""
+    from tests.harness import make_service, wait_until
+    batch = calls(8)
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "500"})
+    try:
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        asyncio.run(pipeline(svc.infra.redis_url, "probe:").handle(batch))
+        reference = r.hgetall("probe:t:campaign:c1")
+        name = max((f for f, v in reference.items() if v.isdigit()), key=lambda f: int(reference[f]))
+        r.hset("ck:t:campaign:c1", name, 2**63 - 10)
+        worker = svc.start_worker()
+        svc.publish([m.value for m in batch], [b"k"] * len(batch))
+        assert worker.proc.wait(180) == 70
+        log = worker.log_path.read_text()
+        assert "Redis refused the batch" in log and "overflow" in log and name in log, log[-3000:]
+        assert float(r.hget("ck:pipeline", "commit_errors") or 0) >= 1
+        assert svc.pipeline_counter("consumed") == 0
+        assert r.hgetall("ck:t:campaign:c1") == {name: str(2**63 - 10)}
+        r.hdel("ck:t:campaign:c1", name)  # the operator fixes the key
+        svc.start_worker()
+        svc.wait_consumed(len(batch), timeout=180)
+        wait_until(lambda: r.hgetall("ck:t:campaign:c1") == reference, 30,
+                   lambda: f"{r.hgetall('ck:t:campaign:c1')} != {reference}")
+    finally:
+        svc.stop()
