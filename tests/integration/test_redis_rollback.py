@@ -135,3 +135,38 @@ def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp
                    if k.startswith("store_ahead:"))
     finally:
         svc.stop()
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_starting_on_a_rolled_back_redis_seeks_back_on_assignment(tmp_path) -> None:
+    """Redis restored while no worker runs: on assignment the worker seeks each partition back
+    to Redis's applied offset + 1 (Kafka's committed offsets are past it), before consuming."""
+    events = stream(1500, seed=33)
+    half = len(events) // 2
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300", "CALLKPI_COMMIT_INTERVAL_S": "0.5"})
+    try:
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        first = svc.start_worker()
+        svc.publish(jsonl(events[:half]))
+        svc.wait_consumed(half, timeout=180)
+        time.sleep(1)
+        r.save()
+        snapshot = tmp_path / "snapshot.rdb"
+        shutil.copy(svc.infra.workdir / "dump.rdb", snapshot)
+        svc.publish(jsonl(events[half:]))
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(3)  # Kafka's committed offsets move to the end
+        first.stop()
+        svc.workers.clear()
+        restart_redis_from(svc, snapshot)
+        assert svc.pipeline_counter("consumed") == half
+        second = svc.start_worker()
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert "behind Kafka's committed offset" in second.log_path.read_text()
+        expected, actual = oracle(events), store_totals(svc.infra.redis_url)
+        diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
+        assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
+    finally:
+        svc.stop()
