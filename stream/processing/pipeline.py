@@ -38,6 +38,8 @@ CONFLICT_BACKOFF_MAX_S = 1.0
 bound (full jitter), so two workers that collided do not collide again in step. There is no cap
 on attempts: events of one agent arrive on several partitions by design, so contention is
 normal load, never a reason to stop (docs/operations.md#contention-between-workers)."""
+SPLIT_AFTER_CONFLICTS = 3
+"""Conflicts in a row after which a batch is committed in halves (`Pipeline._run_halves`)."""
 TRANSIENT_REPLIES = (OutOfMemoryError, ReadOnlyError)
 """Error replies that end by themselves (memory freed, failover finished): retried like an outage."""
 
@@ -88,6 +90,14 @@ class Job:
     highwaters: dict[str, int] = field(default_factory=dict)
     """tp → the partition's end when fetched (next offset to be written), if known."""
     serial: int = 0
+
+    def halves(self) -> tuple["Job", "Job"]:
+        """The batch's first and second half (each partition's messages stay contiguous: the
+        fetch lists them partition by partition, in offset order). Both keep the serial, so
+        the offset check sees one batch."""
+        k = len(self.checked) // 2
+        return (Job(self.checked[:k], self.gauges, self.dead_lettered, self.highwaters, self.serial),
+                Job(self.checked[k:], self.gauges, self.dead_lettered, self.highwaters, self.serial))
 
 
 @dataclass
@@ -151,6 +161,21 @@ class Pipeline:
             except CommitConflict as exc:
                 attempt += 1
                 await self.back_off(exc, attempt)
+                if attempt >= SPLIT_AFTER_CONFLICTS and len(job.checked) > 1:
+                    return await self._run_halves(job)
+
+    async def _run_halves(self, job: Job) -> Prepared:
+        """A batch that keeps losing to other workers' commits is committed in two halves, one
+        after the other: each is prepared in about half the time, so the window in which
+        another worker's commit can intervene halves too (down to single messages if need be).
+        The result does not depend on batching (tests/unit/test_processing.py)."""
+        first, second = job.halves()
+        log.info("batch of %d messages conflicted %d times: committing it in halves",
+                 len(job.checked), SPLIT_AFTER_CONFLICTS)
+        done = await self.run(first)
+        last = await self.run(second)
+        last.excluded = {**done.excluded, **last.excluded}
+        return last
 
     async def back_off(self, conflict: CommitConflict, attempt: int) -> None:
         """Count a conflict and wait a random while before the batch is prepared again."""

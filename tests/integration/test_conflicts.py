@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from stream.processing.pipeline import RawMessage
+from stream.store.commit import CommitConflict
 from stream.store.redis_store import Store
 from tests.integration.test_commit_faults import NOW_MS, calls, pipeline, redis_url  # noqa: F401 - fixture
 from tests.integration.test_pipelining import stored
@@ -26,22 +27,32 @@ class Contended(Store):
     def __init__(self, url: str, prefix: str, other) -> None:
         super().__init__(url, prefix)
         self.other = other
-        self.attempts = 0
+        self.attempts = self.conflicts = 0
 
     async def commit(self, batch, now_ms):  # type: ignore[no-untyped-def]
         self.attempts += 1
         if self.attempts <= CONFLICTS:
             await self.other(self.attempts)
-        await super().commit(batch, now_ms)
+        try:
+            await super().commit(batch, now_ms)
+        except CommitConflict:
+            self.conflicts += 1
+            raise
+
+
+def agent_states(n: int, partition: int, first_ts: int) -> list[RawMessage]:
+    states = [{"event_id": f"st{partition}-{i}", "type": "agent.state", "ts": first_ts + i * 1000,
+               "agent_id": "a1", "state": "available" if i % 2 else "paused", "team_id": "t1",
+               **({"reason": "break"} if i % 2 == 0 else {})} for i in range(n)]
+    return [RawMessage("dialer.events", partition, i, json.dumps(e).encode(), NOW_MS)
+            for i, e in enumerate(states)]
 
 
 def test_a_batch_conflicting_more_than_twenty_times_is_committed_exactly(redis_url) -> None:  # noqa: F811
-    batch = calls(3)
-    states = [{"event_id": f"st{i}", "type": "agent.state", "ts": NOW_MS - 40 * 60_000 + i * 1000,
-               "agent_id": "a1", "state": "available" if i % 2 else "paused", "team_id": "t1",
-               **({"reason": "break"} if i % 2 == 0 else {})} for i in range(CONFLICTS)]
-    copies = [RawMessage("dialer.events", 9, i, json.dumps(e).encode(), NOW_MS)
-              for i, e in enumerate(states)]
+    """Every message of the batch touches the contended agent, so even its halves conflict."""
+    batch = [*agent_states(6, 0, NOW_MS - 20 * 60_000),
+             *(m._replace(partition=1) for m in calls(2)[:4])]
+    copies = agent_states(CONFLICTS, 9, NOW_MS - 40 * 60_000)
     other = pipeline(redis_url, "ct:")
 
     async def other_worker(attempt: int) -> None:
@@ -50,7 +61,7 @@ def test_a_batch_conflicting_more_than_twenty_times_is_committed_exactly(redis_u
     worker = pipeline(redis_url, "ct:")
     worker.store = worker.loader.store = Contended(redis_url, "ct:", other_worker)
     asyncio.run(worker.handle(batch))
-    assert worker.store.attempts == CONFLICTS + 1
+    assert worker.store.conflicts == CONFLICTS
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert float(r.hget("ct:pipeline", "commit_conflicts")) == CONFLICTS
 
