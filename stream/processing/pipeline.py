@@ -190,6 +190,11 @@ class Pipeline:
         CommitRejected if Redis refused it (nothing written; retrying cannot help)."""
         try:
             await self.store.commit(prepared.batch, prepared.now_ms)
+        except CommitConflict:
+            # Nothing was written, and every held state is checked against Redis's version
+            # before use (`Loader.load`): the states another worker changed are read again,
+            # the rest stay held, so the retry prepares fast (a slow retry conflicts again).
+            raise
         except (CommitRejected, ResponseError) as exc:
             self.loader.forget()
             if isinstance(exc, TRANSIENT_REPLIES):
