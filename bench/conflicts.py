@@ -27,7 +27,8 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import RESULTS, TOPIC, produce, sim_events, spawn, worker_env  # noqa: E402
+from run import RESULTS, TOPIC, produce, sim_events, spawn, worker_env  # noqa: E402  (bench/run.py, beside this)
+
 from stream.cli.embedded import create_topics, start_infra  # noqa: E402
 
 PARTITIONS = 4

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import redis
@@ -22,7 +22,7 @@ from faust.types import Message
 from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
-from stream.processing.fetch import BatchSink, BatchTransport
+from stream.processing.fetch import BatchConsumer, BatchSink, BatchTransport
 from stream.processing.offload import PipelineProcess
 from stream.processing.offsets import Action, Exclusion
 from stream.processing.pipelining import run_until_committed
@@ -223,7 +223,7 @@ def settle(app: faust.App, messages: list[Message], excluded: dict[str, Exclusio
         topic, _, partition = ex.tp.rpartition(":")
         tp = faust.types.TP(topic, int(partition))
         if ex.action is Action.HOLD:
-            app.consumer.hold(tp)
+            cast(BatchConsumer, app.consumer).hold(tp)
         else:
             asyncio.ensure_future(_rewind(app, tp, ex.offset))
 

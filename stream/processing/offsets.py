@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from enum import Enum
+from enum import StrEnum
 from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 GAPS_REMEMBERED = 4096
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     REWIND = "rewind"
     """Seek the partition to `offset` and read it again."""
     HOLD = "hold"

@@ -63,13 +63,13 @@ def snapshot(r: redis.Redis, prefix: str) -> dict[bytes, tuple[bytes | None, int
     return {k: (r.dump(k), r.pttl(k) > 0) for k in r.scan_iter(f"{prefix}*")}
 
 
-def test_a_batch_that_would_overflow_a_counter_leaves_redis_as_it_was(redis_url, caplog) -> None:
+def test_a_batch_that_would_overflow_a_counter_leaves_redis_as_it_was(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     r = redis.Redis.from_url(redis_url)
     batch = calls(5)
     # Learn which counter the batch adds most to (on a prefix of its own) ...
     asyncio.run(pipeline(redis_url, "probe:").handle(batch))
-    total = {f.decode(): int(v) for f, v in r.hgetall("probe:t:campaign:c1").items()
-             if v.isdigit()}
+    counters = redis.Redis.from_url(redis_url, decode_responses=True).hgetall("probe:t:campaign:c1")
+    total = {str(f): int(v) for f, v in counters.items() if str(v).isdigit()}
     name = max(total, key=total.__getitem__)
     # ... then let the store hold that counter so high that adding the batch overflows 64 bits.
     asyncio.run(pipeline(redis_url, "ov:").handle(batch[:4]))  # the call's first events
@@ -89,7 +89,7 @@ def test_a_batch_that_would_overflow_a_counter_leaves_redis_as_it_was(redis_url,
                for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
 
 
-def test_a_counter_of_the_wrong_type_is_refused_before_any_write(redis_url) -> None:
+def test_a_counter_of_the_wrong_type_is_refused_before_any_write(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.set("wt:t:campaign:c1", "not a hash")
     before = snapshot(r, "wt:")
@@ -100,7 +100,7 @@ def test_a_counter_of_the_wrong_type_is_refused_before_any_write(redis_url) -> N
     assert after == before
 
 
-def test_a_non_numeric_counter_is_refused_before_any_write(redis_url) -> None:
+def test_a_non_numeric_counter_is_refused_before_any_write(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     asyncio.run(pipeline(redis_url, "probe2:").handle(calls(2)))
     name = next(f for f in r.hkeys("probe2:t:campaign:c1"))
@@ -114,7 +114,7 @@ def test_a_non_numeric_counter_is_refused_before_any_write(redis_url) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_worker_stops_on_a_refused_batch_says_why_and_recovers_once_the_key_is_fixed(tmp_path) -> None:
+def test_a_worker_stops_on_a_refused_batch_says_why_and_recovers_once_the_key_is_fixed(tmp_path: Path) -> None:
     """On real processes: the worker exits (status 70) with the log line and the counter instead
     of retrying for ever; nothing of the batch is applied; once the key is fixed, a restarted
     worker applies the stream exactly."""
@@ -125,12 +125,12 @@ def test_a_worker_stops_on_a_refused_batch_says_why_and_recovers_once_the_key_is
         r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
         asyncio.run(pipeline(svc.infra.redis_url, "probe:").handle(batch))
         reference = r.hgetall("probe:t:campaign:c1")
-        name = max((f for f, v in reference.items() if v.isdigit()), key=lambda f: int(reference[f]))
+        name = str(max((f for f, v in reference.items() if str(v).isdigit()), key=lambda f: int(reference[f])))
         r.hset("ck:t:campaign:c1", name, 2**63 - 10)
         worker = svc.start_worker()
         svc.publish([m.value for m in batch], [b"k"] * len(batch))
         assert worker.proc.wait(180) == 70
-        log = worker.log_path.read_text()
+        log = (tmp_path / "worker-1.log").read_text()
         assert "Redis refused the batch" in log and "overflow" in log and name in log, log[-3000:]
         assert float(r.hget("ck:pipeline", "commit_errors") or 0) >= 1
         assert svc.pipeline_counter("consumed") == 0

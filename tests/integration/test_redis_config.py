@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def worker(url: str, tmp_path: Path, **env: str) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_worker_refuses_an_evicting_redis_and_says_what_to_set(redis_url, tmp_path) -> None:
+def test_a_worker_refuses_an_evicting_redis_and_says_what_to_set(redis_url: str, tmp_path: Path) -> None:
     redis.Redis.from_url(redis_url).config_set("maxmemory-policy", "allkeys-lru")
     proc = worker(redis_url, tmp_path)
     try:
@@ -53,7 +52,7 @@ def test_a_worker_refuses_an_evicting_redis_and_says_what_to_set(redis_url, tmp_
     assert "CALLKPI_ALLOW_REDIS_EVICTION=1" in out
 
 
-def test_the_override_lets_a_worker_run_on_an_evicting_redis(redis_url, tmp_path) -> None:
+def test_the_override_lets_a_worker_run_on_an_evicting_redis(redis_url: str, tmp_path: Path) -> None:
     """Past the check, the worker goes on to Kafka (none here: it stops on that, not on Redis)."""
     redis.Redis.from_url(redis_url).config_set("maxmemory-policy", "allkeys-lru")
     proc = worker(redis_url, tmp_path, CALLKPI_ALLOW_REDIS_EVICTION="1")
@@ -66,7 +65,7 @@ def test_the_override_lets_a_worker_run_on_an_evicting_redis(redis_url, tmp_path
     assert "Set `maxmemory-policy noeviction`" not in out
 
 
-def test_at_the_memory_limit_commits_wait_and_retry_then_apply_exactly(redis_url) -> None:
+def test_at_the_memory_limit_commits_wait_and_retry_then_apply_exactly(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     batch = calls(6)
     asyncio.run(pipeline(redis_url, "ref:").handle(batch))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -34,7 +35,7 @@ def two_workers(svc: Service) -> redis.Redis:
     return r
 
 
-def restart_redis_from(svc: Service, snapshot) -> None:
+def restart_redis_from(svc: Service, snapshot: Path) -> None:
     """SIGKILL Redis and start it again on the same port from an older RDB snapshot."""
     port, workdir = svc.infra.redis.port, svc.infra.workdir
     svc.infra.redis.proc.send_signal(signal.SIGKILL)
@@ -44,7 +45,7 @@ def restart_redis_from(svc: Service, snapshot) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path) -> None:
+def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     hours = 3.0
     sim = Simulator(SimConfig(seed=909, agents=20, hours=hours, start_ms=now - int(hours * HOUR),
@@ -99,7 +100,7 @@ def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp_path) -> None:
+def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp_path: Path) -> None:
     """Redis claims partitions applied up to offset 100,000 that this fresh topic does not have
     (a recreated topic, another cluster's Redis). Policy `pause`: nothing applied, nothing
     skipped silently (log, counter, gauge). Then one worker with policy `reset` counts every new
@@ -118,7 +119,7 @@ def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp
         gauges = r.hgetall("ck:gauges")
         assert all(float(gauges[f"store_ahead:dialer.events:{p}"]) > 0 for p in range(4)), gauges
         assert first.proc.poll() is None
-        assert "Partition paused" in first.log_path.read_text()
+        assert "Partition paused" in (svc.infra.workdir / "worker-1.log").read_text()
         first.stop()
         svc.workers.clear()
         svc.workers.append(svc.spawn("worker-reset", ["worker"], {
@@ -132,13 +133,13 @@ def test_a_store_ahead_of_the_topic_pauses_and_a_reset_counts_the_new_events(tmp
         diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
         assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
         assert all(float(v) == 0 for k, v in r.hgetall("ck:gauges").items()
-                   if k.startswith("store_ahead:"))
+                   if str(k).startswith("store_ahead:"))
     finally:
         svc.stop()
 
 
 @pytest.mark.timeout(600)
-def test_a_worker_starting_on_a_rolled_back_redis_seeks_back_on_assignment(tmp_path) -> None:
+def test_a_worker_starting_on_a_rolled_back_redis_seeks_back_on_assignment(tmp_path: Path) -> None:
     """Redis restored while no worker runs: on assignment the worker seeks each partition back
     to Redis's applied offset + 1 (Kafka's committed offsets are past it), before consuming."""
     events = stream(1500, seed=33)
@@ -157,14 +158,13 @@ def test_a_worker_starting_on_a_rolled_back_redis_seeks_back_on_assignment(tmp_p
         svc.wait_consumed(len(events), timeout=180)
         time.sleep(3)  # Kafka's committed offsets move to the end
         first.stop()
-        svc.workers.clear()
         restart_redis_from(svc, snapshot)
         assert svc.pipeline_counter("consumed") == half
-        second = svc.start_worker()
+        svc.start_worker()
         svc.wait_consumed(len(events), timeout=180)
         time.sleep(1)
         assert svc.pipeline_counter("consumed") == len(events)
-        assert "behind Kafka's committed offset" in second.log_path.read_text()
+        assert "behind Kafka's committed offset" in (svc.infra.workdir / "worker-2.log").read_text()
         expected, actual = oracle(events), store_totals(svc.infra.redis_url)
         diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
         assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
