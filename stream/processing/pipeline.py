@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
+
 from stream.contract import Event, Rejection, format_ts, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
@@ -25,8 +27,6 @@ from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
 from stream.processing.loading import Loader, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
-
 from stream.store.commit import (
     LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite)
 from stream.store.redis_store import Store
