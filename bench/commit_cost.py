@@ -1,12 +1,13 @@
-"""Redis time of the commit script, with and without its validation phase (issue 9, item 4).
+"""Redis time of the batch commit per event (issue 9, item 4: the script validates first).
 
-    python bench/commit_cost.py [--agents 40 --hours 2] [--old-script PATH]
+    python bench/commit_cost.py [--agents 40 --hours 2] [--rounds 5] [--repo PATH]
 
-Commits the same simulated stretch (batches of 300, one worker, no contention) twice into a
-local redis-server, once with `stream/store/commit.lua` and once with the script given by
-`--old-script` (e.g. `git show e44e122:stream/store/commit.lua > /tmp/old.lua`, the script before
-the validation phase), and reads Redis's own `INFO commandstats` for the script's calls: the CPU
-Redis spends inside the scripts, per event. Writes bench/results.json "commit_cost".
+Commits a simulated stretch (batches of 300, one worker, no contention) into a local
+redis-server `--rounds` times and reads Redis's own `INFO commandstats`: the CPU Redis spends in
+the commit script (and the one-`EVAL` version reads) per event; the minimum over the rounds
+(other load on the machine only adds). `--repo` runs another checkout's `stream` package, e.g.
+the commit before the validation phase: `git archive e44e122 | tar -x -C /tmp/before` and
+`--repo /tmp/before`. Writes bench/results.json "commit_cost" (keyed by the repo's commit).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +27,8 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve() if "--repo" in sys.argv else ROOT
+sys.path.insert(0, str(REPO))
 
 from run import RESULTS  # noqa: E402  (bench/run.py, beside this)
 
@@ -59,12 +62,11 @@ def script_usec(r: redis.Redis) -> tuple[float, int]:
     return usec, calls
 
 
-async def commit_all(url: str, prefix: str, lua: str, batches: list[list[RawMessage]]) -> None:
+async def commit_all(url: str, prefix: str, batches: list[list[RawMessage]]) -> None:
     async def dead_letter(key: bytes, value: bytes) -> None:
         return None
 
     store = Store(url, prefix)
-    store._commit = store.redis.register_script(lua)
     p = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000, cache_bytes=64 << 20)
     for b in batches:
         await p.handle(b)
@@ -75,31 +77,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=40)
     ap.add_argument("--hours", type=float, default=2.0)
-    ap.add_argument("--old-script", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repo", type=Path, default=ROOT)
     args = ap.parse_args()
     msgs = messages(args.agents, args.hours)
     batches = [msgs[i:i + 300] for i in range(0, len(msgs), 300)]
-    scripts = {"validated": (ROOT / "stream" / "store" / "commit.lua").read_text(),
-               "unvalidated": args.old_script.read_text()}
     server = start_redis(free_port(), Path(tempfile.mkdtemp(prefix="callkpi-commit-cost-")))
     url = f"redis://127.0.0.1:{server.port}/0"
     r = redis.Redis.from_url(url)
-    out: dict[str, object] = {"events": len(msgs), "batches": len(batches)}
+    per_event: list[float] = []
     try:
-        for round_ in range(2):  # alternate, twice each: the machine's speed drifts
-            for name, lua in scripts.items():
-                r.config_resetstat()
-                asyncio.run(commit_all(url, f"{name}{round_}:", lua, batches))
-                usec, _ = script_usec(r)  # the commit script and the version reads (same in both)
-                out.setdefault(name, []).append(round(usec / len(msgs), 2))  # type: ignore[union-attr]
+        for round_ in range(args.rounds):
+            r.config_resetstat()
+            asyncio.run(commit_all(url, f"r{round_}:", batches))
+            per_event.append(round(script_usec(r)[0] / len(msgs), 1))
     finally:
         server.stop()
-    out["unit"] = "Redis µs of script time per event (INFO commandstats, eval + evalsha)"
-    out["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or REPO.name
+    out = {"events": len(msgs), "batches": len(batches), "rounds_us_per_event": per_event,
+           "min_us_per_event": min(per_event),
+           "unit": "Redis µs in the commit script and version reads per event (INFO commandstats)",
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(json.dumps(out, indent=2))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["commit_cost"] = out
+    results.setdefault("commit_cost", {})[str(args.repo) if args.repo != ROOT else commit] = out
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -23,9 +23,9 @@ for _, e in ipairs(b.entities) do
   if cur ~= e[2] then return {'conflict', 'entity', e[1]} end
 end
 
--- 3. Validation, and the plan of increments. `vals` follows each touched field through the
--- batch as the writes will change it, so a field incremented many times is checked at every
--- step. An integer delta goes to HINCRBY only while the field holds an integer (else to
+-- 3. Validation, and the plan of the few increments that are not counters (team moves, pipeline
+-- counters). `vals[key][field]` follows each field they touch through the batch as the writes
+-- will change it, so a field incremented many times is checked at every step. An integer delta goes to HINCRBY only while the field holds an integer (else to
 -- HINCRBYFLOAT, which adds integers exactly below 2^64 and never fails on a number).
 -- Doubles near 2^63 are 2048 apart: the bound keeps a margin (a counter within 4096 of 2^63 is
 -- refused, not risked).
@@ -55,27 +55,18 @@ local function parse(key, field, raw)
   end
   return {n, string.match(raw, '^-?%d+$') ~= nil}
 end
-local function preload(key, fields)
-  -- one HMGET for the fields of `key` not followed yet
-  if not of_type(key, 'hash') then return end
-  local want = {}
-  for _, f in ipairs(fields) do
-    if vals[key .. '\0' .. f] == nil then want[#want + 1] = f end
-  end
-  if #want == 0 then return end
-  local raws = redis.call('HMGET', key, unpack(want))
-  for i, f in ipairs(want) do
-    local v = parse(key, f, raws[i])
-    if v then vals[key .. '\0' .. f] = v end
-  end
-end
 local function field_value(key, field)
-  local id = key .. '\0' .. field
-  local v = vals[id]
-  if v == nil then
+  -- the field's value as the writes so far will leave it
+  local of_key = vals[key]
+  if of_key == nil then
     if not of_type(key, 'hash') then return nil end
+    of_key = {}
+    vals[key] = of_key
+  end
+  local v = of_key[field]
+  if v == nil then
     v = parse(key, field, redis.call('HGET', key, field))
-    vals[id] = v
+    of_key[field] = v
   end
   return v
 end
@@ -136,31 +127,46 @@ for _, m in ipairs(b.moves) do
     end
   end
 end
--- Counters: {minute_key, hour_key, total_key, minute_field_prefix, hour_field_prefix,
--- {name, int_delta, ...}, {name, float_delta, ...}}: each delta goes to all three hashes.
-for _, c in ipairs(b.counters) do
-  local mf, hf, tf = {}, {}, {}
-  for k = 6, 7 do
-    for i = 1, #c[k], 2 do
-      mf[#mf + 1] = c[4] .. c[k][i]
-      hf[#hf + 1] = c[5] .. c[k][i]
-      tf[#tf + 1] = c[k][i]
-    end
-  end
-  if #mf > 0 then preload(c[1], mf); preload(c[2], hf); preload(c[3], tf) end
-  for k = 6, 7 do
-    local list = c[k]
-    for i = 1, #list, 2 do
-      local name, delta = list[i], list[i + 1]
-      add(c[1], c[4] .. name, delta, k == 6)
-      add(c[2], c[5] .. name, delta, k == 6)
-      add(c[3], name, delta, k == 6)
+-- Counters: b.incr = {{key, {field, int_delta, ...}, {field, float_delta, ...}}, ...}, summed per
+-- (hash, field) by commit.py, so each field appears once: one HMGET per hash reads what the
+-- checks need. `nonint[key][field]`: an integer delta for a field that does not hold an integer,
+-- added with HINCRBYFLOAT.
+local nonint = {}
+for _, x in ipairs(b.incr) do
+  local key, ints, floats = x[1], x[2], x[3]
+  local fields = {}
+  for i = 1, #ints, 2 do fields[#fields + 1] = ints[i] end
+  for i = 1, #floats, 2 do fields[#fields + 1] = floats[i] end
+  -- a key of another type fails the HMGET itself: caught here, before any write
+  local raws = redis.pcall('HMGET', key, unpack(fields))
+  if raws.err then
+    problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
+  else
+    local moved = vals[key]
+    for j = 1, #fields do
+      local f = fields[j]
+      local v = moved and moved[f] or parse(key, f, raws[j])
+      if v == nil then break end
+      local delta = j * 2 <= #ints and ints[j * 2] or floats[(j - #ints / 2) * 2]
+      local s = v[1] + tonumber(delta)
+      if j * 2 <= #ints and v[2] then
+        if s >= INT_LIMIT or s <= -INT_LIMIT then
+          problem = problem or {'invalid', 'counter would overflow 64 bits', key, f}
+        end
+      else
+        if s ~= s or s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
+          problem = problem or {'invalid', 'sum would not be finite', key, f}
+        end
+        if j * 2 <= #ints then
+          nonint[key] = nonint[key] or {}
+          nonint[key][f] = true
+        end
+      end
     end
   end
 end
 for _, x in ipairs(b.expire) do whole(x[2], x[1]) end
-for _, e in ipairs(b.entities) do
-  of_type(e[1], 'hash')
+for _, e in ipairs(b.entities) do  -- (their type: the version check read them as hashes)
   if e[3] then whole(e[4], e[1]) end
 end
 for _, l in ipairs(b.live) do of_type(l[1], 'hash') end
@@ -171,6 +177,14 @@ if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
 for _, w in ipairs(plan) do redis.call(w[1], w[2], w[3], w[4]) end
+for _, x in ipairs(b.incr) do
+  local key, ints, floats = x[1], x[2], x[3]
+  local odd = nonint[key]
+  for i = 1, #ints, 2 do
+    redis.call((odd and odd[ints[i]]) and 'HINCRBYFLOAT' or 'HINCRBY', key, ints[i], ints[i + 1])
+  end
+  for i = 1, #floats, 2 do redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1]) end
+end
 for _, t in ipairs(ttls) do redis.call('PEXPIRE', t[1], t[2]) end
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
