@@ -143,13 +143,24 @@ for _, x in ipairs(b.incr) do
     problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
   else
     local moved = vals[key]
+    local n_ints = #ints / 2
     for j = 1, #fields do
-      local f = fields[j]
-      local v = moved and moved[f] or parse(key, f, raws[j])
-      if v == nil then break end
-      local delta = j * 2 <= #ints and ints[j * 2] or floats[(j - #ints / 2) * 2]
-      local s = v[1] + tonumber(delta)
-      if j * 2 <= #ints and v[2] then
+      local f, raw, int_delta = fields[j], raws[j], j <= n_ints
+      local delta = int_delta and ints[j * 2] or floats[(j - n_ints) * 2]
+      local cur, cur_int = 0, true
+      local m = moved and moved[f]
+      if m then
+        cur, cur_int = m[1], m[2]
+      elseif raw then
+        cur = tonumber(raw)
+        if cur == nil or cur ~= cur then
+          problem = problem or {'invalid', 'field is not a number', key, f}
+          break
+        end
+        cur_int = (not int_delta) or string.match(raw, '^-?%d+$') ~= nil
+      end
+      local s = cur + tonumber(delta)
+      if int_delta and cur_int then
         if s >= INT_LIMIT or s <= -INT_LIMIT then
           problem = problem or {'invalid', 'counter would overflow 64 bits', key, f}
         end
@@ -157,7 +168,7 @@ for _, x in ipairs(b.incr) do
         if s ~= s or s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
           problem = problem or {'invalid', 'sum would not be finite', key, f}
         end
-        if j * 2 <= #ints then
+        if int_delta then
           nonint[key] = nonint[key] or {}
           nonint[key][f] = true
         end
