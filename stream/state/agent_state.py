@@ -25,7 +25,6 @@ from stream.state.deltas import Deltas
 from stream.state.encoding import EncodedPrefix, dumps, encode_list
 
 
-
 class Point(NamedTuple):
     """One `agent.state` event on the agent's timeline (stored as a JSON array)."""
 

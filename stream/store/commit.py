@@ -23,6 +23,11 @@ class CommitConflict(Exception):
     """Another writer changed an offset or entity the batch read: re-read and retry."""
 
 
+class CommitRejected(Exception):
+    """Redis refused the batch before writing anything (a counter would overflow, a key holds
+    the wrong type, ...): retrying cannot help, so the worker stops (docs/operations.md)."""
+
+
 @dataclass
 class EntityWrite:
     key: str
@@ -52,45 +57,44 @@ class CommitBatch:
     """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state."""
 
 
-class Hashes:
-    """The batch's counter deltas summed per hash and field, the way Redis stores them.
-
-    A (scope, minute) group's deltas go to three hashes (the scope's hour of minutes, its day of
-    hours, its lifetime total), and many groups share an hour or day hash and all share the
-    total: summed here, each field is written once per batch instead of once per group. A
-    negative group delta also grows the total's `retracted:` field by its size, per group as
-    before, so that what is exported (net + retracted, and retracted) only goes up
-    (docs/observability.md)."""
-
-    __slots__ = ("ints", "floats")
+class _Increments:
+    """Every counter increment of a batch, summed per (hash, field): each field is then one
+    command in Redis (an hour or total field gets one increment, not one per minute), and the
+    script can check each against the stored value before its first write."""
 
     def __init__(self) -> None:
         self.ints: dict[str, dict[str, int]] = {}
         self.floats: dict[str, dict[str, float]] = {}
 
-    def flat(self) -> list[str | int]:
-        """key, number of integer fields, number of float fields, then (field, delta) pairs;
-        zero sums are left out. Deltas go to Lua as strings: Lua's own number formatting keeps
-        only 14 digits."""
-        out: list[str | int] = []
-        for key in self.ints.keys() | self.floats.keys():
-            ints = [(n, str(v)) for n, v in self.ints.get(key, {}).items() if v]
-            floats = [(n, repr(float(v))) for n, v in self.floats.get(key, {}).items() if v]
-            if not ints and not floats:
-                continue
-            out += (key, len(ints), len(floats))
-            for pair in ints:
-                out += pair
-            for pair in floats:
-                out += pair
+    def add(self, key: str, fields: list[tuple[str, str, float]]) -> None:
+        """`fields`: (field, counter name, delta)."""
+        ints, floats = self.ints.setdefault(key, {}), self.floats.setdefault(key, {})
+        for f, name, value in fields:
+            if name in FLOAT_COUNTERS or value != int(value) or f in floats:
+                floats[f] = floats.get(f, 0.0) + float(value) + ints.pop(f, 0)
+            elif value:
+                ints[f] = ints.get(f, 0) + int(value)
+
+    def payload(self) -> list[list[Any]]:
+        """[[key, [field, int, ...], [field, float, ...]], ...]; values as strings (Lua's own
+        number formatting keeps only 14 digits)."""
+        out: list[list[Any]] = []
+        for key, ints in self.ints.items():
+            floats = self.floats.get(key, {})
+            i = [x for f, v in ints.items() if v for x in (f, str(v))]
+            fl = [x for f, v in floats.items() for x in (f, repr(v))]
+            if i or fl:
+                out.append([key, i, fl])
         return out
 
 
-def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: Layout,
-                   expire: dict[str, int], scopes: dict[tuple[str, str], int]) -> Hashes:
-    """Sum the (scope, minute) groups into their hashes; note each hash's expiry and each
-    scope's newest minute with data. (Runs over every delta of the batch: kept flat.)"""
-    hashes = Hashes()
+def summed_increments(counters: dict[tuple[str, int], dict[str, float]], layout: Layout,
+                      expire: dict[str, int], scopes: dict[tuple[str, str], int]) -> _Increments:
+    """Sum the (scope, minute) groups into their minute, hour and total hashes (what a late
+    event takes back also grows the total's `retracted:` field, so that what is exported, net +
+    retracted and retracted, only goes up: docs/observability.md); note each hash's expiry and
+    each scope's newest minute with data. The same sums as `_Increments.add` per group, kept
+    flat: this runs over every delta of the batch and was the batch step's hottest function."""
     ints: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
     floats: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     for (scope, minute), deltas in counters.items():
@@ -102,18 +106,19 @@ def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: La
         written = False
         for name, value in deltas.items():
             if name in FLOAT_COUNTERS or value != int(value):
-                mi_, hi_, ti_ = floats[mk], floats[hk], floats[tk]
+                m_, h_, t_ = floats[mk], floats[hk], floats[tk]
+                value = float(value)
             else:
                 value = int(value)
                 if not value:
                     continue
-                mi_, hi_, ti_ = mi, hi, ti
+                m_, h_, t_ = mi, hi, ti
             written = True
-            mi_[mf + name] += value
-            hi_[hf + name] += value
-            ti_[name] += value
+            m_[mf + name] += value
+            h_[hf + name] += value
+            t_[name] += value
             if value < 0:
-                ti_["retracted:" + name] -= value
+                t_["retracted:" + name] -= value
         if not written:
             continue
         expire[mk] = minute_key_expiry(minute)
@@ -122,22 +127,26 @@ def counter_hashes(counters: dict[tuple[str, int], dict[str, float]], layout: La
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
-    hashes.ints, hashes.floats = ints, floats  # type: ignore[assignment]
-    return hashes
+    out = _Increments()
+    for key, fields in ints.items():
+        fl = floats.get(key)
+        if fl:  # a field with any non-integer delta in the batch is summed as a float
+            for f in fields.keys() & fl.keys():
+                fl[f] += fields.pop(f)
+        out.ints[key] = fields  # type: ignore[assignment]
+        out.floats[key] = fl if fl is not None else {}  # type: ignore[assignment]
+    return out
 
 
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
-    """The arguments of commit.lua: a JSON description of the batch, the entity states, then
-    the counters as one flat JSON array.
+    """The arguments of commit.lua: a JSON description of the batch, then the entity states.
 
-    Entity states travel as arguments of their own, referred to by position: embedded in the
-    JSON they would be escaped here and unescaped by Lua, and they are most of the bytes. The
-    counters are summed per hash and field first (`Hashes`), then passed as one flat array
-    (encoded and decoded in C: as one script argument per field, redis-py spent more time
-    packing them than Redis applying them)."""
+    Counter increments are summed per hash and field (`_Increments`). Entity states travel as arguments of
+    their own, referred to by position: embedded in the JSON they would be escaped here and
+    unescaped by Lua, and they are most of the bytes."""
     expire: dict[str, int] = {}
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
-    hashes = counter_hashes(batch.counters, layout, expire, scopes)
+    increments = summed_increments(batch.counters, layout, expire, scopes)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -151,7 +160,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms]
                      for i, e in enumerate(batch.entities)],
         "moves": moves,
-        "c0": len(batch.entities) + 2,
+        "incr": increments.payload(),
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
@@ -165,8 +174,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "agents": [[a, r] for a, r in batch.agent_records.items()],
     }
     return [json.dumps(payload, separators=(",", ":")),
-            *(e.json if e.json is not None else "" for e in batch.entities),
-            json.dumps(hashes.flat(), separators=(",", ":"))]
+            *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
 def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
