@@ -16,6 +16,9 @@ from typing import TextIO
 
 from stream.settings import Settings
 
+STATUS_EVERY_S = 5.0
+"""How often a following rebuild reports its lag and whether it is safe to switch."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -100,16 +103,24 @@ async def _rebuild(args: argparse.Namespace, target: Settings, thresholds: objec
                 print(text, flush=True)
 
         async def following(p: Progress) -> None:
+            """Every few seconds: the lag, and whether the store covers the group's committed
+            offsets (then workers started on it miss nothing: docs/operations.md)."""
             nonlocal checked_at
-            if time.monotonic() - checked_at < 2.0:
+            if time.monotonic() - checked_at < STATUS_EVERY_S:
                 return
             checked_at = time.monotonic()
             committed = await group_committed(target)
             applied, _, _ = await store.load(sorted(committed or {}), ())
-            if committed is not None and covers(applied, committed):
-                say("ready", f"ready to switch: {where} holds every event the consumer group "
-                             f"{target.app_id!r} has committed; start the workers on it "
-                             "(docs/operations.md)")
+            if committed is None:
+                state = "the consumer group's committed offsets are unknown"
+            elif covers(applied, committed):
+                state = (f"ready to switch: it holds every event the consumer group "
+                         f"{target.app_id!r} has committed")
+            else:
+                behind = {tp: o for tp, o in committed.items() if applied.get(tp, -1) < o - 1}
+                state = f"not ready: behind the group's committed offsets {behind}"
+            bar.close()
+            print(f"following: lag {p.lag:,} records; {state}", flush=True)
 
         def on_progress(p: Progress) -> None:
             bar.show(p)

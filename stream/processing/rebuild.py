@@ -40,6 +40,13 @@ LIVE_ONLY_COUNTERS = ("late", "latency_")
 """Pipeline counters about live consumption, which a rebuild does not reproduce."""
 
 
+FETCH_BYTES_PER_PARTITION = 256 * 1024
+"""Each fetch takes at most this much of every partition, so that a backlog is read at about
+the same pace on every partition: read one partition after the other, one partition runs hours
+of event time ahead of another, and the agent-state horizon waits for the slowest
+(docs/architecture.md). (Pausing partitions stalled kafka-python's fetcher.)"""
+
+
 class RebuildError(Exception):
     """A rebuild that cannot be exact as asked (the reason is for the operator)."""
 
@@ -98,6 +105,7 @@ class TopicReader:
         self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None,
                                       enable_auto_commit=False, auto_offset_reset="earliest",
                                       max_poll_records=batch_max, fetch_max_wait_ms=100,
+                                      max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
                                       consumer_timeout_ms=1000)
         self.partitions = self._partitions()
 

@@ -131,8 +131,11 @@ def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp
 
         # The switch-over (docs/operations.md): stop the workers, wait until the rebuild covers
         # the group's committed offsets, start the workers on the new prefix, stop the rebuild.
+        rebuild_log = svc.infra.workdir / "rebuild-2.log"
         live_worker.stop()
-        wait_log(svc, "rebuild-2", "ready to switch", 120)
+        seen = rebuild_log.read_text().count("ready to switch")
+        wait_until(lambda: rebuild_log.read_text().count("ready to switch") > seen, 120,
+                   lambda: rebuild_log.read_text()[-3000:])
         new_worker = svc.spawn("worker-rb", ["worker"], {
             "CALLKPI_KEY_PREFIX": "rb:", "CALLKPI_WORKER_ID": "worker-rb",
             "CALLKPI_DATA_DIR": str(svc.infra.workdir / "worker-rb")})
