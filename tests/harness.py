@@ -281,3 +281,40 @@ def api_kpis(url: str) -> Callable[[str, int, int], dict[str, Any]]:
         return client.get("/api/v1/kpis", params={
             "scope": scope, "from": format_ts(start), "to": format_ts(end)}).json()["kpis"]
     return kpis
+
+
+# -- invalid input of every shape --------------------------------------------------------------
+
+def invalid_messages(now_ms: int, seed: int = 0, copies: int = 3) -> list[bytes]:
+    """Messages a misbehaving producer sends, `copies` of each shape (distinct bytes): random
+    bytes, non-UTF-8, JSON that is not an object, 10,000-deep nesting (bare and inside an
+    event), over 64 KiB, NaN and infinity, wrong types, booleans for numbers, unknown types,
+    missing fields. Each is rejected (never counted, never crashes a worker)."""
+    import random
+    from stream.contract import format_ts
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    for i in range(copies):
+        tag = f"bad-{seed}-{i}"
+        event = {"event_id": f"{tag}-e", "type": "call.connected", "ts": format_ts(now_ms - 600_000),
+                 "call_id": f"{tag}-c", "campaign_id": "bad-campaign", "agent_id": "bad-agent",
+                 "wait_ms": 5}
+
+        def variant(suffix: str, **changes: Any) -> bytes:
+            return json.dumps({**event, "event_id": f"{tag}-{suffix}", **changes}).encode()
+        out += [
+            rng.randbytes(rng.randint(1, 400)),
+            b'{"event_id":"' + tag.encode() + b'-\xff\xfe","type":"call.dialed"}',
+            json.dumps([event]).encode(), json.dumps(tag).encode(), str(i).encode(), b"null",
+            b"[" * 10_000 + b"]" * 10_000,
+            b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+            variant("deep", extra=None).replace(b'"extra": null', b'"extra": ' + b"[" * 10_000 + b"]" * 10_000),
+            variant("big", padding="x" * 70_000),
+            variant("nan", wait_ms=float("nan")),
+            variant("inf", wait_ms=float("inf")),
+            variant("str", wait_ms="5"),
+            variant("bool", wait_ms=True),
+            variant("type", type="call.teleported"),
+            json.dumps({k: v for k, v in event.items() if k != "call_id"}).encode(),
+        ]
+    return out

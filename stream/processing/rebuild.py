@@ -225,13 +225,14 @@ class Rebuild:
         batches = Overlapped(pipeline, reply)
         seq = 0
         last_refresh = time.monotonic()
-        while not failures:
+        while not failures and not self.stop.is_set():
             planned = all(position[tp] >= ends[tp] for tp in position)
-            if planned and not self.follow:
-                break
-            if self.stop.is_set():
-                break
             messages = await asyncio.to_thread(reader.poll, 500)
+            if planned and not messages and not self.follow:
+                # Past the plan and nothing more: done. (Not at the plan's end already: a
+                # broker's listed high watermark can be short of its last batch (tansu lists
+                # the last batch's base offset + 1), the fetch shows what is really there.)
+                break
             if time.monotonic() - last_refresh > 2.0 or (planned and not messages):
                 newest = await asyncio.to_thread(reader.high_watermarks)
                 last_refresh = time.monotonic()
