@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from stream.contract import validate
+from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.processing.pipeline import DeadLetter, Job, Pipeline, RawMessage
@@ -37,6 +37,8 @@ from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
 LIVE_ONLY_COUNTERS = ("late", "latency_")
+CLOCK_REASONS = frozenset({"future_timestamp", "too_old"})
+"""Rejections that depend on when an event is validated."""
 """Pipeline counters about live consumption, which a rebuild does not reproduce."""
 
 
@@ -74,11 +76,15 @@ class RebuildPipeline(Pipeline):
     """The worker's pipeline, with the contract's clock at each record's publish time and
     without the counters of live consumption (see the module docstring)."""
 
-    def check(self, messages: list[RawMessage], gauges: dict[str, float] | None = None) -> Job:
-        wall = self.now_ms()
-        checked = [(m, validate(m.value, now_ms=m.timestamp_ms or wall, max_age_ms=MAX_EVENT_AGE_MS))
-                   for m in messages]
-        return Job(checked, {})
+    def check(self, messages: list[RawMessage], gauges: dict[str, float] | None = None,
+              *args: Any, **kwargs: Any) -> Job:
+        """The worker's validation; where the clock decided (an event ahead of its record's
+        publish time, a clock rejection), validated again at the record's timestamp."""
+        job = super().check(messages, {}, *args, **kwargs)
+        job.checked = [(m, validate(m.value, now_ms=m.timestamp_ms, max_age_ms=MAX_EVENT_AGE_MS))
+                       if m.timestamp_ms and _clock_decided(m, r) else (m, r)
+                       for m, r in job.checked]
+        return job
 
     def _commit_batch(self, *args: Any, **kwargs: Any) -> Any:
         batch = super()._commit_batch(*args, **kwargs)
@@ -88,6 +94,14 @@ class RebuildPipeline(Pipeline):
         batch.gauges = {k: v for k, v in batch.gauges.items() if not k.startswith("lag:")}
         batch.worker = ""
         return batch
+
+
+def _clock_decided(m: RawMessage, result: Event | Rejection) -> bool:
+    """Whether the validation clock may have decided `result`: a clock rule rejected it, or it
+    is an event newer than its record (at the record's time it may be in the future)."""
+    if isinstance(result, Rejection):
+        return result.reason in CLOCK_REASONS
+    return result.ts_ms > m.timestamp_ms
 
 
 async def no_dead_letter(key: bytes, value: bytes) -> None:
@@ -135,6 +149,11 @@ class TopicReader:
         by_tp = {p.tp: p for p in plan}
         for tp in self.partitions:
             self.consumer.seek(tp, by_tp[f"{tp.topic}:{tp.partition}"].start)
+
+    def seek(self, tp: str, offset: int) -> None:
+        for p in self.partitions:
+            if f"{p.topic}:{p.partition}" == tp:
+                self.consumer.seek(p, offset)
 
     def poll(self, timeout_ms: int) -> list[RawMessage]:
         records = self.consumer.poll(timeout_ms=timeout_ms)
@@ -214,12 +233,23 @@ class Rebuild:
             done = all(position[tp] >= ends[tp] for tp in position) and not sizes
             return Progress(read, total, lag, done, read / max(time.monotonic() - started, 1e-9))
 
-        def reply(seq: int, error: str | None) -> None:
+        rewinds: dict[str, int] = {}
+
+        def reply(seq: int, error: str | None, excluded: dict[str, Any] | None = None) -> None:
+            """A batch committed (or failed). `excluded`: partitions the worker's offset check
+            left out of it (Redis rolled back under the rebuild: read them again from the
+            store's applied offset; or the store is ahead of the topic: stop)."""
             nonlocal read
             if error:
                 failures.append(error)
                 return
             read += sizes.pop(seq, 0)
+            for ex in (excluded or {}).values():
+                if str(getattr(ex.action, "value", ex.action)) == "rewind":
+                    rewinds[ex.tp] = ex.offset
+                else:
+                    failures.append(f"the target store is ahead of {ex.tp} (applied offset "
+                                    f"{ex.offset}): it belongs to another topic or cluster")
             self.on_progress(progress())
 
         batches = Overlapped(pipeline, reply)
@@ -227,6 +257,11 @@ class Rebuild:
         last_refresh = time.monotonic()
         while not failures and not self.stop.is_set():
             planned = all(position[tp] >= ends[tp] for tp in position)
+            if rewinds:
+                for tp, offset in list(rewinds.items()):
+                    del rewinds[tp]
+                    position[tp] = offset
+                    await asyncio.to_thread(reader.seek, tp, offset)
             messages = await asyncio.to_thread(reader.poll, 500)
             if planned and not messages and not self.follow:
                 # Past the plan and nothing more: done. (Not at the plan's end already: a
@@ -265,20 +300,28 @@ async def group_committed(settings: Settings) -> dict[str, int] | None:
     the broker cannot say. A store that has applied every record below these is complete for
     workers that resume from them (docs/operations.md, "Rebuild from Kafka")."""
     def fetch() -> dict[str, int] | None:
-        from kafka.admin import KafkaAdminClient
+        from kafka import KafkaConsumer, TopicPartition
+        # A consumer with the group's id that never subscribes does not join the group: it
+        # only reads the group's committed offsets (OffsetFetch), and commits nothing.
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap,
-                                     client_id="callkpi-rebuild")
-        except Exception:  # noqa: BLE001 - advisory only
+            consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap,
+                                     group_id=settings.app_id, enable_auto_commit=False)
+        except Exception as exc:  # noqa: BLE001 - advisory only
+            log.warning("the consumer group's committed offsets could not be read: %r", exc)
             return None
         try:
-            offsets = admin.list_consumer_group_offsets(settings.app_id)
-            return {f"{tp.topic}:{tp.partition}": meta.offset for tp, meta in offsets.items()
-                    if tp.topic == settings.input_topic and meta.offset >= 0}
-        except Exception:  # noqa: BLE001 - advisory only
+            found = consumer.partitions_for_topic(settings.input_topic) or set()
+            out: dict[str, int] = {}
+            for p in sorted(found):
+                offset = consumer.committed(TopicPartition(settings.input_topic, p))
+                if offset is not None and offset >= 0:
+                    out[f"{settings.input_topic}:{p}"] = offset
+            return out
+        except Exception as exc:  # noqa: BLE001 - advisory only
+            log.warning("the consumer group's committed offsets could not be read: %r", exc)
             return None
         finally:
-            admin.close()
+            consumer.close()
     return await asyncio.to_thread(fetch)
 
 
