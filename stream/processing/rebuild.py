@@ -21,6 +21,7 @@ Two things differ from a worker, both so that the rebuilt store equals what a li
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class RebuildPipeline(Pipeline):
               *args: Any, **kwargs: Any) -> Job:
         """The worker's validation; where the clock decided (an event ahead of its record's
         publish time, a clock rejection), validated again at the record's timestamp."""
-        job = super().check(messages, {}, *args, **kwargs)
+        job = super().check(messages, gauges, *args, **kwargs)
         job.checked = [(m, validate(m.value, now_ms=m.timestamp_ms, max_age_ms=MAX_EVENT_AGE_MS))
                        if m.timestamp_ms and _clock_decided(m, r) else (m, r)
                        for m, r in job.checked]
@@ -155,10 +156,18 @@ class TopicReader:
             if f"{p.topic}:{p.partition}" == tp:
                 self.consumer.seek(p, offset)
 
-    def poll(self, timeout_ms: int) -> list[RawMessage]:
+    def poll(self, timeout_ms: int) -> tuple[list[RawMessage], dict[str, float]]:
+        """Records of one fetch, and the consumer lag of their partitions after them (the
+        high watermark of the fetch − the next offset), as the worker's `lag:<tp>` gauges: the
+        agent-state horizon needs to know which partitions are caught up."""
         records = self.consumer.poll(timeout_ms=timeout_ms)
-        return [RawMessage(r.topic, r.partition, r.offset, r.value or b"", int(r.timestamp or 0))
-                for rs in records.values() for r in rs]
+        lags: dict[str, float] = {}
+        for tp, rs in records.items():
+            hw = self.consumer.highwater(tp)
+            if hw is not None and rs:
+                lags[f"lag:{tp.topic}:{tp.partition}"] = max(0, hw - rs[-1].offset - 1)
+        return ([RawMessage(r.topic, r.partition, r.offset, r.value or b"", int(r.timestamp or 0))
+                 for rs in records.values() for r in rs], lags)
 
     def close(self) -> None:
         self.consumer.close()
@@ -214,10 +223,15 @@ class Rebuild:
         applied, _, _ = await self.target.load(sorted(bounds), ())
         self.plan = make_plan(bounds, applied, self.allow_truncated)
         await asyncio.to_thread(reader.start_at, self.plan)
+        extra: dict[str, Any] = {}
+        if "source_partitions" in inspect.signature(Pipeline.__init__).parameters:
+            # a pipeline whose agent horizon waits for every partition of the topic
+            extra["source_partitions"] = [p.tp for p in self.plan]
         pipeline = RebuildPipeline(self.target, self.dead_letter, self.thresholds,
                                    state_horizon_ms=int(s.state_horizon_hours * 3_600_000),
                                    agent_state_ms=int(s.agent_state_hours * 3_600_000),
-                                   worker_id="", cache_bytes=int(s.state_cache_mb * 2**20))
+                                   worker_id="", cache_bytes=int(s.state_cache_mb * 2**20),
+                                   **extra)
         failures: list[str] = []
         committed: dict[int, int] = {}
         read = 0
@@ -262,7 +276,7 @@ class Rebuild:
                     del rewinds[tp]
                     position[tp] = offset
                     await asyncio.to_thread(reader.seek, tp, offset)
-            messages = await asyncio.to_thread(reader.poll, 500)
+            messages, lags = await asyncio.to_thread(reader.poll, 500)
             if planned and not messages and not self.follow:
                 # Past the plan and nothing more: done. (Not at the plan's end already: a
                 # broker's listed high watermark can be short of its last batch (tansu lists
@@ -279,7 +293,7 @@ class Rebuild:
                 position[m.tp] = max(position[m.tp], m.offset + 1)
             seq += 1
             sizes[seq] = len(messages)
-            await batches.submit(seq, pipeline.check(messages))
+            await batches.submit(seq, pipeline.check(messages, lags))
         await batches.drain()
         if failures:
             raise RebuildError(f"a batch could not be committed: {failures[0]}")
