@@ -16,7 +16,7 @@ from stream.processing.rebuild import PartitionPlan, RebuildError, make_plan
 from stream.sim import FaultConfig, SimConfig, Simulator
 from tests.harness import (
     HOUR_MS, Service, api_kpis, kpi_differences, make_service, wait_until)
-from tests.reference.calculator import Reference
+from tests.reference.calculator import Reference, RefConfig
 
 pytestmark = pytest.mark.integration
 AGENTS, HOURS = 40, 3.0
@@ -147,8 +147,26 @@ def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp
         time.sleep(1)
         assert svc.pipeline_counter("consumed", "rb:") == len(values)
         assert new_worker.proc.poll() is None
+        last_hour = int(time.time() * 1000) // HOUR_MS * HOUR_MS
         assert_equals_reference(rebuilt_url, Reference(values, now_ms=published_at),
-                                first_hour, int(time.time() * 1000) // HOUR_MS * HOUR_MS)
+                                first_hour, last_hour)
+
+        # A changed KPI configuration: rebuilt under the new one, equal to the reference
+        # calculator under the new one (and no longer to the old store).
+        changed = tmp_path / "changed.toml"
+        changed.write_text('conversation_threshold_ms = 60000\nsuccess_dispositions = ["sale"]\n')
+        env = {"CALLKPI_CONFIG": str(changed)}
+        rebuild = svc.spawn("rebuild-3", ["rebuild", "--prefix", "rb2:", "--quiet"], env)
+        svc.extra.append(rebuild)
+        assert rebuild.proc.wait(300) == 0, svc.logs()
+        _, changed_url = svc.start_extra_server("serve-rb2", {"CALLKPI_KEY_PREFIX": "rb2:", **env})
+        ref = Reference(values, now_ms=published_at,  # goals follow success (docs/configuration.md)
+                        config=RefConfig(conversation_threshold_ms=60000, success_dispositions=("sale",),
+                                         goal_dispositions=("sale", "qualified_lead")))
+        assert_equals_reference(changed_url, ref, first_hour, last_hour)
+        old = api_kpis(rebuilt_url)("center", first_hour, last_hour)
+        new = api_kpis(changed_url)("center", first_hour, last_hour)
+        assert new["conversations"] < old["conversations"] and new["conversions"] < old["conversions"]
     finally:
         r.close()
         svc.stop()
