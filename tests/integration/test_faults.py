@@ -45,6 +45,7 @@ def settled(svc: Service, expected: int, quiet_s: float = 3.0) -> bool:
         r.close()
 
 
+@pytest.mark.timeout(600)  # several minutes of real processes on a busy 2-core machine
 def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)

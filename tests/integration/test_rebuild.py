@@ -67,6 +67,7 @@ def test_make_plan_refuses_a_hole_and_resumes_past_what_the_target_holds() -> No
     assert [p.start for p in resumed] == [42, 61]
 
 
+@pytest.mark.timeout(600)  # several minutes of real processes on a busy 2-core machine
 def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp_path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)
