@@ -12,7 +12,6 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from stream.processing.rebuild import PartitionPlan, RebuildError, make_plan
 from stream.sim import FaultConfig, SimConfig, Simulator
 from tests.harness import (
     HOUR_MS, Service, api_kpis, kpi_differences, make_service, wait_until)
@@ -56,15 +55,6 @@ def assert_equals_reference(url: str, ref: Reference, first_hour: int, last_hour
                                          first_hour, last_hour)
     assert compared > 5_000
     assert not failures, f"{len(failures)} of {compared} differ:\n" + "\n".join(failures[:40])
-
-
-def test_make_plan_refuses_a_hole_and_resumes_past_what_the_target_holds() -> None:
-    bounds = {"t:0": (0, 100), "t:1": (50, 80)}
-    with pytest.raises(RebuildError, match="t:1: offsets 0..49"):
-        make_plan(bounds, {}, allow_truncated=False)
-    assert make_plan(bounds, {}, allow_truncated=True)[1] == PartitionPlan("t:1", 50, 50, 80)
-    resumed = make_plan(bounds, {"t:0": 41, "t:1": 60}, allow_truncated=False)
-    assert [p.start for p in resumed] == [42, 61]
 
 
 @pytest.mark.timeout(600)  # several minutes of real processes on a busy 2-core machine
