@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 
-from stream.cli.embedded import (
-    LocalInfra, Managed, create_topics, free_port, start_redis, wait_for_port)
+from stream.cli.embedded import LocalInfra, Managed, create_topics, free_port, start_redis, wait_for_port
 
 PARTITIONS = 4
 
@@ -105,7 +104,7 @@ class Service:
         r = redis.Redis.from_url(self.infra.redis_url)
         try:
             r.save()
-            path = Path(r.config_get("dir")["dir"]) / "dump.rdb"
+            path = Path(str(r.config_get("dir")["dir"])) / "dump.rdb"
         finally:
             r.close()
         copy = self.infra.workdir / name
@@ -165,7 +164,7 @@ class Service:
         import redis
         r = redis.Redis.from_url(self.infra.redis_url, decode_responses=True)
         try:
-            return {k: float(v) for k, v in r.hgetall(f"{prefix}pipeline").items()}
+            return {str(k): float(v) for k, v in r.hgetall(f"{prefix}pipeline").items()}
         finally:
             r.close()
 
@@ -291,6 +290,7 @@ def invalid_messages(now_ms: int, seed: int = 0, copies: int = 3) -> list[bytes]
     event), over 64 KiB, NaN and infinity, wrong types, booleans for numbers, unknown types,
     missing fields. Each is rejected (never counted, never crashes a worker)."""
     import random
+
     from stream.contract import format_ts
     rng = random.Random(seed)
     out: list[bytes] = []
@@ -300,7 +300,8 @@ def invalid_messages(now_ms: int, seed: int = 0, copies: int = 3) -> list[bytes]
                  "call_id": f"{tag}-c", "campaign_id": "bad-campaign", "agent_id": "bad-agent",
                  "wait_ms": 5}
 
-        def variant(suffix: str, **changes: Any) -> bytes:
+        def variant(suffix: str, event: dict[str, Any] = event, tag: str = tag,
+                    **changes: Any) -> bytes:
             return json.dumps({**event, "event_id": f"{tag}-{suffix}", **changes}).encode()
         out += [
             rng.randbytes(rng.randint(1, 400)),

@@ -12,9 +12,12 @@ import asyncio
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.processing.rebuild import Progress
 
 STATUS_EVERY_S = 5.0
 """How often a following rebuild reports its lag and whether it is safe to switch."""
@@ -71,11 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _rebuild(args: argparse.Namespace, target: Settings, thresholds: object,
-                   is_live: bool, bar: "ProgressBar") -> int:
+                   is_live: bool, bar: ProgressBar) -> int:
     from stream.cli.commands import UsageError
     from stream.processing.offload import DeadLetterProducer
-    from stream.processing.rebuild import (
-        Progress, Rebuild, covers, group_committed, no_dead_letter, target_is_empty)
+    from stream.processing.rebuild import Rebuild, covers, group_committed, no_dead_letter, target_is_empty
     from stream.store.redis_store import Store
 
     store = Store(target.redis_url, target.key_prefix)
@@ -152,8 +154,8 @@ class ProgressBar:
         self._shown_tenth = -1
         self._open = False
 
-    def show(self, p: object) -> None:
-        read, total, lag, done, rate = p  # type: ignore[misc]
+    def show(self, p: Progress) -> None:
+        read, total, lag, rate = p.read, p.total, p.lag, p.rate
         if self.quiet:
             return
         share = read / total if total else 1.0

@@ -233,7 +233,6 @@ class Rebuild:
                                    worker_id="", cache_bytes=int(s.state_cache_mb * 2**20),
                                    **extra)
         failures: list[str] = []
-        committed: dict[int, int] = {}
         read = 0
         started = time.monotonic()
         position = {p.tp: p.start for p in self.plan}

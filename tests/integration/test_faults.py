@@ -16,13 +16,13 @@ still alive (but the one killed on purpose), and the rejection counters equal wh
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import (
-    HOUR_MS, Service, invalid_messages, kpi_differences, make_service, wait_until)
+from tests.harness import HOUR_MS, Service, invalid_messages, kpi_differences, make_service, wait_until
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def settled(svc: Service, expected: int, quiet_s: float = 3.0) -> bool:
 
 
 @pytest.mark.timeout(600)  # several minutes of real processes on a busy 2-core machine
-def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path) -> None:
+def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)
     sim = Simulator(SimConfig(seed=4242, agents=AGENTS, hours=HOURS, start_ms=start,

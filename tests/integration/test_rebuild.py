@@ -8,14 +8,14 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import (
-    HOUR_MS, Service, api_kpis, kpi_differences, make_service, wait_until)
-from tests.reference.calculator import Reference, RefConfig
+from tests.harness import HOUR_MS, Service, api_kpis, kpi_differences, make_service, wait_until
+from tests.reference.calculator import RefConfig, Reference
 
 pytestmark = pytest.mark.integration
 AGENTS, HOURS = 40, 3.0
@@ -27,7 +27,7 @@ def store_counters(r: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for pattern in COUNTER_KEYS:
         for key in r.scan_iter(match=prefix + pattern, count=1000):
-            out[key[len(prefix):]] = {f: float(v) for f, v in r.hgetall(key).items()}
+            out[key[len(prefix):]] = {str(f): float(v) for f, v in r.hgetall(key).items()}
     return out
 
 
@@ -58,7 +58,7 @@ def assert_equals_reference(url: str, ref: Reference, first_hour: int, last_hour
 
 
 @pytest.mark.timeout(600)  # several minutes of real processes on a busy 2-core machine
-def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp_path) -> None:
+def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)
     sim = Simulator(SimConfig(seed=99, agents=AGENTS, hours=HOURS, start_ms=start,

@@ -8,13 +8,20 @@ import json
 
 import pytest
 
+from stream.cli.rebuild import ProgressBar
 from stream.contract import Event, Rejection, format_ts
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.cli.rebuild import ProgressBar
 from stream.processing.pipeline import RawMessage
 from stream.processing.rebuild import (
-    PartitionPlan, Progress, RebuildError, RebuildPipeline, covers, make_plan, no_dead_letter)
+    PartitionPlan,
+    Progress,
+    RebuildError,
+    RebuildPipeline,
+    covers,
+    make_plan,
+    no_dead_letter,
+)
 from stream.store.redis_store import Store
 
 HOUR = 3_600_000
