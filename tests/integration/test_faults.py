@@ -103,7 +103,9 @@ def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path: Path) -> None:
         # 3. Redis is restored to the snapshot taken after the first chunk.
         publish_chunk(3)
         consumed_at_least(len(sent) - len(chunks[3]) // 2, timeout=180)
+        before = svc.pipeline_counter("consumed")
         svc.restore_redis(snapshot)
+        assert 0 <= svc.pipeline_counter("consumed") < before, "the restore lost no commits"
 
         for i in range(4, len(chunks)):
             publish_chunk(i)
