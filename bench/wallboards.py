@@ -323,7 +323,7 @@ def main() -> None:
                 worst = max(worst, d)
             late_boards += worst > 2.0
         by_path: dict[str, list[float]] = {}
-        for path, status, dt in requests:
+        for path, _status, dt in requests:
             by_path.setdefault(path, []).append(dt)
         statuses: dict[str, int] = {}
         for _, status, _ in requests:

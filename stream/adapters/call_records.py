@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import Mapped, BadRecord, Builder, Emitted, datetime_to_ms, line_key, seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, line_key, seconds_ms
 
 _EPOCH = re.compile(r"^\d{9,13}(\.\d+)?$")
 ANSWERS = {"human", "machine", "fax", "unknown"}
@@ -145,7 +145,7 @@ class CallRecordLines:
             if len(fields) != len(self.header):
                 raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
                                 f"{len(self.header)}")
-            record = dict(zip(self.header, fields))
+            record = dict(zip(self.header, fields, strict=True))
         return self.mapper.map(record, line_key(raw))
 
     def state(self) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 # RFC 3339 `date-time`: full-date "T" full-time, time-offset mandatory ("Z" or +hh:mm / -hh:mm);
 # "T" and "Z" may be lower case (RFC 3339 section 5.6 note). ASCII digits only.

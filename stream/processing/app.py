@@ -21,10 +21,10 @@ from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
 from stream.processing.fetch import BatchSink, BatchTransport
-from stream.processing.offload import PipelineProcess
-from stream.processing.pipelining import run_until_committed
 from stream.processing.horizon import topic_partitions
+from stream.processing.offload import PipelineProcess
 from stream.processing.pipeline import Pipeline, RawMessage
+from stream.processing.pipelining import run_until_committed
 from stream.settings import Settings
 from stream.store.redis_store import Store
 

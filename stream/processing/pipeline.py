@@ -17,12 +17,12 @@ from typing import NamedTuple
 from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.state.agent_state import AgentRecord, AgentState
-from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
-from stream.state.call_state import CallState
 from stream.processing import horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
 from stream.processing.loading import Loader, StoreView
+from stream.state.agent_state import AgentRecord, AgentState
+from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
+from stream.state.call_state import CallState
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
 from stream.store.redis_store import Store
 
@@ -66,7 +66,7 @@ class Prepared:
 
     batch: CommitBatch
     now_ms: int
-    ahead: "Prepared | None"
+    ahead: Prepared | None
     after: StoreView
 
 

@@ -271,7 +271,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         client = ctx.health_redis if ctx.health_redis is not None else ctx.store.redis
         try:
             ok = bool(await asyncio.wait_for(client.ping(), HEALTH_TIMEOUT_S))
-        except (RedisError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, RedisError, OSError):
             ok = False
         return _json({"redis": ok}, status=200 if ok else 503)
 
@@ -309,7 +309,7 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
             if wait > 0 and not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if wake.is_set():
                 wake.clear()

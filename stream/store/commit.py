@@ -10,8 +10,16 @@ from typing import Any
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, hour_field, hour_key_expiry,
-    minute_field, minute_key_expiry, scope_cutoff)
+    SCOPE_KINDS,
+    Layout,
+    PartitionProgress,
+    agent_history_suffixes,
+    hour_field,
+    hour_key_expiry,
+    minute_field,
+    minute_key_expiry,
+    scope_cutoff,
+)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -123,10 +131,9 @@ def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
     out: list[list[Any]] = []
     for agent, old, new in moves:
         for kind, bucket in agent_history_suffixes(now_ms):
-            def key(scope: str) -> str:
-                return f"{layout.prefix}{kind}:{scope}:{bucket}"
-            out.append([key(f"agent:{agent}"), key(f"team:{old}") if old else False,
-                        key(f"team:{new}")])
+            agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
+                                           for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
+            out.append([agent_key, old_key if old else False, new_key])
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
     return out

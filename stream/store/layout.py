@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to)
+from stream.kpi.windows import DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to
 
 SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS
@@ -85,7 +84,7 @@ class PartitionProgress(NamedTuple):
         return f"{'' if self.newest_ms is None else self.newest_ms}:{int(self.caught_up)}"
 
     @classmethod
-    def decode(cls, raw: str) -> "PartitionProgress":
+    def decode(cls, raw: str) -> PartitionProgress:
         """`<newest>:<caught up 0|1>`; a bare `<newest>` (written before the flag) is lagging."""
         newest, _, flag = raw.partition(":")
         return cls(int(newest) if newest else None, flag == "1")

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
+from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
 from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
@@ -86,14 +86,14 @@ class Store:
         results = await pipe.execute()
         offsets: dict[str, int] = {}
         if tps:
-            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0])}
+            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0], strict=True)}
             results = results[1:]
         versions: dict[str, int] = {}
         if check:
-            versions = {key: int(v) for key, v in zip(check, results[0])}
+            versions = {key: int(v) for key, v in zip(check, results[0], strict=True)}
             results = results[1:]
         states = {key: (int(v) if v else 0, json.loads(s) if s else None)
-                  for key, (v, s) in zip(keys, results)}
+                  for key, (v, s) in zip(keys, results, strict=True)}
         return offsets, states, versions
 
     async def watermarks(self) -> dict[str, PartitionProgress]:
@@ -107,7 +107,7 @@ class Store:
         if not agents:
             return {}
         raw = await self.redis.hmget(self.layout.key("agents"), agents)
-        return {a: json.loads(v) for a, v in zip(agents, raw) if v}
+        return {a: json.loads(v) for a, v in zip(agents, raw, strict=True) if v}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
@@ -160,7 +160,7 @@ class Store:
                 plan.append((scope, idx))
         results = await pipe.execute() if plan else []
         out: dict[str, dict[str, float]] = {s: defaultdict(float) for s in scopes}
-        for (scope, idx), fields in zip(plan, results):
+        for (scope, idx), fields in zip(plan, results, strict=True):
             sums = out[scope]
             for f, v in fields.items():
                 i, _, name = f.partition(":")
@@ -173,7 +173,7 @@ class Store:
         for s in scopes:
             pipe.hgetall(self.layout.total_key(s))
         results = await pipe.execute() if scopes else []
-        return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results)}
+        return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results, strict=True)}
 
     async def scopes(self, now_ms: int | None = None) -> dict[str, list[str]]:
         """The ids of every scope kind with data inside the retention at `now_ms` (None: every
@@ -184,7 +184,7 @@ class Store:
         for kind in SCOPE_KINDS:
             pipe.zrangebyscore(self.layout.scopes_key(kind), low, "+inf")
         results = await pipe.execute()
-        return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results)}
+        return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results, strict=True)}
 
     async def recent_scopes(self, kind: str, limit: int, now_ms: int) -> tuple[list[str], int]:
         """The `limit` ids of `kind` seen most recently (inside the retention), and how many ids

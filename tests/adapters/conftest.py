@@ -68,9 +68,9 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
         try:
             db.connect().close()
             break
-        except Exception:
+        except Exception as err:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mariadbd did not start: {(d / 'mariadbd.log').read_text()[-2000:]}")
+                raise RuntimeError(f"mariadbd did not start: {(d / 'mariadbd.log').read_text()[-2000:]}") from err
             time.sleep(0.2)
     try:
         yield db
@@ -166,9 +166,9 @@ def postgres() -> Iterator[Postgres]:
         try:
             db.connect().close()
             break
-        except Exception:
+        except Exception as err:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("postgres did not start")
+                raise RuntimeError("postgres did not start") from err
             time.sleep(0.2)
     try:
         yield db

@@ -5,7 +5,7 @@ pipeline with exact KPIs; a re-poll emits nothing new."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ CONFIG = parse_adapter_config('instance = "vici1"\n[pause_codes]\nLUNCH = "lunch
 
 
 def dt(s: int) -> str:
-    return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def brief(e: dict) -> tuple:
@@ -103,7 +103,7 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
                     (f"V{uid}", dt(t), '"SOLAR" <2125550100>', uid))
 
     # agents log in (paused), become available
-    for i, user in enumerate(("6001", "6002")):
+    for user in ("6001", "6002"):
         cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, pause_epoch,"
                     " wait_epoch, sub_status) VALUES (%s, %s, 'E2EVICI', %s, %s, 'LOGIN')",
                     (user, dt(t0 - 300), t0 - 300, t0 - 240))

@@ -154,8 +154,9 @@ def test_duplicates_and_rejections_counted(service: Service) -> None:
 
 
 def test_dead_letter_records(service: Service) -> None:
-    from aiokafka import AIOKafkaConsumer
     import asyncio
+
+    from aiokafka import AIOKafkaConsumer
 
     async def read() -> list[dict]:
         consumer = AIOKafkaConsumer("dialer.events.dlq", bootstrap_servers=service.infra.bootstrap,

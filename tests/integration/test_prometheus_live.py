@@ -283,7 +283,7 @@ def _last_scrape(prom_url: str) -> float:
 def _missing(run: Run, exprs: dict[str, str]) -> list[str]:
     """Labels of the expressions that returned no data at any step of the run (queried in parallel)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(exprs, pool.map(run.query_range, exprs.values())))
+        results = dict(zip(exprs, pool.map(run.query_range, exprs.values()), strict=True))
     return [f"{label}\n    {exprs[label]}" for label, result in results.items() if not result]
 
 

@@ -6,7 +6,7 @@ from itertools import count
 
 import pytest
 
-from tests.reference.calculator import COUNT_KEYS, Reference, RefConfig, validate, Invalid
+from tests.reference.calculator import COUNT_KEYS, Invalid, RefConfig, Reference, validate
 
 T0 = 1_763_600_000_000  # 2025-11-20T00:53:20Z
 S = 1000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,7 +57,7 @@ def test_example_file_parses_and_sets_every_section():
     assert c.costs.currency == "GBP"
     assert len(c.targets) == 5
     leads = c.targets[-1]
-    assert leads.deadline == datetime(2026, 11, 27, 18, tzinfo=timezone.utc)
+    assert leads.deadline == datetime(2026, 11, 27, 18, tzinfo=UTC)
     assert {t.scope for t in c.targets} >= {"agent:*@team:north", "campaign:*"}
 
 
@@ -83,7 +83,7 @@ def test_local_deadline_is_in_the_service_time_zone_and_strings_are_accepted():
         deadline = "2026-11-30T23:00:00Z"
         """)
     assert c.targets[0].deadline.utcoffset() == timedelta(hours=-5)
-    assert c.targets[1].deadline == datetime(2026, 11, 30, 23, tzinfo=timezone.utc)
+    assert c.targets[1].deadline == datetime(2026, 11, 30, 23, tzinfo=UTC)
     assert c.targets[0].name == "conversions center week"
 
 

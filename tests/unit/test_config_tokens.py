@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from stream.kpi.config_file import ApiConfig, ApiToken, ConfigError, parse_config
-from stream.readers.auth import Access, hash_token
 from stream.kpi.scopes import Scope
+from stream.readers.auth import Access, hash_token
 
 H1 = hashlib.sha256(b"one").hexdigest()
 H2 = hashlib.sha256(b"two").hexdigest()

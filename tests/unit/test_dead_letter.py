@@ -15,7 +15,12 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAutho
 
 from stream.contract import MAX_MESSAGE_BYTES, Rejection, validate
 from stream.processing.dead_letter import (
-    PRODUCER_MAX_BYTES, Delivery, dead_letter_record, minimal_record, send_dead_letter)
+    PRODUCER_MAX_BYTES,
+    Delivery,
+    dead_letter_record,
+    minimal_record,
+    send_dead_letter,
+)
 
 NOW = 1_795_166_400_000
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from stream.kpi.targets import (
-    Target, attainment, calendar_period, evaluate, expand_scopes, parse_scope_pattern,
-    status_of, threshold_problem, window_range,
+    Target,
+    attainment,
+    calendar_period,
+    evaluate,
+    expand_scopes,
+    parse_scope_pattern,
+    status_of,
+    threshold_problem,
+    window_range,
 )
 
 HOUR = 3_600_000
@@ -120,7 +127,7 @@ def weekly_leads(**kw) -> Target:
     # 200 qualified leads in the week starting Monday 2026-11-23 00:00 UTC, due Friday 18:00.
     return Target(name="leads", kpi="qualified_leads", scope="campaign:c1", window="week",
                   goal=200, warn=180, critical=150,
-                  deadline=datetime(2026, 11, 27, 18, tzinfo=timezone.utc), **kw)
+                  deadline=datetime(2026, 11, 27, 18, tzinfo=UTC), **kw)
 
 
 def test_deadline_pace_by_hand():
