@@ -162,10 +162,10 @@ def _lag_gauges(app: faust.App, batch: list[RawMessage]) -> dict[str, float]:
             continue
         if hw is not None:
             out[f"lag:{topic}:{partition}"] = max(0, hw - offset - 1)
-    topic = batch[0].topic if batch else None
+    batch_topic = batch[0].topic if batch else None
     try:  # an assigned partition with no records at all is caught up (horizon.py)
         for tp in app.consumer.assignment():
-            if tp.topic == topic and (tp.topic, tp.partition) not in last \
+            if tp.topic == batch_topic and (tp.topic, tp.partition) not in last \
                     and app.consumer.highwater(tp) == 0:
                 out[f"lag:{tp.topic}:{tp.partition}"] = 0
     except Exception:  # noqa: BLE001 - then it holds the agent horizon back, which is safe

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -19,7 +19,7 @@ from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.processing import horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
-from stream.processing.loading import Loader, StoreView
+from stream.processing.loading import Loader, State, StoreView
 from stream.state.agent_state import AgentRecord, AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
@@ -45,6 +45,9 @@ class RawMessage(NamedTuple):
         return f"{self.topic}:{self.partition}"
 
 
+Checked = tuple[RawMessage, Event | Rejection]
+"""A consumed record and what validation made of it."""
+
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -52,7 +55,7 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 class Job:
     """One batch from consumption to commit: validated once, prepared once or more."""
 
-    checked: list[tuple[RawMessage, Event | Rejection]]
+    checked: list[Checked]
     gauges: dict[str, float]
     dead_lettered: set[tuple[str, int]] = field(default_factory=set)
     """Rejections already sent to the dead-letter topic (a re-prepare does not send them again)."""
@@ -171,11 +174,12 @@ class Pipeline:
         batch.pipeline.update(job.dead_letter_degraded)
         reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
-        written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
+        written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
         return Prepared(batch, now, ahead, StoreView.after(batch, written))
 
-    def _commit_batch(self, checked, pending, offsets, outcome: Outcome, rejected: Counter[str],
+    def _commit_batch(self, checked: list[Checked], pending: list[Checked], offsets: dict[str, int],
+                      outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
                       agent_keys: dict[str, str], now: int,
                       gauges: dict[str, float]) -> CommitBatch:
@@ -187,7 +191,7 @@ class Pipeline:
         last: dict[str, int] = {}
         for m, _ in checked:
             last[m.tp] = max(last.get(m.tp, -1), m.offset)
-        pipeline: Counter[str] = Counter()
+        pipeline: defaultdict[str, float] = defaultdict(int)  # counts, and the latency sum
         pipeline["consumed"] = len(pending)
         pipeline["replayed"] = len(checked) - len(pending)
         for key in ("accepted", "duplicates", "late", "beyond_horizon"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,8 +175,8 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
     values = compute_all(counters)
     if ctx.extensions is not None:  # cost from the same sums (no second read)
         values.update(await ctx.extensions.cost(scope, counters, rng, now))
-    out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
-           "to": format_ts(rng.end), "kpis": values}
+    out: dict[str, Any] = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+                           "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
         out["currency"] = ctx.extensions.config.costs.currency
     notes = verdict_notes(values)
@@ -370,7 +370,7 @@ def _cache_middleware(cache: ResponseCache) -> Any:
     return shared
 
 
-def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) -> web.Application:
+def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = ()) -> web.Application:
     if ctx.updates is None:
         ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
                                 max_clients=ctx.api.max_stream_clients,

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
     SCOPE_KINDS,
@@ -47,7 +48,7 @@ class CommitBatch:
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
-    team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
+    team_moves: list[TeamMove] = field(default_factory=list)
     live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
@@ -125,7 +126,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
-def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
+def team_move_keys(moves: list[TeamMove], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
     """(agent key, old team key or False, new team key) for every bucket of agent history."""
     out: list[list[Any]] = []

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
@@ -98,7 +99,8 @@ class Store:
 
     async def watermarks(self) -> dict[str, PartitionProgress]:
         """Per source partition, how far it is applied (see `processing/horizon.py`)."""
-        raw = await self.redis.hgetall(self.layout.key("watermarks"))
+        # decode_responses=True: replies are str (redis-py's types cannot say so)
+        raw = cast(dict[str, str], await self.redis.hgetall(self.layout.key("watermarks")))
         return {k: PartitionProgress.decode(v) for k, v in raw.items()}
 
     async def agent_records(self, agents: Iterable[str]) -> dict[str, Json]:
@@ -119,7 +121,8 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.layout.key("workers"), worker, now_ms)
         if gauges:
-            pipe.hset(self.layout.key("gauges"), mapping=gauges)
+            # (redis-py's mapping type is invariant in the key: a dict[str, float] is not one)
+            pipe.hset(self.layout.key("gauges"), mapping=cast(Mapping[FieldT, EncodableT], gauges))
         await pipe.execute()
 
     async def retire_idle_watermarks(self, now_ms: int) -> int:

@@ -4,9 +4,11 @@ event stream records."""
 
 from __future__ import annotations
 
+import pytest
+
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.connect import ConnectMapper
-from stream.adapters.core import Builder
+from stream.adapters.core import BadRecord, Builder
 from stream.adapters.twilio import TaskRouter, TwilioVoice
 
 CONFIG = parse_adapter_config("""instance = "cloud"
@@ -151,3 +153,18 @@ def test_connect_inbound_abandon_and_agent_events() -> None:
         ("agent.state", "09:01:00", "agent_id=alice", "state=paused", "reason=Lunch",
          "team_id=north"),
         ("agent.state", "09:01:00", "agent_id=alice", "state=on_call", "team_id=north")]
+
+
+def test_connect_contact_event_without_any_time_is_a_bad_record() -> None:
+    """A step with neither its own timestamp nor the envelope's `time` is dead-lettered as
+    missing_field (not a TypeError that fails the whole request)."""
+    m = ConnectMapper(CONFIG, Builder("ac", "cloud"))
+    agent = {"agentArn": "arn:aws:connect:x/agent/client:alice"}
+    for kind, detail in [("CONNECTED_TO_SYSTEM", {"answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
+                         ("CONNECTED_TO_AGENT", {"agentInfo": agent})]:
+        record = connect_event(kind, initiationMethod="OUTBOUND", campaign={"campaignId": "solar"},
+                               **detail)
+        del record["time"]
+        with pytest.raises(BadRecord) as caught:
+            m.record(record)
+        assert caught.value.reason == "missing_field", kind
