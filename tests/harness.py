@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -100,6 +102,16 @@ class Service:
         for m in [*self.workers, *( [self.server] if self.server else [])]:
             m.stop()
         self.infra.stop()
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ (not a package) loaded as a module, e.g. bench/scrape.py for `fill`."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"callkpi_bench_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, why: Callable[[], str] | str = "") -> None:

@@ -4,6 +4,8 @@ event stream records."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from stream.adapters.config import parse_adapter_config
@@ -106,19 +108,21 @@ def connect_event(kind: str, **detail: object) -> dict:
 
 def test_connect_outbound_contact() -> None:
     m = ConnectMapper(CONFIG, Builder("ac", "cloud"))
-    common = {"initiationMethod": "OUTBOUND", "campaign": {"campaignId": "solar"},
-              "initiationTimestamp": "2026-11-23T09:00:00Z"}
+    common: dict[str, Any] = {"initiationMethod": "OUTBOUND", "campaign": {"campaignId": "solar"},
+                              "initiationTimestamp": "2026-11-23T09:00:00Z"}
     out = []
-    for kind, more in [("INITIATED", {}),
-                       ("CONNECTED_TO_SYSTEM", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                                "answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
-                       ("CONNECTED_TO_AGENT", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                               "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
-                                                             "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}}),
-                       ("DISCONNECTED", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                         "disconnectTimestamp": "2026-11-23T09:02:10Z",
-                                         "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
-                                                       "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}})]:
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("INITIATED", {}),
+        ("CONNECTED_TO_SYSTEM", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                                 "answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
+        ("CONNECTED_TO_AGENT", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                                "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
+                                              "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}}),
+        ("DISCONNECTED", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                          "disconnectTimestamp": "2026-11-23T09:02:10Z",
+                          "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
+                                        "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}})]
+    for kind, more in steps:
         out += [brief(e.event) for e in m.record(connect_event(kind, **common, **more))]
     assert out == [
         ("call.dialed", "09:00:00", "call_id=c-1", "campaign_id=solar"),
@@ -137,7 +141,7 @@ def test_connect_inbound_abandon_and_agent_events() -> None:
     out = [brief(e.event) for e in m.record(connect_event("QUEUED", **q))]
     out += [brief(e.event) for e in m.record(connect_event(
         "DISCONNECTED", **q, disconnectTimestamp="2026-11-23T09:00:45Z"))]
-    agent = {"EventId": "e-1", "EventType": "STATE_CHANGE", "EventTimestamp": "2026-11-23T09:01:00Z",
+    agent: dict[str, Any] = {"EventId": "e-1", "EventType": "STATE_CHANGE", "EventTimestamp": "2026-11-23T09:01:00Z",
              "AgentARN": "arn:aws:connect:x/agent/aa",
              "CurrentAgentSnapshot": {"AgentStatus": {"Name": "Lunch"},
                                       "Configuration": {"Username": "client:alice"},
@@ -160,8 +164,9 @@ def test_connect_contact_event_without_any_time_is_a_bad_record() -> None:
     missing_field (not a TypeError that fails the whole request)."""
     m = ConnectMapper(CONFIG, Builder("ac", "cloud"))
     agent = {"agentArn": "arn:aws:connect:x/agent/client:alice"}
-    for kind, detail in [("CONNECTED_TO_SYSTEM", {"answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
-                         ("CONNECTED_TO_AGENT", {"agentInfo": agent})]:
+    steps: list[tuple[str, dict[str, Any]]] = [("CONNECTED_TO_SYSTEM", {"answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
+                                               ("CONNECTED_TO_AGENT", {"agentInfo": agent})]
+    for kind, detail in steps:
         record = connect_event(kind, initiationMethod="OUTBOUND", campaign={"campaignId": "solar"},
                                **detail)
         del record["time"]

@@ -90,9 +90,9 @@ def test_150_wallboards_leave_kpis_and_health_up(redis_url: str, tmp_path: Path)
                     async with session.get(svc.base + path) as r:
                         assert r.status == 200, (path, r.status, await r.text())
                 # One shared subscription reaches every client.
-                r = redis.Redis.from_url(redis_url)
-                r.publish(CHANNEL, "commit")
-                r.close()
+                publisher = redis.Redis.from_url(redis_url)
+                publisher.publish(CHANNEL, "commit")
+                publisher.close()
                 await asyncio.gather(*(next_update(s) for s in streams))
                 for s in streams:
                     s.close()

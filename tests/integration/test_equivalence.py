@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,10 +19,12 @@ from tests.reference.calculator import Reference
 pytestmark = pytest.mark.integration
 HOUR = 3_600_000
 AGENTS, HOURS = 40, 8.0
+Day = tuple[Service, Reference, int, int]
+"""The service fed a simulated day, the reference calculator over the same day, its start and end."""
 
 
 @pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Service, Reference, int, int]:
+def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
     now = int(time.time() * 1000)
     sim = Simulator(SimConfig(seed=2026, agents=AGENTS, hours=HOURS, start_ms=now - int(HOURS * HOUR),
                               faults=FaultConfig.all_on()))
@@ -66,13 +69,13 @@ def same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def test_rejections_match(day) -> None:
+def test_rejections_match(day: Day) -> None:
     svc, ref, _, _ = day
     for reason, n in ref.rejected.items():
         assert svc.pipeline_counter(f"rejected:{reason}") == n, reason
 
 
-def test_every_kpi_every_scope_every_hour(day) -> None:
+def test_every_kpi_every_scope_every_hour(day: Day) -> None:
     from stream.contract import format_ts
     svc, ref, first_hour, last_hour = day
     scopes = ["center", *ref.scopes()]

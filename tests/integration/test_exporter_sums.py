@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,9 +58,12 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
-def _run(coro_fn):
+T = TypeVar("T")
+
+
+def _run(coro_fn: Callable[[ApiContext], Awaitable[T]]) -> Callable[[str], Coroutine[Any, Any, T]]:
     """Run `coro_fn(ctx)` against a fresh context on its own event loop (one per test)."""
-    async def main(url: str):
+    async def main(url: str) -> T:
         store = Store(url)
         config = load_config(None)
         ctx = ApiContext(store=store, query=Query(store, TZ), tz=TZ, call_expiry_ms=1_800_000)
@@ -149,7 +153,7 @@ def test_the_page_is_prometheus_clients_text_format(redis_url: str) -> None:
             "callcenter_dialed", "callcenter_pipeline_event_to_store_seconds"} <= names
 
 
-def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, monkeypatch) -> None:
+def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a read quota below the agent count, a scrape reads the agents not seen before plus
     `quota` of the others, in turn; kept sums give the same values while nothing changes."""
     monkeypatch.setattr(exporter, "AGENTS_READ_PER_SCRAPE", 5)

@@ -127,7 +127,7 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=60)
 
-    def get(self, path: str, status: int = 200, doc_path: str | None = None, **params: Any) -> Any:
+    def get(self, path: str, status: int = 200, /, doc_path: str | None = None, **params: Any) -> Any:
         doc_path = doc_path or path
         unknown = set(params) - allowed_params(doc_path)
         assert not unknown, f"the test uses undocumented parameters {unknown} of {doc_path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,7 +75,7 @@ def crafted() -> tuple[list[bytes], dict]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = make_service(tmp_path_factory.mktemp("exact"))
     try:
         svc.start_worker()

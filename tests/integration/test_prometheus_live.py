@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.integration
 
 SPEED = 60
 """Simulated seconds per wall second, and the factor every rule duration is divided by."""
-SIM = {"seed": 7, "agents": 40, "hours": 1.0, "scenario": "carrier_outage", "scenario_at": 0.5}
+SIM: dict[str, Any] = {"seed": 7, "agents": 40, "hours": 1.0, "scenario": "carrier_outage", "scenario_at": 0.5}
 WEEK_S = 7 * 86400
 CONFIG = """
 timezone = "UTC"

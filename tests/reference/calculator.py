@@ -521,7 +521,7 @@ class Reference:
                     c[k] += x
 
         seconds: dict[str, float] = defaultdict(float)
-        paused_by_reason: dict[str, float] = defaultdict(float)
+        paused_by_reason: dict[str | None, float] = defaultdict(float)
         hi = min(to_ms, now_ms)
         for iv in self._intervals_by_scope.get(scope, []):
             end = now_ms if iv.end is None else iv.end

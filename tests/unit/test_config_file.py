@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ KPIS = {"connect_rate", "abandon_rate", "aht_seconds", "calls_per_agent_hour",
 CUMULATIVE = {"qualified_leads", "conversions", "revenue"}
 
 
-def parse(text: str, **kw) -> ServiceConfig:
+def parse(text: str, **kw: Any) -> ServiceConfig:
     kw.setdefault("kpi_names", KPIS)
     kw.setdefault("cumulative_kpis", CUMULATIVE)
     return parse_config(textwrap.dedent(text), source="callkpi.toml", **kw)

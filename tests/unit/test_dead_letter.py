@@ -65,7 +65,8 @@ class Broker:
     """Refuses records over `limit` bytes (as a broker's message.max.bytes), or everything."""
 
     def __init__(self, limit: int, refuse_all: Exception | None = None) -> None:
-        self.limit, self.refuse_all, self.sent = limit, refuse_all, []
+        self.limit, self.refuse_all = limit, refuse_all
+        self.sent: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, key: bytes, value: bytes) -> None:
         if self.refuse_all is not None:

@@ -155,7 +155,9 @@ def test_an_offered_call_waits_in_its_queue_on_the_live_view() -> None:
     from tests.unit.test_processing import NOW
     offered = [ev for ev in EVENTS if ev.event_id == "i2o"]
     out = process(offered, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
-    assert out.live_calls["I2"]["status"] == "waiting"
+    waiting = out.live_calls["I2"]
+    assert waiting is not None and waiting["status"] == "waiting"
     connected = [ev for ev in EVENTS if ev.event_id in ("i1o", "i1c")]
     out = process(connected, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
-    assert out.live_calls["I1"]["status"] == "talking"
+    talking = out.live_calls["I1"]
+    assert talking is not None and talking["status"] == "talking"
