@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 
 
+class CommitRetriesExhausted(RuntimeError):
+    """A batch met a commit conflict on every attempt (another worker keeps writing its keys)."""
+
+
 class RawMessage(NamedTuple):
     """One consumed record as the pipeline needs it (a tuple: it crosses to the pipeline
     process 2,000 at a time, and tuples pickle and build fastest)."""
@@ -115,7 +119,7 @@ class Pipeline:
                 return prepared
             except CommitConflict as exc:
                 log.info("commit conflict (attempt %d): %s", attempt + 1, exc)
-        raise RuntimeError(f"batch could not be committed after {MAX_ATTEMPTS} conflicts")
+        raise CommitRetriesExhausted(f"batch could not be committed after {MAX_ATTEMPTS} conflicts")
 
     async def commit(self, prepared: Prepared) -> None:
         """Apply a prepared batch, or raise CommitConflict if anything it read has changed."""

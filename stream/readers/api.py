@@ -17,8 +17,9 @@ from redis.exceptions import RedisError
 from stream.contract import format_ts, parse_ts
 from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
 from stream.kpi.config_file import ApiConfig
-from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
-from stream.kpi.windows import Range, WindowError, check_range, resolve_window
+from stream.kpi.errors import QueryError
+from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
+from stream.kpi.windows import Range, check_range, resolve_window
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
@@ -57,8 +58,8 @@ class ApiContext:
         return int(self.clock() * 1000)
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(QueryError):
+    """A request the API cannot read (conflicting or malformed parameters)."""
 
 
 class Forbidden(PermissionError):
@@ -99,7 +100,7 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
     stayed busy for `api.redis_wait_seconds`; never a 500 traceback."""
     try:
         return await handler(request)
-    except (BadRequest, ScopeError, WindowError) as exc:
+    except QueryError as exc:
         return _json({"error": str(exc)}, status=400)
     except Forbidden as exc:
         return _json({"error": str(exc)}, status=403)
