@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
 from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
-from stream.kpi.config_file import ApiConfig
+from stream.kpi.config_file import ApiConfig, ServiceConfig
 from stream.kpi.errors import QueryError
 from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
 from stream.kpi.windows import Range, check_range, resolve_window
@@ -28,6 +28,9 @@ from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 HEALTH_TIMEOUT_S = 2.0
@@ -38,6 +41,23 @@ RETRY_AFTER_S = 10
 LISTED_KINDS = tuple(k for k in SCOPE_KINDS if k != "center")
 
 
+class Extensions(Protocol):
+    """What `serve` attaches to the API (`stream.readers.business.Business`): targets,
+    compliance and cost, reading the same store through the same query layer."""
+
+    ctx: ApiContext
+    config: ServiceConfig
+
+    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int) -> dict[str, Any]: ...
+
+    async def kpi_values(self, scopes: list[Scope], r: Range, now: int, *,
+                         counters: dict[Scope, dict[str, float]] | None = None) -> dict[Scope, dict[str, Any]]: ...
+
+    def routes(self) -> web.RouteTableDef: ...
+
+    async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]: ...
+
+
 @dataclass
 class ApiContext:
     store: Store
@@ -46,7 +66,8 @@ class ApiContext:
     call_expiry_ms: int
     token: str = ""
     """CALLKPI_API_TOKEN: an unrestricted token (named tokens come from `api.tokens`)."""
-    extensions: Any = None  # targets/compliance/cost/exporter, attached by the CLI
+    extensions: Extensions | None = None
+    """Targets, compliance and cost (`service.attach_extensions`); None without them."""
     clock: Callable[[], float] = time.time
     api: ApiConfig = field(default_factory=ApiConfig)
     updates: UpdateHub | None = None

@@ -111,6 +111,7 @@ def test_compliance_needs_only_its_counters(redis_url: str) -> None:
         scopes = [Scope("campaign", c) for c in ids]
         full = [await ctx.query.counters(scopes, resolve_window(w, now, TZ), now) for w in ("30d", "today")]
         some = [{s: {k: v for k, v in c.items() if k in COMPLIANCE_COUNTERS} for s, c in f.items()} for f in full]
+        assert ctx.extensions is not None
         config = ctx.extensions.config
 
         def report(pair):
