@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -112,6 +113,26 @@ def bench_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def hour_ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
+    """Every whole hour of `[first_hour, last_hour)`, and the whole stretch (ranges wholly in
+    the past, so agents' open states are clipped at the range end on both sides)."""
+    hours = [(h, h + 3_600_000) for h in range(first_hour, last_hour, 3_600_000)]
+    return hours + [(first_hour, last_hour)]
+
+
+def same(a: Any, b: Any) -> bool:
+    """KPI values equal: integers exactly, floats to 1e-9, dicts (per reason) key by key,
+    a missing key as 0, None only as None."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, dict) or isinstance(b, dict):
+        keys = set(a) | set(b)
+        return all(same(a.get(k, 0.0), b.get(k, 0.0)) for k in keys)
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, why: Callable[[], str] | str = "") -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,22 +17,11 @@ import pytest
 import redis
 
 from stream.cli.commands import build_api
-from stream.cli.embedded import Managed, free_port, start_redis
 from stream.readers.service import create_service_app
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration
 CHANNEL = "ck:updates"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    server: Managed = start_redis(port, Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.stop()
 
 
 def settings_for(url: str, tmp: Path, config: str = "") -> Settings:

@@ -4,16 +4,14 @@ whole day (counts exactly, floats to 1e-9 relative)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, make_service
+from tests.harness import Service, hour_ranges, make_service, same
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -51,24 +49,6 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
         svc.stop()
 
 
-def ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
-    """Every whole hour of the day, and the whole day (all wholly in the past, so agents' open
-    states are clipped at the range end on both sides)."""
-    hours = [(h, h + HOUR) for h in range(first_hour, last_hour, HOUR)]
-    return hours + [(first_hour, last_hour)]
-
-
-def same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, dict) or isinstance(b, dict):
-        keys = set(a) | set(b)
-        return all(same(a.get(k, 0.0), b.get(k, 0.0)) for k in keys)
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
-
-
 def test_rejections_match(day: Day) -> None:
     svc, ref, _, _ = day
     for reason, n in ref.rejected.items():
@@ -84,7 +64,7 @@ def test_every_kpi_every_scope_every_hour(day: Day) -> None:
     failures: list[str] = []
     compared = 0
     client = httpx.Client(base_url=svc.url, timeout=30)
-    for start, end in ranges(first_hour, last_hour):
+    for start, end in hour_ranges(first_hour, last_hour):
         for scope in scopes:
             expected = ref.kpis(scope, start, end, now_ms=end)
             got = client.get("/api/v1/kpis", params={"scope": scope, "from": format_ts(start),

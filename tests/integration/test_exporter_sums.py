@@ -9,7 +9,6 @@ number the fast path produces is compared with the API's way of computing it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -31,19 +30,11 @@ from stream.readers.business import COMPLIANCE_COUNTERS, Business
 from stream.readers.query import Query
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.store.redis_store import Store
+from tests.harness import bench_module
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("UTC")
 WINDOWS = ("5m", "15m", "1h", "today", "30d")
-
-
-def _bench():
-    """bench/scrape.py, whose `fill` drives the worker's batch step (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("callkpi_bench_scrape", ROOT / "bench" / "scrape.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +43,7 @@ def redis_url() -> Iterator[str]:
     server = start_redis(free_port(), workdir)
     url = f"redis://127.0.0.1:{server.port}/0"
     try:
-        asyncio.run(_bench().fill(url, agents=40, hours=1.5, copies=0, seed=5))
+        asyncio.run(bench_module("scrape").fill(url, agents=40, hours=1.5, copies=0, seed=5))
         yield url
     finally:
         server.stop()

@@ -8,13 +8,11 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
 
-from stream.cli.embedded import free_port, start_redis
 from stream.contract import Event, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
@@ -27,15 +25,6 @@ from stream.store.redis_store import Store
 pytestmark = pytest.mark.integration
 NOW_S = time.time()
 TOPIC = "dialer.events"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = start_redis(free_port(), Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 def day(agents: int = 12, hours: float = 2.0) -> list[RawMessage]:

@@ -8,13 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from stream.cli.embedded import free_port, start_redis
 from stream.kpi.contributions import Thresholds
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.store.redis_store import Store
@@ -24,15 +21,6 @@ S, MIN, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
 NOW_S = time.time()
 NOW = int(NOW_S * 1000) // MIN * MIN
 TOPIC = "dialer.events"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = start_redis(free_port(), Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 class Feed:
