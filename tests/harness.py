@@ -135,6 +135,24 @@ def same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
+def topic_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record on `topic` so far (JSON values), read from the start: a dead-letter topic."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=5000)
+            return [json.loads(m.value) for msgs in batch.values() for m in msgs]
+        finally:
+            await consumer.stop()
+    return asyncio.run(read())
+
+
 def wait_until(cond: Callable[[], bool], timeout: float, why: Callable[[], str] | str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

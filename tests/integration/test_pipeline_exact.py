@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import Service, jsonl, make_service
+from tests.harness import Service, jsonl, make_service, topic_records
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -155,20 +155,7 @@ def test_duplicates_and_rejections_counted(service: Service) -> None:
 
 
 def test_dead_letter_records(service: Service) -> None:
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
-
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer("dialer.events.dlq", bootstrap_servers=service.infra.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            batch = await consumer.getmany(timeout_ms=5000)
-            return [json.loads(m.value) for msgs in batch.values() for m in msgs]
-        finally:
-            await consumer.stop()
-    records = asyncio.run(read())
+    records = topic_records(service.infra.bootstrap, "dialer.events.dlq")
     _, invalid = crafted()
     assert {r["reason"] for r in records} == set(invalid)
     bad = next(r for r in records if r["reason"] == "malformed_json")
