@@ -138,7 +138,7 @@ async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
     """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
     if grant.matches(scope.kind, scope.ident):
         return
-    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live())[0]):
+    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live()).agents):
         return
     raise forbidden(scope)
 
@@ -180,7 +180,7 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
     the same buckets, so the same numbers) rather than every field of every agent's buckets
     parsed here: a page of 1,000 agents is a few script calls. Per-reason pause time is not in
     these rows (`/api/v1/kpis?scope=agent:<id>` has it)."""
-    open_time = OpenTime((await ctx.store.live())[0], now)
+    open_time = OpenTime((await ctx.store.live()).agents, now)
     sums = (await window_counters(ctx.store, scopes, {"w": r}, ALL_COUNTERS, open_time))["w"]
     return {s: {k: v for k, v in compute_all(c).items() if k != PAUSED_BY_REASON}
             for s, c in sums.items()}
@@ -240,7 +240,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
-        live_agents = (await ctx.store.live())[0] if grant.restricted else None
+        live_agents = (await ctx.store.live()).agents if grant.restricted else None
         out: dict[str, Any] = {
             kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
             for kind in LISTED_KINDS}

@@ -6,7 +6,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
@@ -16,6 +16,31 @@ from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
 from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
+
+
+class StoreLoad(NamedTuple):
+    """What `Store.load` read in its one round trip."""
+
+    offsets: dict[str, int]
+    """tp → applied offset (-1 when none)"""
+    states: dict[str, tuple[int, Json | None]]
+    """entity key → (version, state)"""
+    versions: dict[str, int]
+    """entity key → version, for the keys whose state the caller holds already"""
+
+
+class LiveState(NamedTuple):
+    """The `live:*` hashes: every logged-in agent's and every unfinished call's current state."""
+
+    agents: dict[str, Json]
+    calls: dict[str, Json]
+
+
+class PipelineHealth(NamedTuple):
+    counters: dict[str, float]
+    gauges: dict[str, float]
+    heartbeats: dict[str, int]
+    """worker → its last heartbeat (epoch ms)"""
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
 """The stored version of each entity key (0: none), in one command however many keys."""
 MIGRATE_SCOPES_LUA = """
@@ -75,7 +100,7 @@ class Store:
     # -- the worker's side --------------------------------------------------------------------
 
     async def load(self, tps: Iterable[str], keys: Iterable[str], check: Iterable[str] = ()
-                   ) -> tuple[dict[str, int], dict[str, tuple[int, Json | None]], dict[str, int]]:
+                   ) -> StoreLoad:
         """In one round trip: applied offsets of `tps` (-1 when none), (version, state) of
         entity `keys`, and only the version of entity keys in `check` (states held already)."""
         tps, keys, check = list(tps), list(keys), list(check)
@@ -95,7 +120,7 @@ class Store:
             results = results[1:]
         states = {key: (int(v) if v else 0, json.loads(s) if s else None)
                   for key, (v, s) in zip(keys, results, strict=True)}
-        return offsets, states, versions
+        return StoreLoad(offsets, states, versions)
 
     async def watermarks(self) -> dict[str, PartitionProgress]:
         """Per source partition, how far it is applied (see `processing/horizon.py`)."""
@@ -209,23 +234,22 @@ class Store:
         await self.redis.eval(MIGRATE_SCOPES_LUA, len(keys), *keys, int(time.time() * 1000))
         self._scopes_migrated = True
 
-    async def live(self) -> tuple[dict[str, Json], dict[str, Json]]:
-        """(agents, calls): the current state of every logged-in agent and unfinished call."""
+    async def live(self) -> LiveState:
+        """The current state of every logged-in agent and unfinished call."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.layout.key("live:agents"))
         pipe.hgetall(self.layout.key("live:calls"))
         agents, calls = await pipe.execute()
-        return ({k: json.loads(v) for k, v in agents.items()},
-                {k: json.loads(v) for k, v in calls.items()})
+        return LiveState({k: json.loads(v) for k, v in agents.items()},
+                         {k: json.loads(v) for k, v in calls.items()})
 
-    async def pipeline_health(self) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-        """(pipeline counters, gauges, worker heartbeats)."""
+    async def pipeline_health(self) -> PipelineHealth:
         pipe = self.redis.pipeline(transaction=False)
         for name in ("pipeline", "gauges", "workers"):
             pipe.hgetall(self.layout.key(name))
         p, g, w = await pipe.execute()
-        return ({k: float(v) for k, v in p.items()}, {k: float(v) for k, v in g.items()},
-                {k: int(v) for k, v in w.items()})
+        return PipelineHealth({k: float(v) for k, v in p.items()}, {k: float(v) for k, v in g.items()},
+                              {k: int(v) for k, v in w.items()})
 
 
 __all__ = ["Store", "CommitBatch", "CommitConflict"]
