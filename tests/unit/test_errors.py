@@ -12,7 +12,6 @@ import pytest
 from stream.kpi.errors import QueryError
 from stream.kpi.scopes import ScopeError, parse_scope
 from stream.kpi.windows import WindowError, resolve_window
-from stream.processing.pipeline import CommitRetriesExhausted
 from stream.readers.api import BadRequest, resolve_range
 
 UTC = ZoneInfo("UTC")
@@ -31,7 +30,3 @@ def test_the_query_errors_share_one_base() -> None:
 def test_each_mistake_is_caught_as_a_query_error(mistake: Callable[[], object]) -> None:
     with pytest.raises(QueryError):
         mistake()
-
-
-def test_commit_retries_exhausted_is_its_own_error() -> None:
-    assert issubclass(CommitRetriesExhausted, RuntimeError)
