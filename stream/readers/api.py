@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
 from stream.kpi.scopes import Scope, ScopeError, parse_scope
-from stream.kpi.windows import Range, WindowError, check_range, resolve_window
+from stream.kpi.windows import Range, WindowError, check_range, check_readable, resolve_window
 from stream.readers.query import Query
 from stream.store.redis_store import Store
 
@@ -55,7 +55,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
     if window and ("from" in q or "to" in q):
         raise BadRequest("give either 'window' or 'from' and 'to', not both")
     if window:
-        return window, resolve_window(window, now_ms, tz)
+        return window, check_readable(resolve_window(window, now_ms, tz), now_ms, tz)
     if "from" in q or "to" in q:
         if "from" not in q or "to" not in q:
             raise BadRequest("'from' and 'to' go together")
@@ -63,7 +63,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
             start, end = parse_ts(_num_or_str(q["from"])), parse_ts(_num_or_str(q["to"]))
         except ValueError as exc:
             raise BadRequest(f"bad 'from'/'to': {exc}; use RFC 3339 with an offset") from exc
-        return None, check_range(start, end, now_ms)
+        return None, check_range(start, end, now_ms, tz)
     return "15m", resolve_window("15m", now_ms, tz)
 
 

@@ -13,7 +13,7 @@ Decisions where the catalog is silent (the pipeline implements the same):
 
 - Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
   the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
-  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). `null`
+  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 400 days). `null`
   means absent. Every string is trimmed and must then be 1..128 characters (an empty optional
   string is invalid, not absent). Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
@@ -39,7 +39,7 @@ from typing import Any, Iterable
 
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
-TOO_OLD_MS = 35 * 86400 * 1000
+TOO_OLD_MS = 400 * 86400 * 1000
 MAX_SAFE = 2**53 - 1
 
 DISPOSITIONS = {
