@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from stream.contract import format_ts, parse_ts
 from stream.kpi.scopes import Scope, ScopeError, parse_scope
 from stream.kpi.windows import Range, WindowError, check_range, check_readable, resolve_window
+from stream.readers import history
 from stream.readers.query import Query
 from stream.store.redis_store import Store
 
@@ -95,6 +96,73 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any
     return out
 
 
+def _enum(kind: Any, value: str | None, name: str, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise BadRequest(f"bad {name!r}: {value!r}; use one of "
+                         f"{', '.join(v.value for v in kind)}") from None
+
+
+def _history_range(ctx: ApiContext, params: dict[str, str], default_window: str) -> tuple[str | None, Range]:
+    if not {"window", "from", "to"} & params.keys():
+        params = {**params, "window": default_window}
+    return resolve_range(params, ctx.now_ms(), ctx.tz)
+
+
+async def series_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any]:
+    """The answer of `GET /api/v1/series` (also printed by `callkpi series`)."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    window, rng = _history_range(ctx, params, "month")
+    step = _enum(history.Step, params.get("step"), "step", history.Step.DAY)
+    compare = _enum(history.Compare, params.get("compare"), "compare")
+    kpis = history.parse_kpis(params.get("kpis"), ("connect_rate", "conversion_rate", "aht_seconds"))
+    points = await history.series(ctx.store, scope, rng, step, kpis, now, compare)
+    return {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+            "to": format_ts(rng.end), "step": step.value,
+            "compare": compare.value if compare else None, "timezone": str(ctx.tz),
+            "kpis": list(kpis), "points": points}
+
+
+async def breakdown_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any]:
+    """The answer of `GET /api/v1/breakdown`."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
+    window, rng = _history_range(ctx, params, "30d")
+    hourly = by in (history.BreakdownBy.HOUR_OF_DAY, history.BreakdownBy.WEEKDAY_HOUR)
+    kpis = history.parse_kpis(params.get("kpis"), history.HOUR_KPIS if hourly else
+                              ("handled", "aht_seconds", "conversion_rate"))
+    try:
+        limit = int(params.get("limit", "200" if hourly else "50"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer") from None
+    if not 1 <= limit <= history.MAX_LIMIT:
+        raise BadRequest(f"'limit' must be between 1 and {history.MAX_LIMIT}")
+    out: dict[str, Any] = {"scope": str(scope), "by": by.value, "window": window,
+                           "from": format_ts(rng.start), "to": format_ts(rng.end),
+                           "timezone": str(ctx.tz), "kpis": list(kpis)}
+    if hourly:
+        sortable = (*history.HOUR_KPIS, *kpis)
+        sort = history.parse_sort(params["sort"], sortable) if params.get("sort") else None
+        cells = await history.hour_profile(ctx.store, scope, rng,
+                                           by is history.BreakdownBy.WEEKDAY_HOUR, kpis, now)
+        out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}" if sort else None,
+                   cells=history.rank_cells(cells, sort, limit))
+        return out
+    if scope.kind != "center":
+        raise BadRequest(f"a breakdown by {by.value} covers the whole center (scope=center): "
+                         "counters are kept per scope, not per pair of scopes")
+    sort = history.parse_sort(params.get("sort"), kpis)
+    result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now)
+    out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
+               total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
+    return out
+
+
 def routes(ctx: ApiContext) -> web.RouteTableDef:
     r = web.RouteTableDef()
 
@@ -102,6 +170,16 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     @_errors
     async def kpis(request: web.Request) -> web.Response:
         return _json(await kpis_payload(ctx, dict(request.query)))
+
+    @r.get("/api/v1/series")
+    @_errors
+    async def series(request: web.Request) -> web.Response:
+        return _json(await series_payload(ctx, dict(request.query)))
+
+    @r.get("/api/v1/breakdown")
+    @_errors
+    async def breakdown(request: web.Request) -> web.Response:
+        return _json(await breakdown_payload(ctx, dict(request.query)))
 
     @r.get("/api/v1/live")
     @_errors

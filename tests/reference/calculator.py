@@ -450,6 +450,23 @@ class Reference:
     def scopes(self) -> list[str]:
         return sorted(set(self._by_scope) | set(self._intervals_by_scope))
 
+    def ids(self, kind: str) -> list[str]:
+        """The ids of a scope kind with any data (for breakdowns)."""
+        return sorted(s.split(":", 1)[1] for s in self.scopes() if s.startswith(kind + ":"))
+
+    def hour_cells(self, scope: str, from_ms: int, to_ms: int, tz: Any, *,
+                   weekday: bool) -> dict[tuple[int, int], dict[str, float]]:
+        """Call counters per local (weekday or -1, hour) of each record's ts in [from, to): the
+        "best time to call" heatmap, from the records alone."""
+        cells: dict[tuple[int, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for rec in self._by_scope.get(scope, []):
+            if from_ms <= rec.ts < to_ms:
+                local = datetime.fromtimestamp(rec.ts / 1000, tz)
+                cell = cells[(local.weekday() if weekday else -1, local.hour)]
+                for k, x in rec.values.items():
+                    cell[k] += x
+        return {k: dict(v) for k, v in cells.items()}
+
     def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
         c: dict[str, float] = defaultdict(int)
         for rec in self._by_scope.get(scope, []):

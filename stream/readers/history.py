@@ -1,0 +1,484 @@
+"""History reads: time series, breakdowns and rankings, the best-hour heatmap (`docs/history.md`).
+
+The one read API over long history that later readers (reports, charts, experiments) build on:
+
+- `series(...)`: one `SeriesPoint` per local step, every KPI computed from that step's own sums.
+- `breakdown(...)`: a ranked table of the scopes of one kind (`BreakdownRow`).
+- `hour_profile(...)`: connect and conversion rate per local hour (or weekday × hour) with the
+  attempts behind each cell and Wilson 95 % intervals (`HourCell`).
+
+Every range is decomposed into whole local days (day buckets), whole hours (hour buckets) and
+minutes (`stream.kpi.windows.decompose`), and the needed fields are summed inside Redis (the
+read-only script of `stream.readers.sums`), one pipelined round trip per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, NamedTuple, TypedDict
+from zoneinfo import ZoneInfo
+
+from stream.contract import format_ts
+from stream.kpi.catalog import KPI_BY_NAME
+from stream.kpi.experiments import wilson_interval
+from stream.kpi.scopes import Scope
+from stream.kpi.windows import (
+    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, Range, WindowError, add_months, check_readable,
+    decompose, floor_to, local_date, local_day_of, local_start)
+from stream.readers.query import add_open_time
+from stream.readers.sums import FIELDS_PER_CALL, WINDOW_SUMS_LUA, counters_of
+from stream.store.layout import month_label
+from stream.store.redis_store import Store
+
+MAX_POINTS = 1_000
+"""Most points a series (and as many comparison points) may have: 15-minute steps for 10 days."""
+MAX_SCOPES = 20_000
+"""Most scopes one breakdown reads (5,000 agents fit four times over)."""
+MAX_LIMIT = 1_000
+"""Most rows a breakdown returns."""
+MAX_KPIS = 40
+
+
+class Step(str, Enum):
+    """A series step, aligned to the center's local time (weeks start on Monday)."""
+
+    MIN15 = "15m"
+    MIN30 = "30m"
+    HOUR = "1h"
+    DAY = "1d"
+    WEEK = "1w"
+    MONTH = "1mo"
+
+
+FIXED_STEP_MS = {Step.MIN15: 15 * MINUTE_MS, Step.MIN30: 30 * MINUTE_MS, Step.HOUR: HOUR_MS}
+
+
+class Compare(str, Enum):
+    """What a series point is compared with."""
+
+    PREVIOUS_PERIOD = "previous_period"  # the same number of steps just before the series
+    PREVIOUS_WEEK = "previous_week"      # the same local time 7 days earlier
+    PREVIOUS_YEAR = "previous_year"      # the same local date and time a year earlier
+
+
+class BreakdownBy(str, Enum):
+    AGENT = "agent"
+    TEAM = "team"
+    CAMPAIGN = "campaign"
+    CALLER_ID = "caller_id"
+    LIST = "list"
+    HOUR_OF_DAY = "hour_of_day"
+    WEEKDAY_HOUR = "weekday_hour"
+
+
+SCOPE_BREAKDOWNS = (BreakdownBy.AGENT, BreakdownBy.TEAM, BreakdownBy.CAMPAIGN,
+                    BreakdownBy.CALLER_ID, BreakdownBy.LIST)
+HOUR_KPIS = ("connect_rate", "conversion_rate")
+"""The KPIs of the heatmap cells, each with its Wilson interval."""
+
+KpiValues = dict[str, float | None]
+
+
+Comparison = TypedDict("Comparison", {
+    "from": str, "to": str, "kpis": KpiValues,
+    "change": dict[str, float | None],        # value − comparison (None where either is None)
+    "change_ratio": dict[str, float | None],  # (value − comparison) ÷ comparison (None: 0/None)
+})
+"""The range a point is compared with, its KPIs and the change."""
+SeriesPoint = TypedDict("SeriesPoint", {
+    "from": str, "to": str, "kpis": KpiValues, "compare": Comparison}, total=False)
+"""One step of a series: its range (clipped to the request) and KPIs."""
+
+
+class BreakdownRow(TypedDict):
+    rank: int
+    id: str
+    scope: str
+    kpis: KpiValues
+
+
+class HourCell(TypedDict, total=False):
+    hour: int
+    weekday: int  # 0 = Monday (weekday_hour only)
+    attempts: int
+    connected: int
+    conversions: int
+    connect_rate: float | None
+    connect_rate_ci: list[float] | None
+    conversion_rate: float | None
+    conversion_rate_ci: list[float] | None
+    kpis: KpiValues
+
+
+class Bucket(NamedTuple):
+    """A bucket hash: `m` (hour of minutes), `h` (UTC day of hours) or `d` (local month of
+    days), and its id (bucket start ms, or the month `YYYY-MM`)."""
+
+    kind: str
+    ident: int | str
+
+
+class HistoryError(WindowError):
+    """A history request that cannot be answered (an HTTP 400)."""
+
+
+# -- planning: which fields of which bucket hashes make up each range -------------------------
+
+def _cells(d_minutes: Sequence[int], d_hours: Sequence[int], d_days: Sequence[int],
+           tz: ZoneInfo) -> list[tuple[Bucket, str]]:
+    out = [(Bucket("m", floor_to(m, HOUR_MS)), str((m % HOUR_MS) // MINUTE_MS)) for m in d_minutes]
+    out += [(Bucket("h", floor_to(h, DAY_MS)), str((h % DAY_MS) // HOUR_MS)) for h in d_hours]
+    for start in d_days:
+        day = local_day_of(start, tz)
+        out.append((Bucket("d", day.month), str(day.day)))
+    return out
+
+
+class Plan(NamedTuple):
+    """The script's plan for a list of target sums (ranges or heatmap cells)."""
+
+    buckets: list[Bucket]
+    groups: list[list[list[Any]]]
+    targets: int
+
+
+def plan_for(targets: Sequence[Sequence[tuple[Bucket, str]]]) -> Plan:
+    """Each target is a list of (bucket, field index); the plan reads each bucket once."""
+    need: defaultdict[Bucket, defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for t, cells in enumerate(targets):
+        for bucket, index in cells:
+            need[bucket][index].append(t)
+    buckets = sorted(need, key=lambda b: (b.kind, str(b.ident)))
+    return Plan(buckets, [[[i, ts] for i, ts in need[b].items()] for b in buckets], len(targets))
+
+
+def range_cells(r: Range, tz: ZoneInfo) -> list[tuple[Bucket, str]]:
+    d = decompose(r, tz)
+    return _cells(d.minutes, d.hours, d.days, tz)
+
+
+async def sums(store: Store, scopes: Sequence[str], plan: Plan, counters: tuple[str, ...]
+               ) -> dict[str, list[dict[str, float]]]:
+    """scope → per target, the sums of `counters`: summed inside Redis, chunks of scopes per
+    script call, all calls in one pipelined round trip."""
+    if not scopes or not plan.buckets or not counters:
+        return {s: [{} for _ in range(plan.targets)] for s in scopes}
+    layout = store.layout
+
+    def key(scope: str, b: Bucket) -> str:
+        if b.kind == "m":
+            return layout.minute_key(scope, int(b.ident))
+        if b.kind == "h":
+            return layout.hour_key(scope, int(b.ident))
+        return layout.day_key(scope, str(b.ident))
+
+    argv = json.dumps({"counters": list(counters), "groups": plan.groups,
+                       "n": plan.targets * len(counters)}, separators=(",", ":"))
+    per_scope = sum(len(g) for g in plan.groups) * len(counters)
+    chunk = max(1, FIELDS_PER_CALL // max(per_scope, 1))
+    script = store.redis.register_script(WINDOW_SUMS_LUA)
+    pipe = store.redis.pipeline(transaction=False)
+    for i in range(0, len(scopes), chunk):
+        keys = [key(s, b) for s in scopes[i:i + chunk] for b in plan.buckets]
+        await script(keys=keys, args=[argv], client=pipe)
+    flat = [float(v) for part in await pipe.execute() for v in part.split()]
+    n, per = len(counters), plan.targets * len(counters)
+    out: dict[str, list[dict[str, float]]] = {}
+    for k, scope in enumerate(scopes):
+        row = flat[k * per:(k + 1) * per]
+        out[scope] = [dict(zip(counters, row[t * n:(t + 1) * n])) for t in range(plan.targets)]
+    return out
+
+
+def parse_kpis(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
+    """A comma-separated list of catalog KPI names (ratios and counts)."""
+    names = tuple(k.strip() for k in (text or "").split(",") if k.strip()) or tuple(default)
+    unknown = [k for k in names if k not in KPI_BY_NAME]
+    if unknown:
+        raise HistoryError(f"unknown KPI {unknown[0]!r}; see /api/v1/kpis for the catalog names")
+    if len(names) > MAX_KPIS:
+        raise HistoryError(f"at most {MAX_KPIS} KPIs per request")
+    return names
+
+
+def compute(kpis: Sequence[str], counters: Mapping[str, float]) -> KpiValues:
+    """The KPIs from one range's own sums (`stream.kpi.catalog`: never an average of averages)."""
+    return {k: KPI_BY_NAME[k].compute(counters) for k in kpis}
+
+
+# -- series -----------------------------------------------------------------------------------
+
+def _wall(ts_ms: int, tz: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz)
+
+
+def _instant(wall: datetime, tz: ZoneInfo) -> int:
+    return int(wall.replace(tzinfo=tz).timestamp() * 1000)
+
+
+def step_floor(ts_ms: int, step: Step, tz: ZoneInfo) -> int:
+    """The start of the local step containing `ts_ms`."""
+    if step in FIXED_STEP_MS:
+        size = FIXED_STEP_MS[step]
+        offset = int(_wall(ts_ms, tz).utcoffset().total_seconds() * 1000)  # type: ignore[union-attr]
+        return floor_to(ts_ms + offset, size) - offset
+    d = local_date(ts_ms, tz)
+    if step is Step.WEEK:
+        d -= timedelta(days=d.weekday())
+    elif step is Step.MONTH:
+        d = d.replace(day=1)
+    return local_start(d, tz)
+
+
+def step_shift(ts_ms: int, step: Step, k: int, tz: ZoneInfo) -> int:
+    """`ts_ms` moved by `k` steps (calendar steps move the local date, keeping the wall time)."""
+    if step in FIXED_STEP_MS:
+        return ts_ms + k * FIXED_STEP_MS[step]
+    wall = _wall(ts_ms, tz).replace(tzinfo=None)
+    if step is Step.MONTH:
+        first = add_months(wall.date(), k)
+        day = min(wall.day, _month_days(first.year, first.month))
+        return _instant(wall.replace(year=first.year, month=first.month, day=day), tz)
+    return _instant(wall + timedelta(days=k * (7 if step is Step.WEEK else 1)), tz)
+
+
+def _month_days(year: int, month: int) -> int:
+    first = datetime(year, month, 1)
+    return ((first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)).day
+
+
+def _year_back(ts_ms: int, tz: ZoneInfo) -> int:
+    wall = _wall(ts_ms, tz).replace(tzinfo=None)
+    day = min(wall.day, _month_days(wall.year - 1, wall.month))
+    return _instant(wall.replace(year=wall.year - 1, day=day), tz)
+
+
+def series_ranges(r: Range, step: Step, tz: ZoneInfo) -> list[Range]:
+    """The points of a series: local steps from the one containing `r.start`, each clipped to
+    `r` (so only the first and last may be partial)."""
+    out: list[Range] = []
+    start = step_floor(r.start, step, tz)
+    k = 0
+    while True:
+        lo, hi = step_shift(start, step, k, tz), step_shift(start, step, k + 1, tz)
+        if lo >= r.end:
+            return out
+        out.append(Range(max(lo, r.start), min(hi, r.end)))
+        if len(out) > MAX_POINTS:
+            raise HistoryError(f"a series may have at most {MAX_POINTS} points; use a longer step")
+        k += 1
+
+
+def comparison_ranges(points: list[Range], r: Range, step: Step, compare: Compare,
+                      tz: ZoneInfo) -> list[Range]:
+    """The range each point is compared with."""
+    if compare is Compare.PREVIOUS_PERIOD:
+        n = len(points)
+        return [Range(step_shift(p.start, step, -n, tz), step_shift(p.end, step, -n, tz))
+                for p in points]
+    if compare is Compare.PREVIOUS_WEEK:
+        return [Range(step_shift(p.start, Step.DAY, -7, tz), step_shift(p.end, Step.DAY, -7, tz))
+                for p in points]
+    return [Range(_year_back(p.start, tz), _year_back(p.end, tz)) for p in points]
+
+
+def _change(now: KpiValues, before: KpiValues) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    diff: dict[str, float | None] = {}
+    ratio: dict[str, float | None] = {}
+    for k, v in now.items():
+        b = before.get(k)
+        diff[k] = None if v is None or b is None else v - b
+        ratio[k] = None if v is None or not b else (v - b) / b
+    return diff, ratio
+
+
+async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[str, ...],
+                 now_ms: int, compare: Compare | None = None) -> list[SeriesPoint]:
+    """One point per local step of `r`, KPIs from each step's own sums (open agent time up to
+    now included, as `/api/v1/kpis` counts it)."""
+    tz = store.layout.tz
+    points = series_ranges(r, step, tz)
+    others = comparison_ranges(points, r, step, compare, tz) if compare else []
+    for p in (*points, *others):
+        try:
+            check_readable(p, now_ms, tz)
+        except WindowError as exc:
+            raise HistoryError(f"the point {format_ts(p.start)}..{format_ts(p.end)}: {exc}") from exc
+    ranges = [*points, *others]
+    counters = counters_of(kpis)
+    got = (await sums(store, [str(scope)], plan_for([range_cells(x, tz) for x in ranges]),
+                      counters))[str(scope)]
+    live_agents, _ = await store.live()
+    values = []
+    for x, c in zip(ranges, got):
+        add_open_time(c, scope, x, now_ms, live_agents)
+        values.append(compute(kpis, c))
+    out: list[SeriesPoint] = []
+    for i, p in enumerate(points):
+        point: SeriesPoint = {"from": format_ts(p.start), "to": format_ts(p.end), "kpis": values[i]}
+        if compare:
+            o = others[i]
+            before = values[len(points) + i]
+            diff, ratio = _change(values[i], before)
+            point["compare"] = {"from": format_ts(o.start), "to": format_ts(o.end),
+                                "kpis": before, "change": diff, "change_ratio": ratio}
+        out.append(point)
+    return out
+
+
+# -- breakdowns -------------------------------------------------------------------------------
+
+def months_of(r: Range, tz: ZoneInfo) -> list[str]:
+    """The local months `r` touches (the month index keys to read)."""
+    first, last = local_date(r.start, tz).replace(day=1), local_date(r.end - 1, tz).replace(day=1)
+    out = []
+    while first <= last:
+        out.append(month_label(first))
+        first = add_months(first, 1)
+    return out
+
+
+class SortKey(NamedTuple):
+    kpi: str
+    descending: bool
+
+
+def parse_sort(text: str | None, kpis: tuple[str, ...]) -> SortKey:
+    """`<kpi>` or `<kpi>:desc` (highest first, the default) or `<kpi>:asc`."""
+    if not text:
+        return SortKey(kpis[0], True)
+    name, _, order = text.partition(":")
+    if name not in kpis:
+        raise HistoryError(f"sort by one of the requested KPIs ({', '.join(kpis)}); got {name!r}")
+    if order not in ("", "asc", "desc"):
+        raise HistoryError("sort order is 'asc' or 'desc'")
+    return SortKey(name, order != "asc")
+
+
+def _ranked(items: list[tuple[str, KpiValues]], sort: SortKey) -> list[tuple[str, KpiValues]]:
+    """Sorted by the KPI (None always last), ties by id."""
+    def key(item: tuple[str, KpiValues]) -> tuple[bool, float, str]:
+        v = item[1].get(sort.kpi)
+        return (v is None, -(v or 0.0) if sort.descending else (v or 0.0), item[0])
+    return sorted(items, key=key)
+
+
+class Breakdown(NamedTuple):
+    rows: list[BreakdownRow]
+    total_rows: int
+    shown: KpiValues
+    """The KPIs over the summed counters of the rows shown (e.g. the top 10: a benchmark)."""
+    everyone: KpiValues
+    """The KPIs over the summed counters of every row."""
+
+
+async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ...],
+                    sort: SortKey, limit: int, now_ms: int) -> Breakdown:
+    """The scopes of kind `by` with data in `r`, ranked by a KPI over `r`'s own sums."""
+    tz = store.layout.tz
+    kind = by.value
+    ids = set(await store.month_ids(kind, months_of(r, tz)))
+    ids |= set((await store.scopes(now_ms)).get(kind, []))  # data written before the month index
+    if len(ids) > MAX_SCOPES:
+        raise HistoryError(f"{len(ids)} {kind} scopes have data in the range; a breakdown reads "
+                           f"at most {MAX_SCOPES}")
+    scopes = [Scope(kind, i) for i in sorted(ids)]
+    counters = counters_of(kpis)
+    got = await sums(store, [str(s) for s in scopes], plan_for([range_cells(r, tz)]), counters)
+    live_agents, _ = await store.live()
+    per: list[tuple[str, KpiValues]] = []
+    sums_of: dict[str, dict[str, float]] = {}
+    for s in scopes:
+        c = got[str(s)][0]
+        add_open_time(c, s, r, now_ms, live_agents)
+        if not any(c.values()):
+            continue  # no data for these KPIs in the range
+        sums_of[s.ident] = c
+        per.append((s.ident, compute(kpis, c)))
+    ranked = _ranked(per, sort)
+    rows: list[BreakdownRow] = [{"rank": i + 1, "id": ident, "scope": f"{kind}:{ident}", "kpis": v}
+                                for i, (ident, v) in enumerate(ranked[:limit])]
+    return Breakdown(rows, len(ranked), compute(kpis, _total(sums_of[i] for i, _ in ranked[:limit])),
+                     compute(kpis, _total(sums_of.values())))
+
+
+def _total(parts: Any) -> dict[str, float]:
+    out: defaultdict[str, float] = defaultdict(float)
+    for c in parts:
+        for k, v in c.items():
+            out[k] += v
+    return dict(out)
+
+
+def hour_cells(r: Range, weekday: bool, tz: ZoneInfo) -> tuple[list[tuple[int, int]], list[list[tuple[Bucket, str]]]]:
+    """The heatmap cells ((weekday or -1, local hour)) and the buckets of each: the hour and
+    minute buckets of `r` (never day buckets, which cannot be split by hour), each put in the
+    cell of its local start. Refused where a bucket does not lie in one local hour (a zone whose
+    offset is not a whole number of hours)."""
+    d = decompose(r)
+    cells: dict[tuple[int, int], list[tuple[Bucket, str]]] = {}
+    for start, size, (bucket, index) in [
+            *((m, MINUTE_MS, c) for m, c in zip(d.minutes, _cells(d.minutes, (), (), tz))),
+            *((h, HOUR_MS, c) for h, c in zip(d.hours, _cells((), d.hours, (), tz)))]:
+        wall = _wall(start, tz)
+        if size == HOUR_MS and (wall.minute or wall.second):
+            raise HistoryError(
+                f"hour-of-day breakdowns need whole-hour offsets from UTC; {tz} is "
+                f"{wall.utcoffset()} at {format_ts(start)}")
+        key = (wall.weekday() if weekday else -1, wall.hour)
+        cells.setdefault(key, []).append((bucket, index))
+    keys = sorted(cells)
+    return keys, [cells[k] for k in keys]
+
+
+async def hour_profile(store: Store, scope: Scope, r: Range, weekday: bool, kpis: tuple[str, ...],
+                       now_ms: int) -> list[HourCell]:
+    """Connect rate and conversion rate (and `kpis`) per local hour of day (or weekday × hour)
+    over `r`, with the attempts behind each cell and Wilson 95 % intervals: when to call."""
+    tz = store.layout.tz
+    if r.start < now_ms - HOUR_READABLE_MS:
+        raise HistoryError("hour-of-day breakdowns read hour buckets: the window may reach at "
+                           "most 35 days back")
+    keys, cells = hour_cells(r, weekday, tz)
+    names = tuple(dict.fromkeys((*HOUR_KPIS, *kpis)))
+    counters = tuple(sorted({*counters_of(names), "answered", "unanswered", "connected",
+                             "conversions"}))
+    got = (await sums(store, [str(scope)], plan_for(cells), counters))[str(scope)]
+    out: list[HourCell] = []
+    for (wd, hour), c in zip(keys, got):
+        attempts = int(c.get("answered", 0) + c.get("unanswered", 0))
+        connected, conversions = int(c.get("connected", 0)), int(c.get("conversions", 0))
+        cell: HourCell = {"hour": hour}
+        if weekday:
+            cell["weekday"] = wd
+        values = compute(names, c)
+        cell.update({
+            "attempts": attempts, "connected": connected, "conversions": conversions,
+            "connect_rate": values["connect_rate"],
+            "connect_rate_ci": _ci(connected, attempts),
+            "conversion_rate": values["conversion_rate"],
+            "conversion_rate_ci": _ci(conversions, connected),
+            "kpis": {k: values[k] for k in kpis},
+        })
+        out.append(cell)
+    return out
+
+
+def _ci(successes: int, trials: int) -> list[float] | None:
+    i = wilson_interval(successes, trials)
+    return None if i is None else [i.low, i.high]
+
+
+def rank_cells(cells: list[HourCell], sort: SortKey | None, limit: int) -> list[HourCell]:
+    """Cells in time order, or ranked by a KPI (None last) and cut to `limit`."""
+    if sort is None:
+        return cells[:limit]
+    def value(c: HourCell) -> float | None:
+        return c.get(sort.kpi, c["kpis"].get(sort.kpi))  # type: ignore[return-value]
+    ranked = sorted(cells, key=lambda c: (value(c) is None,
+                                          -(value(c) or 0.0) if sort.descending else (value(c) or 0.0)))
+    return ranked[:limit]
