@@ -41,6 +41,8 @@ H = 3_600_000
 D = 86_400_000
 TODAY = datetime.fromtimestamp(NOW_S).date()
 ZONE = dst_zone(TODAY - timedelta(days=20), TODAY - timedelta(days=9))
+MONTH_START = (TODAY - timedelta(days=2)).replace(day=1)
+"""A month boundary 2..32 days back (hour buckets and a past whole day on both sides)."""
 KPIS = ("dialed", "handled", "connect_rate", "conversion_rate", "aht_seconds", "abandon_rate",
         "avg_wrapup_seconds", "staffed_seconds", "occupancy", "csat_avg")
 
@@ -60,8 +62,7 @@ def runs() -> list[tuple[int, float]]:
         out.append((local(d, 9), 2.0))
         if d in (TODAY - timedelta(days=20), TODAY - timedelta(days=9)):
             out.append((local(d, 0.5), 4.0))
-    month_start = TODAY.replace(day=1)
-    out.append((local(month_start, -2), 4.0))
+    out.append((local(MONTH_START, -2), 4.0))
     for back in (90, 75, 62):
         out.append((local(TODAY - timedelta(days=back), 10), 2.0))
     return sorted(set(out))
@@ -170,9 +171,12 @@ def test_hourly_series_across_both_dst_changes_and_the_month_boundary(fed: tuple
         points = check_series(url, ref, {"from": str(local(d)), "to": str(local(d + timedelta(days=1))),
                                          "step": "1h", "compare": "previous_period"})
         assert len(points) in (23, 25)
-    first = TODAY.replace(day=1)
-    check_series(url, ref, {"from": str(local(first, -3)), "to": str(local(first, 3)),
-                            "step": "30m", "compare": "previous_week"})
+    check_series(url, ref, {"from": str(local(MONTH_START, -3)), "to": str(local(MONTH_START, 3)),
+                            "step": "1h", "compare": "previous_week"})
+    recent = NOW_MS - NOW_MS % H
+    check_series(url, ref, {"from": str(recent - 20 * H), "to": str(recent), "step": "30m",
+                            "compare": "previous_period"})
+    check_series(url, ref, {"from": str(recent - 6 * H), "to": str(NOW_MS), "step": "15m"})
 
 
 def test_weekly_monthly_and_calendar_windows(fed: tuple[str, Reference]) -> None:
