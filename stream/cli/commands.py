@@ -38,6 +38,7 @@ def thresholds_of(config: Any) -> Any:
         conversation_threshold_ms=config.conversation_threshold_ms,
         qualification_score=config.qualification_score,
         connect_threshold_ms=config.connect_threshold_ms,
+        service_level_threshold_ms=config.service_level_threshold_ms,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
     )
@@ -183,8 +184,9 @@ def format_table(data: dict[str, Any]) -> str:
     width = max(len(k) for k in data["kpis"])
     for name, value in data["kpis"].items():
         kpi = KPI_BY_NAME.get(name)
-        if isinstance(value, dict):
-            text = ", ".join(f"{k} {v:,.0f}s" for k, v in value.items()) or "-"
+        if isinstance(value, dict):  # a breakdown: seconds by pause reason, or wrap-ups by code
+            unit = "" if name == "wrapups_by_code" else "s"
+            text = ", ".join(f"{k} {v:,.0f}{unit}" for k, v in value.items()) or "-"
         elif value is None:
             text = "-"
         elif kpi is not None and kpi.unit == "ratio":
@@ -214,7 +216,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_replay)
 
     p = sub.add_parser("kpis", help="print the KPIs of a scope and window")
-    p.add_argument("--scope", default="center", help="center, campaign:<id>, team:<id>, agent:<id>, caller_id:<did>, list:<id>")
+    p.add_argument("--scope", default="center", help="center, campaign:<id>, team:<id>, agent:<id>, caller_id:<did>, list:<id>, variant:<id>")
     p.add_argument("--window", default=None, help="5m, 15m, 1h, 8h, 24h, 30d, today")
     p.add_argument("--from", dest="from_", default=None, help="range start, RFC 3339")
     p.add_argument("--to", default=None, help="range end, RFC 3339")

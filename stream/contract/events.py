@@ -14,6 +14,7 @@ from typing import Any
 # the frozensets are the public, O(1)-membership view of the same values.
 CALL_TYPE_ORDER: tuple[str, ...] = (
     "call.dialed",
+    "call.offered",  # 1.1: an inbound (or blended-queue) call entered a queue
     "call.answered",
     "call.unanswered",
     "call.connected",
@@ -86,9 +87,16 @@ CONTRACT_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FUTURE_MS = 10 * 60 * 1000
 MAX_STRING_CHARS = 128
-# Largest integer a JSON number, a Lua double and a Redis int64 all hold exactly: the upper bound
-# of every `*_ms` field and of `order_value`, so one absurd value cannot overflow a counter.
+MAX_CODE_CHARS = 64
+"""Length limit of the 1.1 codes: `call.wrapup.disposition_code`, `call.dialed.variant`."""
+# Largest integer a JSON number, a Lua double and a Redis int64 all hold exactly.
 MAX_SAFE_NUMBER = 2**53 - 1
+MAX_DURATION_MS = 7 * 24 * 3_600_000
+"""Upper bound of every `*_ms` field (7 days, contract 1.1): no real ring, wait, talk, hold or
+wrap-up lasts longer, and with it no plausible volume of valid events can overflow a stored
+int64 counter (docs/event-contract.md, "Upper bounds")."""
+MAX_ORDER_VALUE = 10**9
+"""Upper bound of `order_value` (contract 1.1)."""
 
 # Keys of `Event.to_dict()` that are attributes of `Event`, not entries of `Event.fields`.
 _COMMON_KEYS = ("event_id", "type", "ts", "campaign_id", "call_id", "agent_id")

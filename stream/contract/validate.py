@@ -29,9 +29,11 @@ from stream.contract.events import (
     EVENT_TYPES,
     HANGUP_BY_ORDER,
     INTENT_ORDER,
+    MAX_CODE_CHARS,
+    MAX_DURATION_MS,
     MAX_FUTURE_MS,
     MAX_MESSAGE_BYTES,
-    MAX_SAFE_NUMBER,
+    MAX_ORDER_VALUE,
     MAX_STRING_CHARS,
     UNANSWERED_REASON_ORDER,
     Event,
@@ -110,11 +112,29 @@ def enum(values: tuple[str, ...], reason: str = "invalid_field") -> Check:
             raise ValidationError(reason, f"field {name!r} must be one of {listing}; got {_show(s)}")
         return s
 
+    _TEXT_CHECKS.add(check)
     return check
 
 
+def check_code(name: str, v: Any) -> str:
+    """A 1.1 code (`disposition_code`, `variant`): a contract string of at most 64 characters."""
+    s = check_str(name, v)
+    if len(s) > MAX_CODE_CHARS:
+        raise _invalid(name, f"a non-empty string of at most {MAX_CODE_CHARS} characters", v)
+    return s
+
+
+_TEXT_CHECKS: set[Check] = {check_str, check_code}
+"""Checkers of string fields: for these an empty optional value means absent (contract 1.1)."""
+
+
+def _blank(v: Any) -> bool:
+    """An empty (or all-whitespace) string: what dialers send for "no value" (`"reason": ""`)."""
+    return type(v) is str and not v.strip()
+
+
 def check_ms(name: str, v: Any) -> int:
-    """Duration in milliseconds: integer (1500.0 accepted as 1500), 0..2**53-1."""
+    """Duration in milliseconds: integer (1500.0 accepted as 1500), 0..7 days."""
     if type(v) is not int:
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             v = int(v)
@@ -122,9 +142,10 @@ def check_ms(name: str, v: Any) -> int:
             v = int(v)
         else:
             raise _invalid(name, "an integer number of milliseconds", v)
-    if not 0 <= v <= MAX_SAFE_NUMBER:
+    if not 0 <= v <= MAX_DURATION_MS:
         raise ValidationError(
-            "out_of_range", f"field {name!r} must be between 0 and {MAX_SAFE_NUMBER} ms; got {_show(v)}"
+            "out_of_range",
+            f"field {name!r} must be between 0 and {MAX_DURATION_MS} ms (7 days); got {_show(v)}",
         )
     return v
 
@@ -188,7 +209,7 @@ def _opt(name: str, check: Check, default: Any = _NO_DEFAULT) -> Field:
 
 
 _SCORE = number_range(0, 100)
-_MONEY = number_range(0, MAX_SAFE_NUMBER)
+_MONEY = number_range(0, MAX_ORDER_VALUE)
 _MOS = number_range(1.0, 5.0, as_float=True)
 
 # type -> (agent_id rule, campaign_id required?, extra fields in contract order)
@@ -202,8 +223,10 @@ SPECS: dict[str, tuple[str, bool, tuple[Field, ...]]] = {
             _opt("caller_id", check_str),
             _opt("dest_region", check_str),
             _opt("mode", enum(DIAL_MODE_ORDER)),
+            _opt("variant", check_code),
         ),
     ),
+    "call.offered": (IGNORED, True, (_opt("queue_id", check_str),)),
     "call.answered": (
         IGNORED,
         True,
@@ -239,6 +262,7 @@ SPECS: dict[str, tuple[str, bool, tuple[Field, ...]]] = {
         (
             _req("wrapup_ms", check_ms),
             _req("disposition", enum(DISPOSITION_ORDER, "unknown_disposition")),
+            _opt("disposition_code", check_code),
             _opt("order_value", _MONEY),
             _opt("lead_score", _SCORE),
             _opt("intent", enum(INTENT_ORDER)),
@@ -366,19 +390,19 @@ def _validate(obj: Mapping[str, Any], now_ms: int, max_age_ms: int) -> Event:
         campaign_id: str | None = _required(get, "campaign_id", check_str, where)
     else:
         c = get("campaign_id")
-        campaign_id = None if c is None else check_str("campaign_id", c)
+        campaign_id = None if c is None or _blank(c) else check_str("campaign_id", c)
     if agent_rule is REQUIRED:
         agent_id: str | None = _required(get, "agent_id", check_str, where)
     elif agent_rule is OPTIONAL:
         a = get("agent_id")
-        agent_id = None if a is None else check_str("agent_id", a)
+        agent_id = None if a is None or _blank(a) else check_str("agent_id", a)
     else:
         agent_id = None
 
     fields: dict[str, Any] = {}
     for name, required, check, default in extra:
         val = get(name)
-        if val is None:
+        if val is None or (not required and check in _TEXT_CHECKS and _blank(val)):
             if required:
                 raise ValidationError("missing_field", f"field {name!r} is required on {where}")
             if default is not _NO_DEFAULT:

@@ -78,13 +78,20 @@ class Kpi:
 
 _C = Counter
 COUNTERS: tuple[Counter, ...] = (
-    _C("dialed", "call.dialed events"),
-    _C("answered", "call.answered events (any answered_by)"),
-    _C("unanswered", "call.unanswered events"),
-    _C("connected", "call.answered with answered_by = human (a live person)"),
-    _C("machine_answered", "call.answered with answered_by machine or fax"),
+    _C("dialed", "call.dialed events of outbound calls"),
+    _C("offered", "call.offered events: inbound calls that entered a queue (1.1)"),
+    _C("inbound_answered", "inbound calls connected to an agent (at their first call.connected)"),
+    _C("inbound_abandoned", "call.abandoned of inbound calls"),
+    _C("inbound_agent_connected", "call.connected events of inbound calls (kept out of compliance)"),
+    _C("inbound_answered_in_sl", "inbound calls connected with wait_ms <= the service-level threshold"),
+    _C("inbound_answer_wait_ms", "sum of the first call.connected wait_ms of inbound calls", ms=True,
+       metric="inbound_answer_wait_seconds"),
+    _C("answered", "call.answered events of outbound calls (any answered_by)"),
+    _C("unanswered", "call.unanswered events of outbound calls"),
+    _C("connected", "outbound call.answered with answered_by = human (a live person)"),
+    _C("machine_answered", "outbound call.answered with answered_by machine or fax"),
     _C("agent_connected", "call.connected events"),
-    _C("abandoned", "call.abandoned events"),
+    _C("abandoned", "call.abandoned events of outbound calls"),
     _C("handled", "call.ended events that carry an agent_id"),
     _C("conversations", "handled call.ended with talk_ms >= the conversation threshold"),
     _C("conversions", "call.wrapup with a disposition in the success set"),
@@ -121,7 +128,7 @@ COUNTERS: tuple[Counter, ...] = (
     _C("call_gaps", "number of such gaps"),
     _C("lead_score_sum", "sum of lead_score where reported", integer=False),
     _C("lead_scored", "call.wrapup events that carry lead_score"),
-    _C("compliance_abandons", "call.abandoned + call.connected with wait_ms > the connect threshold"),
+    _C("compliance_abandons", "outbound call.abandoned + call.connected with wait_ms > the connect threshold"),
     _C("am_dispositions", "call.wrapup with disposition answering_machine"),
     _C("staffed_ms", "agent time in any state but logged_out", ms=True),
     _C("available_ms", "agent time available", ms=True),
@@ -133,6 +140,8 @@ COUNTER_NAMES: frozenset[str] = frozenset(c.name for c in COUNTERS)
 FLOAT_COUNTERS: frozenset[str] = frozenset(c.name for c in COUNTERS if not c.integer)
 PAUSED_REASON_PREFIX = "paused_ms:"
 """Paused time is also kept per pause reason as counters named `paused_ms:<reason>`."""
+WRAPUP_CODE_PREFIX = "wrapups:"
+"""Wrap-ups are also kept per `disposition_code` (1.1) as counters named `wrapups:<code>`."""
 
 _SEC = 0.001
 _PER_HOUR = 3_600_000.0
@@ -143,7 +152,7 @@ _PLAIN_COUNTS = (
     "intent_high", "intent_medium", "intent_low", "refusals", "dnc_requests", "callbacks",
     "orders", "revenue", "surveys", "csat_sum", "csat_satisfied", "complaints", "qa_reviews",
     "qa_compliant", "qa_score_sum", "quality_reports", "mos_sum", "network_drops", "resolved",
-    "wrapups", "compliance_abandons",
+    "wrapups", "compliance_abandons", "offered", "inbound_answered", "inbound_abandoned",
 )
 _SUMS = {"revenue", "csat_sum", "qa_score_sum", "mos_sum"}
 
@@ -167,6 +176,11 @@ def _ratio(name: str, num: tuple[str, ...], den: tuple[str, ...], help: str = ""
 _TALK_HOLD_WRAP = ("talk_ms", "hold_ms", "wrapup_ms")
 _PRODUCTIVE = ("available_ms", "on_call_ms", "wrap_up_ms")
 _ATTEMPTS = ("answered", "unanswered")
+_LIVE_CONTACTS = ("connected", "offered")
+"""Every live person reached, outbound or inbound (1.1): the funnel rates' denominator, so that
+numerator and denominator cover the same calls; without inbound calls it is `connected`."""
+_PLACED = ("dialed", "offered")
+"""Every call placed or received: `completion_rate`'s denominator (1.1)."""
 
 KPIS: tuple[Kpi, ...] = (
     *_counts(),
@@ -183,6 +197,8 @@ KPIS: tuple[Kpi, ...] = (
         ("agent_connected",), _SEC, "average wait from answer to agent bridge"),
     Kpi("avg_ring_seconds", "durations", "seconds", ("ring_ms",), ("ring_reports",), _SEC,
         "average ring time where reported"),
+    Kpi("avg_speed_of_answer_seconds", "durations", "seconds", ("inbound_answer_wait_ms",),
+        ("inbound_answered",), _SEC, "average queue wait of answered inbound calls (ASA)"),
     # Agent time.
     Kpi("staffed_seconds", "agent_time", "seconds", ("staffed_ms",), scale=_SEC,
         help="time logged in (any state but logged_out)"),
@@ -207,14 +223,18 @@ KPIS: tuple[Kpi, ...] = (
     _ratio("answer_rate", ("answered",), _ATTEMPTS, "answers per completed attempt"),
     _ratio("machine_rate", ("machine_answered",), ("answered",), "machine/fax share of answers"),
     _ratio("abandon_rate", ("abandoned",), ("connected",), "drops per live-person answer"),
-    _ratio("conversation_rate", ("conversations",), ("connected",)),
-    _ratio("conversion_rate", ("conversions",), ("connected",)),
-    _ratio("completion_rate", ("goals_completed",), ("dialed",)),
-    _ratio("lead_rate", ("qualified_leads",), ("connected",)),
+    _ratio("conversation_rate", ("conversations",), _LIVE_CONTACTS, "per live contact"),
+    _ratio("conversion_rate", ("conversions",), _LIVE_CONTACTS, "per live contact"),
+    _ratio("completion_rate", ("goals_completed",), _PLACED, "per call placed or received"),
+    _ratio("lead_rate", ("qualified_leads",), _LIVE_CONTACTS, "per live contact"),
     _ratio("sales_conversion_rate", ("orders",), ("qualified_leads",)),
-    _ratio("refusal_rate", ("refusals",), ("connected",)),
-    _ratio("callback_rate", ("callbacks",), ("connected",)),
-    _ratio("complaint_rate", ("complaints",), ("connected",)),
+    _ratio("refusal_rate", ("refusals",), _LIVE_CONTACTS, "per live contact"),
+    _ratio("callback_rate", ("callbacks",), _LIVE_CONTACTS, "per live contact"),
+    _ratio("complaint_rate", ("complaints",), _LIVE_CONTACTS, "per live contact"),
+    _ratio("inbound_abandon_rate", ("inbound_abandoned",), ("offered",),
+           "inbound calls abandoned in the queue per inbound call offered"),
+    _ratio("service_level", ("inbound_answered_in_sl",), ("offered",),
+           "inbound calls answered within the service-level threshold per inbound call offered"),
     Kpi("csat_avg", "rates", "sum", ("csat_sum",), ("surveys",), help="average csat (1..5)"),
     _ratio("csat_satisfied_rate", ("csat_satisfied",), ("surveys",)),
     _ratio("resolution_rate", ("resolved",), ("wrapups",)),
@@ -228,6 +248,7 @@ KPIS: tuple[Kpi, ...] = (
 )
 KPI_BY_NAME: dict[str, Kpi] = {k.name: k for k in KPIS}
 PAUSED_BY_REASON = "paused_seconds_by_reason"
+WRAPUPS_BY_CODE = "wrapups_by_code"
 
 
 def compute_all(counters: Counters) -> dict[str, float | dict[str, float] | None]:
@@ -237,6 +258,11 @@ def compute_all(counters: Counters) -> dict[str, float | dict[str, float] | None
         name[len(PAUSED_REASON_PREFIX):]: value * _SEC
         for name, value in sorted(counters.items())
         if name.startswith(PAUSED_REASON_PREFIX)
+    }
+    out[WRAPUPS_BY_CODE] = {
+        name[len(WRAPUP_CODE_PREFIX):]: int(value)
+        for name, value in sorted(counters.items())
+        if name.startswith(WRAPUP_CODE_PREFIX) and value
     }
     return out
 

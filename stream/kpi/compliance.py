@@ -9,6 +9,8 @@ reported next to its campaigns.
     uk_abandon_rate_today  = (abandoned − machine_estimate) ÷ (agent_connected + abandoned)
                              machine_estimate = abandoned × am_dispositions ÷ agent_connected
                              (0 when agent_connected = 0; the share is capped at 1)    (today)
+                             agent_connected: of outbound calls (inbound_agent_connected,
+                             contract 1.1, subtracted)
     abandon_headroom       = max(0, floor(limit × connected − compliance_abandons))  (30 days)
                              the number of further compliance abandons the 30-day window can
                              take with its rate still ≤ limit, at today's volume (connected
@@ -131,8 +133,14 @@ def machine_estimate(today: Mapping[str, float]) -> float:
     return float(_machine_estimate(today))
 
 
+def _outbound_connects(c: Mapping[str, float]) -> Fraction:
+    """`agent_connected` of outbound calls: a blended campaign's inbound connects (contract
+    1.1) are no outbound calls and must not dilute the rate."""
+    return _q(c, "agent_connected") - _q(c, "inbound_agent_connected")
+
+
 def _machine_estimate(c: Mapping[str, float]) -> Fraction:
-    agent_connected = _q(c, "agent_connected")
+    agent_connected = _outbound_connects(c)
     if agent_connected == 0:
         return Fraction(0)
     share = min(Fraction(1), _q(c, "am_dispositions") / agent_connected)
@@ -142,7 +150,7 @@ def _machine_estimate(c: Mapping[str, float]) -> Fraction:
 def uk_abandon_ratio(today: Mapping[str, float]) -> Fraction | None:
     """(abandoned − machine_estimate) ÷ (agent_connected + abandoned) (exact)."""
     abandoned = _q(today, "abandoned")
-    return _ratio(abandoned - _machine_estimate(today), _q(today, "agent_connected") + abandoned)
+    return _ratio(abandoned - _machine_estimate(today), _outbound_connects(today) + abandoned)
 
 
 def us_abandon_rate(window_30d: Mapping[str, float]) -> float | None:

@@ -50,6 +50,8 @@ class ServiceConfig:
     conversation_threshold_ms: int = 30_000
     qualification_score: float = 70
     connect_threshold_ms: int = 2_000
+    service_level_threshold_ms: int = 20_000
+    """An inbound call connected within this wait counts for `service_level` (contract 1.1)."""
     success_dispositions: frozenset[str] = DEFAULT_SUCCESS
     goal_dispositions: frozenset[str] = DEFAULT_GOALS
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
@@ -289,7 +291,7 @@ def _type(value: Any) -> str:
 # --------------------------------------------------------------------------- sections
 
 _TOP = ("timezone", "conversation_threshold_ms", "qualification_score", "connect_threshold_ms",
-        "success_dispositions", "goal_dispositions", "compliance", "costs", "targets", "live")
+        "service_level_threshold_ms", "success_dispositions", "goal_dispositions", "compliance", "costs", "targets", "live")
 _COMPLIANCE = ("default_limit", "campaign_limits", "groups", "status_rates")
 _GROUP = ("name", "campaigns", "limit")
 _COSTS = ("currency", *RATE_FIELDS, "campaigns")
@@ -483,6 +485,9 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
     if "connect_threshold_ms" in data:
         kw["connect_threshold_ms"] = ck.integer(
             data["connect_threshold_ms"], ("connect_threshold_ms",), minimum=0)
+    if "service_level_threshold_ms" in data:
+        kw["service_level_threshold_ms"] = ck.integer(
+            data["service_level_threshold_ms"], ("service_level_threshold_ms",), minimum=0)
     if "qualification_score" in data:
         kw["qualification_score"] = float(ck.number(
             data["qualification_score"], ("qualification_score",), minimum=0, maximum=100))

@@ -10,6 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from stream.contract import Event
+from stream.kpi.catalog import WRAPUP_CODE_PREFIX
 
 SUCCESS_DEFAULT = frozenset({"sale", "appointment"})
 QUALIFYING_DISPOSITIONS = frozenset({"qualified_lead", "sale", "appointment"})
@@ -22,6 +23,7 @@ class Thresholds:
     conversation_threshold_ms: int = 30_000
     qualification_score: float = 70
     connect_threshold_ms: int = 2_000
+    service_level_threshold_ms: int = 20_000
     success_dispositions: Collection[str] = SUCCESS_DEFAULT
     goal_dispositions: Collection[str] = field(
         default_factory=lambda: SUCCESS_DEFAULT | {"qualified_lead"})
@@ -46,6 +48,9 @@ def _wrapup(e: Event, f: dict, t: Thresholds, out: dict[str, float]) -> None:
     disposition = f["disposition"]
     out["wrapups"] = 1
     out["wrapup_ms"] = f["wrapup_ms"]
+    code = f.get("disposition_code")
+    if code is not None:
+        out[WRAPUP_CODE_PREFIX + code] = 1
     if disposition in t.success_dispositions:
         out["conversions"] = 1
     if disposition in t.goal_dispositions:
@@ -74,27 +79,49 @@ def _wrapup(e: Event, f: dict, t: Thresholds, out: dict[str, float]) -> None:
         out["resolved"] = 1
 
 
-def call_counters(e: Event, t: Thresholds) -> dict[str, float]:
-    """Counter increments of one call event (agent.state is agent time, not counted here)."""
+def call_counters(e: Event, t: Thresholds, inbound: bool = False,
+                  first_connect: bool = False) -> dict[str, float]:
+    """Counter increments of one call event (agent.state is agent time, not counted here).
+
+    `inbound`: the call has a `call.offered` (1.1); then it is no outbound dial, attempt, human
+    answer, abandon or compliance abandon. `first_connect`: this is the call's first
+    `call.connected` (earliest ts, then event_id), the one inbound answers are counted at.
+    Both are attributes of the call, not of the event, and may change as the call's events
+    arrive: the caller re-derives them and corrects what earlier events counted."""
     f = dict(e.fields)
     out: dict[str, float] = {}
     kind = e.type
     if kind == "call.dialed":
-        out["dialed"] = 1
+        if not inbound:
+            out["dialed"] = 1
+    elif kind == "call.offered":
+        out["offered"] = 1
     elif kind == "call.answered":
-        _answered(f, out)
+        if not inbound:
+            _answered(f, out)
         _ring(f, out)
     elif kind == "call.unanswered":
-        out["unanswered"] = 1
+        if not inbound:
+            out["unanswered"] = 1
         _ring(f, out)
     elif kind == "call.connected":
         out["agent_connected"] = 1
         out["answer_wait_ms"] = f["wait_ms"]
-        if f["wait_ms"] > t.connect_threshold_ms:
+        if inbound:
+            out["inbound_agent_connected"] = 1
+            if first_connect:
+                out["inbound_answered"] = 1
+                out["inbound_answer_wait_ms"] = f["wait_ms"]
+                if f["wait_ms"] <= t.service_level_threshold_ms:
+                    out["inbound_answered_in_sl"] = 1
+        elif f["wait_ms"] > t.connect_threshold_ms:
             out["compliance_abandons"] = 1
     elif kind == "call.abandoned":
-        out["abandoned"] = 1
-        out["compliance_abandons"] = 1
+        if inbound:
+            out["inbound_abandoned"] = 1
+        else:
+            out["abandoned"] = 1
+            out["compliance_abandons"] = 1
     elif kind == "call.ended":
         if e.agent_id is not None:
             out["handled"] = 1

@@ -23,6 +23,26 @@ def render() -> str:
         "Cost (`cost`, `cost_per_call`, `cost_per_lead`, `roi`) and compliance KPIs are defined in",
         "`stream/kpi/cost.py` and `stream/kpi/compliance.py` (see docs/configuration.md).",
         "",
+        "**Inbound calls** (contract 1.1): a call with a `call.offered` is inbound, whatever order",
+        "its events arrive in. It never counts in `dialed`, `attempts_completed`, `answered`,",
+        "`connected`, `machine_answered`, `abandoned` or `compliance_abandons`: its abandon counts",
+        "as `inbound_abandoned`, and it is `inbound_answered` at its first `call.connected`",
+        "(earliest `ts`, then `event_id`), whose `wait_ms` is its speed of answer and decides the",
+        "service level (`service_level_threshold_ms`, default 20 s). Its connects, ends and",
+        "wrap-ups count like any call's (`agent_connected`, `handled`, AHT, agent time, outcomes),",
+        "so the funnel rates are over live contacts, `connected + offered`, and `completion_rate`",
+        "over `dialed + offered`: without inbound calls both are what they were in v1. Compliance",
+        "counts outbound calls only: the UK rate's `agent_connected` leaves out",
+        "`inbound_agent_connected` (a blended campaign's inbound connects). A transfer",
+        "is the first agent's leg ended (`call.ended`, `hangup_by: agent`) and the next agent's",
+        "`call.connected` on the same call (docs/event-contract.md).",
+        "",
+        "**Scopes**: `center`, `campaign:<id>`, `team:<id>`, `agent:<id>`, `caller_id:<did>`,",
+        "`list:<id>`, and `variant:<id>` (1.1: the `variant` of the call's `call.dialed`, an",
+        "experiment arm, attributed to every event of the call like `list:`, also retroactively).",
+        "Call gaps count for the agent, its team and the campaign, caller ID and list of the call",
+        "they end at, not for its variant (a gap lies between two calls, of any variants).",
+        "",
     ]
     for section, title in SECTION_TITLES.items():
         lines += [f"## {title}", "", "| KPI | formula | meaning |", "|---|---|---|"]
@@ -33,7 +53,8 @@ def render() -> str:
     lines += ["## Stored counters", "",
               "Kept per scope and per minute and hour bucket; `_ms` counters hold milliseconds. "
               "Paused time is also kept per reason as `paused_ms:<reason>` "
-              "(reported as `paused_seconds_by_reason`).", "",
+              "(reported as `paused_seconds_by_reason`), and wrap-ups per `disposition_code` "
+              "(1.1) as `wrapups:<code>` (reported as `wrapups_by_code`, a count per code).", "",
               "| counter | Prometheus | what is counted |", "|---|---|---|"]
     lines += [f"| `{c.name}` | `{c.metric_name}` | {c.help} |" for c in COUNTERS]
     return "\n".join(lines) + "\n"

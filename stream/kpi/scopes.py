@@ -1,10 +1,11 @@
-"""Scopes: `center`, `campaign:<id>`, `team:<id>`, `agent:<id>`, `caller_id:<did>`, `list:<id>`."""
+"""Scopes: `center`, `campaign:<id>`, `team:<id>`, `agent:<id>`, `caller_id:<did>`, `list:<id>`,
+`variant:<id>` (contract 1.1: the experiment arm of the call's `call.dialed`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCOPE_KINDS = ("center", "campaign", "team", "agent", "caller_id", "list")
+SCOPE_KINDS = ("center", "campaign", "team", "agent", "caller_id", "list", "variant")
 
 
 class ScopeError(ValueError):
@@ -29,7 +30,7 @@ class Scope:
             return live.get("team") == self.ident
         if self.kind == "campaign":
             return live.get("campaign") == self.ident
-        return False  # caller_id and list scopes have no agent time
+        return False  # caller_id, list and variant scopes have no agent time
 
 
 def parse_scope(text: str | None) -> Scope:
@@ -41,5 +42,5 @@ def parse_scope(text: str | None) -> Scope:
     kind, sep, ident = text.partition(":")
     if not sep or kind not in SCOPE_KINDS[1:] or not ident.strip() or len(ident) > 128:
         raise ScopeError(f"bad scope {text!r}: use center, campaign:<id>, team:<id>, agent:<id>, "
-                         "caller_id:<did> or list:<id>")
+                         "caller_id:<did>, list:<id> or variant:<id>")
     return Scope(kind, ident.strip())

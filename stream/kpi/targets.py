@@ -33,7 +33,7 @@ CALENDAR_PERIODS: tuple[str, ...] = ("today", "week", "month")
 """Calendar windows: local midnight / local Monday 00:00 / local 1st 00:00 up to now."""
 TARGET_WINDOWS: tuple[str, ...] = (*ROLLING_MINUTES, *CALENDAR_PERIODS)
 DIRECTIONS: tuple[str, ...] = ("higher", "lower")
-SCOPE_KINDS: tuple[str, ...] = ("campaign", "team", "agent", "caller_id", "list")
+SCOPE_KINDS: tuple[str, ...] = ("campaign", "team", "agent", "caller_id", "list", "variant")
 STATUSES: tuple[str, ...] = ("ok", "warn", "critical", "no_data")
 
 Direction = Literal["higher", "lower"]

@@ -157,7 +157,8 @@ class DeadLetterProducer:
     async def __call__(self, key: bytes, value: bytes) -> None:
         if self._producer is None:
             from kafka import KafkaProducer
+            # Kafka's default limit: a default broker (message.max.bytes) refuses larger records
             self._producer = KafkaProducer(bootstrap_servers=self._settings.bootstrap, acks="all",
-                                           linger_ms=5, max_request_size=8 * 1024 * 1024)
+                                           linger_ms=5, max_request_size=1 << 20)
         future = self._producer.send(self._settings.dlq_topic, key=key, value=value)
         await asyncio.get_running_loop().run_in_executor(None, future.get, 30)

@@ -6,21 +6,21 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from stream.contract import Event, Rejection, format_ts, validate
+from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.state.agent_state import AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
+from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
 from stream.processing.loading import Loader, StoreView
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
 from stream.store.redis_store import Store
@@ -44,23 +44,6 @@ class RawMessage(NamedTuple):
         return f"{self.topic}:{self.partition}"
 
 
-DeadLetter = Callable[[bytes, bytes], Awaitable[None]]
-"""Sends (key, value) to the dead-letter topic and waits for the broker's ack."""
-
-
-def dead_letter_record(msg: RawMessage, rejection: Rejection, now_ms: int) -> bytes:
-    """The DLQ value: the original bytes, the reason, and when and where it was rejected."""
-    return json.dumps({
-        "reason": rejection.reason,
-        "message": rejection.message,
-        "event_id": rejection.event_id,
-        "rejected_at": format_ts(now_ms),
-        "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
-        "original": msg.value.decode("utf-8", errors="replace"),
-        "original_b64": base64.b64encode(msg.value).decode(),
-    }).encode()
-
-
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -72,6 +55,8 @@ class Job:
     gauges: dict[str, float]
     dead_lettered: set[tuple[str, int]] = field(default_factory=set)
     """Rejections already sent to the dead-letter topic (a re-prepare does not send them again)."""
+    dead_letter_degraded: Counter[str] = field(default_factory=Counter)
+    """Records sent minimal or lost (`dead_letter.Delivery`), counted with the batch's commit."""
 
 
 @dataclass
@@ -172,10 +157,13 @@ class Pipeline:
             if isinstance(r, Rejection):
                 rejected[r.reason] += 1
                 if (m.tp, m.offset) not in dead_lettered:
-                    await self.dead_letter(m.tp.encode(), dead_letter_record(m, r, now))
+                    delivery = await send_dead_letter(self.dead_letter, m, r, now)
                     dead_lettered.add((m.tp, m.offset))
+                    if delivery is not Delivery.FULL:
+                        job.dead_letter_degraded[f"dead_letter_{delivery.value}"] += 1
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
                                    call_keys, agent_keys, now, gauges)
+        batch.pipeline.update(job.dead_letter_degraded)
         batch.watermarks = {tp: marks[tp] for tp in {m.tp for m, _ in pending} if tp in marks}
         written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})

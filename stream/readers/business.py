@@ -25,8 +25,8 @@ COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
 Reader = Callable[[list[Scope], Range, int], Awaitable[dict[Scope, dict[str, float]]]]
 """Window counter sums of scopes: `Query.counters` for the API; the exporter passes readers
 that sum inside Redis (`stream.readers.sums`), which a scrape every 15 s can afford."""
-COMPLIANCE_COUNTERS = ("abandoned", "agent_connected", "am_dispositions", "compliance_abandons",
-                       "connected")
+COMPLIANCE_COUNTERS = ("abandoned", "agent_connected", "inbound_agent_connected", "am_dispositions",
+                       "compliance_abandons", "connected")
 """What `stream.kpi.compliance.compliance_kpis` reads (tests/unit/test_exporter.py checks it):
 a 30-day window is 720 hour fields per counter, so the exporter reads only these."""
 STATUS_VALUE = {"ok": 0, "warn": 1, "critical": 2}

@@ -311,6 +311,10 @@ def _pipeline_families(p: dict[str, float], g: dict[str, float], workers: dict[s
         ("beyond_horizon", "events_beyond_horizon", "agent.state events older than the state horizon"),
         ("batches", "batches", "batches committed to Redis"),
         ("redis_errors", "redis_errors", "Redis errors seen by workers"),
+        ("dead_letter_minimal", "dead_letters_minimal",
+         "dead-letter records refused for good and sent minimal (no original)"),
+        ("dead_letter_lost", "dead_letters_lost",
+         "dead-letter records refused even minimal (the rejection is still counted)"),
     ):
         out.append(CounterMetricFamily(f"callcenter_pipeline_{name}", help_, value=p.get(key, 0)))
     rejected = CounterMetricFamily("callcenter_pipeline_events_rejected",

@@ -167,7 +167,7 @@ class Simulator:
             elif choice == 1:
                 d["event_id"] = 10_000_000 + self._seq
             elif choice == 2:
-                d["campaign_id"] = "   "
+                d["call_id" if is_call else "agent_id"] = "   "  # a required string, blank
             else:
                 d["v"] = "1"
         elif reason == "unknown_type":

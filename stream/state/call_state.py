@@ -1,9 +1,11 @@
 """Per-call state: the call's events, from which its attribution follows in any arrival order.
 
-A call's agent, caller ID and list are functions of the *set* of its events (not of their arrival
-order), so a late `call.dialed` or `call.connected` re-attributes the earlier events exactly: the
+A call's agent, caller ID, list, variant, direction (inbound once it has a `call.offered`) and
+first connect are functions of the *set* of its events (not of their arrival order), so a late
+`call.dialed`, `call.offered` or `call.connected` re-attributes the earlier events exactly: the
 worker subtracts what they counted under the old attribution and adds what they count under the
-new one, in their own buckets.
+new one, in their own buckets (an abandon seen before its call's `call.offered` moves from
+`abandoned` to `inbound_abandoned`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ class CallAttrs:
     agent: str | None = None
     caller_id: str | None = None
     list_id: str | None = None
+    variant: str | None = None
+    inbound: bool = False
+    """The call has a `call.offered` (contract 1.1)."""
+    first_connect: str | None = None
+    """event_id of the call's earliest `call.connected`: where an inbound answer is counted."""
 
 
 def _first(events: list[Event], kind: str, need_agent: bool = False) -> Event | None:
@@ -32,16 +39,21 @@ def _first(events: list[Event], kind: str, need_agent: bool = False) -> Event | 
 
 
 def resolve_attrs(events: list[Event]) -> CallAttrs:
-    """The agent of the earliest `call.connected`, else of `call.dialed`; caller ID and list of
-    the earliest `call.dialed` (ties broken by event_id, so arrival order never matters)."""
+    """The agent of the earliest `call.connected`, else of `call.dialed`; caller ID, list and
+    variant of the earliest `call.dialed` (ties broken by event_id, so arrival order never
+    matters); inbound when any event is a `call.offered`."""
     connected = _first(events, "call.connected", need_agent=True)
     dialed = _first(events, "call.dialed")
     dialed_with_agent = _first(events, "call.dialed", need_agent=True)
     agent = connected.agent_id if connected else (
         dialed_with_agent.agent_id if dialed_with_agent else None)
+    inbound = any(e.type == "call.offered" for e in events)
+    first_connect = connected.event_id if connected else None
     if dialed is None:
-        return CallAttrs(agent=agent)
-    return CallAttrs(agent, dialed.fields.get("caller_id"), dialed.fields.get("list_id"))
+        return CallAttrs(agent=agent, inbound=inbound, first_connect=first_connect)
+    f = dialed.fields
+    return CallAttrs(agent, f.get("caller_id"), f.get("list_id"), f.get("variant"), inbound,
+                     first_connect)
 
 
 def event_agent(e: Event, attrs: CallAttrs) -> str | None:
@@ -59,7 +71,14 @@ def scopes_of(e: Event, attrs: CallAttrs) -> list[str]:
         scopes.append(f"caller_id:{attrs.caller_id}")
     if attrs.list_id:
         scopes.append(f"list:{attrs.list_id}")
+    if attrs.variant:
+        scopes.append(f"variant:{attrs.variant}")
     return scopes
+
+
+def counters_of(e: Event, attrs: CallAttrs, thresholds: Thresholds) -> dict[str, float]:
+    """What the event counts given its call's attributes (direction and first connect)."""
+    return call_counters(e, thresholds, attrs.inbound, e.event_id == attrs.first_connect)
 
 
 class CallState:
@@ -115,7 +134,7 @@ class CallState:
             for e in old_events:
                 _reattribute(e, old_attrs, new_attrs, thresholds, deltas)
         for e in fresh:
-            counters = call_counters(e, thresholds)
+            counters = counters_of(e, new_attrs, thresholds)
             if counters:
                 deltas.add(scopes_of(e, new_attrs), minute_of(e.ts_ms), counters)
         return fresh
@@ -125,12 +144,15 @@ def _reattribute(e: Event, old: CallAttrs, new: CallAttrs, thresholds: Threshold
                  deltas: Deltas) -> None:
     before = set(scopes_of(e, old))
     after = set(scopes_of(e, new))
-    if before == after:
-        return
-    counters = call_counters(e, thresholds)
+    counted, counts = counters_of(e, old, thresholds), counters_of(e, new, thresholds)
     minute = minute_of(e.ts_ms)
-    deltas.add(sorted(after - before), minute, counters)
-    deltas.add(sorted(before - after), minute, counters, sign=-1)
+    if counted == counts:
+        if before != after:
+            deltas.add(sorted(after - before), minute, counts)
+            deltas.add(sorted(before - after), minute, counts, sign=-1)
+        return
+    deltas.add(sorted(before), minute, counted, sign=-1)
+    deltas.add(sorted(after), minute, counts)
 
 
 LiveStatus = Literal["ringing", "waiting", "talking"]
@@ -171,6 +193,9 @@ def live_call(state: CallState, team: str | None = None) -> LiveCall | None:
     connected = _first(state.events, "call.connected")
     if connected is not None:
         return live("talking", connected.ts_ms)
+    offered = _first(state.events, "call.offered")
+    if offered is not None:  # inbound: waiting in its queue until an agent takes it
+        return live("waiting", offered.ts_ms)
     answered = _first(state.events, "call.answered")
     if answered is not None:
         if answered.fields.get("answered_by") == "human":

@@ -14,10 +14,10 @@ Decisions where the catalog is silent (the pipeline implements the same):
 - Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
   the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
   and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 400 days). `null`
-  means absent. Every string is trimmed and must then be 1..128 characters (an empty optional
-  string is invalid, not absent). Enum values other than `type` and `disposition` outside their
+  means absent. Every string is trimmed and must then be 1..128 characters; an empty optional
+  string is absent (1.1), an empty required one invalid. Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
-  1.5 is invalid_field) and <= 2**53-1; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
+  1.5 is invalid_field) and <= 7 days, `order_value` <= 10**9; csat 4.5 is out_of_range. `ts` is strict RFC 3339 with an
   offset, or integral epoch ms. (Not re-implemented: leap seconds, unpaired surrogates.)
 - Dedupe: the first valid arrival of an `event_id` wins, later ones are ignored entirely.
 - The call's agent is the `agent_id` of its earliest `call.connected` (by ts, then event_id), else
@@ -25,6 +25,13 @@ Decisions where the catalog is silent (the pipeline implements the same):
 - An agent's team is the `team_id` of its latest (ts, event_id) `agent.state` / `call.connected`
   carrying one; all of the agent's contributions count for that single team.
 - A `paused` interval without a `reason` is reported under the reason "unspecified".
+- Contract 1.1: a call with any `call.offered` is inbound: no `dialed`, `attempts_completed`,
+  `answered`, `connected`, `machine_answered`, `abandoned` or `compliance_abandons` (its abandon is
+  `inbound_abandoned`); it is `inbound_answered` at its first `call.connected` (by ts, then
+  event_id), whose wait_ms is its speed of answer and decides the service level. Funnel rates are
+  over `connected + offered`, `completion_rate` over `dialed + offered`. `wrapups_by_code` counts
+  wrap-ups per `disposition_code`. The `variant` of the earliest `call.dialed` is a scope of every
+  event of the call, without call gaps (a gap lies between two calls).
 """
 from __future__ import annotations
 
@@ -40,7 +47,8 @@ from typing import Any, Iterable
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
 TOO_OLD_MS = 400 * 86400 * 1000
-MAX_SAFE = 2**53 - 1
+MAX_MS = 7 * 24 * 3600 * 1000  # every *_ms field: at most 7 days (contract 1.1)
+MAX_ORDER_VALUE = 10**9
 
 DISPOSITIONS = {
     "sale", "appointment", "qualified_lead", "callback_requested", "not_interested", "refused",
@@ -60,7 +68,9 @@ QUALIFIED_DISPOSITIONS = {"qualified_lead", "sale", "appointment"}
 _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
     "call.dialed": {"list_id": ("str", False, None), "lead_id": ("str", False, None),
                     "caller_id": ("str", False, None), "dest_region": ("str", False, None),
-                    "mode": ("enum", False, MODES), "agent_id": ("str", False, None)},
+                    "mode": ("enum", False, MODES), "agent_id": ("str", False, None),
+                    "variant": ("code", False, None)},
+    "call.offered": {"queue_id": ("str", False, None)},
     "call.answered": {"answered_by": ("enum", True, ANSWERED_BY), "ring_ms": ("ms", False, None)},
     "call.unanswered": {"reason": ("enum", True, UNANSWERED_REASONS), "ring_ms": ("ms", False, None)},
     "call.connected": {"agent_id": ("str", True, None), "team_id": ("str", False, None),
@@ -70,7 +80,8 @@ _CALL_FIELDS: dict[str, dict[str, tuple[str, bool, Any]]] = {
                    "hold_ms": ("ms", False, None), "hangup_by": ("enum", False, HANGUP_BY)},
     "call.wrapup": {"agent_id": ("str", True, None), "wrapup_ms": ("ms", True, None),
                     "disposition": ("disposition", True, None),
-                    "order_value": ("num", False, (0, MAX_SAFE)),
+                    "disposition_code": ("code", False, None),
+                    "order_value": ("num", False, (0, MAX_ORDER_VALUE)),
                     "lead_score": ("num", False, (0, 100)), "intent": ("enum", False, INTENTS),
                     "resolved": ("bool", False, None)},
     "call.survey": {"agent_id": ("str", False, None), "csat": ("int", True, (1, 5))},
@@ -96,11 +107,11 @@ COUNT_KEYS = [
     "intent_high", "intent_medium", "intent_low", "refusals", "dnc_requests", "callbacks", "orders",
     "revenue", "surveys", "csat_sum", "csat_satisfied", "complaints", "qa_reviews", "qa_compliant",
     "qa_score_sum", "quality_reports", "mos_sum", "network_drops", "resolved",
-    "wrapups", "compliance_abandons",
+    "wrapups", "compliance_abandons", "offered", "inbound_answered", "inbound_abandoned",
 ]
 # Internal sums behind the duration averages (not reported).
 _SUM_KEYS = ["talk_ms", "hold_ms", "wrapup_ms", "gap_ms", "gaps", "wait_ms", "ring_ms", "rings",
-             "lead_score_sum", "lead_scores"]
+             "lead_score_sum", "lead_scores", "inbound_wait_ms", "inbound_in_sl"]
 AGENT_TIME_STATES = ["available", "on_call", "wrap_up", "paused"]
 
 
@@ -117,6 +128,7 @@ class RefConfig:
     goal_dispositions: tuple[str, ...] = ("sale", "appointment", "qualified_lead")
     qualification_score: float = 70
     connect_threshold_ms: int = 2000
+    service_level_threshold_ms: int = 20000
 
 
 # ----------------------------------------------------------------------------- validation
@@ -159,14 +171,16 @@ def _check_str(x: Any) -> str:
 def _check(kind: str, extra: Any, x: Any) -> Any:
     if kind == "str":
         return _check_str(x)
+    if kind == "code":  # 1.1: disposition_code, variant
+        if len(_check_str(x)) > 64:
+            raise Invalid("invalid_field")
+        return x.strip()
     if kind == "enum":
         if not isinstance(x, str) or x.strip() not in extra:
             raise Invalid("invalid_field")
         return x.strip()
     if kind == "disposition":
-        if not isinstance(x, str):
-            raise Invalid("invalid_field")
-        if x.strip() not in DISPOSITIONS:
+        if _check_str(x) not in DISPOSITIONS:
             raise Invalid("unknown_disposition")
         return x.strip()
     if kind == "bool":
@@ -177,7 +191,7 @@ def _check(kind: str, extra: Any, x: Any) -> Any:
         raise Invalid("invalid_field")
     if kind == "ms":
         value = _integral(x)  # a type error (1.5) wins over a range error
-        if not 0 <= value <= MAX_SAFE:
+        if not 0 <= value <= MAX_MS:
             raise Invalid("out_of_range")
         return value
     lo, hi = extra
@@ -225,6 +239,9 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
     if "agent_id" in spec:
         spec = {"agent_id": spec["agent_id"], **spec}
     for name, (kind, is_required, extra) in spec.items():
+        blank = isinstance(obj.get(name), str) and not obj[name].strip()
+        if blank and not is_required and kind in ("str", "enum", "code"):
+            continue  # an empty optional string is absent (contract 1.1)
         if name in obj:
             ev[name] = _check(kind, extra, obj[name])
         elif is_required:
@@ -294,14 +311,25 @@ class Reference:
             for a, evs in team_evidence.items()
         }
 
-        # Attribute every call event: (event, agent, caller_id, list_id).
+        # Attribute every call event: (event, agent, caller_id, list_id). 1.1: a call with a
+        # call.offered is inbound; its first call.connected is where it is answered; the
+        # variant of its earliest call.dialed is a scope of every event of the call.
         attributed: list[tuple[dict, str | None, str | None, str | None]] = []
+        self._inbound: set[str] = set()
+        self._first_connects: set[str] = set()
+        self._variant: dict[str, str] = {}
         for call_events in calls.values():
             dialed = _first([e for e in call_events if e["type"] == "call.dialed"])
             connected = _first([e for e in call_events if e["type"] == "call.connected"])
             call_agent = connected["agent_id"] if connected else (dialed or {}).get("agent_id")
             caller_id = (dialed or {}).get("caller_id")
             list_id = (dialed or {}).get("list_id")
+            if any(e["type"] == "call.offered" for e in call_events):
+                self._inbound.add(call_events[0]["call_id"])
+            if connected is not None:
+                self._first_connects.add(connected["event_id"])
+            if dialed is not None and "variant" in dialed:
+                self._variant[dialed["call_id"]] = dialed["variant"]
             for ev in call_events:
                 attributed.append((ev, ev.get("agent_id", call_agent), caller_id, list_id))
 
@@ -325,6 +353,9 @@ class Reference:
             if list_id is not None:
                 scopes.append(f"list:{list_id}")
             values = self._contributions(ev)
+            if ev["call_id"] in self._variant:  # a variant has no call gaps (between two calls)
+                self.records.append(_Record(ev["ts"], [f"variant:{self._variant[ev['call_id']]}"],
+                                            dict(values)))
             if ev["type"] == "call.connected":
                 gap = self._gap(ends.get(ev["agent_id"], []), ev["ts"], ev["call_id"])
                 if gap is not None:
@@ -369,13 +400,19 @@ class Reference:
         cfg = self.config
         t = ev["type"]
         v: dict[str, float] = {}
+        inbound = ev["call_id"] in self._inbound
         if t == "call.dialed":
-            v["dialed"] = 1
+            if not inbound:
+                v["dialed"] = 1
+        elif t == "call.offered":
+            v["offered"] = 1
         elif t in ("call.answered", "call.unanswered"):
-            v["attempts_completed"] = 1
             if "ring_ms" in ev:
                 v["ring_ms"] = ev["ring_ms"]
                 v["rings"] = 1
+            if inbound:  # an inbound call is no outbound attempt or answer
+                return v
+            v["attempts_completed"] = 1
             if t == "call.answered":
                 v["answered"] = 1
                 if ev["answered_by"] == "human":
@@ -385,11 +422,19 @@ class Reference:
         elif t == "call.connected":
             v["agent_connected"] = 1
             v["wait_ms"] = ev["wait_ms"]
-            if ev["wait_ms"] > cfg.connect_threshold_ms:
+            if not inbound and ev["wait_ms"] > cfg.connect_threshold_ms:
                 v["compliance_abandons"] = 1
+            if inbound and ev["event_id"] in self._first_connects:
+                v["inbound_answered"] = 1
+                v["inbound_wait_ms"] = ev["wait_ms"]
+                if ev["wait_ms"] <= cfg.service_level_threshold_ms:
+                    v["inbound_in_sl"] = 1
         elif t == "call.abandoned":
-            v["abandoned"] = 1
-            v["compliance_abandons"] = 1
+            if inbound:
+                v["inbound_abandoned"] = 1
+            else:
+                v["abandoned"] = 1
+                v["compliance_abandons"] = 1
         elif t == "call.ended":
             if "agent_id" in ev:
                 v["handled"] = 1
@@ -401,6 +446,8 @@ class Reference:
             d = ev["disposition"]
             v["wrapups"] = 1
             v["wrapup_ms"] = ev["wrapup_ms"]
+            if "disposition_code" in ev:
+                v["code:" + ev["disposition_code"]] = 1
             if d in cfg.success_dispositions:
                 v["conversions"] = 1
             if d in cfg.goal_dispositions:
@@ -515,18 +562,23 @@ class Reference:
         out["calls_per_productive_hour"] = div(handled, productive / 3600)
 
         connected = c["connected"]
+        live = connected + c["offered"]  # 1.1: every live person reached, outbound or inbound
+        out["avg_speed_of_answer_seconds"] = div(c["inbound_wait_ms"] / 1000, c["inbound_answered"])
+        out["inbound_abandon_rate"] = div(c["inbound_abandoned"], c["offered"])
+        out["service_level"] = div(c["inbound_in_sl"], c["offered"])
+        out["wrapups_by_code"] = {k[5:]: n for k, n in sorted(c.items()) if k.startswith("code:") and n}
         out["connect_rate"] = div(connected, c["attempts_completed"])
         out["answer_rate"] = div(c["answered"], c["attempts_completed"])
         out["machine_rate"] = div(c["machine_answered"], c["answered"])
         out["abandon_rate"] = div(c["abandoned"], connected)
-        out["conversation_rate"] = div(c["conversations"], connected)
-        out["conversion_rate"] = div(c["conversions"], connected)
-        out["completion_rate"] = div(c["goals_completed"], c["dialed"])
-        out["lead_rate"] = div(c["qualified_leads"], connected)
+        out["conversation_rate"] = div(c["conversations"], live)
+        out["conversion_rate"] = div(c["conversions"], live)
+        out["completion_rate"] = div(c["goals_completed"], c["dialed"] + c["offered"])
+        out["lead_rate"] = div(c["qualified_leads"], live)
         out["sales_conversion_rate"] = div(c["orders"], c["qualified_leads"])
-        out["refusal_rate"] = div(c["refusals"], connected)
-        out["callback_rate"] = div(c["callbacks"], connected)
-        out["complaint_rate"] = div(c["complaints"], connected)
+        out["refusal_rate"] = div(c["refusals"], live)
+        out["callback_rate"] = div(c["callbacks"], live)
+        out["complaint_rate"] = div(c["complaints"], live)
         out["csat_avg"] = div(c["csat_sum"], c["surveys"])
         out["csat_satisfied_rate"] = div(c["csat_satisfied"], c["surveys"])
         out["resolution_rate"] = div(c["resolved"], c["wrapups"])

@@ -89,7 +89,7 @@ def test_center_counts(ref):
         refusals=0, dnc_requests=0, callbacks=2, orders=1, revenue=100.0, surveys=2, csat_sum=8,
         csat_satisfied=1, complaints=1, qa_reviews=2, qa_compliant=1, qa_score_sum=150.0,
         quality_reports=2, mos_sum=4.0, network_drops=1, resolved=1, wrapups=2,
-        compliance_abandons=2,
+        compliance_abandons=2, offered=0, inbound_answered=0, inbound_abandoned=0,
     )
     assert {key: k[key] for key in COUNT_KEYS} == expected
 
@@ -330,7 +330,7 @@ def _base():
     (lambda e: json.dumps(dict(e, ts="yesterday")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, intent="maybe")).encode(), "invalid_field"),
-    (lambda e: json.dumps(dict(e, intent=" ")).encode(), "invalid_field"),  # empty optional
+    (lambda e: json.dumps(dict(e, disposition=" ")).encode(), "invalid_field"),  # empty required
     (lambda e: json.dumps(dict(e, ts="2025-11-20 00:53:20Z")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, ts="2025-11-20T00:53:20+0000")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, wrapup_ms=-0.5)).encode(), "invalid_field"),
@@ -339,6 +339,8 @@ def _base():
     (lambda e: json.dumps(dict(e, type="call.survey", csat=4.5)).encode(), "out_of_range"),
     (lambda e: json.dumps(dict(e, type="call.survey", csat="5")).encode(), "invalid_field"),
     (lambda e: json.dumps(dict(e, wrapup_ms=2**53)).encode(), "out_of_range"),
+    (lambda e: json.dumps(dict(e, wrapup_ms=7 * 86400 * S + 1)).encode(), "out_of_range"),
+    (lambda e: json.dumps(dict(e, order_value=1e9 + 1)).encode(), "out_of_range"),
     (lambda e: json.dumps({k: v for k, v in e.items() if k != "event_id"}).encode(), "missing_field"),
     (lambda e: json.dumps(dict(e, type="call.transferred")).encode(), "unknown_type"),
     (lambda e: json.dumps(dict(e, disposition="maybe_later")).encode(), "unknown_disposition"),
@@ -359,9 +361,79 @@ def test_accepted_forms():
     for variant in (dict(e, ts="2025-11-20T08:53:20.000+08:00"), dict(e, wrapup_ms=1000.0),
                     dict(e, ts="2025-11-20t00:53:20.0009z"), dict(e, ts=float(T0)), dict(e, v=1.0),
                     dict(e, v=1, extra={"ignored": True}), dict(e, agent_id="  A  "),
-                    dict(e, order_value=None)):
+                    dict(e, order_value=None), dict(e, intent=" "), dict(e, intent="")):
         out = validate(json.dumps(variant).encode(), NOW)
         assert out["ts"] == T0 and out["wrapup_ms"] == 1000 and out["agent_id"] == "A"
     assert validate(json.dumps(dict(e, ts=T0 + 5)).encode(), NOW)["ts"] == T0 + 5
     with pytest.raises(Invalid):
         validate(json.dumps(dict(e, csat=True, type="call.survey")).encode(), NOW)
+
+
+# --- contract 1.1: inbound calls, disposition codes, variants ------------------------------------
+
+def inbound_scenario() -> list[dict]:
+    return [
+        # i1: inbound, answered within the service level (15 s), a sale with the dialer's code
+        call("call.offered", 0, "i1", campaign="Q1", queue_id="sales-in"),
+        call("call.answered", 1, "i1", campaign="Q1", answered_by="human"),
+        call("call.connected", 15, "i1", campaign="Q1", agent_id="A3", team_id="T3", wait_ms=15000),
+        call("call.ended", 75, "i1", campaign="Q1", agent_id="A3", talk_ms=60000),
+        call("call.wrapup", 85, "i1", campaign="Q1", agent_id="A3", wrapup_ms=10000,
+             disposition="sale", disposition_code="SALE", order_value=10),
+        # i2: inbound, abandoned in the queue: the abandon arrives before the offer
+        call("call.abandoned", 70, "i2", campaign="Q1", wait_ms=40000, reason="customer_hangup"),
+        call("call.offered", 30, "i2", campaign="Q1"),
+        # i3: inbound, answered after 30 s (outside the service level, no compliance abandon)
+        call("call.connected", 70, "i3", campaign="Q1", agent_id="A3", wait_ms=30000),
+        call("call.offered", 40, "i3", campaign="Q1"),
+        call("call.ended", 100, "i3", campaign="Q1", agent_id="A3", talk_ms=20000),
+        call("call.wrapup", 110, "i3", campaign="Q1", agent_id="A3", wrapup_ms=5000,
+             disposition="not_interested", disposition_code=" NI "),
+        # o1: outbound abandon; o2: outbound, variant B, a wrap-up with a code
+        call("call.dialed", 0, "o1", variant="A", list_id="L1"),
+        call("call.answered", 10, "o1", answered_by="human"),
+        call("call.abandoned", 13, "o1", wait_ms=3000, reason="no_agent"),
+        call("call.answered", 25, "o2", answered_by="human"),
+        call("call.connected", 26, "o2", agent_id="A3", wait_ms=1000),
+        call("call.ended", 60, "o2", agent_id="A3", talk_ms=34000),
+        call("call.wrapup", 62, "o2", agent_id="A3", wrapup_ms=2000, disposition="not_interested",
+             disposition_code="NI"),
+        call("call.dialed", 20, "o2", variant="B", list_id="L1"),  # late: attributed retroactively
+    ]
+
+
+def test_inbound_calls():
+    k = Reference(raw(inbound_scenario()), now_ms=NOW).kpis("center", *HOUR, now_ms=NOW)
+    assert (k["dialed"], k["attempts_completed"], k["answered"], k["connected"]) == (2, 2, 2, 2)
+    assert (k["abandoned"], k["compliance_abandons"], k["agent_connected"]) == (1, 1, 3)
+    assert (k["offered"], k["inbound_answered"], k["inbound_abandoned"]) == (3, 2, 1)
+    assert k["inbound_abandon_rate"] == pytest.approx(1 / 3)
+    assert k["service_level"] == pytest.approx(1 / 3)
+    assert k["avg_speed_of_answer_seconds"] == pytest.approx(22.5)
+    assert k["abandon_rate"] == pytest.approx(1 / 2)
+    assert k["conversion_rate"] == pytest.approx(1 / 5)  # over live contacts: 2 + 3
+    assert k["conversation_rate"] == pytest.approx(2 / 5)
+    assert k["completion_rate"] == pytest.approx(1 / 5)  # over dialed + offered
+    assert k["avg_answer_to_agent_seconds"] == pytest.approx(46 / 3)
+    assert k["wrapups_by_code"] == {"NI": 2, "SALE": 1}
+
+
+def test_variant_scope_is_the_calls_dial_attribute():
+    r = Reference(raw(inbound_scenario()), now_ms=NOW)
+    assert "variant:A" in r.scopes() and "variant:B" in r.scopes()
+    b = r.kpis("variant:B", *HOUR, now_ms=NOW)
+    assert (b["dialed"], b["connected"], b["agent_connected"], b["handled"]) == (1, 1, 1, 1)
+    assert b["wrapups_by_code"] == {"NI": 1}
+    a = r.kpis("variant:A", *HOUR, now_ms=NOW)
+    assert (a["dialed"], a["abandoned"], a["handled"]) == (1, 1, 0)
+    assert r.kpis("list:L1", *HOUR, now_ms=NOW)["dialed"] == 2
+
+
+def test_contract_1_1_validation():
+    e = call("call.wrapup", 0, "c9", agent_id="A", wrapup_ms=1, disposition="sale")
+    assert validate(json.dumps(dict(e, disposition_code="x" * 64)).encode(), NOW)
+    assert "disposition_code" not in validate(json.dumps(dict(e, disposition_code=" ")).encode(), NOW)
+    with pytest.raises(Invalid):
+        validate(json.dumps(dict(e, disposition_code="x" * 65)).encode(), NOW)
+    with pytest.raises(Invalid):
+        validate(json.dumps(call("call.offered", 0, "c9", campaign=" ")).encode(), NOW)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, compute_all
+from stream.kpi.catalog import (
+    COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, WRAPUPS_BY_CODE, compute_all)
 
 # The KPI names of the normative catalog's Counts, Durations, Agent time and Rates tables, written
 # out here: tests read nothing outside the repository, and a user's clone has no catalog beside it.
@@ -27,6 +28,9 @@ NORMATIVE_KPIS = {
     "conversion_rate", "completion_rate", "lead_rate", "sales_conversion_rate", "refusal_rate",
     "callback_rate", "complaint_rate", "csat_avg", "csat_satisfied_rate", "resolution_rate",
     "qa_compliance_rate", "avg_mos", "network_drop_rate", "avg_order_value", "avg_lead_score",
+    # 1.1: inbound and blended queues
+    "offered", "inbound_answered", "inbound_abandoned", "inbound_abandon_rate", "service_level",
+    "avg_speed_of_answer_seconds",
 }
 
 COUNTERS = {
@@ -86,6 +90,31 @@ def test_zero_denominator_is_null_and_counts_are_zero() -> None:
         else:
             assert values[kpi.name] == 0, kpi.name
     assert values[PAUSED_BY_REASON] == {}
+
+
+INBOUND = {"offered": 10, "inbound_answered": 8, "inbound_abandoned": 2,
+           "inbound_answered_in_sl": 6, "inbound_answer_wait_ms": 8 * 12_000}
+
+
+@pytest.mark.parametrize("name,value", sorted({
+    "offered": 10, "inbound_answered": 8, "inbound_abandoned": 2, "inbound_abandon_rate": 0.2,
+    "service_level": 0.6, "avg_speed_of_answer_seconds": 12.0,
+    # the funnel rates are over live contacts = connected + offered (40 + 10)
+    "conversation_rate": 30 / 50, "conversion_rate": 6 / 50, "lead_rate": 10 / 50,
+    "refusal_rate": 8 / 50, "callback_rate": 4 / 50, "complaint_rate": 1 / 50,
+    # completion over every call placed or received, dialed + offered
+    "completion_rate": 9 / 210,
+    # outbound only
+    "abandon_rate": 0.05, "connect_rate": 0.2, "dialed": 200,
+}.items()))
+def test_inbound_formulas(name: str, value: float) -> None:
+    assert KPI_BY_NAME[name].compute({**COUNTERS, **INBOUND}) == pytest.approx(value)
+
+
+def test_wrapups_by_code_is_a_count_per_disposition_code() -> None:
+    got = compute_all({**COUNTERS, "wrapups:SALE": 5.0, "wrapups:NI": 3.0, "wrapups:X": 0.0})
+    assert got[WRAPUPS_BY_CODE] == {"NI": 3, "SALE": 5}
+    assert compute_all({})[WRAPUPS_BY_CODE] == {}
 
 
 def test_paused_by_reason_in_seconds() -> None:

@@ -31,6 +31,15 @@ def test_uk_rate_with_machine_estimate_by_hand():
     assert uk_abandon_rate(today) == pytest.approx((10 - 1) / (190 + 10))
 
 
+def test_uk_rate_is_over_outbound_calls_only():
+    """Contract 1.1: a blended campaign's inbound connects are no outbound calls; they must not
+    dilute the UK rate (their abandons are inbound_abandoned, never counted here)."""
+    outbound = {"abandoned": 10, "agent_connected": 190, "am_dispositions": 19}
+    blended = {**outbound, "agent_connected": 190 + 300, "inbound_agent_connected": 300}
+    assert machine_estimate(blended) == pytest.approx(1.0)
+    assert uk_abandon_rate(blended) == uk_abandon_rate(outbound)
+
+
 def test_uk_machine_estimate_zero_without_agent_connects():
     today = {"abandoned": 4, "am_dispositions": 3}
     assert machine_estimate(today) == 0

@@ -35,7 +35,8 @@ def test_defaults():
     assert c == ServiceConfig() == parse("")
     assert c.timezone == "UTC" and c.tz.key == "UTC"
     assert c.conversation_threshold_ms == 30000 and c.connect_threshold_ms == 2000
-    assert c.qualification_score == 70
+    assert c.qualification_score == 70 and c.service_level_threshold_ms == 20_000
+    assert parse("service_level_threshold_ms = 15000").service_level_threshold_ms == 15_000
     assert c.success_dispositions == {"sale", "appointment"}
     assert c.goal_dispositions == {"sale", "appointment", "qualified_lead"}
     assert c.compliance.default_limit == 0.03 and c.compliance.groups == ()
@@ -101,6 +102,9 @@ ERRORS = [
     ("""
      connect_threshold_ms = -1  # <-
      """, "connect_threshold_ms: must be ≥ 0"),
+    ("""
+     service_level_threshold_ms = "20s"  # <-
+     """, "service_level_threshold_ms: must be an integer"),
     ("""
      qualification_score = 170  # <-
      """, "qualification_score: must be ≤ 100"),

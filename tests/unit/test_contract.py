@@ -35,6 +35,7 @@ CALL = {"event_id": "e-1", "ts": TS, "campaign_id": "camp-1", "call_id": "call-1
 
 MINIMAL: dict[str, dict[str, Any]] = {
     "call.dialed": {},
+    "call.offered": {},
     "call.answered": {"answered_by": "human"},
     "call.unanswered": {"reason": "busy"},
     "call.connected": {"agent_id": "a-1", "wait_ms": 800},
@@ -56,7 +57,9 @@ FULL: dict[str, dict[str, Any]] = {
         "dest_region": "212",
         "mode": "predictive",
         "agent_id": "a-1",
+        "variant": "script-B",
     },
+    "call.offered": {"queue_id": "sales-in"},
     "call.answered": {"answered_by": "machine", "ring_ms": 9000},
     "call.unanswered": {"reason": "no_answer", "ring_ms": 30000},
     "call.connected": {"agent_id": "a-1", "team_id": "t-1", "wait_ms": 0},
@@ -66,6 +69,7 @@ FULL: dict[str, dict[str, Any]] = {
         "agent_id": "a-1",
         "wrapup_ms": 0,
         "disposition": "qualified_lead",
+        "disposition_code": "CALLBK",
         "order_value": 129.9,
         "lead_score": 70,
         "intent": "high",
@@ -281,6 +285,62 @@ def test_null_optional_fields_are_absent() -> None:
     assert ev.campaign_id is None
 
 
+OPTIONAL_STRINGS = [
+    ("call.offered", "queue_id"), ("call.wrapup", "disposition_code"), ("call.dialed", "variant"),
+    ("call.dialed", "list_id"), ("call.dialed", "lead_id"), ("call.dialed", "caller_id"),
+    ("call.dialed", "dest_region"), ("call.dialed", "mode"), ("call.dialed", "agent_id"),
+    ("call.connected", "team_id"), ("call.ended", "agent_id"), ("call.ended", "hangup_by"),
+    ("call.wrapup", "intent"), ("call.survey", "agent_id"), ("call.complaint", "agent_id"),
+    ("call.complaint", "category"), ("call.callback", "lead_id"), ("agent.state", "reason"),
+    ("agent.state", "team_id"), ("agent.state", "campaign_id"),
+]
+
+
+@pytest.mark.parametrize(("etype", "field"), OPTIONAL_STRINGS)
+def test_empty_optional_strings_are_absent(etype: str, field: str) -> None:
+    """Dialers send `"reason": ""`: an empty optional string is the field left out (1.1), not an
+    invalid event (which lost hours of agent time)."""
+    for blank in ("", "   ", "\t\n"):
+        ev = ok(make(etype, FULL[etype], **{field: blank}))
+        assert field not in ev.to_dict(), (field, blank)
+        assert ev == ok(make(etype, FULL[etype], **{field: _DEL}))
+
+
+@pytest.mark.parametrize(("etype", "field"), [
+    ("call.dialed", "event_id"), ("call.dialed", "call_id"), ("call.dialed", "campaign_id"),
+    ("call.answered", "answered_by"), ("call.unanswered", "reason"), ("call.abandoned", "reason"),
+    ("call.connected", "agent_id"), ("call.wrapup", "agent_id"), ("call.wrapup", "disposition"),
+    ("call.qa", "agent_id"), ("agent.state", "agent_id"), ("agent.state", "state"),
+    ("call.dialed", "type"),
+])
+def test_empty_required_strings_stay_invalid(etype: str, field: str) -> None:
+    for blank in ("", "   "):
+        rejected(make(etype, **{field: blank}), "invalid_field", repr(field))
+
+
+def test_empty_optional_numbers_are_not_strings() -> None:
+    """Only string fields read blank as absent: `"hold_ms": ""` is still the wrong type."""
+    rejected(make("call.ended", hold_ms=""), "invalid_field", "'hold_ms'")
+    rejected(make("call.wrapup", order_value=""), "invalid_field", "'order_value'")
+    rejected(make("call.wrapup", resolved=""), "invalid_field", "'resolved'")
+
+
+def test_contract_1_1_fields() -> None:
+    """call.offered (inbound), call.wrapup.disposition_code and call.dialed.variant (1..64)."""
+    ev = ok(make("call.offered", queue_id=" q-7 ", agent_id="ignored"))
+    assert ev.type == "call.offered" and ev.fields == {"queue_id": "q-7"} and ev.agent_id is None
+    rejected(make("call.offered", campaign_id=_DEL), "missing_field", "'campaign_id'")
+    rejected(make("call.offered", call_id=_DEL), "missing_field", "'call_id'")
+    for etype, field in (("call.wrapup", "disposition_code"), ("call.dialed", "variant")):
+        assert ok(make(etype, **{field: " NI "})).fields[field] == "NI"
+        assert ok(make(etype, **{field: "x" * 64})).fields[field] == "x" * 64
+        rejected(make(etype, **{field: "x" * 65}), "invalid_field", repr(field), "64")
+        rejected(make(etype, **{field: 7}), "invalid_field", repr(field))
+        assert field not in ok(make(etype, **{field: ""})).fields
+    # every v1 event stays valid, and a v1 producer's event means what it meant
+    assert ok(make("call.wrapup", v=1)).fields == {"wrapup_ms": 15000, "disposition": "sale"}
+
+
 def test_campaign_is_required_on_call_events_only() -> None:
     for etype in C.CALL_TYPES:
         rejected(make(etype, campaign_id=_DEL), "missing_field", "'campaign_id'", etype)
@@ -288,7 +348,8 @@ def test_campaign_is_required_on_call_events_only() -> None:
         rejected(make(etype, call_id=_DEL), "missing_field", "'call_id'", etype)
     assert ok(make("agent.state")).campaign_id is None
     assert ok(make("agent.state", campaign_id=" c ")).campaign_id == "c"
-    rejected(make("agent.state", campaign_id=""), "invalid_field", "'campaign_id'")
+    assert ok(make("agent.state", campaign_id="")).campaign_id is None  # empty optional: absent
+    rejected(make("call.dialed", campaign_id=""), "invalid_field", "'campaign_id'")
     assert ok(make("agent.state", call_id="ignored")).call_id is None
 
 
@@ -302,7 +363,8 @@ def test_agent_id_required(etype: str) -> None:
 def test_agent_id_optional(etype: str) -> None:
     assert ok(make(etype)).agent_id is None
     assert ok(make(etype, agent_id=" a-9 ")).agent_id == "a-9"
-    rejected(make(etype, agent_id=""), "invalid_field", "'agent_id'")
+    assert ok(make(etype, agent_id="")).agent_id is None  # empty optional: absent
+    assert ok(make(etype, agent_id=" \t")).agent_id is None
     rejected(make(etype, agent_id=7), "invalid_field", "'agent_id'")
 
 
@@ -336,9 +398,12 @@ def test_ms_fields(etype: str, field: str) -> None:
     ev = ok(make(etype, **{field: 1500.0}))
     assert ev.fields[field] == 1500 and type(ev.fields[field]) is int
     assert ok(make(etype, **{field: 0})).fields[field] == 0
-    assert ok(make(etype, **{field: 2**53 - 1})).fields[field] == 2**53 - 1
+    seven_days = 7 * 24 * 3_600_000
+    assert ok(make(etype, **{field: seven_days})).fields[field] == seven_days
+    rejected(make(etype, **{field: seven_days + 1}), "out_of_range", repr(field), "604800000")
     rejected(make(etype, **{field: -1}), "out_of_range", repr(field), "-1")
     rejected(make(etype, **{field: -3.0}), "out_of_range")
+    rejected(make(etype, **{field: 2**53 - 1}), "out_of_range")
     rejected(make(etype, **{field: 2**53}), "out_of_range")
     rejected(make(etype, **{field: 1e300}), "out_of_range")
     for bad in (1500.5, -0.5, "1500", True, False, [1], {}, ""):
@@ -375,12 +440,39 @@ def test_bounded_numbers() -> None:
     assert ok(make("call.wrapup", order_value=0)).fields["order_value"] == 0
     rejected(make("call.wrapup", order_value=-0.01), "out_of_range", "'order_value'")
     rejected(make("call.wrapup", order_value=1e300), "out_of_range", "'order_value'")
+    assert ok(make("call.wrapup", order_value=10**9)).fields["order_value"] == 10**9
+    assert ok(make("call.wrapup", order_value=1e9)).fields["order_value"] == 1e9
+    rejected(make("call.wrapup", order_value=1e9 + 0.01), "out_of_range", "'order_value'", "1e+09")
+    rejected(make("call.wrapup", order_value=2**53 - 1), "out_of_range", "'order_value'")
     rejected(make("call.wrapup", order_value="12.50"), "invalid_field", "'order_value'")
     for mos in (1, 1.0, 5, 3.7):
         m = ok(make("call.quality", mos=mos)).fields["mos"]
         assert m == mos and type(m) is float
     for mos in (0.99, 5.01, 0, -4):
         rejected(make("call.quality", mos=mos), "out_of_range", "'mos'")
+
+
+def test_no_valid_event_can_overflow_a_stored_counter() -> None:
+    """The bounds make every stored sum exact and far from overflow (docs/event-contract.md,
+    "Upper bounds"). Integer counters are Redis int64 (`HINCRBY`), a batch's deltas are summed
+    as doubles first (exact up to 2**53), and lifetime totals never expire."""
+    assert C.MAX_DURATION_MS == 604_800_000 and C.MAX_ORDER_VALUE == 10**9
+    int64_max = 2**63 - 1
+    largest_batch = 10**6  # the default batch is 2,000 records (CALLKPI_BATCH_MAX)
+    assert largest_batch * C.MAX_DURATION_MS < 2**53  # a batch's double sums stay exact
+    # an hour bucket at a million events per second, every one at the 7-day maximum
+    assert 10**6 * 3600 * C.MAX_DURATION_MS < int64_max
+    # a lifetime total: 2 million calls a day (about 5,000 agents) for 20 years, every
+    # event at the maximum in the same counter (each call adds at most one value of a field)
+    assert 2 * 10**6 * 365 * 20 * C.MAX_DURATION_MS < int64_max
+    # revenue is a float counter (HINCRBYFLOAT): a trillion sales at the maximum stays finite
+    assert math.isfinite(float(10**12 * C.MAX_ORDER_VALUE))
+    # every value a check accepts is within the bounds (the checks are the contract's only gate)
+    for etype, field in MS_FIELDS:
+        r = check(make(etype, **{field: int64_max}))
+        assert isinstance(r, Rejection) and r.reason == "out_of_range"
+    r = check(make("call.wrapup", order_value=float(int64_max)))
+    assert isinstance(r, Rejection) and r.reason == "out_of_range"
 
 
 def test_csat() -> None:

@@ -27,6 +27,7 @@ CLOCK_REASONS = ("future_timestamp", "too_old")
 
 MINIMAL: dict[str, dict[str, Any]] = {
     "call.dialed": {},
+    "call.offered": {},
     "call.answered": {"answered_by": "unknown"},
     "call.unanswered": {"reason": "congestion"},
     "call.connected": {"agent_id": "a", "wait_ms": 1},
@@ -41,14 +42,16 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "agent.state": {"agent_id": "a", "state": "on_call"},
 }
 FULL: dict[str, dict[str, Any]] = {
-    "call.dialed": {"list_id": "l", "lead_id": "d", "caller_id": "c", "dest_region": "r", "mode": "manual", "agent_id": "a"},
+    "call.dialed": {"list_id": "l", "lead_id": "d", "caller_id": "c", "dest_region": "r", "mode": "manual", "agent_id": "a",
+                    "variant": "v"},
+    "call.offered": {"queue_id": "q"},
     "call.answered": {"answered_by": "fax", "ring_ms": 3},
     "call.unanswered": {"reason": "canceled", "ring_ms": 3},
     "call.connected": {"agent_id": "a", "team_id": "t", "wait_ms": 1},
     "call.abandoned": {"wait_ms": 1, "reason": "customer_hangup"},
     "call.ended": {"agent_id": "a", "talk_ms": 1, "hold_ms": 2, "hangup_by": "system"},
     "call.wrapup": {
-        "agent_id": "a", "wrapup_ms": 1, "disposition": "other", "order_value": 0.5,
+        "agent_id": "a", "wrapup_ms": 1, "disposition": "other", "disposition_code": "NI", "order_value": 0.5,
         "lead_score": 99.5, "intent": "none", "resolved": False,
     },  # fmt: skip
     "call.survey": {"agent_id": "a", "csat": 5},
@@ -118,6 +121,14 @@ def test_every_valid_sample_validates(validator: Any, etype: str) -> None:
     assert service_accepts(padded) and validator.is_valid(padded), list(validator.iter_errors(padded))
 
 
+def test_empty_optional_strings_are_absent_in_the_schema_too(validator: Any) -> None:
+    for etype, field in (("agent.state", "reason"), ("agent.state", "team_id"),
+                         ("agent.state", "campaign_id"), ("call.dialed", "mode"),
+                         ("call.dialed", "agent_id"), ("call.ended", "hangup_by")):
+        d = make(etype, FULL[etype], **{field: " "})
+        assert service_accepts(d) and validator.is_valid(d), list(validator.iter_errors(d))
+
+
 def test_clock_rules_are_not_in_the_schema(validator: Any) -> None:
     for ts in (NOW + 3_600_000, 0, "1999-01-01T00:00:00Z"):
         d = make("call.dialed", ts=ts)
@@ -150,7 +161,10 @@ REJECTED_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("invalid_field", make("call.ended", hangup_by="nobody")),
     ("invalid_field", make("call.wrapup", intent="HIGH")),
     ("invalid_field", make("agent.state", state="away")),
-    ("invalid_field", make("agent.state", reason="")),
+    ("invalid_field", make("agent.state", state="")),
+    ("invalid_field", make("call.wrapup", disposition_code="x" * 65)),
+    ("invalid_field", make("call.dialed", variant=" " + "v" * 65)),
+    ("invalid_field", make("call.connected", agent_id=" ")),
     ("invalid_field", make("call.ended", talk_ms=1.5)),
     ("invalid_field", make("call.ended", talk_ms="1")),
     ("invalid_field", make("call.qa", compliant=1)),
@@ -161,6 +175,8 @@ REJECTED_SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("unknown_disposition", make("call.wrapup", disposition="won")),
     ("out_of_range", make("call.ended", talk_ms=-1)),
     ("out_of_range", make("call.ended", hold_ms=2**53)),
+    ("out_of_range", make("call.ended", talk_ms=604_800_001)),
+    ("out_of_range", make("call.wrapup", order_value=1e9 + 1)),
     ("out_of_range", make("call.survey", csat=6)),
     ("out_of_range", make("call.survey", csat=2.5)),
     ("out_of_range", make("call.qa", score=100.5)),
@@ -186,7 +202,8 @@ def test_every_schema_expressible_reason_has_a_sample() -> None:
 # values a schema can judge exactly like the service (no NaN, no lone surrogates, no Feb 30)
 _POOL: list[Any] = [
     None, True, False, 0, -1, 1, 3, 5, 6, 99.5, 100, 100.5, 1500.0, 1500.5, -0.0, 2**53 - 1, 2**53,
-    10**30, 1e300, "", " ", "\t\n", "x", " x ", "x" * 128, "x" * 129, " " + "y" * 128 + " ",
+    604_800_000, 604_800_001, 10**9, 1e9 + 0.5,
+    10**30, 1e300, "", " ", "\t\n", "x", " x ", "x" * 64, "x" * 65, "x" * 128, "x" * 129, " " + "y" * 128 + " ",
     "\u00a0z\u2003", "\u200b", "\x1c", "\x85q\x85", "é", "human", " machine ", "Human", "sale", "won",
     "busy", "no_agent", "paused", "high", "manual", "agent", "call.dialed", " call.qa ", "agent.state",
     TS, "2026-11-20t09:15:02z", "2026-11-20T09:15:02", "2026-11-20T09:15:02+0800", "1795166102120",
@@ -196,7 +213,7 @@ _KEYS = [
     "event_id", "type", "ts", "campaign_id", "call_id", "agent_id", "v", "team_id", "reason",
     "list_id", "lead_id", "caller_id", "dest_region", "mode", "answered_by", "ring_ms", "wait_ms",
     "talk_ms", "hold_ms", "hangup_by", "wrapup_ms", "disposition", "order_value", "lead_score",
-    "intent", "resolved", "csat", "category", "score", "compliant", "mos", "dropped", "state", "zzz",
+    "intent", "resolved", "csat", "category", "score", "compliant", "mos", "dropped", "state", "queue_id", "variant", "disposition_code", "zzz",
 ]  # fmt: skip
 
 
