@@ -153,6 +153,10 @@ async def breakdown_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str
         out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}" if sort else None,
                    cells=history.rank_cells(cells, sort, limit))
         return out
+    if by is history.BreakdownBy.DISPOSITION_CODE:
+        codes, total = await history.disposition_codes(ctx.store, scope, rng, limit)
+        out.update(sort="wrapups:desc", codes=codes, total_rows=total)
+        return out
     if scope.kind != "center":
         raise BadRequest(f"a breakdown by {by.value} covers the whole center (scope=center): "
                          "counters are kept per scope, not per pair of scopes")

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypedDict
 from zoneinfo import ZoneInfo
 
 from stream.contract import format_ts
-from stream.kpi.catalog import KPI_BY_NAME
+from stream.kpi.catalog import KPI_BY_NAME, WRAPUP_CODE_PREFIX
 from stream.kpi.experiments import wilson_interval
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import (
@@ -71,12 +71,14 @@ class BreakdownBy(str, Enum):
     CAMPAIGN = "campaign"
     CALLER_ID = "caller_id"
     LIST = "list"
+    VARIANT = "variant"
+    DISPOSITION_CODE = "disposition_code"
     HOUR_OF_DAY = "hour_of_day"
     WEEKDAY_HOUR = "weekday_hour"
 
 
 SCOPE_BREAKDOWNS = (BreakdownBy.AGENT, BreakdownBy.TEAM, BreakdownBy.CAMPAIGN,
-                    BreakdownBy.CALLER_ID, BreakdownBy.LIST)
+                    BreakdownBy.CALLER_ID, BreakdownBy.LIST, BreakdownBy.VARIANT)
 HOUR_KPIS = ("connect_rate", "conversion_rate")
 """The KPIs of the heatmap cells, each with its Wilson interval."""
 
@@ -101,11 +103,22 @@ class BreakdownRow(TypedDict):
     kpis: KpiValues
 
 
+class CodeRow(TypedDict):
+    """Wrap-ups with one `disposition_code` (the center's own codes, contract 1.1)."""
+
+    rank: int
+    code: str
+    wrapups: int
+    share: float | None
+    """Of all wrap-ups of the scope in the range (those without a code included)."""
+
+
 class HourCell(TypedDict, total=False):
     hour: int
     weekday: int  # 0 = Monday (weekday_hour only)
-    attempts: int
+    attempts: int       # the connect rate's denominator (completed attempts)
     connected: int
+    live_contacts: int  # the conversion rate's denominator (connected + inbound offered)
     conversions: int
     connect_rate: float | None
     connect_rate_ci: list[float] | None
@@ -414,6 +427,20 @@ def _total(parts: Any) -> dict[str, float]:
     return dict(out)
 
 
+async def disposition_codes(store: Store, scope: Scope, r: Range, limit: int) -> tuple[list[CodeRow], int]:
+    """The scope's wrap-ups per disposition code over `r`, most used first (and how many codes
+    in all). The codes are not known in advance, so the scope's bucket hashes are read whole
+    (one scope: at most 14 month hashes and a few hour and minute hashes)."""
+    c = (await store.window_counters([str(scope)], r))[str(scope)]
+    codes = sorted(((name[len(WRAPUP_CODE_PREFIX):], int(v)) for name, v in c.items()
+                    if name.startswith(WRAPUP_CODE_PREFIX) and v), key=lambda x: (-x[1], x[0]))
+    total = c.get("wrapups", 0)
+    rows: list[CodeRow] = [{"rank": i + 1, "code": code, "wrapups": n,
+                            "share": n / total if total else None}
+                           for i, (code, n) in enumerate(codes[:limit])]
+    return rows, len(codes)
+
+
 def hour_cells(r: Range, weekday: bool, tz: ZoneInfo) -> tuple[list[tuple[int, int]], list[list[tuple[Bucket, str]]]]:
     """The heatmap cells ((weekday or -1, local hour)) and the buckets of each: the hour and
     minute buckets of `r` (never day buckets, which cannot be split by hour), each put in the
@@ -445,31 +472,40 @@ async def hour_profile(store: Store, scope: Scope, r: Range, weekday: bool, kpis
                            "most 35 days back")
     keys, cells = hour_cells(r, weekday, tz)
     names = tuple(dict.fromkeys((*HOUR_KPIS, *kpis)))
-    counters = tuple(sorted({*counters_of(names), "answered", "unanswered", "connected",
-                             "conversions"}))
+    counters = counters_of(names)
     got = (await sums(store, [str(scope)], plan_for(cells), counters))[str(scope)]
     out: list[HourCell] = []
     for (wd, hour), c in zip(keys, got):
-        attempts = int(c.get("answered", 0) + c.get("unanswered", 0))
-        connected, conversions = int(c.get("connected", 0)), int(c.get("conversions", 0))
+        values = compute(names, c)
         cell: HourCell = {"hour": hour}
         if weekday:
             cell["weekday"] = wd
-        values = compute(names, c)
         cell.update({
-            "attempts": attempts, "connected": connected, "conversions": conversions,
+            "attempts": int(_terms(c, KPI_BY_NAME["connect_rate"].denominator)),
+            "connected": int(c.get("connected", 0)),
+            "live_contacts": int(_terms(c, KPI_BY_NAME["conversion_rate"].denominator)),
+            "conversions": int(c.get("conversions", 0)),
             "connect_rate": values["connect_rate"],
-            "connect_rate_ci": _ci(connected, attempts),
+            "connect_rate_ci": rate_interval("connect_rate", c),
             "conversion_rate": values["conversion_rate"],
-            "conversion_rate_ci": _ci(conversions, connected),
+            "conversion_rate_ci": rate_interval("conversion_rate", c),
             "kpis": {k: values[k] for k in kpis},
         })
         out.append(cell)
     return out
 
 
-def _ci(successes: int, trials: int) -> list[float] | None:
-    i = wilson_interval(successes, trials)
+def _terms(c: Mapping[str, float], names: Sequence[str]) -> float:
+    return sum(c.get(n, 0.0) for n in names)
+
+
+def rate_interval(kpi: str, c: Mapping[str, float]) -> list[float] | None:
+    """Wilson 95 % interval of a ratio-of-counts KPI: its numerator as successes out of its
+    denominator. A cell's connects are counted at connect time and its attempts at completion,
+    so a connect can sit in the hour after its attempt: successes are capped at the trials."""
+    k = KPI_BY_NAME[kpi]
+    trials = int(_terms(c, k.denominator))
+    i = wilson_interval(min(int(_terms(c, k.numerator)), trials), trials)
     return None if i is None else [i.low, i.high]
 
 

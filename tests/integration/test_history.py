@@ -10,6 +10,7 @@ reference computes from the raw messages alone.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 import zlib
@@ -68,6 +69,23 @@ def runs() -> list[tuple[int, float]]:
     return sorted(set(out))
 
 
+CODES = ("SALE", "NI", "CALLBK", "DNC", "A")
+
+
+def with_code(value: bytes) -> bytes:
+    """Most simulated wrap-ups get the dialer's own status code (contract 1.1)."""
+    try:
+        d = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(d, dict) or d.get("type") != "call.wrapup" or "disposition_code" in d:
+        return value
+    n = zlib.crc32(str(d.get("event_id")).encode())
+    if n % 5:
+        d["disposition_code"] = CODES[n % len(CODES)]
+    return json.dumps(d).encode()
+
+
 def messages() -> list[RawMessage]:
     offsets = [0] * 4
     out: list[RawMessage] = []
@@ -76,7 +94,7 @@ def messages() -> list[RawMessage]:
                         faults=FaultConfig.all_on())
         for d in generate(cfg):
             p = zlib.crc32(d.key or b"") % 4
-            out.append(RawMessage(TOPIC, p, offsets[p], d.value, d.deliver_ms))
+            out.append(RawMessage(TOPIC, p, offsets[p], with_code(d.value), d.deliver_ms))
             offsets[p] += 1
     return out
 
@@ -172,7 +190,7 @@ def test_hourly_series_across_both_dst_changes_and_the_month_boundary(fed: tuple
                                          "step": "1h", "compare": "previous_period"})
         assert len(points) in (23, 25)
     check_series(url, ref, {"from": str(local(MONTH_START, -3)), "to": str(local(MONTH_START, 3)),
-                            "step": "1h", "compare": "previous_week"})
+                            "step": "1h", "compare": "previous_period"})
     recent = NOW_MS - NOW_MS % H
     check_series(url, ref, {"from": str(recent - 20 * H), "to": str(recent), "step": "30m",
                             "compare": "previous_period"})
@@ -252,9 +270,10 @@ def test_best_hour_heatmap_equals_the_reference(fed: tuple[str, Reference], by: 
     for key, c in got.items():
         w = want.get(key, {})
         attempts, connected = int(w.get("attempts_completed", 0)), int(w.get("connected", 0))
-        assert (c["attempts"], c["connected"], c["conversions"]) == (
-            attempts, connected, int(w.get("conversions", 0))), key
-        ci = wilson(connected, attempts)
+        live = connected + int(w.get("offered", 0))
+        assert (c["attempts"], c["connected"], c["live_contacts"], c["conversions"]) == (
+            attempts, connected, live, int(w.get("conversions", 0))), key
+        ci = wilson(min(connected, attempts), attempts)
         assert (c["connect_rate_ci"] is None) == (ci is None)
         if ci:
             assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(c["connect_rate_ci"], ci))
@@ -272,3 +291,17 @@ def test_day_hashes_are_one_per_scope_per_local_month(fed: tuple[str, Reference]
     ttl = r.pttl(f"hist:d:center:{months[-1]}")
     assert 400 * D < ttl < 435 * D
     assert r.smembers(f"hist:ix:campaign:{months[-1]}")
+
+
+def test_disposition_codes_equal_the_reference(fed: tuple[str, Reference]) -> None:
+    url, ref = fed
+    for scope in ("center", f"campaign:{ref.ids('campaign')[0]}"):
+        out = run(_call(url, breakdown_payload, {"by": "disposition_code", "scope": scope,
+                                                 "window": "month", "limit": "1000"}))
+        want = ref.kpis(scope, ms(out["from"]), ms(out["to"]), now_ms=NOW_MS)
+        assert {c["code"]: c["wrapups"] for c in out["codes"]} == want["wrapups_by_code"]
+        assert len(out["codes"]) == len(CODES)
+        counts = [c["wrapups"] for c in out["codes"]]
+        assert counts == sorted(counts, reverse=True)
+        for c in out["codes"]:
+            assert same(c["share"], c["wrapups"] / want["wrapups"])

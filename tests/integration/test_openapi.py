@@ -229,6 +229,7 @@ def test_series_and_breakdowns(fed: Fed, api: Api) -> None:
     cells = api.get("/api/v1/breakdown", by="weekday_hour", window="30d")["cells"]
     assert cells and "weekday" in cells[0]
     api.get("/api/v1/breakdown", by="hour_of_day", sort="connect_rate:asc", limit=3)
+    api.get("/api/v1/breakdown", by="disposition_code", scope=f"campaign:{scopes['campaign'][0]}")
 
 
 def test_targets_compliance_health_stream_metrics_page(fed: Fed, api: Api) -> None:
