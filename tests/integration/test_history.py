@@ -297,7 +297,7 @@ def test_disposition_codes_equal_the_reference(fed: tuple[str, Reference]) -> No
     url, ref = fed
     for scope in ("center", f"campaign:{ref.ids('campaign')[0]}"):
         out = run(_call(url, breakdown_payload, {"by": "disposition_code", "scope": scope,
-                                                 "window": "month", "limit": "1000"}))
+                                                 "window": "last_week", "limit": "1000"}))
         want = ref.kpis(scope, ms(out["from"]), ms(out["to"]), now_ms=NOW_MS)
         assert {c["code"]: c["wrapups"] for c in out["codes"]} == want["wrapups_by_code"]
         assert len(out["codes"]) == len(CODES)
