@@ -157,7 +157,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=5000)
     ap.add_argument("--campaigns", type=int, default=50)
-    ap.add_argument("--sample", type=int, default=200, help="scopes per kind for the memory figure")
+    ap.add_argument("--sample", type=int, default=50, help="scopes per kind for the memory figure")
     ap.add_argument("--ranked-agents", type=int, default=1000,
                     help="agents given 30 days of day buckets for the ranking timing")
     args = ap.parse_args()

@@ -82,7 +82,7 @@ def with_code(value: bytes) -> bytes:
         return value
     n = zlib.crc32(str(d.get("event_id")).encode())
     if n % 5:
-        d["disposition_code"] = CODES[n % len(CODES)]
+        d["disposition_code"] = CODES[(n // 5) % len(CODES)]
     return json.dumps(d).encode()
 
 
