@@ -86,7 +86,9 @@ KpiValues = dict[str, float | None]
 
 
 Comparison = TypedDict("Comparison", {
-    "from": str, "to": str, "kpis": KpiValues,
+    "from": str, "to": str,
+    "exact": bool,  # false: the range was widened to what is kept (`readable_comparison`)
+    "kpis": KpiValues,
     "change": dict[str, float | None],        # value − comparison (None where either is None)
     "change_ratio": dict[str, float | None],  # (value − comparison) ÷ comparison (None: 0/None)
 })
@@ -299,6 +301,24 @@ def comparison_ranges(points: list[Range], r: Range, step: Step, compare: Compar
     return [Range(_year_back(p.start, tz), _year_back(p.end, tz)) for p in points]
 
 
+def readable_comparison(o: Range, step: Step, now_ms: int, tz: ZoneInfo) -> Range:
+    """The comparison range, or where it cannot be read to the minute (a partial point compared
+    with a week or a year ago: its end lies where minute buckets are gone) its end rounded down
+    to the whole hour, or where even that cannot be read the whole step it lies in."""
+    candidates = [o, Range(o.start, floor_to(o.end, HOUR_MS))]
+    first = step_floor(o.start, step, tz)
+    candidates.append(Range(first, step_shift(first, step, 1, tz)))
+    for c in candidates:
+        if c.end <= c.start:
+            continue
+        try:
+            return check_readable(c, now_ms, tz)
+        except WindowError:
+            continue
+    raise HistoryError(f"the comparison range {format_ts(o.start)}..{format_ts(o.end)} is "
+                       "no longer kept (day buckets: 400 days, hour buckets: 35 days)")
+
+
 def _change(now: KpiValues, before: KpiValues) -> tuple[dict[str, float | None], dict[str, float | None]]:
     diff: dict[str, float | None] = {}
     ratio: dict[str, float | None] = {}
@@ -315,12 +335,18 @@ async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[s
     now included, as `/api/v1/kpis` counts it)."""
     tz = store.layout.tz
     points = series_ranges(r, step, tz)
-    others = comparison_ranges(points, r, step, compare, tz) if compare else []
-    for p in (*points, *others):
+    for p in points:
         try:
             check_readable(p, now_ms, tz)
         except WindowError as exc:
             raise HistoryError(f"the point {format_ts(p.start)}..{format_ts(p.end)}: {exc}") from exc
+    others: list[Range] = []
+    exact: list[bool] = []
+    if compare:
+        for o in comparison_ranges(points, r, step, compare, tz):
+            readable = readable_comparison(o, step, now_ms, tz)
+            others.append(readable)
+            exact.append(readable == o)
     ranges = [*points, *others]
     counters = counters_of(kpis)
     got = (await sums(store, [str(scope)], plan_for([range_cells(x, tz) for x in ranges]),
@@ -338,7 +364,8 @@ async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[s
             before = values[len(points) + i]
             diff, ratio = _change(values[i], before)
             point["compare"] = {"from": format_ts(o.start), "to": format_ts(o.end),
-                                "kpis": before, "change": diff, "change_ratio": ratio}
+                                "exact": exact[i], "kpis": before, "change": diff,
+                                "change_ratio": ratio}
         out.append(point)
     return out
 

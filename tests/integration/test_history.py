@@ -208,6 +208,9 @@ def test_weekly_monthly_and_calendar_windows(fed: tuple[str, Reference]) -> None
         "center", ms(months[0]["from"]), NOW_MS, now_ms=NOW_MS)["dialed"]
     for window in ("last_month", "quarter", "year", "week"):
         check_series(url, ref, {"window": window, "step": "1d"})
+    # today so far against the same day a week ago: that point's comparison is rounded
+    points = check_series(url, ref, {"window": "week", "step": "1d", "compare": "previous_week"})
+    assert points[-1]["compare"]["exact"] is (NOW_MS % H == 0)
 
 
 def test_imported_old_events_are_in_the_day_buckets_only(fed: tuple[str, Reference]) -> None:
