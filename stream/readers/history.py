@@ -209,6 +209,32 @@ async def sums(store: Store, scopes: Sequence[str], plan: Plan, counters: tuple[
     return out
 
 
+LiveAgents = Mapping[str, Mapping[str, Any]]
+
+
+def live_members(live_agents: LiveAgents) -> dict[str, dict[str, Any]]:
+    """scope → the logged-in agents whose open state counts in it (`Scope.includes_live_agent`),
+    built once per request: checking every live agent for every scope and every point cost
+    seconds at 5,000 agents (a 13-month daily series, a ranking of 1,000 agents)."""
+    out: defaultdict[str, dict[str, Any]] = defaultdict(dict)
+    for agent_id, a in live_agents.items():
+        candidates = [Scope("center"), Scope("agent", agent_id)]
+        candidates += [Scope(kind, a[kind]) for kind in ("team", "campaign") if a.get(kind)]
+        for scope in candidates:
+            if scope.includes_live_agent(agent_id, a):
+                out[str(scope)][agent_id] = a
+    return dict(out)
+
+
+def add_open(c: dict[str, float], scope: Scope, r: Range, now_ms: int,
+             members: dict[str, dict[str, Any]]) -> None:
+    """Open agent time of the scope's logged-in agents over `r` (none before the earliest of
+    their current states began)."""
+    mine = members.get(str(scope))
+    if mine and r.end > min(a["since"] for a in mine.values()):
+        add_open_time(c, scope, r, now_ms, mine)
+
+
 def parse_kpis(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
     """A comma-separated list of catalog KPI names (ratios and counts)."""
     names = tuple(k.strip() for k in (text or "").split(",") if k.strip()) or tuple(default)
@@ -351,10 +377,10 @@ async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[s
     counters = counters_of(kpis)
     got = (await sums(store, [str(scope)], plan_for([range_cells(x, tz) for x in ranges]),
                       counters))[str(scope)]
-    live_agents, _ = await store.live()
+    members = live_members((await store.live())[0])
     values = []
     for x, c in zip(ranges, got):
-        add_open_time(c, scope, x, now_ms, live_agents)
+        add_open(c, scope, x, now_ms, members)
         values.append(compute(kpis, c))
     out: list[SeriesPoint] = []
     for i, p in enumerate(points):
@@ -429,12 +455,12 @@ async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ..
     scopes = [Scope(kind, i) for i in sorted(ids)]
     counters = counters_of(kpis)
     got = await sums(store, [str(s) for s in scopes], plan_for([range_cells(r, tz)]), counters)
-    live_agents, _ = await store.live()
+    members = live_members((await store.live())[0])
     per: list[tuple[str, KpiValues]] = []
     sums_of: dict[str, dict[str, float]] = {}
     for s in scopes:
         c = got[str(s)][0]
-        add_open_time(c, s, r, now_ms, live_agents)
+        add_open(c, s, r, now_ms, members)
         if not any(c.values()):
             continue  # no data for these KPIs in the range
         sums_of[s.ident] = c
