@@ -70,17 +70,10 @@ def run_worker(args: argparse.Namespace) -> int:
 # -- serve -------------------------------------------------------------------------------------
 
 def build_api(settings: Settings) -> Any:
-    from stream.readers.api import ApiContext
-    from stream.readers.query import Query
-    from stream.readers.service import attach_extensions
-    from stream.store.redis_store import Store
+    from stream.readers.service import attach_extensions, build_context
 
     config = load_service_config(settings)
-    tz = timezone_of(settings, config)
-    store = Store(settings.redis_url, settings.key_prefix, tz)
-    ctx = ApiContext(store=store, query=Query(store, tz), tz=tz,
-                     call_expiry_ms=config.live.call_expiry_seconds * 1000,
-                     token=settings.api_token)
+    ctx = build_context(settings, config, timezone_of(settings, config))
     return attach_extensions(ctx, config)
 
 
@@ -94,6 +87,25 @@ def run_serve(args: argparse.Namespace) -> int:
           f"(API /api/v1, metrics /metrics)", flush=True)
     web.run_app(create_service_app(ctx), host=settings.http_host, port=settings.http_port,
                 print=None, access_log=None)
+    return 0
+
+
+def run_hash_token(args: argparse.Namespace) -> int:
+    """Print the `[[api.tokens]]` entry for a token: read from stdin, or made up (`--new`)."""
+    import secrets
+
+    from stream.readers.auth import hash_token
+    if args.new:
+        token = secrets.token_urlsafe(32)
+        print(f"token: {token}")
+    else:
+        if sys.stdin.isatty():
+            print("token (then Enter): ", end="", file=sys.stderr, flush=True)
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise UsageError("no token given on stdin (or use --new to make one)")
+    print(f'\n[[api.tokens]]\nname = "{args.name}"\nsha256 = "{hash_token(token)}"\n'
+          '# scopes = ["campaign:renewals", "team:north", "campaign:energy-*"]  (none: every scope)')
     return 0
 
 
@@ -207,6 +219,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="listen address (CALLKPI_HTTP_HOST)")
     p.add_argument("--port", type=int, default=None, help="listen port (CALLKPI_HTTP_PORT)")
     p.set_defaults(run=run_serve)
+
+    p = sub.add_parser("hash-token", help="print the configuration entry (sha256) of an API token")
+    p.add_argument("--new", action="store_true", help="make up a new random token and print it too")
+    p.add_argument("--name", default="wallboard", help="the token's name in the entry")
+    p.set_defaults(run=run_hash_token)
 
     p = sub.add_parser("replay", help="publish a JSONL file of events to the input topic")
     p.add_argument("file")

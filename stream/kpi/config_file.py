@@ -44,6 +44,43 @@ class LiveConfig:
     """A call with no outcome stops counting as ringing/waiting/talking after this long."""
 
 
+TOKEN_SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A named API token: only its sha256 is configured, never the token itself."""
+
+    name: str
+    sha256: str
+    scopes: tuple[str, ...] | None = None
+    """Scope patterns this token may read (`campaign:renewals`, `team:north`,
+    `campaign:energy-*`, `center`); None: every scope."""
+    metrics: bool = False
+    """Whether this token may read /metrics (every scope's series) when it is not open."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """`[api]`: access control and the limits that keep `serve` up under many clients."""
+
+    tokens: tuple[ApiToken, ...] = ()
+    metrics: str = "open"
+    """"open": /metrics needs no token (Prometheus as before); "token": a token with
+    metrics = true (or the unrestricted CALLKPI_API_TOKEN)."""
+    max_stream_clients: int = 1000
+    stream_write_timeout_seconds: float = 10.0
+    stream_min_interval_seconds: float = 1.0
+    """A page refetches at most once a second: announcing faster only costs recomputation."""
+    stream_buffer_bytes: int = 65_536
+    redis_connections: int = 32
+    redis_wait_seconds: float = 5.0
+    max_page_size: int = 1000
+    response_cache_seconds: float = 1.0
+    query_concurrency: int = 4
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     timezone: str = "UTC"
@@ -58,6 +95,7 @@ class ServiceConfig:
     costs: CostConfig = field(default_factory=CostConfig)
     targets: tuple[Target, ...] = ()
     live: LiveConfig = field(default_factory=LiveConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -291,12 +329,17 @@ def _type(value: Any) -> str:
 # --------------------------------------------------------------------------- sections
 
 _TOP = ("timezone", "conversation_threshold_ms", "qualification_score", "connect_threshold_ms",
-        "service_level_threshold_ms", "success_dispositions", "goal_dispositions", "compliance", "costs", "targets", "live")
+        "service_level_threshold_ms", "success_dispositions", "goal_dispositions", "compliance",
+        "costs", "targets", "live", "api")
 _COMPLIANCE = ("default_limit", "campaign_limits", "groups", "status_rates")
 _GROUP = ("name", "campaigns", "limit")
 _COSTS = ("currency", *RATE_FIELDS, "campaigns")
 _TARGET = ("name", "kpi", "scope", "window", "goal", "direction", "warn", "critical", "deadline")
 _LIVE = ("call_expiry_seconds",)
+_API = ("tokens", "metrics", "max_stream_clients", "stream_write_timeout_seconds",
+        "stream_min_interval_seconds", "stream_buffer_bytes", "redis_connections",
+        "redis_wait_seconds", "max_page_size", "response_cache_seconds", "query_concurrency")
+_TOKEN = ("name", "sha256", "scopes", "metrics")
 
 
 def _timezone(ck: _Checker, value: Any) -> str:
@@ -385,6 +428,76 @@ def _costs(ck: _Checker, raw: Any) -> CostConfig:
         per_campaign[cid] = _rates(ck, ck.table(ct, cp, RATE_FIELDS), cp, default)
     return CostConfig(default=default, per_campaign=MappingProxyType(per_campaign),
                       currency=currency)
+
+
+def token_scope_problem(pattern: str) -> str | None:
+    """Why a token's scope pattern is unusable (None: fine): `center` or `<kind>:<id>`, where
+    the id may use `*` for any run of characters (`campaign:energy-*`, `team:*`)."""
+    if pattern == "center":
+        return None
+    kind, sep, ident = pattern.partition(":")
+    if not sep or kind not in TOKEN_SCOPE_KINDS:
+        return (f"bad scope pattern {pattern!r}: use center or <kind>:<id>, kind one of "
+                f"{', '.join(TOKEN_SCOPE_KINDS)}; '*' in the id matches any characters")
+    if not ident:
+        return f"bad scope pattern {pattern!r}: the id after '{kind}:' is empty"
+    return None
+
+
+def _tokens(ck: _Checker, raw: Any, base: Path_) -> tuple[ApiToken, ...]:
+    out: list[ApiToken] = []
+    for i, t in enumerate(ck.array_of_tables(raw, base)):
+        p = base + (i,)
+        t = ck.table(t, p, _TOKEN)
+        for required in ("name", "sha256"):
+            if required not in t:
+                raise ck.error(p, f"a token needs {required} = ... (hash a new token with "
+                               "`callkpi hash-token`)")
+        name = ck.string(t["name"], p + ("name",))
+        if any(x.name == name for x in out):
+            raise ck.error(p + ("name",), f"duplicate token name {name!r}")
+        digest = ck.string(t["sha256"], p + ("sha256",)).lower()
+        if not _SHA256_HEX.fullmatch(digest):
+            raise ck.error(p + ("sha256",), "must be the token's sha256 as 64 hex digits (the "
+                           "token itself does not belong in the file: `callkpi hash-token`)")
+        if any(x.sha256 == digest for x in out):
+            raise ck.error(p + ("sha256",), f"the same token hash as token {name!r}")
+        scopes = None
+        if "scopes" in t:
+            scopes = tuple(ck.strings(t["scopes"], p + ("scopes",)))
+            for pattern in scopes:
+                problem = token_scope_problem(pattern)
+                if problem:
+                    raise ck.error(p + ("scopes",), problem)
+        metrics = t.get("metrics", False)
+        if not isinstance(metrics, bool):
+            raise ck.error(p + ("metrics",), f"must be true or false, got {_type(metrics)}")
+        out.append(ApiToken(name, digest, scopes, metrics))
+    return tuple(out)
+
+
+def _api(ck: _Checker, raw: Any) -> ApiConfig:
+    base: Path_ = ("api",)
+    t = ck.table(raw, base, _API)
+    kw: dict[str, Any] = {}
+    if "tokens" in t:
+        kw["tokens"] = _tokens(ck, t["tokens"], base + ("tokens",))
+    if "metrics" in t:
+        metrics = ck.string(t["metrics"], base + ("metrics",))
+        if metrics not in ("open", "token"):
+            raise ck.error(base + ("metrics",), f"must be 'open' or 'token', got {metrics!r}")
+        kw["metrics"] = metrics
+    for name in ("max_stream_clients", "redis_connections", "max_page_size", "query_concurrency"):
+        if name in t:
+            kw[name] = ck.integer(t[name], base + (name,), minimum=1)
+    if "stream_buffer_bytes" in t:
+        kw["stream_buffer_bytes"] = ck.integer(t["stream_buffer_bytes"],
+                                               base + ("stream_buffer_bytes",), minimum=1024)
+    for name, minimum in (("stream_write_timeout_seconds", 0.1), ("redis_wait_seconds", 0.1),
+                          ("stream_min_interval_seconds", 0), ("response_cache_seconds", 0)):
+        if name in t:
+            kw[name] = float(ck.number(t[name], base + (name,), minimum=minimum))
+    return ApiConfig(**kw)
 
 
 def _deadline(ck: _Checker, value: Any, path: Path_, timezone: str) -> datetime:
@@ -509,6 +622,8 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
         if "call_expiry_seconds" in live:
             kw["live"] = LiveConfig(ck.integer(live["call_expiry_seconds"],
                                                ("live", "call_expiry_seconds"), minimum=1))
+    if "api" in data:
+        kw["api"] = _api(ck, data["api"])
     return ServiceConfig(**kw)
 
 

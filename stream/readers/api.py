@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,16 +15,27 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
-from stream.kpi.scopes import Scope, ScopeError, parse_scope
+from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
+from stream.kpi.config_file import ApiConfig
+from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
 from stream.kpi.windows import Range, WindowError, check_range, check_readable, resolve_window
+from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers import history
+from stream.readers.business import many_counters
+from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query
+from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
+from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 HEALTH_TIMEOUT_S = 2.0
-SSE_MIN_INTERVAL_S = 0.5
+SSE_PING_S = 15.0
+SSE_CHECK_S = 2.0
+"""How often an idle stream handler checks whether its client went away."""
+RETRY_AFTER_S = 10
+LISTED_KINDS = tuple(k for k in SCOPE_KINDS if k != "center")
 
 
 @dataclass
@@ -35,8 +45,14 @@ class ApiContext:
     tz: ZoneInfo
     call_expiry_ms: int
     token: str = ""
+    """CALLKPI_API_TOKEN: an unrestricted token (named tokens come from `api.tokens`)."""
     extensions: Any = None  # targets/compliance/cost/exporter, attached by the CLI
     clock: Callable[[], float] = time.time
+    api: ApiConfig = field(default_factory=ApiConfig)
+    updates: UpdateHub | None = None
+    """The shared subscription (`create_web_app` makes one when none is given)."""
+    health_redis: Any = None
+    """A connection of its own for /health, so a busy query pool does not fail the check."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -46,8 +62,13 @@ class BadRequest(ValueError):
     pass
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, allow_nan=False))
+class Forbidden(PermissionError):
+    """A scope the request's token may not read (the same answer whether it exists or not)."""
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda d: json.dumps(d, allow_nan=False))
 
 
 def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | None, Range]:
@@ -72,23 +93,89 @@ def _num_or_str(v: str) -> object:
     return int(v) if v.lstrip("-").isdigit() else v
 
 
-def _errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except (BadRequest, ScopeError, WindowError) as exc:
-            return _json({"error": str(exc)}, status=400)
-    return wrapped
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route's mistakes as documented answers: 400 bad input, 403 a scope the token may
+    not read, 503 (with Retry-After) when the store does not answer or every pooled connection
+    stayed busy for `api.redis_wait_seconds`; never a 500 traceback."""
+    try:
+        return await handler(request)
+    except (BadRequest, ScopeError, WindowError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    except Forbidden as exc:
+        return _json({"error": str(exc)}, status=403)
+    except (RedisError, OSError) as exc:
+        return _json({"error": f"the store did not answer: {exc}"}, status=503,
+                     headers={"Retry-After": "5"})
 
 
-async def kpis_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any]:
+def forbidden(scope: Scope) -> Forbidden:
+    return Forbidden(f"scope {str(scope)!r} is not readable with this token")
+
+
+async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
+    """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
+    if grant.matches(scope.kind, scope.ident):
+        return
+    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live())[0]):
+        return
+    raise forbidden(scope)
+
+
+def page_of(params: Mapping[str, str], max_size: int) -> tuple[int, int]:
+    """(offset, limit) of a paged list: `limit` 1..max (default max), `offset` ≥ 0."""
+    try:
+        limit = int(params.get("limit", max_size))
+        offset = int(params.get("offset", 0))
+    except ValueError:
+        raise BadRequest("'limit' and 'offset' are integers") from None
+    if not 1 <= limit <= max_size:
+        raise BadRequest(f"'limit' must be 1..{max_size}")
+    if offset < 0:
+        raise BadRequest("'offset' must be ≥ 0")
+    return offset, limit
+
+
+def paged(total: int, offset: int, limit: int) -> dict[str, Any]:
+    nxt = offset + limit
+    return {"total": total, "offset": offset, "limit": limit,
+            "next_offset": nxt if nxt < total else None}
+
+
+def redact_agent(grant: Grant, row: dict[str, Any]) -> dict[str, Any]:
+    """An agent row names its team and campaign only when the token may see them."""
+    if not grant.restricted:
+        return row
+    out = dict(row)
+    for kind, key in (("team", "team_id"), ("campaign", "campaign_id")):
+        if out.get(key) is not None and not grant.matches(kind, out[key]):
+            out[key] = None
+    return out
+
+
+async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
+                     ) -> dict[Scope, dict[str, Any]]:
+    """The agent grid's KPIs, summed inside Redis (`stream.readers.sums`, the exporter's path:
+    the same buckets, so the same numbers) rather than every field of every agent's buckets
+    parsed here: a page of 1,000 agents is a few script calls. Per-reason pause time is not in
+    these rows (`/api/v1/kpis?scope=agent:<id>` has it)."""
+    open_time = OpenTime((await ctx.store.live())[0], now)
+    sums = (await window_counters(ctx.store, scopes, {"w": r}, ALL_COUNTERS, open_time))["w"]
+    return {s: {k: v for k, v in compute_all(c).items() if k != PAUSED_BY_REASON}
+            for s, c in sums.items()}
+
+
+async def kpis_payload(ctx: ApiContext, params: dict[str, str],
+                       grant: Grant = OPEN) -> dict[str, Any]:
     """The answer of `GET /api/v1/kpis` (also printed by `callkpi kpis`)."""
     now = ctx.now_ms()
     scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
     window, rng = resolve_range(params, now, ctx.tz)
-    values = (await ctx.query.kpis([scope], rng, now))[scope]
-    if ctx.extensions is not None:
-        values.update(await ctx.extensions.extra_kpis(scope, rng, now))
+    counters = (await ctx.query.counters([scope], rng, now))[scope]
+    values = compute_all(counters)
+    if ctx.extensions is not None:  # cost from the same sums (no second read)
+        values.update(await ctx.extensions.cost(scope, counters, rng, now))
     out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
            "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
@@ -112,10 +199,12 @@ def _history_range(ctx: ApiContext, params: dict[str, str], default_window: str)
     return resolve_range(params, ctx.now_ms(), ctx.tz)
 
 
-async def series_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any]:
+async def series_payload(ctx: ApiContext, params: dict[str, str],
+                         grant: Grant = OPEN) -> dict[str, Any]:
     """The answer of `GET /api/v1/series` (also printed by `callkpi series`)."""
     now = ctx.now_ms()
     scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
     window, rng = _history_range(ctx, params, "month")
     step = _enum(history.Step, params.get("step"), "step", history.Step.DAY)
     compare = _enum(history.Compare, params.get("compare"), "compare")
@@ -127,10 +216,13 @@ async def series_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, A
             "kpis": list(kpis), "points": points}
 
 
-async def breakdown_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str, Any]:
-    """The answer of `GET /api/v1/breakdown`."""
+async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
+                            grant: Grant = OPEN) -> dict[str, Any]:
+    """The answer of `GET /api/v1/breakdown`. A scope-restricted token sees the rows of the
+    scopes it may read (agents: while they work in its teams or campaigns)."""
     now = ctx.now_ms()
     scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
     by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
     window, rng = _history_range(ctx, params, "30d")
     hourly = by in (history.BreakdownBy.HOUR_OF_DAY, history.BreakdownBy.WEEKDAY_HOUR)
@@ -161,7 +253,11 @@ async def breakdown_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str
         raise BadRequest(f"a breakdown by {by.value} covers the whole center (scope=center): "
                          "counters are kept per scope, not per pair of scopes")
     sort = history.parse_sort(params.get("sort"), kpis)
-    result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now)
+    visible = None
+    if grant.restricted:
+        live_agents = (await ctx.store.live())[0]
+        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
+    result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now, visible)
     out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
                total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
     return out
@@ -169,71 +265,86 @@ async def breakdown_payload(ctx: ApiContext, params: dict[str, str]) -> dict[str
 
 def routes(ctx: ApiContext) -> web.RouteTableDef:
     r = web.RouteTableDef()
+    max_page = ctx.api.max_page_size
 
     @r.get("/api/v1/kpis")
-    @_errors
     async def kpis(request: web.Request) -> web.Response:
-        return _json(await kpis_payload(ctx, dict(request.query)))
+        return _json(await kpis_payload(ctx, dict(request.query), grant_of(request)))
 
     @r.get("/api/v1/series")
-    @_errors
     async def series(request: web.Request) -> web.Response:
-        return _json(await series_payload(ctx, dict(request.query)))
+        return _json(await series_payload(ctx, dict(request.query), grant_of(request)))
 
     @r.get("/api/v1/breakdown")
-    @_errors
     async def breakdown(request: web.Request) -> web.Response:
-        return _json(await breakdown_payload(ctx, dict(request.query)))
+        return _json(await breakdown_payload(ctx, dict(request.query), grant_of(request)))
 
     @r.get("/api/v1/live")
-    @_errors
     async def live(request: web.Request) -> web.Response:
+        grant = grant_of(request)
         scope = parse_scope(request.query.get("scope"))
-        return _json(await ctx.query.live(scope, ctx.now_ms(), ctx.call_expiry_ms))
+        await require(ctx, grant, scope)
+        view = await ctx.query.live(scope, ctx.now_ms(), ctx.call_expiry_ms)
+        view["agents"]["list"] = [redact_agent(grant, a) for a in view["agents"]["list"]]
+        return _json(view)
 
     @r.get("/api/v1/scopes")
     async def scopes(request: web.Request) -> web.Response:
-        return _json(await ctx.store.scopes())
+        grant = grant_of(request)
+        known = await ctx.store.scopes()
+        live_agents = (await ctx.store.live())[0] if grant.restricted else None
+        out: dict[str, Any] = {
+            kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
+            for kind in LISTED_KINDS}
+        out["center"] = grant.matches("center")
+        return _json(out)
 
     @r.get("/api/v1/campaigns")
-    @_errors
     async def campaigns(request: web.Request) -> web.Response:
+        grant = grant_of(request)
         now = ctx.now_ms()
-        window, rng = resolve_range(dict(request.query), now, ctx.tz)
-        ids = (await ctx.store.scopes())["campaign"]
-        scopes_ = [Scope("campaign", c) for c in ids]
-        values = await ctx.query.kpis(scopes_, rng, now)
-        rows = []
-        for s in scopes_:
-            kpi = values[s]
-            if ctx.extensions is not None:
-                kpi.update(await ctx.extensions.extra_kpis(s, rng, now))
-            rows.append({"campaign_id": s.ident, "kpis": kpi})
+        params = dict(request.query)
+        offset, limit = page_of(params, max_page)
+        window, rng = resolve_range(params, now, ctx.tz)
+        ids = [c for c in (await ctx.store.scopes())["campaign"] if grant.matches("campaign", c)]
+        scopes_ = [Scope("campaign", c) for c in ids[offset:offset + limit]]
+        counters = await many_counters(ctx.store, scopes_, rng, now)
+        if ctx.extensions is not None:
+            values = await ctx.extensions.kpi_values(scopes_, rng, now, counters=counters)
+        else:
+            values = {s: compute_all(c) for s, c in counters.items()}
+        rows = [{"campaign_id": s.ident, "kpis": values[s]} for s in scopes_]
         return _json({"window": window, "from": format_ts(rng.start), "to": format_ts(rng.end),
-                      "campaigns": rows})
+                      "campaigns": rows, **paged(len(ids), offset, limit)})
 
     @r.get("/api/v1/agents")
-    @_errors
     async def agents(request: web.Request) -> web.Response:
+        grant = grant_of(request)
         now = ctx.now_ms()
         scope = parse_scope(request.query.get("scope"))
         params = dict(request.query)
+        offset, limit = page_of(params, max_page)
+        await require(ctx, grant, scope)
         if not {"window", "from", "to"} & params.keys():
             params["window"] = "today"  # the agent grid's default; an explicit range replaces it
         window, rng = resolve_range(params, now, ctx.tz)
         live_view = await ctx.query.live(scope, now, ctx.call_expiry_ms)
-        rows = live_view["agents"]["list"]
-        values = await ctx.query.kpis([Scope("agent", a["agent_id"]) for a in rows], rng, now)
-        out = [{**a, "kpis": values[Scope("agent", a["agent_id"])]} for a in rows]
+        everyone = live_view["agents"]["list"]
+        rows = everyone[offset:offset + limit]
+        values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now)
+        out = [{**redact_agent(grant, a), "kpis": values[Scope("agent", a["agent_id"])]}
+               for a in rows]
         return _json({"scope": str(scope), "window": window, "from": format_ts(rng.start),
-                      "to": format_ts(rng.end), "agents": out})
+                      "to": format_ts(rng.end), "agents": out,
+                      **paged(len(everyone), offset, limit)})
 
     @r.get("/api/v1/health")
     async def health(request: web.Request) -> web.Response:
         # A health check must answer when the store does not (a 503, not a 500 traceback) and
         # must not hang on an unreachable host.
+        client = ctx.health_redis if ctx.health_redis is not None else ctx.store.redis
         try:
-            ok = await asyncio.wait_for(ctx.store.ping(), HEALTH_TIMEOUT_S)
+            ok = bool(await asyncio.wait_for(client.ping(), HEALTH_TIMEOUT_S))
         except (RedisError, OSError, asyncio.TimeoutError):
             ok = False
         return _json({"redis": ok}, status=200 if ok else 503)
@@ -250,60 +361,113 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
 
 
 async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
-    """Server-sent events: `update` after store commits (at most one per SSE_MIN_INTERVAL_S), a
-    ping every 15 s.
-
-    A commit inside the interval is not dropped but sent when the interval ends: otherwise the
-    last commit of a burst could go unannounced, and a page would show stale numbers until its
-    next poll."""
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    await resp.prepare(request)
-    pubsub = ctx.store.redis.pubsub()
-    await pubsub.subscribe(ctx.store.layout.key("updates"))
-    await resp.write(b"retry: 2000\n\n")
-    last_ping = last_sent = -SSE_MIN_INTERVAL_S
-    pending = False
+    """Server-sent events: an `update` after store commits (the hub announces at most one per
+    `api.stream_min_interval_seconds`, the last commit of a burst included), a ping every 15 s.
+    Every client waits on the process's one subscription (`UpdateHub`)."""
+    hub = ctx.updates
+    assert hub is not None, "create_web_app makes the update hub"
+    wake = hub.join()
+    if wake is None:
+        return web.json_response(
+            {"error": f"too many stream clients ({hub.max_clients}, api.max_stream_clients); "
+                      "try again later"}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        hub.bound_socket(request)
+        await resp.prepare(request)
+        await hub.send(request, resp, b"retry: 2000\n\n")
+        last_ping = time.monotonic()
         while True:
-            wait = 0.5
-            if pending:
-                wait = max(0.0, last_sent + SSE_MIN_INTERVAL_S - time.monotonic())
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-            pending = pending or msg is not None
-            now = time.monotonic()
-            if pending and now - last_sent >= SSE_MIN_INTERVAL_S:
+            wait = min(SSE_CHECK_S, last_ping + SSE_PING_S - time.monotonic())
+            if wait > 0 and not wake.is_set():
+                try:
+                    await asyncio.wait_for(wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            if wake.is_set():
+                wake.clear()
                 data = json.dumps({"at": format_ts(ctx.now_ms())})
-                await resp.write(f"event: update\ndata: {data}\n\n".encode())
-                last_sent, pending = now, False
-            if now - last_ping >= 15:
-                await resp.write(b": ping\n\n")
-                last_ping = now
+                await hub.send(request, resp, f"event: update\ndata: {data}\n\n".encode())
+                hub.delivered()
+            if time.monotonic() - last_ping >= SSE_PING_S:
+                await hub.send(request, resp, b": ping\n\n")
+                last_ping = time.monotonic()
+            elif request.transport is None or request.transport.is_closing():
+                break
+    except SlowClient:
+        if request.transport is not None:
+            request.transport.abort()  # nothing more is written to it; free its buffers now
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        await pubsub.aclose()
+        hub.leave(wake)
     return resp
 
 
-def _auth_middleware(token: str) -> Any:
+def _given_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:]
+    return request.query.get("token", "")
+
+
+def _auth_middleware(access: Access) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not token or request.path in ("/metrics",) or request.path.startswith("/static/"):
+        path = request.path
+        if path.startswith("/static/") or (path == "/metrics" and access.metrics_open):
             return await handler(request)
-        given = request.query.get("token", "")
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            given = header[7:]
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        grant = access.identify(_given_token(request))
+        if grant is None:
             return _json({"error": "missing or wrong access token"}, status=401)
+        if path == "/metrics" and not grant.metrics:
+            return _json({"error": "this token may not read /metrics"}, status=403)
+        request[GRANT] = grant
         return await handler(request)
     return auth
 
 
+CACHE = web.AppKey("cache", ResponseCache)
+CACHED_PATHS = frozenset({"/api/v1/kpis", "/api/v1/live", "/api/v1/agents", "/api/v1/scopes",
+                          "/api/v1/campaigns", "/api/v1/targets", "/api/v1/compliance"})
+
+
+def _cache_middleware(cache: ResponseCache) -> Any:
+    @web.middleware
+    async def shared(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "GET" or request.path not in CACHED_PATHS:
+            return await handler(request)
+        query = tuple(sorted((k, v) for k, v in request.query.items() if k != "token"))
+        key = (request.path, json.dumps(query), grant_of(request).cache_key())
+        return await cache.get(key, lambda: handler(request))  # type: ignore[arg-type,return-value]
+    return shared
+
+
 def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) -> web.Application:
-    app = web.Application(middlewares=[_auth_middleware(ctx.token)])
+    if ctx.updates is None:
+        ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
+                                max_clients=ctx.api.max_stream_clients,
+                                write_timeout_s=ctx.api.stream_write_timeout_seconds,
+                                buffer_bytes=ctx.api.stream_buffer_bytes,
+                                min_interval_s=ctx.api.stream_min_interval_seconds)
+    hub = ctx.updates
+    cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
+                          ctx.api.query_concurrency)
+    app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
+                                       _cache_middleware(cache), _errors_middleware])
+    ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
+                                    ctx.api.response_cache_seconds)
+    app[CACHE] = cache
     app.add_routes(routes(ctx))
     for r in extra_routes:
         app.add_routes(r)
+
+    async def start_hub(_: web.Application) -> None:
+        hub.start()
+
+    async def stop_hub(_: web.Application) -> None:
+        await hub.close()
+    app.on_startup.append(start_hub)
+    app.on_cleanup.append(stop_hub)
     return app

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple, TypedDict
@@ -443,8 +443,10 @@ class Breakdown(NamedTuple):
 
 
 async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ...],
-                    sort: SortKey, limit: int, now_ms: int) -> Breakdown:
-    """The scopes of kind `by` with data in `r`, ranked by a KPI over `r`'s own sums."""
+                    sort: SortKey, limit: int, now_ms: int,
+                    visible: Callable[[Scope], bool] | None = None) -> Breakdown:
+    """The scopes of kind `by` with data in `r` (and `visible`, when given: what a restricted
+    token may read), ranked by a KPI over `r`'s own sums."""
     tz = store.layout.tz
     kind = by.value
     ids = set(await store.month_ids(kind, months_of(r, tz)))
@@ -453,6 +455,8 @@ async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ..
         raise HistoryError(f"{len(ids)} {kind} scopes have data in the range; a breakdown reads "
                            f"at most {MAX_SCOPES}")
     scopes = [Scope(kind, i) for i in sorted(ids)]
+    if visible is not None:
+        scopes = [s for s in scopes if visible(s)]
     counters = counters_of(kpis)
     got = await sums(store, [str(s) for s in scopes], plan_for([range_cells(r, tz)]), counters)
     members = live_members((await store.live())[0])

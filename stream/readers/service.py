@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from stream.readers.api import ApiContext, create_web_app
 from stream.readers.exporter import scrape
+from stream.readers.query import Query
+from stream.readers.updates import UpdateHub
+from stream.store.redis_store import Store
+
+
+def build_context(settings: Any, config: Any, tz: ZoneInfo) -> ApiContext:
+    """The reader's Redis connections: a bounded pool for queries (`api.redis_connections`),
+    one connection for the shared update subscription, one for /health."""
+    api = config.api
+    store = Store(settings.redis_url, settings.key_prefix, tz, max_connections=api.redis_connections,
+                  wait_seconds=api.redis_wait_seconds)
+    hub = UpdateHub(aioredis.from_url(settings.redis_url, decode_responses=True),
+                    store.layout.key("updates"), max_clients=api.max_stream_clients,
+                    write_timeout_s=api.stream_write_timeout_seconds,
+                    buffer_bytes=api.stream_buffer_bytes,
+                    min_interval_s=api.stream_min_interval_seconds, owns_client=True)
+    health = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=2, timeout=1))
+    return ApiContext(store=store, query=Query(store, tz), tz=tz,
+                      call_expiry_ms=config.live.call_expiry_seconds * 1000,
+                      token=settings.api_token, api=api, updates=hub, health_redis=health)
 
 
 def attach_extensions(ctx: ApiContext, config: Any) -> ApiContext:
@@ -51,5 +74,7 @@ def create_service_app(ctx: ApiContext) -> web.Application:
 
     async def close_store(_: web.Application) -> None:
         await ctx.store.close()
+        if ctx.health_redis is not None:
+            await ctx.health_redis.aclose()
     app.on_cleanup.append(close_store)
     return app

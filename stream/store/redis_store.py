@@ -52,10 +52,18 @@ return gone
 class Store:
     """All Redis access of the service. One instance per process; safe for concurrent readers."""
 
-    def __init__(self, url: str, prefix: str = "ck:", tz: ZoneInfo | None = None) -> None:
+    def __init__(self, url: str, prefix: str = "ck:", tz: ZoneInfo | None = None, *,
+                 max_connections: int | None = None, wait_seconds: float = 5.0) -> None:
         """`tz`: the center's zone, whose local days the day buckets hold (writers and readers
-        of one store must agree on it: `docs/history.md`)."""
-        self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        of one store must agree on it: `docs/history.md`). `max_connections`: a bounded pool
+        (readers under load): a request waits up to `wait_seconds` for a free connection rather
+        than failing, or opening one per request."""
+        if max_connections is None:
+            self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, decode_responses=True, max_connections=max_connections, timeout=wait_seconds)
+            self.redis = aioredis.Redis(connection_pool=pool)
         self.layout = Layout(prefix, tz or UTC)
         self._commit = self.redis.register_script(COMMIT_LUA)
         self._scopes_migrated = False

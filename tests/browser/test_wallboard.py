@@ -277,3 +277,32 @@ def test_missing_chromium_fails_naming_the_packages(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CALLKPI_CHROMIUM", "/nonexistent/chromium-too")
     with pytest.raises(AssertionError, match="apt-get install chromium chromium-driver"):
         cdp.chromium_binary()
+
+
+def test_a_restricted_token_shows_only_its_scopes(fed: Fed, page: Page) -> None:
+    """A supervisor's token restricted to one campaign (issue 9, item 18): the board opens on
+    that campaign (the center is not theirs), the picker and the campaign table list only it, and
+    no other campaign's or team's id is anywhere on the page; the numbers are still the API's."""
+    from pathlib import Path
+
+    from stream.readers.auth import hash_token
+    own, *others = sorted(fed.traffic.campaigns)
+    token = secrets.token_urlsafe(16)
+    base = Path(fed.svc.env["CALLKPI_CONFIG"])
+    config = base.with_name("restricted.toml")
+    config.write_text(base.read_text() + "\n[api]\n[[api.tokens]]\nname = \"supervisor\"\n"
+                      f'sha256 = "{hash_token(token)}"\nscopes = ["campaign:{own}"]\n')
+    url = fed.extra_server({"CALLKPI_CONFIG": str(config)})
+    open_board(page, url, token=token)
+    assert page.evaluate("document.body.dataset.scope") == f"campaign:{own}"
+    options = page.evaluate("Array.from(document.querySelectorAll('#scope-picker option')).map(o => o.value)")
+    assert options == [f"campaign:{own}"]
+    rows = page.evaluate("Array.from(document.querySelectorAll('#campaign-table tr[data-campaign-id]'))"
+                         ".map(r => r.dataset.campaignId)")
+    assert rows == [own]
+    text = page.evaluate("document.documentElement.outerHTML")
+    teams = page.evaluate("Array.from(document.querySelectorAll('#agent-grid [data-agent-id]'))"
+                          ".map(a => a.dataset.teamId || '')")
+    assert not [c for c in others if c in text], "another campaign is on the page"
+    assert all(t == "" for t in teams), "an agent's team is shown to a campaign-only token"
+    assert_same_as_api(page, url, f"campaign:{own}", token)

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -297,7 +298,11 @@ def test_bad_requests_are_documented_400s(api: Api, path: str, params: dict[str,
 
 
 def test_with_a_token_every_guarded_route_answers_401_without_it(fed: Fed) -> None:
-    url = fed.extra_server({"CALLKPI_API_TOKEN": TOKEN})
+    # /metrics is guarded too once `api.metrics = "token"` (by default it stays open).
+    base = Path(fed.svc.env["CALLKPI_CONFIG"])
+    config = base.with_name("metrics-token.toml")
+    config.write_text(base.read_text() + '\n[api]\nmetrics = "token"\n')
+    url = fed.extra_server({"CALLKPI_API_TOKEN": TOKEN, "CALLKPI_CONFIG": str(config)})
     anonymous, authorized = Api(url), Api(url, TOKEN)
     try:
         for path, item in DOC["paths"].items():

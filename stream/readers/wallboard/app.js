@@ -20,6 +20,7 @@
   const FETCH_TIMEOUT_MS = 10000;
   const MAX_BACKOFF_MS = 15000;
   const LEADERS = 10;
+  const MAX_PAGES = 100;
   const STATE_ORDER = { on_call: 0, wrap_up: 1, available: 2, paused: 3, logged_out: 4 };
   const STATE_LABEL = { available: "available", on_call: "on call", wrap_up: "wrap-up",
     paused: "paused", logged_out: "logged out" };
@@ -154,6 +155,38 @@
     }
   }
 
+  /** A paged list (`/agents`, `/campaigns`: at most the server's page size per request): every
+   * page, in order, joined under `key`. */
+  async function apiAll(path, query, key) {
+    const first = await api(path, query);
+    let page = first;
+    for (let n = 0; n < MAX_PAGES && page && Number.isInteger(page.next_offset); n++) {
+      page = await api(path, { ...query, offset: page.next_offset });
+      if (Array.isArray(page[key])) first[key] = first[key].concat(page[key]);
+    }
+    return first;
+  }
+
+  // ------------------------------------------------------------------ scopes the token may read
+  function scopeAllowed(scope) {
+    const s = state.data.scopes;
+    if (!s) return true;
+    if (scope === "center") return s.center !== false;
+    const [kind, ...rest] = scope.split(":");
+    const ids = s[kind];
+    return !Array.isArray(ids) || kind === "agent" || ids.includes(rest.join(":"));
+  }
+  /** A token restricted to some campaigns or teams cannot read the center: open on the first
+   * scope it may read instead (the picker lists only those). */
+  function firstAllowedScope() {
+    if (scopeAllowed(state.scope)) return state.scope;
+    const s = state.data.scopes || {};
+    for (const kind of ["campaign", "team"]) {
+      if (Array.isArray(s[kind]) && s[kind].length) return kind + ":" + s[kind][0];
+    }
+    return state.scope;
+  }
+
   // ------------------------------------------------------------------ connection indicator
   let streamOpen = false;
   let lastError = null;
@@ -191,16 +224,24 @@
   async function refresh() {
     if (inFlight) { pending = true; return; }
     inFlight = true;
+    if (!state.data.scopes) {
+      try {
+        state.data.scopes = await api("scopes");
+        state.scopesAt = Date.now();
+      } catch (e) { /* asked again with the others below */ }
+      const allowed = firstAllowedScope();
+      if (allowed !== state.scope) { state.scope = allowed; saveUrl(); }
+    }
     const gen = generation;
     const requestedAt = new Date().toISOString();
     const scope = state.scope;
     const reqs = {
       kpis: api("kpis", { scope, window: "today" }),
       live: api("live", { scope }),
-      agents: api("agents", { scope, window: "today" }),
+      agents: apiAll("agents", { scope, window: "today" }, "agents"),
       targets: api("targets"),
       compliance: api("compliance"),
-      campaigns: api("campaigns", { window: "today" }),
+      campaigns: apiAll("campaigns", { window: "today" }, "campaigns"),
     };
     if (!state.data.scopes || Date.now() - state.scopesAt > SCOPES_EVERY_MS) reqs.scopes = api("scopes");
     const keys = Object.keys(reqs);
@@ -693,7 +734,7 @@
   function renderScopes() {
     const s = state.data.scopes || {};
     const sel = $("scope-picker");
-    const wanted = [["center", "Center"]];
+    const wanted = s.center === false ? [] : [["center", "Center"]];
     const add = (kind, label) => {
       const ids = Array.isArray(s[kind]) ? s[kind].slice() : [];
       ids.sort((a, b) => String(a).localeCompare(String(b), undefined, { numeric: true }));
