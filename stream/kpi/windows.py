@@ -226,12 +226,14 @@ def whole_local_days(r: Range, tz: ZoneInfo) -> tuple[int, ...]:
         d += timedelta(days=1)
 
 
+@lru_cache(maxsize=8192)
 def decompose(r: Range, tz: ZoneInfo | None = None) -> Decomposition:
     """Whole local days from day buckets (with `tz`), whole hours of the rest from hour
     buckets, the ragged ends from minute buckets.
 
     The end is rounded up to the minute: the bucket holding `end - 1` is read whole, which is
-    what "a live window ends at the query time" means for minute buckets.
+    what "a live window ends at the query time" means for minute buckets. Cached (pure): a
+    series checks and then reads each point's decomposition.
     """
     days = whole_local_days(r, tz) if tz is not None else ()
     if not days:

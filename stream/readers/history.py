@@ -29,7 +29,7 @@ from stream.kpi.scopes import Scope
 from stream.kpi.windows import (
     DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, Range, WindowError, add_months, check_readable,
     decompose, floor_to, local_date, local_day_of, local_start)
-from stream.readers.query import add_open_time
+from stream.readers.query import STATE_COUNTERS, add_open_time
 from stream.readers.sums import FIELDS_PER_CALL, WINDOW_SUMS_LUA, counters_of
 from stream.store.layout import month_label
 from stream.store.redis_store import Store
@@ -83,6 +83,7 @@ HOUR_KPIS = ("connect_rate", "conversion_rate")
 """The KPIs of the heatmap cells, each with its Wilson interval."""
 
 KpiValues = dict[str, float | None]
+LiveAgents = Mapping[str, Mapping[str, Any]]
 
 
 Comparison = TypedDict("Comparison", {
@@ -209,13 +210,33 @@ async def sums(store: Store, scopes: Sequence[str], plan: Plan, counters: tuple[
     return out
 
 
-LiveAgents = Mapping[str, Mapping[str, Any]]
+class LiveMembers(NamedTuple):
+    """scope → the logged-in agents whose open state counts in it, and the earliest start of
+    their current states (no open time before it)."""
+
+    agents: dict[str, dict[str, Any]]
+    earliest: dict[str, int]
 
 
-def live_members(live_agents: LiveAgents) -> dict[str, dict[str, Any]]:
-    """scope → the logged-in agents whose open state counts in it (`Scope.includes_live_agent`),
-    built once per request: checking every live agent for every scope and every point cost
-    seconds at 5,000 agents (a 13-month daily series, a ranking of 1,000 agents)."""
+AGENT_TIME_COUNTERS = frozenset({"staffed_ms", *STATE_COUNTERS.values()})
+"""The counters open agent time adds to (`add_open_time`); other KPIs need no live state."""
+
+
+async def open_time_of(store: Store, counters: Sequence[str], only: Scope | None = None) -> LiveMembers:
+    """The live agents a read needs for open agent time: none unless a requested counter is
+    agent time; with `only`, just that scope's agents."""
+    if not any(c in AGENT_TIME_COUNTERS for c in counters):
+        return LiveMembers({}, {})
+    live = (await store.live())[0]
+    if only is not None:
+        live = {a: v for a, v in live.items() if only.includes_live_agent(a, v)}
+    return live_members(live)
+
+
+def live_members(live_agents: LiveAgents) -> LiveMembers:
+    """Logged-in agents grouped by the scopes their open time counts in
+    (`Scope.includes_live_agent`), once per request: checking every live agent for every scope
+    and every point cost seconds at 5,000 agents (a 13-month daily series, a ranking)."""
     out: defaultdict[str, dict[str, Any]] = defaultdict(dict)
     for agent_id, a in live_agents.items():
         candidates = [Scope("center"), Scope("agent", agent_id)]
@@ -223,16 +244,14 @@ def live_members(live_agents: LiveAgents) -> dict[str, dict[str, Any]]:
         for scope in candidates:
             if scope.includes_live_agent(agent_id, a):
                 out[str(scope)][agent_id] = a
-    return dict(out)
+    return LiveMembers(dict(out), {s: min(a["since"] for a in m.values()) for s, m in out.items()})
 
 
-def add_open(c: dict[str, float], scope: Scope, r: Range, now_ms: int,
-             members: dict[str, dict[str, Any]]) -> None:
-    """Open agent time of the scope's logged-in agents over `r` (none before the earliest of
-    their current states began)."""
-    mine = members.get(str(scope))
-    if mine and r.end > min(a["since"] for a in mine.values()):
-        add_open_time(c, scope, r, now_ms, mine)
+def add_open(c: dict[str, float], scope: Scope, r: Range, now_ms: int, members: LiveMembers) -> None:
+    """Open agent time of the scope's logged-in agents over `r` (`add_open_time`)."""
+    key = str(scope)
+    if key in members.agents and r.end > members.earliest[key] and r.start < now_ms:
+        add_open_time(c, scope, r, now_ms, members.agents[key])
 
 
 def parse_kpis(text: str | None, default: Sequence[str]) -> tuple[str, ...]:
@@ -377,7 +396,7 @@ async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[s
     counters = counters_of(kpis)
     got = (await sums(store, [str(scope)], plan_for([range_cells(x, tz) for x in ranges]),
                       counters))[str(scope)]
-    members = live_members((await store.live())[0])
+    members = await open_time_of(store, counters, scope)
     values = []
     for x, c in zip(ranges, got):
         add_open(c, scope, x, now_ms, members)
@@ -459,7 +478,7 @@ async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ..
         scopes = [s for s in scopes if visible(s)]
     counters = counters_of(kpis)
     got = await sums(store, [str(s) for s in scopes], plan_for([range_cells(r, tz)]), counters)
-    members = live_members((await store.live())[0])
+    members = await open_time_of(store, counters)
     per: list[tuple[str, KpiValues]] = []
     sums_of: dict[str, dict[str, float]] = {}
     for s in scopes:
