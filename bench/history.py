@@ -75,7 +75,7 @@ def fields_per_day(url: str, now_s: float) -> dict[str, list[str]]:
     r = redis.Redis.from_url(url, decode_responses=True)
     best: dict[str, list[str]] = {}
     for key in r.scan_iter("probe:d:*", count=1000):
-        scope = key[len("probe:d:"):].rsplit(":", 1)[0]
+        scope = key[len("probe:d:"):].rsplit(":", 1)[0]  # d:<scope>:<date>
         kind = scope.split(":")[0]
         names = sorted({f.split(":", 1)[1] for f in r.hkeys(key)})
         if len(names) > len(best.get(kind, [])):
@@ -96,14 +96,16 @@ def months_back(today: date, n: int) -> list[date]:
 
 def fill_days(r: redis.Redis, prefix: str, scopes: list[str], names: dict[str, list[str]],
               months: list[date], rng: random.Random) -> None:
-    """Day hashes of every scope for the months: every day, the kind's fields."""
+    """Day hashes of every scope for the months: every day, the kind's fields (the layout of
+    `stream.store.layout`: `d:<scope>:<YYYY-MM-DD>`, field `<day>:<counter>`)."""
     pipe = r.pipeline(transaction=False)
     for n, scope in enumerate(scopes):
         fields = names[scope.split(":")[0]]
         for m in months:
             days = ((m.replace(day=28) + timedelta(days=4)).replace(day=1) - m).days
-            mapping = {f"{d}:{c}": rng.randint(1, 5000) for d in range(1, days + 1) for c in fields}
-            pipe.hset(f"{prefix}d:{scope}:{month_label(m)}", mapping=mapping)
+            for d in range(1, days + 1):
+                mapping = {f"{d}:{c}": rng.randint(1, 5000) for c in fields}
+                pipe.hset(f"{prefix}d:{scope}:{month_label(m)}-{d:02d}", mapping=mapping)
         if n % 50 == 49:
             pipe.execute()
     pipe.execute()
@@ -196,7 +198,7 @@ def main() -> None:
             keys = int(r.dbsize())
             store = Store(url, prefix, ZONE)
             loop = asyncio.new_event_loop()
-            year_start = local_start(months_back(today, 13)[0], ZONE)
+            year_start = local_start(months_back(today, 14)[0], ZONE)  # 13 whole months back
             series_range = Range(year_start, local_start(today, ZONE))
             heat_range = Range(floor_to(now_ms, HOUR_MS) + HOUR_MS - 30 * DAY_MS,
                                floor_to(now_ms, HOUR_MS) + HOUR_MS)
@@ -207,7 +209,7 @@ def main() -> None:
                 "series_13_months_daily": {
                     "points": len(points), **timed(lambda: loop.run_until_complete(history.series(
                         store, Scope("center"), series_range, history.Step.DAY, kpis, now_ms)))},
-                "series_13_months_daily_vs_previous_year_campaign": timed(
+                "series_month_daily_vs_previous_week_campaign": timed(
                     lambda: loop.run_until_complete(history.series(
                         store, Scope("campaign", "c3"), Range(local_start(months_back(today, 1)[0], ZONE), now_ms),
                         history.Step.DAY, kpis, now_ms, history.Compare.PREVIOUS_WEEK))),

@@ -183,10 +183,15 @@ def check_readable(r: Range, now_ms: int, tz: ZoneInfo | None = None) -> Range:
 
 
 class LocalDay(NamedTuple):
-    """A day bucket: the local month it is stored under (`YYYY-MM`) and its day of the month."""
+    """A day bucket: its local month (`YYYY-MM`, the month index), its day of the month, and its
+    local date (`YYYY-MM-DD`, the day hash)."""
 
     month: str
     day: int
+
+    @property
+    def date(self) -> str:
+        return f"{self.month}-{self.day:02d}"
 
 
 @lru_cache(maxsize=65_536)

@@ -131,8 +131,8 @@ class HourCell(TypedDict, total=False):
 
 
 class Bucket(NamedTuple):
-    """A bucket hash: `m` (hour of minutes), `h` (UTC day of hours) or `d` (local month of
-    days), and its id (bucket start ms, or the month `YYYY-MM`)."""
+    """A bucket hash: `m` (hour of minutes), `h` (UTC day of hours) or `d` (a local day), and
+    its id (bucket start ms, or the local date `YYYY-MM-DD`)."""
 
     kind: str
     ident: int | str
@@ -150,7 +150,7 @@ def _cells(d_minutes: Sequence[int], d_hours: Sequence[int], d_days: Sequence[in
     out += [(Bucket("h", floor_to(h, DAY_MS)), str((h % DAY_MS) // HOUR_MS)) for h in d_hours]
     for start in d_days:
         day = local_day_of(start, tz)
-        out.append((Bucket("d", day.month), str(day.day)))
+        out.append((Bucket("d", day.date), str(day.day)))
     return out
 
 

@@ -93,7 +93,7 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
         d = decompose(r, tz)  # whole local days from day buckets (docs/history.md)
         for start in d.days:
             day = local_day_of(start, tz)
-            need[("d", day.month)][str(day.day)].append(w)
+            need[("d", day.date)][str(day.day)].append(w)
         for m in d.minutes:
             need[("m", floor_to(m, HOUR_MS))][str((m % HOUR_MS) // MINUTE_MS)].append(w)
         for h in d.hours:

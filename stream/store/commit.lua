@@ -28,10 +28,11 @@ for _, m in ipairs(b.moves) do
       redis.call('HINCRBYFLOAT', m[3], flat[i], flat[i + 1])
     end
     if ttl > 0 then redis.call('PEXPIRE', m[3], ttl) end
-    -- a day hash: the new team has data in that month ({..., month index key, team id})
+    -- a day hash: the new team has data in that month ({..., month index key, team id,
+    -- the index's expiry})
     if m[4] then
       redis.call('SADD', m[4], m[5])
-      if ttl > 0 then redis.call('PEXPIRE', m[4], ttl) end
+      redis.call('PEXPIREAT', m[4], m[6])
     end
   end
 end

@@ -12,6 +12,7 @@ from stream.state.call_state import LiveCall
 from stream.kpi.windows import local_day_of
 from stream.store.layout import (
     SCOPE_KINDS, Layout, agent_history_suffixes, day_field, day_key_expiry, hour_field,
+    month_index_expiry,
     hour_key_expiry, minute_field, minute_key_expiry, scope_cutoff)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
@@ -83,7 +84,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         day = local_day_of(minute, layout.tz)
         mk: str | bool = layout.minute_key(scope, minute)
         hk: str | bool = layout.hour_key(scope, minute)
-        dk = layout.day_key(scope, day.month)
+        dk = layout.day_key(scope, day.date)
         if minute_key_expiry(minute) > now_ms:
             expire[mk] = minute_key_expiry(minute)  # type: ignore[index]
         else:
@@ -92,7 +93,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             expire[hk] = hour_key_expiry(minute)  # type: ignore[index]
         else:
             hk = False
-        expire[dk] = day_key_expiry(day.month, layout.tz)
+        expire[dk] = day_key_expiry(day.date, layout.tz)
         counters.append([mk, hk, layout.total_key(scope), minute_field(minute, ""),
                          hour_field(minute, ""), ints, floats, dk, day_field(day.day, "")])
         kind, _, ident = scope.partition(":")
@@ -102,7 +103,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             ix = layout.month_index_key(kind, day.month)
             if (ix, ident) not in months:
                 months.add((ix, ident))
-                expire[ix] = expire[dk]
+                expire[ix] = month_index_expiry(day.month, layout.tz)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -145,8 +146,9 @@ def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
                 return f"{layout.prefix}{kind}:{scope}:{bucket}"
             move: list[Any] = [key(f"agent:{agent}"), key(f"team:{old}") if old else False,
                                key(f"team:{new}")]
-            if kind == "d":
-                move += [layout.month_index_key("team", bucket), new]
+            if kind == "d":  # bucket: the local date; the index is per local month
+                move += [layout.month_index_key("team", bucket[:7]), new,
+                         month_index_expiry(bucket[:7], layout.tz)]
             out.append(move)
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])

@@ -6,7 +6,7 @@ All keys start with a configurable prefix (default `ck:`).
 |---|---|---|---|
 | `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
 | `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
-| `d:<scope>:<YYYY-MM>` | hash | day counters of that local month (the center's zone), field `<day 1..31>:<counter>` | month end + 401 d |
+| `d:<scope>:<YYYY-MM-DD>` | hash | counters of that local day (the center's zone), field `<day of month>:<counter>` | day end + 401 d |
 | `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
@@ -22,7 +22,7 @@ All keys start with a configurable prefix (default `ck:`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -53,9 +53,9 @@ class Layout:
     def hour_key(self, scope: str, hour_ms: int) -> str:
         return f"{self.prefix}h:{scope}:{floor_to(hour_ms, DAY_MS)}"
 
-    def day_key(self, scope: str, month: str) -> str:
-        """The day counters of a local month (`YYYY-MM`, a `LocalDay.month`)."""
-        return f"{self.prefix}d:{scope}:{month}"
+    def day_key(self, scope: str, day: str) -> str:
+        """The counters of a local day (`YYYY-MM-DD`, a `LocalDay.date`)."""
+        return f"{self.prefix}d:{scope}:{day}"
 
     def month_index_key(self, kind: str, month: str) -> str:
         """The ids of `kind` with data in a local month (a set)."""
@@ -114,27 +114,33 @@ def month_label(d: date) -> str:
 
 
 @lru_cache(maxsize=4096)
-def day_key_expiry(month: str, tz: ZoneInfo) -> int:
-    """Expiry (epoch ms) of a local month's day hash and index: its last day stays readable
-    400 days after it ends (a day of slack)."""
-    first = date(int(month[:4]), int(month[5:]), 1)
+def day_key_expiry(day: str, tz: ZoneInfo) -> int:
+    """Expiry (epoch ms) of a local day's hash (`YYYY-MM-DD`): readable 400 days after the day
+    ends (a day of slack)."""
+    d = date(int(day[:4]), int(day[5:7]), int(day[8:10]))
+    return local_start(d + timedelta(days=1), tz) + DAY_READABLE_MS + DAY_MS
+
+
+@lru_cache(maxsize=4096)
+def month_index_expiry(month: str, tz: ZoneInfo) -> int:
+    """Expiry of a local month's index (`YYYY-MM`): as the hash of its last day."""
+    first = date(int(month[:4]), int(month[5:7]), 1)
     return local_start(add_months(first, 1), tz) + DAY_READABLE_MS + DAY_MS
 
 
-def history_months(now_ms: int, tz: ZoneInfo) -> list[str]:
-    """Every local month whose day hash may still be kept at `now_ms` (and the next one)."""
-    first = add_months(local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), 0)
-    last = add_months(local_date(now_ms, tz), 1)
-    out, d = [], first
-    while d <= last:
-        out.append(month_label(d))
-        d = add_months(d, 1)
+def history_days(now_ms: int, tz: ZoneInfo) -> list[str]:
+    """Every local day whose hash may still be kept at `now_ms` (and tomorrow)."""
+    d, last = local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), local_date(now_ms, tz)
+    out = []
+    while d <= last + timedelta(days=1):
+        out.append(d.isoformat())
+        d += timedelta(days=1)
     return out
 
 
 def agent_history_suffixes(now_ms: int, tz: ZoneInfo = UTC) -> list[tuple[str, str]]:
     """Every (kind, bucket) suffix that may hold an agent's history, for a team move."""
-    out = [("d", month) for month in history_months(now_ms, tz)]
+    out = [("d", day) for day in history_days(now_ms, tz)]
     out += [("m", str(h)) for h in range(floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS),
                                         now_ms + 2 * HOUR_MS, HOUR_MS)]
     out += [("h", str(d)) for d in range(floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS),

@@ -165,7 +165,7 @@ class Store:
         day_idx: defaultdict[str, set[str]] = defaultdict(set)
         for start in d.days:
             day = local_day_of(start, self.layout.tz)
-            day_idx[day.month].add(str(day.day))
+            day_idx[day.date].add(str(day.day))
         lay = self.layout
         out: list[tuple[Any, set[str]]] = []
         out += [((lambda s, b=b: lay.minute_key(s, b)), i) for b, i in minute_idx.items()]

@@ -24,10 +24,11 @@ def test_a_minute_goes_to_its_local_day_of_its_local_month() -> None:
     p = payload(CommitBatch(counters={("campaign:c1", minute): {"dialed": 2}}))
     (c,) = p["counters"]
     assert c[0] is False and c[1].startswith("ck:h:campaign:c1:")  # 31 days back: minutes gone
-    assert (c[7], c[8]) == ("ck:d:campaign:c1:2026-11", "1:")
+    assert (c[7], c[8]) == ("ck:d:campaign:c1:2026-11-01", "1:")
     assert p["months"] == [["ck:ix:campaign:2026-11", "c1"]]
     expire = dict(p["expire"])
-    assert expire["ck:d:campaign:c1:2026-11"] == expire["ck:ix:campaign:2026-11"] > NOW + 400 * DAY_MS
+    assert expire["ck:d:campaign:c1:2026-11-01"] == minute + DAY_MS - 30 * 60_000 + 401 * DAY_MS
+    assert expire["ck:ix:campaign:2026-11"] == expire["ck:d:campaign:c1:2026-11-01"] + 29 * DAY_MS
 
 
 def test_an_imported_old_event_writes_only_its_day_bucket() -> None:
@@ -42,5 +43,5 @@ def test_an_imported_old_event_writes_only_its_day_bucket() -> None:
 def test_a_team_move_moves_the_day_buckets_and_indexes_the_new_team() -> None:
     p = payload(CommitBatch(team_moves=[("a1", "t1", "t2")]))
     days = [m for m in p["moves"] if ":d:" in m[0]]
-    assert len(days) >= 14
-    assert days[-2][0] == "ck:d:agent:a1:2026-12" and days[-2][3:] == ["ck:ix:team:2026-12", "t2"]
+    assert len(days) >= 400
+    assert days[-2][0] == "ck:d:agent:a1:2026-12-01" and days[-2][3:5] == ["ck:ix:team:2026-12", "t2"]

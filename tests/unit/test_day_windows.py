@@ -85,11 +85,12 @@ def test_calendar_windows() -> None:
 def test_day_bucket_of_a_minute_is_its_local_date() -> None:
     assert local_day_of(ms("2026-10-31T23:30:00+00:00"), BERLIN) == ("2026-11", 1)
     assert local_day_of(ms("2026-10-31T22:59:00+00:00"), BERLIN) == ("2026-10", 31)
-    expiry = day_key_expiry("2026-10", BERLIN)
+    assert local_day_of(ms("2026-10-31T22:59:00+00:00"), BERLIN).date == "2026-10-31"
+    expiry = day_key_expiry("2026-10-31", BERLIN)
     assert expiry == ms("2026-11-01T00:00:00+01:00") + 401 * DAY_MS
-    assert Layout("ck:", BERLIN).day_key("team:t1", "2026-10") == "ck:d:team:t1:2026-10"
-    months = [b for k, b in agent_history_suffixes(ms("2026-11-18T10:00:00+01:00"), BERLIN) if k == "d"]
-    assert months[0] == "2025-10" and months[-1] == "2026-12"
+    assert Layout("ck:", BERLIN).day_key("team:t1", "2026-10-31") == "ck:d:team:t1:2026-10-31"
+    days = [b for k, b in agent_history_suffixes(ms("2026-11-18T10:00:00+01:00"), BERLIN) if k == "d"]
+    assert days[0] == "2025-10-12" and days[-1] == "2026-11-19"
 
 
 def test_series_steps_are_local_and_clipped() -> None:
