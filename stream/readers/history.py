@@ -506,7 +506,7 @@ def _total(parts: Any) -> dict[str, float]:
 async def disposition_codes(store: Store, scope: Scope, r: Range, limit: int) -> tuple[list[CodeRow], int]:
     """The scope's wrap-ups per disposition code over `r`, most used first (and how many codes
     in all). The codes are not known in advance, so the scope's bucket hashes are read whole
-    (one scope: at most 14 month hashes and a few hour and minute hashes)."""
+    (one scope: at most 400 small day hashes and a few hour and minute hashes)."""
     c = (await store.window_counters([str(scope)], r))[str(scope)]
     codes = sorted(((name[len(WRAPUP_CODE_PREFIX):], int(v)) for name, v in c.items()
                     if name.startswith(WRAPUP_CODE_PREFIX) and v), key=lambda x: (-x[1], x[0]))
