@@ -38,6 +38,9 @@ MAX_POINTS = 1_000
 """Most points a series (and as many comparison points) may have: 15-minute steps for 10 days."""
 MAX_SCOPES = 20_000
 """Most scopes one breakdown reads (5,000 agents fit four times over)."""
+MAX_BUCKET_READS = 100_000
+"""Most bucket hashes one breakdown reads (scopes × buckets per scope): 3,000 agents over 30
+days, about 5 s of Redis time on the benchmark machine, in script calls of bounded length."""
 MAX_LIMIT = 1_000
 """Most rows a breakdown returns."""
 MAX_KPIS = 40
@@ -477,7 +480,12 @@ async def breakdown(store: Store, by: BreakdownBy, r: Range, kpis: tuple[str, ..
     if visible is not None:
         scopes = [s for s in scopes if visible(s)]
     counters = counters_of(kpis)
-    got = await sums(store, [str(s) for s in scopes], plan_for([range_cells(r, tz)]), counters)
+    plan = plan_for([range_cells(r, tz)])
+    if len(scopes) * len(plan.buckets) > MAX_BUCKET_READS:
+        raise HistoryError(
+            f"this breakdown would read {len(scopes)} {kind} scopes × {len(plan.buckets)} bucket "
+            f"hashes; at most {MAX_BUCKET_READS:,} per request: use a shorter range")
+    got = await sums(store, [str(s) for s in scopes], plan, counters)
     members = await open_time_of(store, counters)
     per: list[tuple[str, KpiValues]] = []
     sums_of: dict[str, dict[str, float]] = {}
