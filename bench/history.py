@@ -176,10 +176,6 @@ def main() -> None:
             r = redis.Redis.from_url(url, decode_responses=True)
             names = fields_per_day(url, now_s)
             memory = memory_per_scope_year(r, names, today, args.sample, rng)
-            # the same with month hashes kept as listpacks (a Redis setting, not the default)
-            r.config_set("hash-max-ziplist-entries", 2048)
-            compact = memory_per_scope_year(r, {"agent": names["agent"]}, today, args.sample, rng)
-            r.config_set("hash-max-ziplist-entries", 128)
             prefix = "ck:"
             campaigns = [f"campaign:c{i}" for i in range(args.campaigns)]
             fill_days(r, prefix, ["center", *campaigns], names, months_back(today, 14), rng)
@@ -229,7 +225,6 @@ def main() -> None:
     out = {
         "agents_live": args.agents, "campaigns": args.campaigns, "keys": keys,
         "reads": results, "memory_per_scope_year": memory,
-        "memory_per_agent_year_ziplist_2048": compact["agent"],
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
                    f"Python {platform.python_version()}",
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
