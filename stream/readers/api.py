@@ -19,8 +19,8 @@ from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
 from stream.kpi.config_file import ApiConfig
 from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
 from stream.kpi.windows import Range, WindowError, check_range, check_readable, resolve_window
-from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers import history
+from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query

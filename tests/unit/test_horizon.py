@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.contract import Event
+from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.processing.horizon import HOLD_ALL_MS, low_watermark, merged
 from stream.store.layout import PartitionProgress as P
 
