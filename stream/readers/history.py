@@ -375,8 +375,9 @@ def readable_comparison(o: Range, step: Step, now_ms: int, tz: ZoneInfo) -> Rang
             return check_readable(c, now_ms, tz)
         except WindowError:
             continue
-    raise HistoryError(f"the comparison range {format_ts(o.start)}..{format_ts(o.end)} is "
-                       "no longer kept (day buckets: 400 days, hour buckets: 35 days)")
+    raise HistoryError(f"the comparison range {format_ts(o.start)}..{format_ts(o.end)} cannot be "
+                       "read any more (day buckets are kept 400 days, hour buckets 35 days, minute "
+                       "buckets 48 h: steps shorter than an hour compare only within 48 h)")
 
 
 def _change(now: KpiValues, before: KpiValues) -> tuple[dict[str, float | None], dict[str, float | None]]:
