@@ -222,7 +222,7 @@ def test_series_and_breakdowns(fed: Fed, api: Api) -> None:
                    step="1h", kpis="connect_rate,handled", compare="previous_period")
     assert body["points"] and "compare" in body["points"][0]
     assert api.get("/api/v1/series")["step"] == "1d"
-    api.get("/api/v1/series", window="24h", step="15m", compare="previous_period")
+    api.get("/api/v1/series", window="8h", step="15m", compare="previous_period")
     api.get("/api/v1/series", window="today", step="1h", compare="previous_week")
     api.get("/api/v1/series", window="year", step="1mo", compare="previous_year")
     rows = api.get("/api/v1/breakdown", by="agent", kpis="handled,aht_seconds", sort="handled", limit=5)
