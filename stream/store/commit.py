@@ -114,9 +114,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         if hour_key_expiry(minute) > now_ms:
             buckets.append((layout.hour_key(scope, minute), hour_field(minute, ""),
                             hour_key_expiry(minute)))
-        for key, prefix, expiry in buckets:
-            increments.add(key, [(prefix + name, name, v) for name, v in named])
-            expire[key] = expiry
+        for bucket, prefix, expiry in buckets:
+            increments.add(bucket, [(prefix + name, name, v) for name, v in named])
+            expire[bucket] = expiry
         # what a late event takes back also grows the total's `retracted:` field, so that what
         # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
         increments.add(layout.total_key(scope), [(name, name, v) for name, v in named]
