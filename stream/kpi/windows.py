@@ -15,6 +15,8 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from stream.kpi.errors import QueryError
+
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -45,7 +47,7 @@ CALENDAR_WINDOWS = ("today", "yesterday", "week", "last_week", "month", "last_mo
 WINDOWS: tuple[str, ...] = (*ROLLING_MINUTES, *CALENDAR_WINDOWS)
 
 
-class WindowError(ValueError):
+class WindowError(QueryError):
     """A window or range that cannot be answered; the message says why (an HTTP 400)."""
 
 

@@ -8,12 +8,23 @@ from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
-from stream.state.call_state import LiveCall
 from stream.kpi.windows import local_day_of
+from stream.state.batch import TeamMove
+from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, day_field, day_key_expiry,
-    hour_field, hour_key_expiry, minute_field, minute_key_expiry, month_index_expiry,
-    scope_cutoff)
+    SCOPE_KINDS,
+    Layout,
+    PartitionProgress,
+    agent_history_suffixes,
+    day_field,
+    day_key_expiry,
+    hour_field,
+    hour_key_expiry,
+    minute_field,
+    minute_key_expiry,
+    month_index_expiry,
+    scope_cutoff,
+)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -46,7 +57,7 @@ class CommitBatch:
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
-    team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
+    team_moves: list[TeamMove] = field(default_factory=list)
     live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
@@ -160,7 +171,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
-def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
+def team_move_keys(moves: list[TeamMove], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
     """(agent key, old team key or False, new team key[, new team's month index, team id]) for
     every bucket of agent history: a day hash moved also puts the new team in that month's
@@ -168,10 +179,9 @@ def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
     out: list[list[Any]] = []
     for agent, old, new in moves:
         for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
-            def key(scope: str) -> str:
-                return f"{layout.prefix}{kind}:{scope}:{bucket}"
-            move: list[Any] = [key(f"agent:{agent}"), key(f"team:{old}") if old else False,
-                               key(f"team:{new}")]
+            agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
+                                           for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
+            move: list[Any] = [agent_key, old_key if old else False, new_key]
             if kind == "d":  # bucket: the local date; the index is per local month
                 move += [layout.month_index_key("team", bucket[:7]), new,
                          month_index_expiry(bucket[:7], layout.tz)]

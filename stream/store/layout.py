@@ -30,8 +30,17 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.kpi.windows import (
-    DAY_MS, DAY_READABLE_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS,
-    add_months, floor_to, local_date, local_start)
+    DAY_MS,
+    DAY_READABLE_MS,
+    HOUR_MS,
+    HOUR_READABLE_MS,
+    MINUTE_MS,
+    MINUTE_RETENTION_MS,
+    add_months,
+    floor_to,
+    local_date,
+    local_start,
+)
 
 SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS

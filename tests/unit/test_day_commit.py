@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from stream.kpi.windows import DAY_MS
+from stream.state.batch import TeamMove
 from stream.store.commit import CommitBatch, encode
 from stream.store.layout import Layout
 
@@ -42,7 +43,7 @@ def test_an_imported_old_event_writes_only_its_day_bucket() -> None:
 
 
 def test_a_team_move_moves_the_day_buckets_and_indexes_the_new_team() -> None:
-    p = payload(CommitBatch(team_moves=[("a1", "t1", "t2")]))
+    p = payload(CommitBatch(team_moves=[TeamMove("a1", "t1", "t2")]))
     days = [m for m in p["moves"] if ":d:" in m[0]]
     assert len(days) >= 400
     assert days[-2][0] == "ck:d:agent:a1:2026-12-01" and days[-2][3:5] == ["ck:ix:team:2026-12", "t2"]
