@@ -20,7 +20,7 @@ against):
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 from statistics import NormalDist
 from typing import NamedTuple
 
@@ -29,7 +29,7 @@ POWER = 0.80
 _Z = NormalDist()
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The plain answer a manager reads first."""
 
     NOT_ENOUGH_DATA = "not enough data"

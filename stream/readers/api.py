@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,9 +16,11 @@ from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
 from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
-from stream.kpi.config_file import ApiConfig
-from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
-from stream.kpi.windows import Range, WindowError, check_range, resolve_window
+from stream.kpi.config_file import ApiConfig, ServiceConfig
+from stream.kpi.errors import QueryError
+from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
+from stream.kpi.windows import Range, check_range, check_readable, resolve_window
+from stream.readers import history
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
@@ -26,6 +28,9 @@ from stream.readers.query import Query
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -37,6 +42,23 @@ RETRY_AFTER_S = 10
 LISTED_KINDS = tuple(k for k in SCOPE_KINDS if k != "center")
 
 
+class Extensions(Protocol):
+    """What `serve` attaches to the API (`stream.readers.business.Business`): targets,
+    compliance and cost, reading the same store through the same query layer."""
+
+    ctx: ApiContext
+    config: ServiceConfig
+
+    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int) -> dict[str, Any]: ...
+
+    async def kpi_values(self, scopes: list[Scope], r: Range, now: int, *,
+                         counters: dict[Scope, dict[str, float]] | None = None) -> dict[Scope, dict[str, Any]]: ...
+
+    def routes(self) -> web.RouteTableDef: ...
+
+    async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]: ...
+
+
 @dataclass
 class ApiContext:
     store: Store
@@ -45,7 +67,8 @@ class ApiContext:
     call_expiry_ms: int
     token: str = ""
     """CALLKPI_API_TOKEN: an unrestricted token (named tokens come from `api.tokens`)."""
-    extensions: Any = None  # targets/compliance/cost/exporter, attached by the CLI
+    extensions: Extensions | None = None
+    """Targets, compliance and cost (`service.attach_extensions`); None without them."""
     clock: Callable[[], float] = time.time
     api: ApiConfig = field(default_factory=ApiConfig)
     updates: UpdateHub | None = None
@@ -57,8 +80,8 @@ class ApiContext:
         return int(self.clock() * 1000)
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(QueryError):
+    """A request the API cannot read (conflicting or malformed parameters)."""
 
 
 class Forbidden(PermissionError):
@@ -76,7 +99,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
     if window and ("from" in q or "to" in q):
         raise BadRequest("give either 'window' or 'from' and 'to', not both")
     if window:
-        return window, resolve_window(window, now_ms, tz)
+        return window, check_readable(resolve_window(window, now_ms, tz), now_ms, tz)
     if "from" in q or "to" in q:
         if "from" not in q or "to" not in q:
             raise BadRequest("'from' and 'to' go together")
@@ -84,7 +107,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
             start, end = parse_ts(_num_or_str(q["from"])), parse_ts(_num_or_str(q["to"]))
         except ValueError as exc:
             raise BadRequest(f"bad 'from'/'to': {exc}; use RFC 3339 with an offset") from exc
-        return None, check_range(start, end, now_ms)
+        return None, check_range(start, end, now_ms, tz)
     return "15m", resolve_window("15m", now_ms, tz)
 
 
@@ -99,7 +122,7 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
     stayed busy for `api.redis_wait_seconds`; never a 500 traceback."""
     try:
         return await handler(request)
-    except (BadRequest, ScopeError, WindowError) as exc:
+    except QueryError as exc:
         return _json({"error": str(exc)}, status=400)
     except Forbidden as exc:
         return _json({"error": str(exc)}, status=403)
@@ -116,7 +139,7 @@ async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
     """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
     if grant.matches(scope.kind, scope.ident):
         return
-    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live())[0]):
+    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live()).agents):
         return
     raise forbidden(scope)
 
@@ -158,7 +181,7 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
     the same buckets, so the same numbers) rather than every field of every agent's buckets
     parsed here: a page of 1,000 agents is a few script calls. Per-reason pause time is not in
     these rows (`/api/v1/kpis?scope=agent:<id>` has it)."""
-    open_time = OpenTime((await ctx.store.live())[0], now)
+    open_time = OpenTime((await ctx.store.live()).agents, now)
     sums = (await window_counters(ctx.store, scopes, {"w": r}, ALL_COUNTERS, open_time))["w"]
     return {s: {k: v for k, v in compute_all(c).items() if k != PAUSED_BY_REASON}
             for s, c in sums.items()}
@@ -175,8 +198,8 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
     values = compute_all(counters)
     if ctx.extensions is not None:  # cost from the same sums (no second read)
         values.update(await ctx.extensions.cost(scope, counters, rng, now))
-    out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
-           "to": format_ts(rng.end), "kpis": values}
+    out: dict[str, Any] = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+                           "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
         out["currency"] = ctx.extensions.config.costs.currency
     notes = verdict_notes(values)
@@ -184,6 +207,87 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
         out["notes"] = notes
     return out
 
+
+def _enum(kind: Any, value: str | None, name: str, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise BadRequest(f"bad {name!r}: {value!r}; use one of "
+                         f"{', '.join(v.value for v in kind)}") from None
+
+
+def _history_range(ctx: ApiContext, params: dict[str, str], default_window: str) -> tuple[str | None, Range]:
+    if not {"window", "from", "to"} & params.keys():
+        params = {**params, "window": default_window}
+    return resolve_range(params, ctx.now_ms(), ctx.tz)
+
+
+async def series_payload(ctx: ApiContext, params: dict[str, str],
+                         grant: Grant = OPEN) -> dict[str, Any]:
+    """The answer of `GET /api/v1/series` (also printed by `callkpi series`)."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
+    window, rng = _history_range(ctx, params, "month")
+    step = _enum(history.Step, params.get("step"), "step", history.Step.DAY)
+    compare = _enum(history.Compare, params.get("compare"), "compare")
+    kpis = history.parse_kpis(params.get("kpis"), ("connect_rate", "conversion_rate", "aht_seconds"))
+    points = await history.series(ctx.store, scope, rng, step, kpis, now, compare)
+    return {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+            "to": format_ts(rng.end), "step": step.value,
+            "compare": compare.value if compare else None, "timezone": str(ctx.tz),
+            "kpis": list(kpis), "points": points}
+
+
+async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
+                            grant: Grant = OPEN) -> dict[str, Any]:
+    """The answer of `GET /api/v1/breakdown`. A ranking of scopes covers the center; a
+    scope-restricted token gets the rows of the scopes it may read (agents: while they work in
+    its teams or campaigns). The heatmap and the disposition codes need the scope itself."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
+    if by not in history.SCOPE_BREAKDOWNS:
+        await require(ctx, grant, scope)
+    window, rng = _history_range(ctx, params, "30d")
+    hourly = by in (history.BreakdownBy.HOUR_OF_DAY, history.BreakdownBy.WEEKDAY_HOUR)
+    kpis = history.parse_kpis(params.get("kpis"), history.HOUR_KPIS if hourly else
+                              ("handled", "aht_seconds", "conversion_rate"))
+    try:
+        limit = int(params.get("limit", "200" if hourly else "50"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer") from None
+    if not 1 <= limit <= history.MAX_LIMIT:
+        raise BadRequest(f"'limit' must be between 1 and {history.MAX_LIMIT}")
+    out: dict[str, Any] = {"scope": str(scope), "by": by.value, "window": window,
+                           "from": format_ts(rng.start), "to": format_ts(rng.end),
+                           "timezone": str(ctx.tz), "kpis": list(kpis)}
+    if hourly:
+        sortable = (*history.HOUR_KPIS, *kpis)
+        sort = history.parse_sort(params["sort"], sortable) if params.get("sort") else None
+        cells = await history.hour_profile(ctx.store, scope, rng,
+                                           by is history.BreakdownBy.WEEKDAY_HOUR, kpis, now)
+        out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}" if sort else None,
+                   cells=history.rank_cells(cells, sort, limit))
+        return out
+    if by is history.BreakdownBy.DISPOSITION_CODE:
+        codes, total = await history.disposition_codes(ctx.store, scope, rng, limit)
+        out.update(sort="wrapups:desc", codes=codes, total_rows=total)
+        return out
+    if scope.kind != "center":
+        raise BadRequest(f"a breakdown by {by.value} covers the whole center (scope=center): "
+                         "counters are kept per scope, not per pair of scopes")
+    sort = history.parse_sort(params.get("sort"), kpis)
+    visible = None
+    if grant.restricted:
+        live_agents = (await ctx.store.live())[0]
+        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
+    result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now, visible)
+    out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
+               total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
+    return out
 
 def verdict_notes(values: dict[str, Any]) -> dict[str, str]:
     """Why rates over live-person answers cannot be known for a scope: none of its answers
@@ -205,6 +309,14 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def kpis(request: web.Request) -> web.Response:
         return _json(await kpis_payload(ctx, dict(request.query), grant_of(request)))
 
+    @r.get("/api/v1/series")
+    async def series(request: web.Request) -> web.Response:
+        return _json(await series_payload(ctx, dict(request.query), grant_of(request)))
+
+    @r.get("/api/v1/breakdown")
+    async def breakdown(request: web.Request) -> web.Response:
+        return _json(await breakdown_payload(ctx, dict(request.query), grant_of(request)))
+
     @r.get("/api/v1/live")
     async def live(request: web.Request) -> web.Response:
         grant = grant_of(request)
@@ -218,7 +330,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
-        live_agents = (await ctx.store.live())[0] if grant.restricted else None
+        live_agents = (await ctx.store.live()).agents if grant.restricted else None
         out: dict[str, Any] = {
             kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
             for kind in LISTED_KINDS}
@@ -271,7 +383,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         client = ctx.health_redis if ctx.health_redis is not None else ctx.store.redis
         try:
             ok = bool(await asyncio.wait_for(client.ping(), HEALTH_TIMEOUT_S))
-        except (RedisError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, RedisError, OSError):
             ok = False
         return _json({"redis": ok}, status=200 if ok else 503)
 
@@ -309,7 +421,7 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
             if wait > 0 and not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if wake.is_set():
                 wake.clear()
@@ -370,7 +482,7 @@ def _cache_middleware(cache: ResponseCache) -> Any:
     return shared
 
 
-def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) -> web.Application:
+def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = ()) -> web.Application:
     if ctx.updates is None:
         ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
                                 max_clients=ctx.api.max_stream_clients,

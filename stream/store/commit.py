@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.kpi.windows import local_day_of
+from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, hour_field, hour_key_expiry,
-    minute_field, minute_key_expiry, scope_cutoff)
+    SCOPE_KINDS,
+    Layout,
+    PartitionProgress,
+    agent_history_suffixes,
+    day_field,
+    day_key_expiry,
+    hour_field,
+    hour_key_expiry,
+    minute_field,
+    minute_key_expiry,
+    month_index_expiry,
+    scope_cutoff,
+)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -45,7 +57,7 @@ class CommitBatch:
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
-    team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
+    team_moves: list[TeamMove] = field(default_factory=list)
     live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
@@ -88,65 +100,46 @@ class _Increments:
         return out
 
 
-def summed_increments(counters: dict[tuple[str, int], dict[str, float]], layout: Layout,
-                      expire: dict[str, int], scopes: dict[tuple[str, str], int]) -> _Increments:
-    """Sum the (scope, minute) groups into their minute, hour and total hashes (what a late
-    event takes back also grows the total's `retracted:` field, so that what is exported, net +
-    retracted and retracted, only goes up: docs/observability.md); note each hash's expiry and
-    each scope's newest minute with data. The same sums as `_Increments.add` per group, kept
-    flat: this runs over every delta of the batch and was the batch step's hottest function."""
-    ints: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
-    floats: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for (scope, minute), deltas in counters.items():
-        mk = layout.minute_key(scope, minute)
-        hk = layout.hour_key(scope, minute)
-        tk = layout.total_key(scope)
-        mf, hf = minute_field(minute, ""), hour_field(minute, "")
-        mi, hi, ti = ints[mk], ints[hk], ints[tk]
-        written = False
-        for name, value in deltas.items():
-            if name in FLOAT_COUNTERS or value != int(value):
-                m_, h_, t_ = floats[mk], floats[hk], floats[tk]
-                value = float(value)
-            else:
-                value = int(value)
-                if not value:
-                    continue
-                m_, h_, t_ = mi, hi, ti
-            written = True
-            m_[mf + name] += value
-            h_[hf + name] += value
-            t_[name] += value
-            if value < 0:
-                t_["retracted:" + name] -= value
-        if not written:
+def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
+    """The arguments of commit.lua: a JSON description of the batch, then the entity states.
+
+    Counter increments are summed per hash and field (`_Increments`): each delta goes to its
+    minute, hour, day and total hash. A minute or hour hash that would expire at once (an import
+    of old events) is left out: only the day hash, kept 400 days, takes the event. Entity states
+    travel as arguments of their own, referred to by position: embedded in the JSON they would
+    be escaped here and unescaped by Lua, and they are most of the bytes."""
+    expire: dict[str, int] = {}
+    scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
+    months: set[tuple[str, str]] = set()  # (month index key, id)
+    increments = _Increments()
+    for (scope, minute), deltas in batch.counters.items():
+        named = [(name, v) for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
+        if not named:
             continue
-        expire[mk] = minute_key_expiry(minute)
-        expire[hk] = hour_key_expiry(minute)
+        day = local_day_of(minute, layout.tz)
+        buckets = [(layout.day_key(scope, day.date), day_field(day.day, ""),
+                    day_key_expiry(day.date, layout.tz))]
+        if minute_key_expiry(minute) > now_ms:
+            buckets.append((layout.minute_key(scope, minute), minute_field(minute, ""),
+                            minute_key_expiry(minute)))
+        if hour_key_expiry(minute) > now_ms:
+            buckets.append((layout.hour_key(scope, minute), hour_field(minute, ""),
+                            hour_key_expiry(minute)))
+        for bucket, prefix, expiry in buckets:
+            increments.add(bucket, [(prefix + name, name, v) for name, v in named])
+            expire[bucket] = expiry
+        # what a late event takes back also grows the total's `retracted:` field, so that what
+        # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
+        increments.add(layout.total_key(scope), [(name, name, v) for name, v in named]
+                       + [(f"retracted:{name}", name, -v) for name, v in named if v < 0])
         kind, _, ident = scope.partition(":")
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
-    out = _Increments()
-    for key, fields in ints.items():
-        fl = floats.get(key)
-        if fl:  # a field with any non-integer delta in the batch is summed as a float
-            for f in fields.keys() & fl.keys():
-                fl[f] += fields.pop(f)
-        out.ints[key] = fields  # type: ignore[assignment]
-        out.floats[key] = fl if fl is not None else {}  # type: ignore[assignment]
-    return out
-
-
-def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
-    """The arguments of commit.lua: a JSON description of the batch, then the entity states.
-
-    Counter increments are summed per hash and field (`_Increments`). Entity states travel as arguments of
-    their own, referred to by position: embedded in the JSON they would be escaped here and
-    unescaped by Lua, and they are most of the bytes."""
-    expire: dict[str, int] = {}
-    scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
-    increments = summed_increments(batch.counters, layout, expire, scopes)
+            ix = layout.month_index_key(kind, day.month)
+            if (ix, ident) not in months:
+                months.add((ix, ident))
+                expire[ix] = month_index_expiry(day.month, layout.tz)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -164,6 +157,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
+        "months": [[key, ident] for key, ident in sorted(months)],
         "retire": [[layout.scopes_key(kind), kind] for kind in SCOPE_KINDS],
         "retire_before": str(scope_cutoff(now_ms)),
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
@@ -177,16 +171,21 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
-def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
+def team_move_keys(moves: list[TeamMove], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
-    """(agent key, old team key or False, new team key) for every bucket of agent history."""
+    """(agent key, old team key or False, new team key[, new team's month index, team id]) for
+    every bucket of agent history: a day hash moved also puts the new team in that month's
+    index (for breakdowns by team)."""
     out: list[list[Any]] = []
     for agent, old, new in moves:
-        for kind, bucket in agent_history_suffixes(now_ms):
-            def key(scope: str) -> str:
-                return f"{layout.prefix}{kind}:{scope}:{bucket}"
-            out.append([key(f"agent:{agent}"), key(f"team:{old}") if old else False,
-                        key(f"team:{new}")])
+        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
+            agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
+                                           for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
+            move: list[Any] = [agent_key, old_key if old else False, new_key]
+            if kind == "d":  # bucket: the local date; the index is per local month
+                move += [layout.month_index_key("team", bucket[:7]), new,
+                         month_index_expiry(bucket[:7], layout.tz)]
+            out.append(move)
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
     return out

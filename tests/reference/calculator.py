@@ -13,7 +13,7 @@ Decisions where the catalog is silent (the pipeline implements the same):
 
 - Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
   the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
-  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). `null`
+  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 400 days). `null`
   means absent. Every string is trimmed and must then be 1..128 characters; an empty optional
   string is absent (1.1), an empty required one invalid. Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
@@ -44,13 +44,14 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
-TOO_OLD_MS = 35 * 86400 * 1000
+TOO_OLD_MS = 400 * 86400 * 1000
 MAX_MS = 7 * 24 * 3600 * 1000  # every *_ms field: at most 7 days (contract 1.1)
 MAX_ORDER_VALUE = 10**9
 
@@ -102,7 +103,7 @@ _AGENT_FIELDS = {
 }
 TYPES = {**_CALL_FIELDS, **_AGENT_FIELDS}
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 COUNT_KEYS = [
@@ -159,7 +160,7 @@ def _parse_ts(x: Any) -> int:
         try:
             dt = datetime.fromisoformat(s[:10] + "T" + s[11:].upper())
         except ValueError:
-            raise Invalid("invalid_field")
+            raise Invalid("invalid_field") from None
         return (dt - _EPOCH) // _MS
     return _integral(x)
 
@@ -218,7 +219,7 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
     try:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Invalid("malformed_json")
+        raise Invalid("malformed_json") from None
     if not isinstance(obj, dict):
         raise Invalid("not_an_object")
     obj = {k: v for k, v in obj.items() if v is not None}
@@ -281,8 +282,8 @@ def _first(events: list[dict]) -> dict | None:
 
 
 class Reference:
-    def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig = RefConfig()):
-        self.config = config
+    def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig | None = None):
+        self.config = config = config or RefConfig()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
         events: list[dict] = []
@@ -512,6 +513,23 @@ class Reference:
     def scopes(self) -> list[str]:
         return sorted(set(self._by_scope) | set(self._intervals_by_scope))
 
+    def ids(self, kind: str) -> list[str]:
+        """The ids of a scope kind with any data (for breakdowns)."""
+        return sorted(s.split(":", 1)[1] for s in self.scopes() if s.startswith(kind + ":"))
+
+    def hour_cells(self, scope: str, from_ms: int, to_ms: int, tz: Any, *,
+                   weekday: bool) -> dict[tuple[int, int], dict[str, float]]:
+        """Call counters per local (weekday or -1, hour) of each record's ts in [from, to): the
+        "best time to call" heatmap, from the records alone."""
+        cells: dict[tuple[int, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for rec in self._by_scope.get(scope, []):
+            if from_ms <= rec.ts < to_ms:
+                local = datetime.fromtimestamp(rec.ts / 1000, tz)
+                cell = cells[(local.weekday() if weekday else -1, local.hour)]
+                for k, x in rec.values.items():
+                    cell[k] += x
+        return {k: dict(v) for k, v in cells.items()}
+
     def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
         c: dict[str, float] = defaultdict(int)
         for rec in self._by_scope.get(scope, []):
@@ -520,7 +538,7 @@ class Reference:
                     c[k] += x
 
         seconds: dict[str, float] = defaultdict(float)
-        paused_by_reason: dict[str, float] = defaultdict(float)
+        paused_by_reason: dict[str | None, float] = defaultdict(float)
         hi = min(to_ms, now_ms)
         for iv in self._intervals_by_scope.get(scope, []):
             end = now_ms if iv.end is None else iv.end
