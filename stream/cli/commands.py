@@ -22,11 +22,13 @@ def load_service_config(settings: Settings) -> Any:
     """The business configuration (thresholds, targets, costs, compliance) from CALLKPI_CONFIG."""
     from stream.kpi.catalog import KPI_BY_NAME
     from stream.kpi.config_file import ConfigError, load_config
+    from stream.kpi.experiments import experiment_kpis
     from stream.readers.business import COST_KPIS
     names = {*KPI_BY_NAME, *COST_KPIS}
     cumulative = {k.name for k in KPI_BY_NAME.values() if not k.denominator}
     try:
-        return load_config(settings.config or None, kpi_names=names, cumulative_kpis=cumulative)
+        return load_config(settings.config or None, kpi_names=names, cumulative_kpis=cumulative,
+                           experiment_kpis=experiment_kpis())
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -208,6 +210,63 @@ def format_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- experiments -------------------------------------------------------------------------------
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from stream.kpi.windows import WindowError
+    from stream.readers.api import BadRequest, NotFound
+    from stream.readers.experiments import experiments_payload
+
+    params = {"window": args.window} if args.window else {}
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await experiments_payload(ctx, ctx.extensions.config.experiments, params,
+                                             name=args.name)
+        finally:
+            await ctx.store.close()
+    try:
+        data = asyncio.run(fetch())
+    except (BadRequest, NotFound, WindowError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif not data["experiments"]:
+        print("no experiments configured ([[experiments]] in the configuration file)")
+    else:
+        print("\n\n".join(format_experiment(e) for e in data["experiments"]))
+    return 0
+
+
+def format_experiment(e: dict[str, Any]) -> str:
+    """One experiment as a table: a row per variant, the verdict on top."""
+    def pct(v: float | None, signed: bool = False) -> str:
+        return "-" if v is None else (f"{v * 100:+.1f} %" if signed else f"{v * 100:.1f} %")
+
+    span = f"{e['from']} → {e['to']}" if e["started"] else "not started"
+    lines = [f"{e['name']}: {e['verdict']}   ({e['primary_kpi']}, {span})"]
+    header = ("variant", "calls", "successes", "rate", "95 % CI", "lift", "p", "still needed",
+              "verdict")
+    rows = [header]
+    for v in e["variants"]:
+        ci = "-" if v["interval"] is None else (f"{v['interval']['low'] * 100:.1f}–"
+                                                f"{v['interval']['high'] * 100:.1f} %")
+        p = "-" if v["p_value"] is None else f"{v['p_value']:.3g}"
+        need = "-" if v["still_needed"] is None else f"{v['still_needed']:,}"
+        rows.append((v["variant"] + (" (control)" if v["control"] else ""), f"{v['trials']:,}",
+                     f"{v['successes']:,}", pct(v["rate"]), ci, pct(v["lift"], True), p, need,
+                     v["verdict"]))
+        for g in v["guardrails"]:
+            rows.append((f"  guardrail {g['kpi']}", "", "", "", "", pct(g["change"], True),
+                         "-" if g["p_value"] is None else f"{g['p_value']:.3g}", "",
+                         "breached" if g["breached"] else "ok"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return "\n".join(lines)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run a stream worker (external Kafka and Redis from CALLKPI_*)")
     p.set_defaults(run=run_worker)
@@ -236,3 +295,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", default=None, help="range end, RFC 3339")
     p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
     p.set_defaults(run=run_kpis)
+
+    p = sub.add_parser("experiments", help="print the configured experiments (A/B tests) and "
+                       "their verdicts")
+    p.add_argument("name", nargs="?", default=None, help="one experiment (default: all)")
+    p.add_argument("--window", default=None, help="override each experiment's window "
+                   "(5m, 15m, 1h, 8h, 24h, 30d, today)")
+    p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
+    p.set_defaults(run=run_experiments)

@@ -69,7 +69,9 @@ def _wallboard_routes() -> list[web.RouteTableDef]:
 def create_service_app(ctx: ApiContext) -> web.Application:
     extra = [_metrics_routes(ctx), *_wallboard_routes()]
     if ctx.extensions is not None:
+        from stream.readers.experiments import routes as experiment_routes
         extra.append(ctx.extensions.routes())
+        extra.append(experiment_routes(ctx, ctx.extensions.config.experiments))
     app = create_web_app(ctx, extra)
 
     async def close_store(_: web.Application) -> None:

@@ -497,12 +497,26 @@ class Reference:
     def scopes(self) -> list[str]:
         return sorted(set(self._by_scope) | set(self._intervals_by_scope))
 
-    def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+    def _sums(self, scope: str, from_ms: int, to_ms: int) -> dict[str, float]:
         c: dict[str, float] = defaultdict(int)
         for rec in self._by_scope.get(scope, []):
             if from_ms <= rec.ts < to_ms:
                 for k, x in rec.values.items():
                     c[k] += x
+        return c
+
+    def conversion_arms(self, variants: Iterable[str], from_ms: int, to_ms: int
+                        ) -> dict[str, tuple[int, int]]:
+        """Per variant (experiment arm): (conversions, live contacts), the counts behind
+        conversion_rate, summed over the `variant:<id>` scope's events in [from, to)."""
+        out = {}
+        for v in variants:
+            c = self._sums(f"variant:{v}", from_ms, to_ms)
+            out[v] = (int(c["conversions"]), int(c["connected"] + c["offered"]))
+        return out
+
+    def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+        c = self._sums(scope, from_ms, to_ms)
 
         seconds: dict[str, float] = defaultdict(float)
         paused_by_reason: dict[str, float] = defaultdict(float)
