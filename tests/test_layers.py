@@ -7,10 +7,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "stream"
-LAYER = {"settings": 0, "contract": 1, "kpi": 2, "sim": 2, "state": 3, "store": 4,
-         "processing": 5, "readers": 6, "cli": 7}
+LAYER = {"settings": 0, "contract": 1, "kpi": 2, "sim": 2, "adapters": 2, "state": 3,
+         "store": 4, "processing": 5, "readers": 6, "cli": 7}
 IO_MODULES = {"redis", "faust", "aiokafka", "kafka", "aiohttp", "socket", "subprocess",
-              "prometheus_client", "httpx", "requests", "urllib"}
+              "prometheus_client", "httpx", "requests", "urllib", "pymysql", "psycopg",
+              "twilio", "signal"}
+ADAPTER_IMPORTS = ("stream.adapters", "stream.contract", "stream.settings",
+                   # pure kpi modules: the config file's error machinery, the event age limit
+                   "stream.kpi.config_file", "stream.kpi.windows")
 
 
 def imports(path: Path) -> list[str]:
@@ -61,3 +65,26 @@ def test_contract_is_stdlib_only() -> None:
     for path in (ROOT / "contract").rglob("*.py"):
         for mod in imports(path):
             assert mod.split(".")[0] not in ("stream",) or mod.startswith("stream.contract"), (path, mod)
+
+
+def test_adapters_import_only_contract_settings_and_themselves() -> None:
+    problems = []
+    for path in (ROOT / "adapters").rglob("*.py"):
+        for mod in imports(path):
+            if mod.split(".")[0] == "stream" and not any(
+                    mod == a or mod.startswith(a + ".") for a in ADAPTER_IMPORTS):
+                problems.append(f"{path.relative_to(ROOT.parent)} imports {mod}")
+    assert not problems, "\n".join(problems)
+
+
+def test_adapter_mappings_are_pure() -> None:
+    """Everything in stream/adapters/ outside io/ maps records to events: no I/O, and no
+    import of the readers and sinks."""
+    problems = []
+    for path in (ROOT / "adapters").rglob("*.py"):
+        if "io" in path.relative_to(ROOT / "adapters").parts:
+            continue
+        for mod in imports(path):
+            if mod.split(".")[0] in IO_MODULES or mod.startswith("stream.adapters.io"):
+                problems.append(f"{path.relative_to(ROOT.parent)} imports {mod}")
+    assert not problems, "\n".join(problems)

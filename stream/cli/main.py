@@ -1,4 +1,5 @@
-"""`callkpi`: the one command of the service (worker, serve, stack, demo, replay, simulate, kpis)."""
+"""`callkpi`: the one command of the service (worker, serve, stack, demo, replay, simulate, kpis,
+adapt)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         simulate = None  # type: ignore[assignment]
     if simulate is not None:
         simulate.add_parser(sub)
+    from stream.cli import adapt
+    adapt.add_parser(sub)
+    adapt.add_ingest_parser(sub)
     return parser
 
 

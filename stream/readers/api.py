@@ -189,7 +189,22 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
            "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
         out["currency"] = ctx.extensions.config.costs.currency
+    notes = verdict_notes(values)
+    if notes:
+        out["notes"] = notes
     return out
+
+
+def verdict_notes(values: dict[str, Any]) -> dict[str, str]:
+    """Why rates over live-person answers cannot be known for a scope: none of its answers
+    carries an answering-machine verdict (queue_log and CDR sources have none, docs/adapters.md)."""
+    answered = values.get("answered") or 0
+    if not answered or (values.get("connected") or 0) + (values.get("machine_answered") or 0):
+        return {}
+    why = ("no answer in this scope has an answering-machine verdict (answered_by unknown: a "
+           "source without detection, such as Asterisk queue_log or CDR)")
+    return {"connect_rate": f"cannot be known: {why}; answer_rate counts every answer",
+            "abandon_rate": f"cannot be known: drops are divided by live-person answers and {why}"}
 
 
 def routes(ctx: ApiContext) -> web.RouteTableDef:

@@ -370,7 +370,16 @@
 
   function renderBig() {
     const k = get(state.data, "kpis", "kpis") || {};
-    setBig("connect_rate", k.connect_rate, pct(k.connect_rate));
+    // a source without answering-machine detection: the connect rate cannot be known, so the
+    // card shows the answer rate and says why (the API's notes)
+    const why = get(state.data, "kpis", "notes", "connect_rate");
+    const card = $("card-connect_rate");
+    const label = card ? card.querySelector(".label") : null;
+    if (label) setText(label, why ? "Answer rate today" : "Connect rate today");
+    if (why) setBig("connect_rate", k.answer_rate, pct(k.answer_rate));
+    else setBig("connect_rate", k.connect_rate, pct(k.connect_rate));
+    if (why && card) setAttr(card, "title", "Connect rate " + why);
+    setAttr(card, "data-substitute", why ? "answer_rate" : null);
     setBig("abandon_rate", k.abandon_rate, pct(k.abandon_rate));
     setBig("aht_seconds", k.aht_seconds, dur(k.aht_seconds));
     setBig("conversions", k.conversions, count(k.conversions));
