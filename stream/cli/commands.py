@@ -42,6 +42,7 @@ def thresholds_of(config: Any) -> Any:
         service_level_threshold_ms=config.service_level_threshold_ms,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
+        timezone=config.timezone,
     )
 
 
@@ -58,7 +59,9 @@ def run_worker(args: argparse.Namespace) -> int:
     from stream.processing.app import create_app
     settings = Settings.from_env()
     config = load_service_config(settings)
-    app = create_app(settings, thresholds_of(config))
+    from dataclasses import replace
+    thresholds = replace(thresholds_of(config), timezone=timezone_of(settings, config).key)
+    app = create_app(settings, thresholds)
     app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
     worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,
                           override_logging=False)
@@ -267,6 +270,40 @@ def format_experiment(e: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- retention ---------------------------------------------------------------------------------
+
+def run_retention(args: argparse.Namespace) -> int:
+    from stream.kpi.scopes import ScopeError
+    from stream.readers.api import BadRequest, Forbidden
+    from stream.readers.retention import retention_payload
+
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await retention_payload(ctx, {"scope": args.scope, "period": args.period})
+        finally:
+            await ctx.store.close()
+    try:
+        data = asyncio.run(fetch())
+    except (BadRequest, ScopeError, Forbidden) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{data['scope']}  customer retention per {data['period']} ({data['timezone']})")
+    rows = [("period", "buying customers", "repeat customers", "retention rate")]
+    for key in ("previous", "current"):
+        r = data[key]
+        rate = "-" if r["retention_rate"] is None else f"{r['retention_rate'] * 100:.1f} %"
+        rows.append((r["period"] + ("" if r["complete"] else " (so far)"),
+                     f"{r['buying_customers']:,}", f"{r['repeat_customers']:,}", rate))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run a stream worker (external Kafka and Redis from CALLKPI_*)")
     p.set_defaults(run=run_worker)
@@ -303,3 +340,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "(5m, 15m, 1h, 8h, 24h, 30d, today)")
     p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
     p.set_defaults(run=run_experiments)
+
+    p = sub.add_parser("retention", help="print buying and repeat customers and the retention "
+                       "rate per local week or month")
+    p.add_argument("--scope", default="center", help="center or campaign:<id>")
+    p.add_argument("--period", default="week", choices=("week", "month"))
+    p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
+    p.set_defaults(run=run_retention)

@@ -367,7 +367,7 @@ def _auth_middleware(access: Access) -> Any:
 CACHE = web.AppKey("cache", ResponseCache)
 CACHED_PATHS = frozenset({"/api/v1/kpis", "/api/v1/live", "/api/v1/agents", "/api/v1/scopes",
                           "/api/v1/campaigns", "/api/v1/targets", "/api/v1/compliance",
-                          "/api/v1/experiments"})
+                          "/api/v1/experiments", "/api/v1/retention"})
 
 
 def _cache_middleware(cache: ResponseCache) -> Any:
