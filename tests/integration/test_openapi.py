@@ -245,6 +245,15 @@ def test_experiments(fed: Fed, api: Api) -> None:
     api.get(f"/api/v1/experiments/{EXPERIMENT}", 400, doc_path=one_path, window="2h")
 
 
+def test_retention(fed: Fed, api: Api) -> None:
+    scopes = api.get("/api/v1/scopes")
+    for params in ({}, {"period": "month"}, {"scope": f"campaign:{scopes['campaign'][0]}"}):
+        body = api.get("/api/v1/retention", **params)
+        assert body["current"]["buying_customers"] >= body["current"]["repeat_customers"]
+    assert api.get("/api/v1/retention", 400, scope="team:x")["error"]
+    assert api.get("/api/v1/retention", 400, period="year")["error"]
+
+
 def conforms_stream(r: httpx.Response) -> None:
     assert r.status_code == 200
     spec, _ = documented_response("/api/v1/stream", 200)
