@@ -38,7 +38,8 @@ class MemoryStore:
         self.states: dict[str, tuple[int, str]] = {}
         self.offsets: dict[str, int] = {}
         self.payload_bytes = 0
-        self.marks: dict[str, int] = {}
+        self.marks: dict = {}
+        self.records: dict[str, str] = {}
 
     async def load(self, tps, keys, check=()):
         offsets = {tp: self.offsets.get(tp, -1) for tp in tps}
@@ -48,11 +49,15 @@ class MemoryStore:
             out[key] = (v, json.loads(s) if s else None)
         return offsets, out, {key: self.states.get(key, (0, ""))[0] for key in check}
 
-    async def watermarks(self) -> dict[str, int]:
+    async def watermarks(self) -> dict:
         return dict(self.marks)
+
+    async def agent_records(self, agents) -> dict:
+        return {a: json.loads(self.records[a]) for a in agents if a in self.records}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         self.marks.update(batch.watermarks)
+        self.records.update(batch.agent_records)
         args = encode(batch, self.layout, now_ms)
         self.payload_bytes += sum(map(len, args))
         for e in batch.entities:

@@ -40,6 +40,7 @@ def thresholds_of(config: Any) -> Any:
         qualification_score=config.qualification_score,
         connect_threshold_ms=config.connect_threshold_ms,
         service_level_threshold_ms=config.service_level_threshold_ms,
+        max_call_gap_ms=config.max_call_gap_seconds * 1000,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
         timezone=config.timezone,

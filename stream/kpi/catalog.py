@@ -124,7 +124,8 @@ COUNTERS: tuple[Counter, ...] = (
        metric="answer_to_agent_wait_seconds"),
     _C("ring_ms", "sum of ring_ms where reported", ms=True, metric="ring_seconds"),
     _C("ring_reports", "call.answered/unanswered events that carry ring_ms"),
-    _C("call_gap_ms", "sum of gaps from an agent's call end to its next connect", ms=True),
+    _C("call_gap_ms", "sum of gaps from an agent's call end to its next connect within one "
+       "login session", ms=True),
     _C("call_gaps", "number of such gaps"),
     _C("lead_score_sum", "sum of lead_score where reported", integer=False),
     _C("lead_scored", "call.wrapup events that carry lead_score"),
@@ -192,7 +193,10 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("avg_wrapup_seconds", "durations", "seconds", ("wrapup_ms",), ("wrapups",), _SEC,
         "average after-call work per wrap-up"),
     Kpi("avg_call_gap_seconds", "durations", "seconds", ("call_gap_ms",), ("call_gaps",), _SEC,
-        "average time from an agent's call end to its next connect"),
+        "average time from the end of an agent's call to that agent's next connect within one "
+        "login session (no logged_out between them); for an agent with no agent.state events "
+        "at all, gaps over max_call_gap_seconds (config, default 3600) are not counted; "
+        "counted at the connect, independent of batching and arrival order"),
     Kpi("avg_answer_to_agent_seconds", "durations", "seconds", ("answer_wait_ms",),
         ("agent_connected",), _SEC, "average wait from answer to agent bridge"),
     Kpi("avg_ring_seconds", "durations", "seconds", ("ring_ms",), ("ring_reports",), _SEC,

@@ -90,6 +90,9 @@ class ServiceConfig:
     connect_threshold_ms: int = 2_000
     service_level_threshold_ms: int = 20_000
     """An inbound call connected within this wait counts for `service_level` (contract 1.1)."""
+    max_call_gap_seconds: int = 3600
+    """For an agent with no `agent.state` events, a longer call gap is not counted (its
+    login sessions are unknown: the gap may span a night)."""
     success_dispositions: frozenset[str] = DEFAULT_SUCCESS
     goal_dispositions: frozenset[str] = DEFAULT_GOALS
     compliance: ComplianceConfig = field(default_factory=ComplianceConfig)
@@ -331,8 +334,8 @@ def _type(value: Any) -> str:
 # --------------------------------------------------------------------------- sections
 
 _TOP = ("timezone", "conversation_threshold_ms", "qualification_score", "connect_threshold_ms",
-        "service_level_threshold_ms", "success_dispositions", "goal_dispositions", "compliance",
-        "costs", "targets", "live", "api", "experiments")
+        "service_level_threshold_ms", "max_call_gap_seconds", "success_dispositions",
+        "goal_dispositions", "compliance", "costs", "targets", "live", "api", "experiments")
 _COMPLIANCE = ("default_limit", "campaign_limits", "groups", "status_rates")
 _GROUP = ("name", "campaigns", "limit")
 _COSTS = ("currency", *RATE_FIELDS, "campaigns")
@@ -711,6 +714,9 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
     if "service_level_threshold_ms" in data:
         kw["service_level_threshold_ms"] = ck.integer(
             data["service_level_threshold_ms"], ("service_level_threshold_ms",), minimum=0)
+    if "max_call_gap_seconds" in data:
+        kw["max_call_gap_seconds"] = ck.integer(
+            data["max_call_gap_seconds"], ("max_call_gap_seconds",), minimum=0)
     if "qualification_score" in data:
         kw["qualification_score"] = float(ck.number(
             data["qualification_score"], ("qualification_score",), minimum=0, maximum=100))

@@ -24,6 +24,8 @@ class Thresholds:
     qualification_score: float = 70
     connect_threshold_ms: int = 2_000
     service_level_threshold_ms: int = 20_000
+    max_call_gap_ms: int = 3_600_000
+    """A call gap of an agent with no `agent.state` events longer than this is not counted."""
     success_dispositions: Collection[str] = SUCCESS_DEFAULT
     goal_dispositions: Collection[str] = field(
         default_factory=lambda: SUCCESS_DEFAULT | {"qualified_lead"})

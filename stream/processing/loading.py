@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from stream.processing.state_cache import StateCache
 from stream.store.commit import CommitBatch
+from stream.store.layout import PartitionProgress
 from stream.store.redis_store import Store
 
 Decode = Callable[[dict[str, Any]], Any]
@@ -26,7 +27,8 @@ class StoreView:
     offsets: dict[str, int] = field(default_factory=dict)  # tp → applied offset
     states: dict[str, tuple[int, State | None, int]] = field(default_factory=dict)
     """key → (version, state, size of its JSON)"""
-    watermarks: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, PartitionProgress] = field(default_factory=dict)
+    """tp → progress of the source partitions the batch applied (`horizon.py`)."""
 
     @classmethod
     def after(cls, batch: CommitBatch, states: dict[str, State]) -> "StoreView":

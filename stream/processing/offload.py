@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream.kpi.contributions import Thresholds
+from stream.processing.horizon import topic_partitions
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.processing.pipelining import Overlapped
 from stream.settings import Settings
@@ -130,7 +131,8 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
     pipeline = Pipeline(store, DeadLetterProducer(settings), thresholds,
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
                         agent_state_ms=int(settings.agent_state_hours * 3_600_000),
-                        worker_id=worker_id, cache_bytes=int(settings.state_cache_mb * 2**20))
+                        worker_id=worker_id, cache_bytes=int(settings.state_cache_mb * 2**20),
+                        source_partitions=topic_partitions(settings.input_topic, settings.partitions))
     batches = Overlapped(pipeline, lambda seq, error: replies.put((seq, error)))
     loop = asyncio.get_running_loop()
     collected, busy = time.monotonic(), False

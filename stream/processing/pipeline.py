@@ -10,16 +10,17 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.state.agent_state import AgentState
+from stream.state.agent_state import AgentRecord, AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
+from stream.processing import horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
 from stream.processing.loading import Loader, StoreView
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
@@ -73,8 +74,12 @@ class Pipeline:
     def __init__(self, store: Store, dead_letter: DeadLetter, thresholds: Thresholds,
                  *, state_horizon_ms: int, agent_state_ms: int = 6 * 3_600_000,
                  worker_id: str = "", cache_bytes: int = 64 << 20,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 source_partitions: Iterable[str] = ()) -> None:
         self.worker_id = worker_id
+        self.source_partitions = tuple(source_partitions)
+        """Every `<topic>:<partition>` of the input topic: one never applied yet holds the
+        agent-state horizon back entirely (`horizon.py`)."""
         self.store = store
         self.dead_letter = dead_letter
         self.thresholds = thresholds
@@ -143,15 +148,15 @@ class Pipeline:
         _, agents = await self.loader.load(view, (), agent_keys.values(), AgentState.from_json)
         versions.update({key: v for key, (v, _) in agents.items()})
         loaded.agents = {a: agents[k][1] for a, k in agent_keys.items()}
+        records = await self.store.agent_records(a for a, st in loaded.agents.items() if st is None)
+        loaded.agents.update({a: AgentState.returning(AgentRecord.from_json(r))
+                              for a, r in records.items()})
         now = self.now_ms()
-        marks = await self.store.watermarks()
-        for tp, ts in view.watermarks.items():
-            marks[tp] = max(marks.get(tp, ts), ts)
-        for m, r in pending:
-            if isinstance(r, Event):
-                marks[m.tp] = max(marks.get(m.tp, r.ts_ms), r.ts_ms)
+        marks = horizon.merged(await self.store.watermarks(), view.watermarks,
+                               [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
-                          agent_state_ms=self.agent_state_ms, watermark_ms=low_watermark(marks))
+                          agent_state_ms=self.agent_state_ms,
+                          watermark_ms=horizon.low_watermark(marks, self.source_partitions, now))
         rejected: Counter[str] = Counter()
         for m, r in pending:
             if isinstance(r, Rejection):
@@ -164,7 +169,8 @@ class Pipeline:
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
                                    call_keys, agent_keys, now, gauges)
         batch.pipeline.update(job.dead_letter_degraded)
-        batch.watermarks = {tp: marks[tp] for tp in {m.tp for m, _ in pending} if tp in marks}
+        reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
+        batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
         return Prepared(batch, now, ahead, StoreView.after(batch, written))
@@ -212,21 +218,8 @@ class Pipeline:
             gauges={**gauges, **newest},
             notify=bool(pending),
             worker=self.worker_id,
+            agent_records={a: _dumps(r.to_json()) for a, r in outcome.agent_records.items()},
         )
-
-
-WATERMARK_SKEW_MAX_MS = 24 * 3_600_000
-"""A partition this far behind the most advanced one is taken as idle, not as slow: it stops
-holding back the agent-state horizon (which would otherwise grow without bound)."""
-
-
-def low_watermark(marks: dict[str, int]) -> int | None:
-    """The event time every (live) partition has reached: agent history after it is kept, so
-    that unevenly consumed partitions (a backlog replayed at full speed) stay exact."""
-    if not marks:
-        return None
-    top = max(marks.values())
-    return min(t for t in marks.values() if t >= top - WATERMARK_SKEW_MAX_MS)
 
 
 def _latency_bucket(seconds: float) -> str:

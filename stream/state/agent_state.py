@@ -3,22 +3,77 @@
 Agent time and call gaps are functions of the whole timeline, so a late point or a late
 `call.ended` changes intervals and gaps that were already counted. Each update computes the
 closed intervals (or gaps) before and after, and the worker writes only the difference.
+
+A call gap (docs/kpis.md) runs from the agent's latest call end (of another call) to its
+`call.connected`, within one login session: a `logged_out` at or between the two ends it. An
+agent with no `agent.state` at all has no known sessions, so a gap longer than
+`max_call_gap_ms` is not counted. Pruning keeps what the gaps of connects after the horizon need
+(the latest call ends before it, unless a logout follows them), so gaps do not depend on batch
+boundaries, pruning or arrival order.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.windows import minute_of, split_by_minute
 from stream.state.deltas import Deltas
 
-Point = tuple[int, str, str, str | None, str | None]
-"""(ts_ms, event_id, state, pause reason, campaign) of one `agent.state` event."""
-Interval = tuple[int, int, str, str | None, str | None]
-"""(start, end, state, reason, campaign): a closed interval in one state."""
+
+
+class Point(NamedTuple):
+    """One `agent.state` event on the agent's timeline (stored as a JSON array)."""
+
+    ts_ms: int
+    event_id: str
+    state: str
+    reason: str | None
+    campaign: str | None
+
+
+class Interval(NamedTuple):
+    """A closed interval in one state: from one point to the next."""
+
+    start: int
+    end: int
+    state: str
+    reason: str | None
+    campaign: str | None
+
+
+class Connect(NamedTuple):
+    """A `call.connected` of the agent: where its call gap is counted."""
+
+    ts_ms: int
+    campaign: str
+
+
+class TeamKey(NamedTuple):
+    """Orders team observations: the latest (ts, event_id) names the agent's team."""
+
+    ts_ms: int
+    event_id: str
+
+
+class PointsApplied(NamedTuple):
+    added: int
+    """New points placed on the timeline."""
+    beyond: int
+    """Points older than the kept history (`beyond_horizon`): not applied."""
+
+
+class GapInputs(NamedTuple):
+    """Everything an agent's call gaps depend on (a snapshot before a batch changes it)."""
+
+    calls: dict[str, "AgentCall"]
+    points: list[Point]
+    has_states: bool
+    floor: int | None
+    """Gaps of connects before this are no longer derived (the gap horizon)."""
 
 PRUNE_STEP_MS = 10 * 60_000
 """An agent's state is pruned when its horizon has moved on by this much (so at most this much
@@ -33,33 +88,89 @@ STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
 class AgentCall:
     """What one call contributes to the agent's call gaps."""
 
-    connects: list[tuple[int, str]] = field(default_factory=list)  # (ts, campaign)
+    connects: list[Connect] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     caller_id: str | None = None
     list_id: str | None = None
+
+
+CARRIED_CALL = ""
+"""The call id under which a returning agent's latest call end is kept (no real call has it:
+the contract's ids are non-empty)."""
+
+
+class AgentRecord(NamedTuple):
+    """What must outlive the agent's state (which expires with the state horizon, 72 h after
+    its last write): written with every state, read when the state is gone."""
+
+    team: str | None
+    team_key: TeamKey | None
+    newest_ms: int | None
+    """The newest event time the agent's state had seen: nothing older is placed any more."""
+    has_states: bool
+    """The agent ever had an `agent.state` event (its call gaps are bounded by login sessions,
+    not by `max_call_gap_seconds`)."""
+    open_end_ms: int | None = None
+    """The agent's latest call end, unless a logout followed it: where the gap of its next
+    connect starts, however long it is away."""
+    last_point: Point | None = None
+    """The agent's state in force (its latest point): its interval closes at the next point."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.team, "tk": self.team_key, "n": self.newest_ms, "s": self.has_states,
+                "e": self.open_end_ms, "p": self.last_point}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "AgentRecord":
+        return cls(d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None, d.get("n"),
+                   bool(d.get("s")), d.get("e"), Point(*d["p"]) if d.get("p") else None)
 
 
 @dataclass
 class AgentState:
     points: list[Point] = field(default_factory=list)
     team: str | None = None
-    team_key: tuple[int, str] | None = None
+    team_key: TeamKey | None = None
     calls: dict[str, AgentCall] = field(default_factory=dict)
     floor: int | None = None
     """Points before this were pruned: an older point cannot be placed exactly any more."""
     pruned_to: int | None = None
     """The horizon of the last pruning."""
+    has_states: bool = False
+    """The agent has had an `agent.state` event (see `AgentRecord.has_states`)."""
+
+    @classmethod
+    def returning(cls, record: AgentRecord) -> "AgentState":
+        """The state of an agent whose stored state expired: its team stays (a team move takes
+        its history from that team, not from nowhere), and nothing older than its newest event
+        is placed (a resent days-old `agent.state` must not become its live state)."""
+        calls = ({CARRIED_CALL: AgentCall(ends=[record.open_end_ms])}
+                 if record.open_end_ms is not None else {})
+        return cls(points=[record.last_point] if record.last_point else [], team=record.team,
+                   team_key=record.team_key, calls=calls, floor=record.newest_ms,
+                   pruned_to=record.newest_ms, has_states=record.has_states)
+
+    def record(self) -> AgentRecord:
+        newest = self.newest_ms()
+        if self.floor is not None:
+            newest = max(newest, self.floor) if newest is not None else self.floor
+        open_end = max((c.ends[-1] for c in self.calls.values() if c.ends), default=None)
+        if open_end is not None and self._logout_since(open_end):
+            open_end = None
+        return AgentRecord(self.team, self.team_key, newest, self.has_states, open_end,
+                           self.current())
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "AgentState":
         return cls(
-            points=[tuple(p) for p in d.get("p", [])],  # type: ignore[misc]
+            points=[Point(*p) for p in d.get("p", [])],
             team=d.get("t"),
-            team_key=tuple(d["tk"]) if d.get("tk") else None,  # type: ignore[arg-type]
-            calls={cid: AgentCall([tuple(x) for x in c[0]], c[1], c[2], c[3])  # type: ignore[misc]
+            team_key=TeamKey(*d["tk"]) if d.get("tk") else None,
+            calls={cid: AgentCall([Connect(*x) for x in c[0]], c[1], c[2], c[3])
                    for cid, c in d.get("c", {}).items()},
             floor=d.get("f"),
             pruned_to=d.get("ph"),
+            has_states=bool(d.get("hs")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -68,20 +179,20 @@ class AgentState:
         return {
             "p": self.points, "t": self.team, "tk": self.team_key,
             "c": {cid: (c.connects, c.ends, c.caller_id, c.list_id) for cid, c in self.calls.items()},
-            "f": self.floor, "ph": self.pruned_to,
+            "f": self.floor, "ph": self.pruned_to, "hs": self.has_states,
         }
 
     def clone(self) -> "AgentState":
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
-                          self.floor, self.pruned_to)
+                          self.floor, self.pruned_to, self.has_states)
 
     # -- team ---------------------------------------------------------------------------------
 
     def observe_team(self, team: str, ts_ms: int, event_id: str) -> None:
         """The team is that of the latest (ts, event_id) observation, in any arrival order."""
-        key = (ts_ms, event_id)
+        key = TeamKey(ts_ms, event_id)
         if self.team_key is None or key > self.team_key:
             self.team, self.team_key = team, key
 
@@ -90,18 +201,19 @@ class AgentState:
     def intervals(self, start: int = 0) -> set[Interval]:
         """The closed intervals from point `start` on."""
         pts = self.points[start:]
-        return {(a[0], b[0], a[2], a[3], a[4]) for a, b in zip(pts, pts[1:])}
+        return {Interval(a.ts_ms, b.ts_ms, a.state, a.reason, a.campaign)
+                for a, b in zip(pts, pts[1:])}
 
-    def add_points(self, agent_id: str, events: list[Event], deltas: Deltas) -> tuple[int, int]:
+    def add_points(self, agent_id: str, events: list[Event], deltas: Deltas) -> PointsApplied:
         """Insert `agent.state` points; write the change in closed intervals. Returns how many
         points were new and how many fell before the state horizon (not placeable).
 
         Only intervals from the point before the earliest new one can change, so only those
         are compared (usually the last one or two: points mostly arrive in order)."""
-        known = {p[1] for p in self.points}
+        known = {p.event_id for p in self.points}
         new = [e for e in events if e.event_id not in known]
         if not new:
-            return 0, 0
+            return PointsApplied(0, 0)
         first = min((e.ts_ms, e.event_id) for e in new)
         start = max(0, bisect_left(self.points, first, key=_point_key) - 1)
         before = self.intervals(start)
@@ -115,53 +227,46 @@ class AgentState:
                 beyond += 1
                 continue
             f = e.fields
-            self.points.append((e.ts_ms, e.event_id, f["state"], f.get("reason"),
-                                e.campaign_id or f.get("campaign_id")))
+            self.points.append(Point(e.ts_ms, e.event_id, f["state"], f.get("reason"),
+                                     e.campaign_id or f.get("campaign_id")))
             added += 1
         if not added:
-            return 0, beyond
+            return PointsApplied(0, beyond)
         self.points.sort(key=_point_key)
         after = self.intervals(start)
         for iv in after - before:
             interval_deltas(agent_id, iv, deltas, 1)
         for iv in before - after:
             interval_deltas(agent_id, iv, deltas, -1)
-        return added, beyond
+        return PointsApplied(added, beyond)
 
     def current(self) -> Point | None:
         return self.points[-1] if self.points else None
 
     # -- call gaps ----------------------------------------------------------------------------
 
-    def gaps(self, agent_id: str, since: int = -1) -> Deltas:
-        """Every gap (end of a call → this agent's next connect) of connects at or after `since`,
-        counted at the connect. A changed end at t only moves gaps of connects at or after t."""
-        out = Deltas()
-        ends = sorted((t, cid) for cid, c in self.calls.items() for t in c.ends)
-        end_times = [t for t, _ in ends]
-        for cid, call in self.calls.items():
-            for connect_ts, campaign in call.connects:
-                if connect_ts < since:
-                    continue
-                i = bisect_right(end_times, connect_ts) - 1
-                while i >= 0 and ends[i][1] == cid:
-                    i -= 1
-                if i < 0:
-                    continue
-                prev = end_times[i]
-                scopes = ["center", f"campaign:{campaign}", f"agent:{agent_id}"]
-                if call.caller_id:
-                    scopes.append(f"caller_id:{call.caller_id}")
-                if call.list_id:
-                    scopes.append(f"list:{call.list_id}")
-                out.add(scopes, minute_of(connect_ts),
-                        {"call_gap_ms": connect_ts - prev, "call_gaps": 1})
-        return out
+    def logouts(self) -> list[int]:
+        return logouts_of(self.points)
+
+    def _logout_since(self, t: int) -> bool:
+        """A logout at or after `t` (points are in time order: only the tail is read)."""
+        for p in reversed(self.points):
+            if p.ts_ms < t:
+                return False
+            if p.state == "logged_out":
+                return True
+        return False
+
+    def gap_inputs(self) -> GapInputs:
+        """A snapshot of what the gaps depend on (calls and points are replaced, never
+        changed, so copying the containers is enough)."""
+        return GapInputs(dict(self.calls), list(self.points), self.has_states, self.pruned_to)
 
     def newest_ms(self) -> int | None:
         """The latest event time this agent's state has seen (its own event-time watermark)."""
-        times = [p[0] for p in self.points[-1:]]
-        times += [t for c in self.calls.values() for t in (*c.ends, *(ts for ts, _ in c.connects))]
+        times = [p.ts_ms for p in self.points[-1:]]  # ends and connects are in time order
+        times += [c.ends[-1] for c in self.calls.values() if c.ends]
+        times += [c.connects[-1].ts_ms for c in self.calls.values() if c.connects]
         return max(times) if times else None
 
     def prune(self, span_ms: int, watermark_ms: int | None = None) -> None:
@@ -172,31 +277,114 @@ class AgentState:
         if self.points and self.pruned_to is not None:
             # Pruning scans every call; skip it until the horizon (judged by the points, a
             # lower bound) has moved on by PRUNE_STEP_MS. It only bounds the state's size.
-            low = min(self.points[-1][0], watermark_ms if watermark_ms is not None
-                      else self.points[-1][0]) - span_ms
+            low = min(self.points[-1].ts_ms, watermark_ms if watermark_ms is not None
+                      else self.points[-1].ts_ms) - span_ms
             if low - self.pruned_to < PRUNE_STEP_MS:
                 return
         newest = self.newest_ms()
         if newest is None:
             return
         horizon_ms = min(newest, watermark_ms if watermark_ms is not None else newest) - span_ms
+        if self.pruned_to is not None and horizon_ms <= self.pruned_to:
+            return
+        carry = self._carried_ends(horizon_ms)
         self.pruned_to = horizon_ms
         keep_from = bisect_left(self.points, horizon_ms, key=_point_ts) - 1
         if keep_from > 0:
             self.points = self.points[keep_from:]
-            self.floor = self.points[0][0]
+            self.floor = self.points[0].ts_ms
         self.calls = {cid: c for cid, c in self.calls.items()
-                      if any(t >= horizon_ms for t in c.ends)
-                      or any(t >= horizon_ms for t, _ in c.connects)
+                      if cid in carry
+                      or any(t >= horizon_ms for t in c.ends)
+                      or any(x.ts_ms >= horizon_ms for x in c.connects)
                       or (not c.ends and not c.connects)}
+
+    def _carried_ends(self, horizon_ms: int) -> set[str]:
+        """The calls whose ends before the horizon a later connect's gap may still start from:
+        the latest end, and the latest of another call (a connect skips its own call's end),
+        unless a logout at or after the end closes the session before the horizon."""
+        ends = sorted(((t, cid) for cid, c in self.calls.items() for t in c.ends
+                       if t < horizon_ms), reverse=True)
+        logouts = self.logouts()
+        carry: set[str] = set()
+        for t, cid in ends:
+            if cid in carry:
+                continue
+            i = bisect_left(logouts, t)
+            if i < len(logouts) and logouts[i] < horizon_ms:
+                break  # this session ended before the horizon, and so did every earlier one
+            carry.add(cid)
+            if len(carry) == 2:
+                break
+        return carry
 
 
 def _point_ts(p: Point) -> int:
-    return p[0]
+    return p.ts_ms
 
 
 def _point_key(p: Point) -> tuple[int, str]:
-    return p[0], p[1]
+    return p.ts_ms, p.event_id
+
+
+def gap_deltas(agent_id: str, inputs: GapInputs, since: int, max_gap_ms: int) -> Deltas:
+    """Every gap of a connect at or after `since` (and the gap horizon), counted at the
+    connect. A change at t only moves gaps of connects at or after t."""
+    out = Deltas()
+    if inputs.floor is not None:
+        since = max(since, inputs.floor)
+    ends = sorted((t, cid) for cid, c in inputs.calls.items() for t in c.ends)
+    end_times = [t for t, _ in ends]
+    logouts = logouts_of(inputs.points)
+    for cid, call in inputs.calls.items():
+        for connect_ts, campaign in call.connects:
+            if connect_ts < since:
+                continue
+            i = bisect_right(end_times, connect_ts) - 1
+            while i >= 0 and ends[i][1] == cid:
+                i -= 1
+            if i < 0:
+                continue
+            prev = end_times[i]
+            j = bisect_left(logouts, prev)
+            if j < len(logouts) and logouts[j] <= connect_ts:
+                continue  # a logout between: the connect opens a new login session
+            if not inputs.has_states and connect_ts - prev > max_gap_ms:
+                continue  # no sessions known: a gap this long may span a night
+            scopes = ["center", f"campaign:{campaign}", f"agent:{agent_id}"]
+            if call.caller_id:
+                scopes.append(f"caller_id:{call.caller_id}")
+            if call.list_id:
+                scopes.append(f"list:{call.list_id}")
+            out.add(scopes, minute_of(connect_ts),
+                    {"call_gap_ms": connect_ts - prev, "call_gaps": 1})
+    return out
+
+
+def logouts_of(points: list[Point]) -> list[int]:
+    """Times of the `logged_out` points, ascending: where login sessions end."""
+    return [p.ts_ms for p in points if p.state == "logged_out"]
+
+
+def symmetric_difference(a: list[Any], b: list[Any]) -> list[Any]:
+    """What is in one list and not the other, counting repeats."""
+    ca, cb = Counter(a), Counter(b)
+    return list(((ca - cb) + (cb - ca)).elements())
+
+
+def changed_times(before: AgentCall | None, after: AgentCall | None) -> list[int]:
+    """The times at which one call's contribution to the agent's gaps changed: its added or
+    removed ends and connects, and every connect if its caller ID or list changed."""
+    b = before or AgentCall()
+    a = after or AgentCall()
+    if b == a:
+        return []  # most call events: the call's gaps are as they were
+    if (b.caller_id, b.list_id) != (a.caller_id, a.list_id) and (b.connects or a.connects):
+        times = [x.ts_ms for x in (*b.connects, *a.connects)]
+    else:
+        times = [x.ts_ms for x in symmetric_difference(b.connects, a.connects)]
+    times += symmetric_difference(b.ends, a.ends)
+    return times
 
 
 def interval_deltas(agent_id: str, iv: Interval, deltas: Deltas, sign: int) -> None:

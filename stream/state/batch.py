@@ -10,16 +10,25 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.state.agent_state import AgentCall, AgentState
+from stream.state.agent_state import (
+    AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas)
 from stream.state.call_state import CallState, LiveCall, event_agent, live_call
 from stream.state.deltas import Deltas
 
 LATE_AFTER_MS = 5 * 60_000
 """An event processed more than this after its `ts` counts as late (a pipeline-health figure)."""
+
+
+class TeamMove(NamedTuple):
+    """An agent's stored history leaves its old team (None: it had none) for its new one."""
+
+    agent: str
+    old_team: str | None
+    new_team: str
 
 
 @dataclass
@@ -35,10 +44,12 @@ class Outcome:
     deltas: Deltas
     calls: dict[str, CallState]
     agents: dict[str, AgentState]
-    team_moves: list[tuple[str, str | None, str]]
+    team_moves: list[TeamMove]
     live_calls: dict[str, LiveCall | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
+    agent_records: dict[str, AgentRecord] = field(default_factory=dict)
+    """The record of every agent whose state is written: it outlives the state."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -75,7 +86,7 @@ def agent_calls(state: CallState) -> dict[str, AgentCall]:
         if e.type == "call.connected" and e.agent_id:
             entry = out.setdefault(e.agent_id, AgentCall(caller_id=attrs.caller_id,
                                                          list_id=attrs.list_id))
-            entry.connects.append((e.ts_ms, e.campaign_id or ""))
+            entry.connects.append(Connect(e.ts_ms, e.campaign_id or ""))
         elif e.type == "call.ended":
             agent = event_agent(e, attrs)
             if agent:
@@ -96,7 +107,8 @@ class _Batch:
         self.calls: dict[str, CallState] = {}
         self.agents: dict[str, AgentState] = {}
         self.old_teams: dict[str, str | None] = {}
-        self.old_calls: dict[str, dict[str, AgentCall]] = {}
+        self.old_gaps: dict[str, GapInputs] = {}
+        """Per agent whose gaps may change: what they depended on before the batch."""
         self.gap_since: dict[str, int] = {}
         self.live_calls: dict[str, LiveCall | None] = {}
         self.live_agents: dict[str, dict[str, Any] | None] = {}
@@ -110,18 +122,18 @@ class _Batch:
             self.old_teams[agent_id] = state.team
         return state
 
-    def touch_gaps(self, agent_id: str, changed: list[AgentCall]) -> AgentState | None:
-        """Note that the agent's calls change; gaps are re-derived from the earliest change.
-        None: the change lies wholly before the agent's state horizon and is not tracked."""
+    def touch_gaps(self, agent_id: str, times: list[int]) -> AgentState | None:
+        """Note that the agent's gaps change at `times`; they are re-derived from the earliest.
+        None: the change lies wholly before the agent's gap horizon and is not tracked."""
         state = self.agent(agent_id)
-        if agent_id not in self.old_calls:
-            self.old_calls[agent_id] = dict(state.calls)
-        times = [t for c in changed for t in (*c.ends, *(ts for ts, _ in c.connects))]
-        if times and state.floor is not None and max(times) < state.floor:
+        horizon = state.pruned_to
+        if horizon is not None and min(times) < horizon:
             self.stats["beyond_horizon"] += 1  # gaps that old are no longer re-derived
-            return None
-        if times:
-            self.gap_since[agent_id] = min(self.gap_since.get(agent_id, times[0]), *times)
+            if max(times) < horizon:
+                return None
+        if agent_id not in self.old_gaps:
+            self.old_gaps[agent_id] = state.gap_inputs()
+        self.gap_since[agent_id] = min(self.gap_since.get(agent_id, times[0]), *times)
         return state
 
     def observe_teams(self, events: list[Event]) -> None:
@@ -140,8 +152,10 @@ class _Batch:
         self.calls[call_id] = state
         after = agent_calls(state)
         for agent_id in before.keys() | after.keys():
-            changed = [c for c in (before.get(agent_id), after.get(agent_id)) if c is not None]
-            agent = self.touch_gaps(agent_id, changed)
+            times = changed_times(before.get(agent_id), after.get(agent_id))
+            if not times:
+                continue  # e.g. a late call.qa: the call's gaps are as they were
+            agent = self.touch_gaps(agent_id, times)
             if agent is None:
                 continue
             if agent_id in after:
@@ -160,30 +174,41 @@ class _Batch:
 
     def apply_agent(self, agent_id: str, events: list[Event]) -> None:
         state = self.agent(agent_id)
-        added, beyond = state.add_points(agent_id, events, self.deltas)
-        self.stats["duplicates"] += len(events) - added - beyond
-        self.stats["beyond_horizon"] += beyond
-        if added:
+        if agent_id not in self.old_gaps:
+            self.old_gaps[agent_id] = state.gap_inputs()
+        if not state.has_states:  # its gaps now follow login sessions, not the cap
+            state.has_states = True
+            self.gap_since[agent_id] = -(2**62)
+        applied = state.add_points(agent_id, events, self.deltas)
+        self.stats["duplicates"] += len(events) - applied.added - applied.beyond
+        self.stats["beyond_horizon"] += applied.beyond
+        if applied.added:
             self.live_agents[agent_id] = live_agent(state)
+            logouts = [e.ts_ms for e in events if e.fields.get("state") == "logged_out"]
+            if logouts:  # a new session boundary: gaps across it from there on change
+                self.gap_since[agent_id] = min(self.gap_since.get(agent_id, logouts[0]), *logouts)
 
     def finish(self, agent_state_ms: int, watermark_ms: int | None = None) -> Outcome:
-        for agent_id, old_calls in self.old_calls.items():
+        max_gap = self.thresholds.max_call_gap_ms
+        for agent_id, old in self.old_gaps.items():
             since = self.gap_since.get(agent_id)
             if since is None:
                 continue
-            state = self.agents[agent_id]
-            self.deltas.merge(state.gaps(agent_id, since))
-            self.deltas.merge(AgentState(calls=old_calls).gaps(agent_id, since), sign=-1)
-        moves = []
+            new = self.agents[agent_id].gap_inputs()
+            self.deltas.merge(gap_deltas(agent_id, new, since, max_gap))
+            self.deltas.merge(gap_deltas(agent_id, old, since, max_gap), sign=-1)
+        moves: list[TeamMove] = []
         for agent_id, state in self.agents.items():
             old_team = self.old_teams[agent_id]
             if state.team is not None and state.team != old_team:
-                moves.append((agent_id, old_team, state.team))
+                moves.append(TeamMove(agent_id, old_team, state.team))
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
             state.prune(agent_state_ms, watermark_ms)
+        records = {a: st.record() for a, st in self.agents.items()}
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
-                       self.agents, moves, self.live_calls, self.live_agents, self.stats)
+                       self.agents, moves, self.live_calls, self.live_agents, self.stats,
+                       records)
 
 
 def live_agent(state: AgentState) -> dict[str, Any] | None:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
-DeltaKey = tuple[str, int, str]
+
+class DeltaKey(NamedTuple):
+    scope: str
+    minute: int
+    """The minute bucket (epoch ms)."""
+    counter: str
+
+
 Group = defaultdict[str, float]
 LeadSaleKey = tuple[str, str, str, str]
 """(scope, period kind `week`/`month`, period id, lead_id): a lead's sales in a retention set."""
@@ -67,7 +75,8 @@ class Deltas:
         return out
 
     def items(self) -> list[tuple[DeltaKey, float]]:
-        return [((s, m, n), v) for (s, m), g in self._g.items() for n, v in g.items() if v != 0]
+        return [(DeltaKey(s, m, n), v) for (s, m), g in self._g.items() for n, v in g.items()
+                if v != 0]
 
     def __len__(self) -> int:
         return sum(1 for g in self._g.values() for v in g.values() if v != 0)

@@ -99,6 +99,7 @@ for _, p in ipairs(b.pipeline) do redis.call('HINCRBYFLOAT', P .. 'pipeline', p[
 for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) end
 for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end
 for _, w in ipairs(b.watermarks or {}) do redis.call('HSET', P .. 'watermarks', w[1], w[2]) end
+for _, a in ipairs(b.agents or {}) do redis.call('HSET', P .. 'agents', a[1], a[2]) end
 if b.worker then redis.call('HSET', P .. 'workers', b.worker[1], b.worker[2]) end
 if b.notify then redis.call('PUBLISH', P .. 'updates', b.notify) end
 return {'ok'}

@@ -11,8 +11,8 @@ from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.kpi.retention import keep_until_ms
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, agent_history_suffixes, hour_field, hour_key_expiry, minute_field,
-    minute_key_expiry, scope_cutoff)
+    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, hour_field, hour_key_expiry,
+    minute_field, minute_key_expiry, scope_cutoff)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -47,7 +47,9 @@ class CommitBatch:
     gauges: dict[str, float] = field(default_factory=dict)
     notify: bool = True
     worker: str = ""  # heartbeat: the committing worker's id
-    watermarks: dict[str, int] = field(default_factory=dict)  # tp → newest event ts consumed
+    watermarks: dict[str, PartitionProgress] = field(default_factory=dict)  # per source tp
+    agent_records: dict[str, str] = field(default_factory=dict)
+    """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state."""
     lead_sales: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     """(scope, period, period id, lead_id) → change in that lead's sales (customer retention)."""
 
@@ -125,7 +127,8 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "gauges": [[k, v] for k, v in batch.gauges.items()],
         "notify": str(now_ms) if batch.notify else False,
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
-        "watermarks": [[tp, str(ts)] for tp, ts in batch.watermarks.items()],
+        "watermarks": [[tp, progress.encode()] for tp, progress in batch.watermarks.items()],
+        "agents": [[a, r] for a, r in batch.agent_records.items()],
         "leads": lead_sets(batch, layout),
     }
     return [json.dumps(payload, separators=(",", ":")),

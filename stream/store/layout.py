@@ -9,7 +9,9 @@ All keys start with a configurable prefix (default `ck:`).
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
 | `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
+| `agents` | hash | agent id → JSON record that outlives its state: team, newest event, had `agent.state` | none |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
+| `watermarks` | hash | `<topic>:<partition>` → `<newest event ms applied>:<caught up 0/1>` | none |
 | `live:calls` / `live:agents` | hash | id → JSON live status | pruned by the worker |
 | `pipeline` | hash | pipeline counters and the latency histogram | none |
 | `gauges` | hash | pipeline gauges (consumer lag per partition, newest event per campaign) | none |
@@ -20,6 +22,7 @@ All keys start with a configurable prefix (default `ck:`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stream.kpi.windows import (
     DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to)
@@ -63,13 +66,33 @@ class Layout:
         return f"{self.prefix}st:agent:{agent_id}"
 
     def key(self, name: str) -> str:
-        """Singleton keys: offsets, live:calls, live:agents, pipeline, gauges, workers, updates."""
+        """Singleton keys: offsets, watermarks, agents, live:calls, live:agents, pipeline,
+        gauges, workers, updates."""
         return f"{self.prefix}{name}"
 
 
 def scope_cutoff(now_ms: int) -> int:
     """Scopes whose newest minute with data is before this have retired."""
     return now_ms - SCOPE_RETENTION_MS
+
+
+class PartitionProgress(NamedTuple):
+    """How far a source partition has been applied, as the agent-state horizon needs it."""
+
+    newest_ms: int | None
+    """The newest event time applied from the partition (None: none yet)."""
+    caught_up: bool
+    """The partition's last applied fetch reached its high watermark: every record it holds
+    is applied, so only new arrivals (late by at most the contract's lateness) can follow."""
+
+    def encode(self) -> str:
+        return f"{'' if self.newest_ms is None else self.newest_ms}:{int(self.caught_up)}"
+
+    @classmethod
+    def decode(cls, raw: str) -> "PartitionProgress":
+        """`<newest>:<caught up 0|1>`; a bare `<newest>` (written before the flag) is lagging."""
+        newest, _, flag = raw.partition(":")
+        return cls(int(newest) if newest else None, flag == "1")
 
 
 def minute_field(minute_ms: int, counter: str) -> str:

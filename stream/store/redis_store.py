@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
-from stream.store.layout import SCOPE_KINDS, Layout, scope_cutoff
+from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
@@ -40,7 +40,9 @@ RETIRE_WATERMARKS_LUA = """
 -- KEYS[1]: watermarks. ARGV[1]: cutoff. Atomic, so a commit's newer watermark is never deleted.
 local flat, gone = redis.call('HGETALL', KEYS[1]), 0
 for i = 1, #flat, 2 do
-  if tonumber(flat[i + 1]) < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], flat[i]); gone = gone + 1 end
+  -- a value is `<newest event ms>:<caught up 0/1>` (or a bare `<newest>`, written before the flag)
+  local newest = tonumber(string.match(flat[i + 1], '^(%-?%d+)'))
+  if newest and newest < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], flat[i]); gone = gone + 1 end
 end
 return gone
 """
@@ -94,10 +96,18 @@ class Store:
                   for key, (v, s) in zip(keys, results)}
         return offsets, states, versions
 
-    async def watermarks(self) -> dict[str, int]:
-        """Per source partition, the newest event time consumed (see `low_watermark`)."""
+    async def watermarks(self) -> dict[str, PartitionProgress]:
+        """Per source partition, how far it is applied (see `processing/horizon.py`)."""
         raw = await self.redis.hgetall(self.layout.key("watermarks"))
-        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return {k: PartitionProgress.decode(v) for k, v in raw.items()}
+
+    async def agent_records(self, agents: Iterable[str]) -> dict[str, Json]:
+        """The stored records (`agents` hash) of these agents, for those whose state is gone."""
+        agents = list(agents)
+        if not agents:
+            return {}
+        raw = await self.redis.hmget(self.layout.key("agents"), agents)
+        return {a: json.loads(v) for a, v in zip(agents, raw) if v}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""

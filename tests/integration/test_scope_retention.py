@@ -22,6 +22,7 @@ from stream.readers.api import ApiContext
 from stream.readers.business import Business
 from stream.readers.query import Query
 from stream.store.commit import CommitBatch
+from stream.store.layout import PartitionProgress
 from stream.store.redis_store import Store
 
 pytestmark = pytest.mark.integration
@@ -89,7 +90,7 @@ def test_scopes_without_data_in_the_retention_retire(redis_url: str) -> None:
 
     scopes = run(redis_url, lambda s: s.scopes(LATER))
     assert scopes == {"campaign": ["new"], "team": ["t-a-new"], "agent": ["a-new"],
-                      "caller_id": ["D-new"], "list": ["l-new"]}
+                      "caller_id": ["D-new"], "list": ["l-new"], "variant": []}
     # retired by the commit itself, not only hidden from readers: the index, the totals and
     # the newest-event gauge of a retired campaign are gone
     assert run(redis_url, lambda s: s.scopes()) == scopes
@@ -144,9 +145,13 @@ def test_exported_caller_ids_are_capped(redis_url: str, monkeypatch: pytest.Monk
 def test_watermarks_of_partitions_idle_past_the_retention_go(redis_url: str) -> None:
     async def fill(store: Store) -> dict:
         await store.redis.hset(store.layout.key("watermarks"), mapping={
-            "dialer.events:0": LATER - HOUR_MS, "dialer.events:1": LATER - 30 * DAY_MS,
-            "dialer.events:2": T0 - DAY_MS})
+            "dialer.events:0": f"{LATER - HOUR_MS}:1", "dialer.events:1": LATER - 30 * DAY_MS,
+            "dialer.events:2": f"{T0 - DAY_MS}:1", "dialer.events:3": ":0"})
         assert await store.retire_idle_watermarks(LATER) == 1
         return await store.watermarks()
-    assert run(redis_url, fill) == {"dialer.events:0": LATER - HOUR_MS,
-                                    "dialer.events:1": LATER - 30 * DAY_MS}
+    # `<newest>:<caught up>` and a bare `<newest>` (written before the flag) alike; a partition
+    # with nothing applied yet (no newest) is kept: it holds the agent horizon
+    assert run(redis_url, fill) == {
+        "dialer.events:0": PartitionProgress(LATER - HOUR_MS, True),
+        "dialer.events:1": PartitionProgress(LATER - 30 * DAY_MS, False),
+        "dialer.events:3": PartitionProgress(None, False)}

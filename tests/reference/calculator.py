@@ -32,6 +32,10 @@ Decisions where the catalog is silent (the pipeline implements the same):
   over `connected + offered`, `completion_rate` over `dialed + offered`. `wrapups_by_code` counts
   wrap-ups per `disposition_code`. The `variant` of the earliest `call.dialed` is a scope of every
   event of the call, without call gaps (a gap lies between two calls).
+- A call gap runs from the latest `call.ended` (at or before the connect, of another call) to the
+  agent's `call.connected`; a `logged_out` of the agent at or between those two instants ends
+  the login session, and the gap is not counted. For an agent with no `agent.state` at all, a
+  gap longer than `max_call_gap_seconds` is not counted.
 """
 from __future__ import annotations
 
@@ -129,6 +133,7 @@ class RefConfig:
     qualification_score: float = 70
     connect_threshold_ms: int = 2000
     service_level_threshold_ms: int = 20000
+    max_call_gap_seconds: int = 3600
 
 
 # ----------------------------------------------------------------------------- validation
@@ -347,6 +352,8 @@ class Reference:
                 ends[agent].append((ev["ts"], ev["call_id"]))
         for agent_ends in ends.values():
             agent_ends.sort()
+        logouts = {a: sorted(p["ts"] for p in points if p["state"] == "logged_out")
+                   for a, points in agent_points.items()}
 
         self.records: list[_Record] = []
         for ev, agent, caller_id, list_id in attributed:
@@ -364,7 +371,11 @@ class Reference:
                 self.records.append(_Record(ev["ts"], [f"variant:{self._variant[ev['call_id']]}"],
                                             dict(values)))
             if ev["type"] == "call.connected":
-                gap = self._gap(ends.get(ev["agent_id"], []), ev["ts"], ev["call_id"])
+                a = ev["agent_id"]
+                gap = self._gap(ends.get(a, []), ev["ts"], ev["call_id"], logouts.get(a))
+                if gap is not None and a not in agent_points \
+                        and gap > config.max_call_gap_seconds * 1000:
+                    gap = None
                 if gap is not None:
                     values["gap_ms"] = gap
                     values["gaps"] = 1
@@ -394,11 +405,15 @@ class Reference:
                 self._intervals_by_scope[s].append(iv)
 
     @staticmethod
-    def _gap(agent_ends: list[tuple[int, str]], t: int, call_id: str) -> int | None:
+    def _gap(agent_ends: list[tuple[int, str]], t: int, call_id: str,
+             logouts: list[int] | None) -> int | None:
+        """The gap before a connect at `t`, unless a logout lies at or between its two ends."""
         i = bisect.bisect_right(agent_ends, (t, "\U0010ffff")) - 1
         while i >= 0:
             end_ts, end_call = agent_ends[i]
             if end_call != call_id:
+                if any(end_ts <= lo <= t for lo in logouts or ()):
+                    return None
                 return t - end_ts
             i -= 1
         return None

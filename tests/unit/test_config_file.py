@@ -37,6 +37,7 @@ def test_defaults():
     assert c.conversation_threshold_ms == 30000 and c.connect_threshold_ms == 2000
     assert c.qualification_score == 70 and c.service_level_threshold_ms == 20_000
     assert parse("service_level_threshold_ms = 15000").service_level_threshold_ms == 15_000
+    assert c.max_call_gap_seconds == 3600
     assert c.success_dispositions == {"sale", "appointment"}
     assert c.goal_dispositions == {"sale", "appointment", "qualified_lead"}
     assert c.compliance.default_limit == 0.03 and c.compliance.groups == ()
@@ -105,6 +106,9 @@ ERRORS = [
     ("""
      service_level_threshold_ms = "20s"  # <-
      """, "service_level_threshold_ms: must be an integer"),
+    ("""
+     max_call_gap_seconds = -5  # <-
+     """, "max_call_gap_seconds: must be ≥ 0"),
     ("""
      qualification_score = 170  # <-
      """, "qualification_score: must be ≤ 100"),
@@ -398,3 +402,9 @@ def test_load_config_errors_name_the_file(tmp_path):
         load_config(ok, kpi_names=KPIS)
     assert str(info.value).startswith(f"{ok}:2: targets[0].kpi: unknown KPI 'x'")
     assert isinstance(info.value, ValueError)
+
+
+def test_max_call_gap_reaches_the_thresholds():
+    from stream.cli.commands import thresholds_of
+    c = parse("max_call_gap_seconds = 900\n")
+    assert c.max_call_gap_seconds == 900 and thresholds_of(c).max_call_gap_ms == 900_000

@@ -169,10 +169,18 @@ def test_agent_horizon_follows_the_agents_own_event_time() -> None:
 def test_slowest_partition_holds_the_agent_horizon_back() -> None:
     """A backlog consumed unevenly: calls from a fast partition must not prune the agent
     history that a slow partition's late agent events still need."""
-    from stream.processing.pipeline import low_watermark
-    assert low_watermark({}) is None
-    assert low_watermark({"t:0": 10 * 3600_000, "t:1": 3 * 3600_000}) == 3 * 3600_000
-    assert low_watermark({"t:0": 100 * 3600_000, "t:1": 3 * 3600_000}) == 100 * 3600_000  # idle
+    from stream.processing.horizon import HOLD_ALL_MS, low_watermark
+    from stream.store.layout import PartitionProgress as P
+    H = 3600_000
+    now = 200 * H
+    assert low_watermark({}, [], now) is None
+    assert low_watermark({"t:0": P(10 * H, False), "t:1": P(3 * H, False)}, [], now) == 3 * H
+    # A lagging partition holds however far behind it is (no idle-by-time rule) ...
+    assert low_watermark({"t:0": P(100 * H, False), "t:1": P(3 * H, False)}, [], now) == 3 * H
+    # ... only a caught-up one stops holding, and a partition never applied holds everything.
+    assert low_watermark({"t:0": P(100 * H, False), "t:1": P(3 * H, True)}, [], now) == 100 * H
+    assert low_watermark({"t:0": P(100 * H, False)}, ["t:0", "t:1"], now) == HOLD_ALL_MS
+    assert low_watermark({"t:0": P(100 * H, True), "t:1": P(None, True)}, ["t:0", "t:1"], now) is None
     old = [e("w1", "agent.state", 0, agent_id="a8", state="available"),
            e("w2", "agent.state", 600, agent_id="a8", state="on_call"),
            e("w3", "agent.state", 9 * 3600, agent_id="a8", state="available")]
