@@ -20,7 +20,9 @@ from stream.kpi.experiments import (
 )
 from stream.kpi.scopes import Scope
 from stream.kpi.targets import window_range
-from stream.kpi.windows import Range, check_readable
+from stream.kpi.windows import (
+    HOUR_MS, HOUR_READABLE_MS, MINUTE_READABLE_MS, Range, check_readable,
+)
 from stream.readers.api import NotFound, json_response, resolve_range
 from stream.readers.auth import OPEN, Grant, grant_of
 
@@ -70,13 +72,21 @@ def visible(grant: Grant, exp: Experiment) -> bool:
 
 
 def experiment_range(exp: Experiment, now_ms: int, tz: Any) -> Range | None:
-    """The configured window ending now, clipped to the experiment's start and end; None
+    """The configured window ending now, clipped to the experiment's start and end, and to what
+    the kept buckets answer exactly (a start more than 48 h back rounded up to its next whole
+    hour, an end that far back down to its hour, nothing older than the hour retention); None
     before the start (nothing to read yet)."""
     start, end = window_range(exp.window, now_ms, tz)
     if exp.start is not None:
         start = max(start, int(exp.start.timestamp() * 1000))
     if exp.end is not None:
         end = min(end, int(exp.end.timestamp() * 1000))
+    oldest_hour = -(-(now_ms - HOUR_READABLE_MS) // HOUR_MS) * HOUR_MS
+    start = max(start, oldest_hour)
+    if start < now_ms - MINUTE_READABLE_MS:
+        start = -(-start // HOUR_MS) * HOUR_MS
+    if end < now_ms - MINUTE_READABLE_MS:
+        end = end // HOUR_MS * HOUR_MS
     return Range(start, end) if start < end else None
 
 

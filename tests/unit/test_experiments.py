@@ -218,3 +218,27 @@ def test_the_a_b_scenario_has_a_real_effect() -> None:
     arms = _arms_of(7, "ab_test", agents=10, hours=2)
     (sa, na), (sb, nb) = arms["A"], arms["B"]
     assert sb / nb > 1.3 * sa / na, arms
+
+
+def test_an_experiment_window_is_clipped_to_what_the_buckets_answer() -> None:
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from stream.kpi.windows import HOUR_MS, Range, check_readable
+    from stream.readers.experiments import experiment_range
+    now = int(datetime(2026, 12, 20, 15, 7, 30, tzinfo=timezone.utc).timestamp() * 1000)
+    kolkata = ZoneInfo("Asia/Kolkata")  # local midnights fall on :30 in UTC
+    exp = Experiment(name="t", variants=("A", "B"), control="A", primary_kpi="conversion_rate",
+                     minimum_detectable_effect=0.1, window="month",
+                     start=datetime(2026, 12, 2, 9, 7, tzinfo=timezone.utc))
+    r = experiment_range(exp, now, kolkata)
+    assert r == Range(int(datetime(2026, 12, 2, 10, tzinfo=timezone.utc).timestamp() * 1000), now)
+    assert check_readable(r, now) == r
+    old = Experiment(name="t", variants=("A", "B"), control="A", primary_kpi="conversion_rate",
+                     minimum_detectable_effect=0.1, window="30d",
+                     end=datetime(2026, 12, 1, 8, 40, tzinfo=timezone.utc))
+    r = experiment_range(old, now, kolkata)
+    assert r is not None and r.end % HOUR_MS == 0 and check_readable(r, now) == r
+    from dataclasses import replace
+    later = replace(exp, start=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert experiment_range(later, now, kolkata) is None  # not started: nothing to read
