@@ -173,6 +173,10 @@ def test_access_control(day: Day) -> None:
     assert day.get("/api/v1/experiments/script-test", token=ARMS)["name"] == "script-test"
     assert day.http.get("/api/v1/experiments", headers={"Authorization": ""}).status_code == 401
     assert "window" in day.get("/api/v1/experiments", status=400, window="2h")["error"]
+    # Retention follows the same grants: the supervisor's campaign, not the center.
+    own = day.get("/api/v1/retention", token=SOLAR, scope="campaign:solar-q4")
+    assert own["current"]["buying_customers"] > 0  # the simulator's leads buy
+    assert "not readable" in day.get("/api/v1/retention", token=SOLAR, status=403)["error"]
 
 
 def test_cli_table(day: Day) -> None:
