@@ -24,7 +24,7 @@ state = {"n": 0, "first": 0.0, "cpu": 0.0}
 
 @app.agent(topic, concurrency=1)
 async def count(stream: faust.StreamT) -> None:
-    async for events in stream.take_events(2000, 0.1):
+    async for events in stream.take_events(2000, 0.1):  # type: ignore[attr-defined]
         if not state["n"]:
             state["first"], state["cpu"] = time.monotonic(), time.process_time()
         state["n"] += len(events)

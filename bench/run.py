@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -28,7 +29,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stream.cli.embedded import create_topics, free_port, start_infra, wait_for_port  # noqa: E402
+from stream.cli.embedded import LocalInfra, create_topics, free_port, start_infra, wait_for_port  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
@@ -57,7 +58,7 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def worker_env(infra) -> dict[str, str]:
+def worker_env(infra: LocalInfra) -> dict[str, str]:
     return {"CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_REDIS_URL": infra.redis_url,
             "CALLKPI_SESSION_TIMEOUT_S": "6"}
 
@@ -104,7 +105,7 @@ def cpu_of(procs: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(cpu_s(p) for p in pids) for name, pids in procs.items()}
 
 
-def run_worker_until(infra, n: int, workdir: Path, timeout: float = 3600) -> tuple[float, subprocess.Popen]:
+def run_worker_until(infra: LocalInfra, n: int, workdir: Path, timeout: float = 3600) -> tuple[float, subprocess.Popen]:
     """Start one worker; seconds from its first commit to `n` consumed messages."""
     r = redis.Redis.from_url(infra.redis_url)
     proc = spawn([sys.executable, "-m", "stream.cli.main", "worker"], worker_env(infra),
@@ -144,7 +145,7 @@ def stream_sim_to_kafka(bootstrap: str, agents: int, hours: float, seed: int) ->
     return {"events": n, "seconds": time.monotonic() - t0}
 
 
-def run_worker_sampling_rss(infra, n: int, workdir: Path) -> tuple[float, subprocess.Popen,
+def run_worker_sampling_rss(infra: LocalInfra, n: int, workdir: Path) -> tuple[float, subprocess.Popen,
                                                                     list[tuple[int, float]]]:
     """Like run_worker_until, sampling (consumed, RSS MB) every 5 s."""
     r = redis.Redis.from_url(infra.redis_url)
@@ -169,7 +170,7 @@ def throughput(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
     events = sim_events(args.agents, args.hours)
     n = len(events)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for i in range(args.repeat):
         # Alternate the two, each on a fresh broker and Redis, so that a noisy stretch of the
         # (virtual) machine hits both alike; the figure is the median of each.

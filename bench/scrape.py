@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from stream.cli.embedded import free_port, redis_binary, wait_for_port  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
+from stream.kpi.windows import HOUR_MS  # noqa: E402
 from stream.processing.pipeline import Pipeline, RawMessage  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
-from stream.kpi.windows import HOUR_MS  # noqa: E402
 from stream.store.commit import CommitBatch  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 

@@ -72,9 +72,8 @@ async def drive(messages: list[RawMessage], batch: int, agent_hours: float = 6.0
     async def dead_letter(key: bytes, value: bytes) -> None:
         return None
 
-    pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
-                        agent_state_ms=int(agent_hours * 3_600_000),
-                        worker_id="bench")  # type: ignore[arg-type]
+    pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,  # type: ignore[arg-type]
+                        agent_state_ms=int(agent_hours * 3_600_000), worker_id="bench")
     for i in range(0, len(messages), batch):
         await pipeline.handle(messages[i:i + batch])
     return store

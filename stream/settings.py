@@ -15,6 +15,12 @@ DEFAULT_REDIS_PORT = 16379
 DEFAULT_HTTP_PORT = 8077
 """Defaults sit away from 9092/6379/8080 so the embedded stack never clashes with a real one."""
 
+_EXPECTED = {int: "an integer", float: "a number", str: "a string"}
+
+
+class SettingsError(ValueError):
+    """A `CALLKPI_*` variable holds a value its setting cannot take (the message names it)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -41,7 +47,7 @@ class Settings:
     data_dir: str = ""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
         """Read `CALLKPI_<FIELD>` for every field; explicit overrides win."""
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
@@ -49,10 +55,10 @@ class Settings:
             raw = env.get(PREFIX + f.name.upper())
             if raw is None:
                 continue
-            kind = type(f.default)
+            kind: type[int | float | str] = type(f.default)  # type: ignore[assignment]  # every field has one
             try:
                 values[f.name] = kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"{PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}") from exc
+            except ValueError:
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={raw!r}: expected {_EXPECTED[kind]}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

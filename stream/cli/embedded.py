@@ -77,9 +77,9 @@ def _spawn(name: str, cmd: list[str], port: int, logdir: Path, env: dict | None 
     managed = Managed(name, proc, port, logdir, log_path)
     try:
         wait_for_port(port, proc=proc)
-    except Exception:
+    except Exception as exc:
         managed.stop()
-        raise RuntimeError(f"{name} did not start; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        raise RuntimeError(f"{name} did not start; see {log_path}:\n{log_path.read_text()[-2000:]}") from exc
     return managed
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from stream.cli import commands, stack
+from stream.settings import SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except commands.UsageError as exc:
+    except (commands.UsageError, SettingsError) as exc:
         print(f"callkpi {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -5,11 +5,12 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from stream.contract import parse_ts
 from stream.settings import Settings
-from stream.sim import SCENARIOS, FaultConfig, SimConfig, generate
+from stream.sim import SCENARIOS, Delivery, FaultConfig, SimConfig, generate
 from stream.sim.kafka_out import paced, publish, with_progress
 
 HOUR_MS = 3_600_000
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(deliveries, fh: BinaryIO) -> int:
+def _write(deliveries: Iterable[Delivery], fh: BinaryIO) -> int:
     """One raw message value per line (values never contain a newline: the simulator's invalid
     messages are single-line by construction)."""
     for d in deliveries:

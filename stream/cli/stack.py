@@ -13,11 +13,11 @@ import signal
 import subprocess
 import sys
 import threading
-
 from pathlib import Path
 
 from stream.cli.embedded import LocalInfra, Managed, create_topics, start_infra, wait_for_port
 from stream.settings import DEFAULT_BROKER_PORT, DEFAULT_HTTP_PORT, DEFAULT_REDIS_PORT, Settings
+from stream.sim import DEMO_CONFIG
 
 
 def _child(name: str, argv: list[str], env: dict[str, str], port: int, workdir: Path,
@@ -30,20 +30,25 @@ def _child(name: str, argv: list[str], env: dict[str, str], port: int, workdir: 
     if wait:
         try:
             wait_for_port(port, timeout=60, proc=proc)
-        except Exception:
+        except Exception as exc:
             managed.stop()
-            raise RuntimeError(f"{name} did not start; see {log_path}")
+            raise RuntimeError(f"{name} did not start; see {log_path}") from exc
     return managed
 
 
 def start_stack(broker_port: int, redis_port: int, http_port: int,
-                workdir: Path | None = None, workers: int = 1) -> tuple[LocalInfra, dict[str, str]]:
+                workdir: Path | None = None, workers: int = 1,
+                config: str | None = None) -> tuple[LocalInfra, dict[str, str]]:
+    """Broker, Redis, topics, worker(s) and `serve`; `config` is the CALLKPI_CONFIG they run with
+    (None: whatever the environment says)."""
     infra = start_infra(broker_port, redis_port, workdir)
     try:
         settings = Settings.from_env()
         env = {"CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_REDIS_URL": infra.redis_url,
                "CALLKPI_HTTP_PORT": str(http_port), "CALLKPI_HTTP_HOST": "127.0.0.1",
                "CALLKPI_SESSION_TIMEOUT_S": os.environ.get("CALLKPI_SESSION_TIMEOUT_S", "6")}
+        if config:
+            env["CALLKPI_CONFIG"] = config
         create_topics(infra.bootstrap, {settings.input_topic: settings.partitions,
                                         settings.dlq_topic: 1})
         for i in range(workers):
@@ -73,15 +78,21 @@ def _wait_for_signal(infra: LocalInfra, extra_stop: threading.Event | None = Non
             stop.set()
 
 
+def demo_config() -> str:
+    """The demo's configuration: CALLKPI_CONFIG when set, else the one matched to the simulator."""
+    return os.environ.get("CALLKPI_CONFIG") or str(DEMO_CONFIG)
+
+
 def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
+    config = demo_config() if demo else None
     infra, env = start_stack(args.broker_port, args.redis_port, args.http_port,
-                             Path(args.workdir) if args.workdir else None, args.workers)
+                             Path(args.workdir) if args.workdir else None, args.workers, config)
     try:
         if demo:
             argv = ["simulate", "--bootstrap", infra.bootstrap, "--agents", str(args.agents),
                     "--hours", str(args.hours), "--backfill", str(args.backfill), "--seed", str(args.seed)]
             if args.scenario:
-                argv += ["--scenario", args.scenario]
+                argv += ["--scenario", args.scenario, "--scenario-at", str(args.scenario_at)]
             infra.children.append(_child("simulator", argv, env, 0, infra.workdir, wait=False))
         url = f"http://127.0.0.1:{args.http_port}"
         print("callkpi stack is running (Ctrl-C stops everything):", flush=True)
@@ -91,6 +102,8 @@ def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
         print(f"  Kafka       {infra.bootstrap}  (topic dialer.events, DLQ dialer.events.dlq)")
         print(f"  Redis       {infra.redis_url}")
         print(f"  logs        {infra.workdir}")
+        if config:
+            print(f"  config      {config}  (targets, costs, compliance; CALLKPI_CONFIG overrides)")
         if demo:
             print(f"  simulator   {args.agents} agents, the shift's first {args.backfill:g} h sent "
                   "at once, then live in real time (see simulator.log)", flush=True)
@@ -119,7 +132,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                            help="hours of the shift already behind at start, sent at once so "
                                 "today's windows have numbers; then real time (default 1)")
             p.add_argument("--seed", type=int, default=1)
-            p.add_argument("--scenario", default=None)
+            p.add_argument("--scenario", default=None, help="a simulator scenario (callkpi simulate --list-scenarios)")
+            p.add_argument("--scenario-at", type=float, default=0.0, metavar="FRACTION",
+                           help="when the scenario starts, as a fraction of the shift (default 0: at once, so "
+                                "the backfilled hour shows it)")
         p.set_defaults(run=lambda a, demo=demo: run_stack(a, demo))
 
 

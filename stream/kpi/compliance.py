@@ -36,8 +36,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from datetime import tzinfo
+from fractions import Fraction
 from types import MappingProxyType
 
 from stream.kpi.targets import calendar_period

@@ -266,11 +266,11 @@ def _live_families(live_agents: dict[str, dict], live_calls: dict[str, dict], no
     return [agents, *families.values(), longest]
 
 
-class _Written(Metric):
-    """A family whose samples are already in the text format (see `_agent_family`)."""
+class _Written(GaugeMetricFamily):
+    """A gauge family whose samples are already in the text format (see `_agent_family`)."""
 
-    def __init__(self, name: str, documentation: str, typ: str, text: str) -> None:
-        super().__init__(name, documentation, typ)
+    def __init__(self, name: str, documentation: str, text: str) -> None:
+        super().__init__(name, documentation)
         self.text = text
 
 
@@ -289,7 +289,7 @@ def _agent_family(live_agents: dict[str, dict], today: dict[Scope, dict[str, Any
                   *today.get(Scope("agent", agent_id), {}).items()]
         lines += [f'callcenter_agent{{agent="{agent}",kpi="{k}",team="{team}"}} {floatToGoString(float(v))}\n'
                   for k, v in values if v is not None]
-    return _Written("callcenter_agent", _AGENT_HELP, "gauge", "".join(lines))
+    return _Written("callcenter_agent", _AGENT_HELP, "".join(lines))
 
 
 _AGENT_HELP = (

@@ -7,8 +7,8 @@
 `Simulator(cfg)` is the same iterable with `stats` (events, injected faults by kind).
 See docs/simulator.md. Imports only the stdlib and `stream.contract` (kafka_out is separate).
 """
-from stream.sim.config import INVALID_REASONS, SCENARIOS, Delivery, FaultConfig, SimConfig
+from stream.sim.config import DEMO_CONFIG, INVALID_REASONS, SCENARIOS, Delivery, FaultConfig, SimConfig
 from stream.sim.delivery import Simulator, TsFormatter, generate
 
-__all__ = ["INVALID_REASONS", "SCENARIOS", "Delivery", "FaultConfig", "SimConfig", "Simulator",
+__all__ = ["DEMO_CONFIG", "INVALID_REASONS", "SCENARIOS", "Delivery", "FaultConfig", "SimConfig", "Simulator",
            "TsFormatter", "generate"]

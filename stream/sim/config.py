@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+DEMO_CONFIG = Path(__file__).with_name("demo.toml")
+"""The service configuration matched to the simulated center (targets, costs, compliance), for
+`callkpi demo`."""
 
 SCENARIOS: dict[str, str] = {
     "spam_flag": "one caller ID of the largest campaign is flagged as spam: its human-answer rate "
@@ -50,7 +55,7 @@ class FaultConfig:
     invalid_rate: float = 0.0
 
     @classmethod
-    def all_on(cls) -> "FaultConfig":
+    def all_on(cls) -> FaultConfig:
         return cls(duplicate_rate=0.01, reorder_window_s=5.0, late_rate=0.005, late_max_s=7200.0,
                    invalid_rate=0.002)
 

@@ -14,9 +14,10 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Iterator
 from heapq import heappop, heappush
 from random import Random
-from typing import Any, Iterator
+from typing import Any
 
 from stream.sim.config import INVALID_REASONS, Delivery, SimConfig
 from stream.sim.model import Model

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -105,7 +105,7 @@ def wait_rendered(page: Page, after: str = "", timeout: float = 60) -> str:
 
 def iso(epoch_s: float) -> str:
     """The page's own time format (`Date.toISOString`), so that times compare as strings."""
-    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
 
 
 def settled(page: Page, base_url: str, scope: str, token: str | None = None,

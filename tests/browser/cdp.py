@@ -111,7 +111,7 @@ class Browser:
     def run(self, coro: Any, timeout: float = 60.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def new_page(self) -> "Page":
+    def new_page(self) -> Page:
         async def create() -> dict[str, Any]:
             async with self.session.put(f"http://127.0.0.1:{self.port}/json/new?about:blank") as r:
                 r.raise_for_status()

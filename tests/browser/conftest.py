@@ -12,27 +12,24 @@ import pytest
 
 from tests.browser import Fed, start_fed_pipeline
 from tests.browser.cdp import Browser, Page
+from tests.processes import lifetime, log_tail
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
+def fed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     """500 agents a quarter of an hour into their shift: the size the issue asks the grid to take."""
     pipeline = start_fed_pipeline(tmp_path_factory.mktemp("wallboard"), agents=500, minutes=15)
-    try:
+    with lifetime(request.node, "pipeline", pipeline.stop, pipeline.svc.logs):
         yield pipeline
-    finally:
-        pipeline.stop()
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+def browser(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     b = Browser(tmp_path_factory.mktemp("chromium"))
-    try:
+    with lifetime(request.node, "chromium", b.close, lambda: log_tail(b.log_path)):
         yield b
-    finally:
-        b.close()
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import re
 import secrets
 import struct
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from tests.browser import PHONE_RE, Fed, cdp
-from tests.browser.board import (api_view, client, differences, expected_alerts, read_board,
-                                 settled, wait_rendered)
+from tests.browser.board import api_view, client, differences, expected_alerts, read_board, settled, wait_rendered
 from tests.browser.cdp import Page
 from tests.browser.conftest import ARTIFACTS
 from tests.harness import wait_until
@@ -196,7 +196,7 @@ def test_no_phone_numbers_in_the_api_or_the_page(fed: Fed, page: Page) -> None:
 
 def expected_order(agents: list[dict], key: str, descending: bool) -> list[str]:
     """The grid order the page promises: by the column, missing values last, ties by agent id."""
-    def value(a: dict) -> float | str | None:
+    def value(a: dict) -> Any:
         if key == "agent_id":
             return a["id"]
         v = a["kpis"].get(key)

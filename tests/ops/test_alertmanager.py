@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
 import time
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from stream.cli.embedded import free_port
+from tests.processes import StartProcess
 
 from . import DASHBOARDS, load_build, require_binary, run
 
@@ -59,16 +62,10 @@ def test_grouping_and_placeholder_webhooks():
     assert urls and all(u.startswith("http://localhost:") for u in urls), urls
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
 
-def _request(url: str, payload=None):
+def _request(url: str, payload: object = None) -> Any:
     data = None if payload is None else json.dumps(payload).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"},
                                  method="GET" if payload is None else "POST")
@@ -79,35 +76,25 @@ def _request(url: str, payload=None):
     return json.loads(body) if body else None
 
 
-@pytest.fixture
-def alertmanager(tmp_path):
-    binary = require_binary("prometheus-alertmanager")
-    port = _free_port()
-    log = (tmp_path / "alertmanager.log").open("w")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={CONFIG}", f"--storage.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+def _answers(url: str) -> bool:
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                _request(f"{base}/-/ready")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("alertmanager did not start:\n" + (tmp_path / "alertmanager.log").read_text())
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        _request(url)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def alertmanager(start_process: StartProcess, tmp_path: Path) -> str:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    start_process(
+        "alertmanager",
+        [require_binary("prometheus-alertmanager"), f"--config.file={CONFIG}", f"--storage.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        ready=lambda: _answers(f"{base}/-/ready"), timeout=20,
+    )
+    return base
 
 
 def _alert(name: str, **labels: str) -> dict:

@@ -11,7 +11,12 @@ import sys
 import pytest
 
 from . import (
-    DASHBOARDS, EXPORTER_METRICS, load_build, metric_names, promtool_parse_check, recording_rule_names,
+    DASHBOARDS,
+    EXPORTER_METRICS,
+    load_build,
+    metric_names,
+    promtool_parse_check,
+    recording_rule_names,
 )
 
 GRAFANA = DASHBOARDS / "grafana"
@@ -41,20 +46,18 @@ def test_regenerating_changes_nothing():
     assert proc.returncode == 0, f"committed files differ from the generator:\n{proc.stderr}{proc.stdout}"
 
 
-def test_check_mode_detects_a_stale_file(tmp_path, monkeypatch):
+def test_check_mode_detects_a_stale_file(tmp_path):
     build = load_build()
     stale = tmp_path / "grafana"
     stale.mkdir()
-    monkeypatch.setattr(build, "GRAFANA_DIR", stale)
-    monkeypatch.setattr(build, "RULES_PATH", tmp_path / "rules.yml")
-    monkeypatch.setattr(build, "PROMETHEUS_CONFIG_PATH", tmp_path / "prometheus.yml")
-    monkeypatch.setattr(build, "HERE", tmp_path)
-    # HERE.parent is used for display only
-    assert build.main(["--check"]) == 1
-    assert build.main([]) == 0
-    assert build.main(["--check"]) == 0
+    assert build.main(["--check"], root=tmp_path) == 1
+    assert build.main([], root=tmp_path) == 0
+    assert build.main(["--check"], root=tmp_path) == 0
     (stale / "agents.json").write_text("{}")
-    assert build.main(["--check"]) == 1
+    assert build.main(["--check"], root=tmp_path) == 1
+    (stale / "unknown.json").write_text("{}")
+    build.main([], root=tmp_path)
+    assert build.main(["--check"], root=tmp_path) == 1, "a JSON file the generator does not make"
 
 
 def test_the_five_dashboards_exist():

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from . import DASHBOARDS, EXPORTER_METRICS, load_build, metric_names, recording_rule_names, require_binary, run
+from . import DASHBOARDS, EXPORTER_METRICS, REPO, load_build, metric_names, recording_rule_names, require_binary, run
 
 PROM = DASHBOARDS / "prometheus"
 RULES = PROM / "rules.yml"
@@ -107,6 +107,24 @@ def test_alert_has_severity_for_and_runbook(rule):
     assert re.fullmatch(r"\d+[smh]", rule["for"]), "every alert waits with `for:`"
     for key in ("summary", "description", "runbook"):
         assert len(rule["annotations"].get(key, "")) > 20, f"annotation {key} missing or too short"
+    assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{rule['alert'].lower()}"
+
+
+def _runbook_anchors() -> dict[str, str]:
+    """anchor -> heading of every `### ` heading in the runbook section of docs/operations.md."""
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Runbook: alerts\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section, "docs/operations.md has no '## Runbook: alerts' section"
+    headings = re.findall(r"^### (.+?)\s*$", section.group(1), re.M)
+    # GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-"): h for h in headings}
+
+
+def test_every_alert_has_a_runbook_section_and_every_section_an_alert():
+    anchors = _runbook_anchors()
+    linked = {r["annotations"]["runbook_url"].split("#", 1)[1] for r in _alert_rules()}
+    assert linked - set(anchors) == set(), "alerts whose runbook_url has no section in docs/operations.md"
+    assert set(anchors) - linked == set(), "runbook sections that no alert links to"
 
 
 def test_kpi_and_compliance_alerts_have_a_minimum_volume_guard():
@@ -156,3 +174,40 @@ def test_metric_name_lexer():
         'or label_replace(up{job="callkpi"}, "campaign", "$1", "scope_id", "(.*)") * 1e3'
     )
     assert metric_names(expr) == {"callcenter_connected_total", "x:y:z", "up"}
+
+
+def _summed_counters(count_expr: str) -> set[str]:
+    """Catalog counters a recorded count's expression sums (exporter counters mapped back)."""
+    from stream.kpi.catalog import COUNTERS
+
+    by_metric: dict[str, tuple[str, ...]] = {c.metric_name: (c.name,) for c in COUNTERS}
+    by_metric["callcenter_attempts_completed_total"] = ("answered", "unanswered")  # exporter's own sum
+    retractions = {"callcenter_retracted_total", "callcenter_caller_id_retracted_total"}  # what late events took back
+    return {c for m in metric_names(count_expr) - retractions for c in by_metric[m]}
+
+
+def test_every_ratio_rule_sums_the_catalogs_numerator_and_denominator():
+    """One definition per KPI: each :ratio_rate / :avg rule divides exactly the catalog's counters,
+    scaled from the catalog's units (ms counters are exported in seconds)."""
+    from stream.kpi.catalog import COUNTERS, KPI_BY_NAME
+
+    ms = {c.name for c in COUNTERS if c.ms}
+    build = load_build()
+    records = {r["record"]: r["expr"] for g in build.rule_groups() for r in g["rules"] if "record" in r}
+    checked = 0
+    for name, expr in records.items():
+        m = re.fullmatch(r"(campaign|center):callcenter_(\w+):(?:ratio_rate|avg)(\d+[mh])", name)
+        if not m or m.group(2) not in KPI_BY_NAME:
+            continue
+        level, kpi_name, window = m.groups()
+        kpi = KPI_BY_NAME[kpi_name]
+        q = re.fullmatch(r"(?:([\d.]+) \* )?(\S+) / \((\S+) > 0\)", expr)
+        assert q, f"{name}: not factor * count / (count > 0): {expr}"
+        factor, num, den = float(q.group(1) or 1), q.group(2), q.group(3)
+        campaign = lambda rec: records[rec.replace("center:", "campaign:", 1)]  # noqa: E731
+        assert _summed_counters(campaign(num)) == set(kpi.numerator), f"{name}: numerator differs from the catalog"
+        assert _summed_counters(campaign(den)) == set(kpi.denominator), f"{name}: denominator differs from the catalog"
+        expected = kpi.scale * (1000 if set(kpi.numerator) <= ms else 1) / (1000 if set(kpi.denominator) <= ms else 1)
+        assert factor == pytest.approx(expected), f"{name}: factor {factor}, the catalog's scale gives {expected}"
+        checked += 1
+    assert checked >= 9 * 2 * 3, "expected every ratio and average at both levels in 5m, 15m and 1h"
