@@ -15,13 +15,23 @@ from aiohttp import web
 from stream.contract import format_ts
 from stream.kpi.catalog import KPI_BY_NAME, compute_all
 from stream.kpi.experiments import (
-    Arm, Experiment, ExperimentResult, GuardrailCheck, VariantResult, counts_of, evaluate,
+    Arm,
+    Experiment,
+    ExperimentResult,
+    GuardrailCheck,
+    VariantResult,
+    counts_of,
+    evaluate,
     is_ratio_of_counts,
 )
 from stream.kpi.scopes import Scope
 from stream.kpi.targets import window_range
 from stream.kpi.windows import (
-    HOUR_MS, HOUR_READABLE_MS, MINUTE_READABLE_MS, Range, check_readable,
+    HOUR_MS,
+    HOUR_READABLE_MS,
+    MINUTE_READABLE_MS,
+    Range,
+    check_readable,
 )
 from stream.readers.api import NotFound, json_response, resolve_range
 from stream.readers.auth import OPEN, Grant, grant_of
@@ -93,7 +103,7 @@ def experiment_range(exp: Experiment, now_ms: int, tz: Any) -> Range | None:
 def _arm(exp: Experiment, counters: Mapping[str, float]) -> Arm:
     values = compute_all(counters)
     successes, trials = counts_of(exp.primary_kpi, counters)
-    guard_values = {g.kpi: values.get(g.kpi) for g in exp.guardrails}  # type: ignore[misc]
+    guard_values = {g.kpi: values.get(g.kpi) for g in exp.guardrails}
     guard_counts = {g.kpi: (counts_of(g.kpi, counters)
                             if is_ratio_of_counts(KPI_BY_NAME[g.kpi]) else None)
                     for g in exp.guardrails}
