@@ -336,10 +336,160 @@ def _pipeline_alerts() -> list[AlertRule]:
     ]
 
 
+def _store_alerts() -> list[AlertRule]:
+    """Redis as the commit point: rollbacks, offsets ahead of the topic, refused commits, memory,
+    eviction, contention (docs/operations.md: Redis rollback and restore, Redis settings, Commit
+    errors, Contention between workers)."""
+    return [
+        _alert(
+            "CallkpiRedisRolledBack",
+            """
+            sum(increase(callcenter_pipeline_store_rewinds_total[15m])) >= 1
+            """,
+            "1m",
+            "warning",
+            "pipeline",
+            "Redis lost commits; the workers are reading the lost events again",
+            """
+            A worker found Redis's applied offset of a partition behind what it had read: Redis was
+            restored from a snapshot, failed over to a lagging replica, or lost its last second of
+            AOF in a crash. The workers re-read the lost events from Kafka, so the KPIs become exact
+            again once the lag is gone.
+            """,
+            """
+            Find out why Redis lost writes (restart, failover, restore). Watch consumer lag fall to
+            0. If CallkpiRedisOffsetsLost fires too, Kafka no longer had all of the lost events.
+            """,
+        ),
+        _alert(
+            "CallkpiRedisOffsetsLost",
+            """
+            sum(increase(callcenter_pipeline_offsets_unreadable_total[1h])) >= 1
+            """,
+            "1m",
+            "critical",
+            "pipeline",
+            "Events Redis lost could not be read again from Kafka",
+            """
+            After Redis lost commits, a worker tried to read the lost offsets again and Kafka had no
+            records there any more (expired by retention, or compacted). Those events are missing
+            from the KPIs.
+            """,
+            """
+            Keep topic retention longer than your Redis backups are old. Recover the missing
+            history from the dialer (re-send the period) or accept the gap; see "Redis rollback and
+            restore" in docs/operations.md.
+            """,
+        ),
+        _alert(
+            "CallkpiStoreAheadOfTopic",
+            """
+            max by (topic, partition) (callcenter_pipeline_store_offset_ahead) >= 1
+            """,
+            "1m",
+            "critical",
+            "pipeline",
+            "Redis claims offsets of {{ $labels.topic }}:{{ $labels.partition }} the topic does not have",
+            """
+            Redis's applied offset of partition {{ $labels.partition }} is {{ $value }} beyond the
+            partition's end: the topic was recreated, or this Redis belongs to another cluster. With
+            CALLKPI_OFFSET_AHEAD_POLICY=pause (the default) the partition is not consumed.
+            """,
+            """
+            Check CALLKPI_REDIS_URL and CALLKPI_BOOTSTRAP point at the same deployment. If the topic
+            was recreated on purpose, restart one worker with CALLKPI_OFFSET_AHEAD_POLICY=reset, then
+            set it back to pause.
+            """,
+        ),
+        _alert(
+            "CallkpiCommitRefused",
+            """
+            sum(increase(callcenter_pipeline_commit_errors_total[15m])) >= 1
+            """,
+            "1m",
+            "critical",
+            "pipeline",
+            "Redis refused a batch; the worker stopped",
+            """
+            Redis refused a batch before writing anything of it (a counter would overflow 64 bits, a
+            key holds the wrong type, a field is not a number): retrying cannot help, so the worker
+            stopped, and every worker that takes the partition stops on the same batch.
+            """,
+            """
+            Read the worker's log line "Redis refused the batch": it names the key and field. Fix
+            that key (see "Commit errors" in docs/operations.md), then restart the workers.
+            """,
+        ),
+        _alert(
+            "CallkpiRedisOutOfMemory",
+            """
+            callcenter_redis_memory_used_bytes / (callcenter_redis_memory_max_bytes > 0) >= 0.95
+            or
+            sum(increase(callcenter_pipeline_redis_oom_errors_total[15m])) >= 1
+            """,
+            "2m",
+            "critical",
+            "pipeline",
+            "Redis is at its memory limit; the workers cannot commit",
+            """
+            Redis uses at least 95 % of maxmemory, or refused commits for want of memory. With
+            maxmemory-policy noeviction the workers wait and retry (nothing is lost); KPIs freeze
+            until memory is freed.
+            """,
+            """
+            Raise maxmemory (or give Redis more memory), then look for what grew (INFO memory, the
+            biggest keys). Never switch to an evicting policy: see "Redis settings" in
+            docs/operations.md.
+            """,
+        ),
+        _alert(
+            "CallkpiRedisEvictionPolicy",
+            """
+            max(1 - callcenter_redis_noeviction) >= 1
+            """,
+            "1m",
+            "critical",
+            "pipeline",
+            "Redis may evict keys (maxmemory-policy is not noeviction)",
+            """
+            Redis's maxmemory-policy is not noeviction: an evicted applied offset or entity state
+            makes the workers count events twice. Workers refuse to start on it unless
+            CALLKPI_ALLOW_REDIS_EVICTION=1.
+            """,
+            """
+            CONFIG SET maxmemory-policy noeviction and put it in redis.conf (see "Redis settings" in
+            docs/operations.md). If keys were evicted, rebuild the store from Kafka.
+            """,
+        ),
+        _alert(
+            "CallkpiCommitConflictsHigh",
+            """
+            sum(rate(callcenter_pipeline_commit_conflicts_total[10m]))
+              / sum(rate(callcenter_pipeline_batches_total[10m])) > 0.5
+            and
+            sum(increase(callcenter_pipeline_batches_total[10m])) >= 100
+            """,
+            "10m",
+            "warning",
+            "pipeline",
+            "Workers redo more than half of their batches because of conflicts",
+            """
+            More than one batch commit in two had to be prepared again because another worker
+            changed a call or agent state it read (at least 100 batches in 10 minutes). Nothing is
+            wrong with the numbers, but throughput drops.
+            """,
+            """
+            See "Contention between workers" in docs/operations.md: fewer workers than partitions,
+            smaller CALLKPI_BATCH_MAX, or dialer message keys by agent reduce it.
+            """,
+        ),
+    ]
+
+
 def alert_groups() -> list[RuleGroup[AlertRule]]:
     """The alerting-rule groups of rules.yml, after the recording rules they read."""
     return [
         {"name": "callkpi.alerts.kpi", "rules": _kpi_alerts()},
         {"name": "callkpi.alerts.compliance", "rules": _compliance_alerts()},
-        {"name": "callkpi.alerts.pipeline", "rules": _pipeline_alerts()},
+        {"name": "callkpi.alerts.pipeline", "rules": _pipeline_alerts() + _store_alerts()},
     ]

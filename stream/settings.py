@@ -14,6 +14,7 @@ DEFAULT_BROKER_PORT = 19092
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_HTTP_PORT = 8077
 """Defaults sit away from 9092/6379/8080 so the embedded stack never clashes with a real one."""
+OFFSET_AHEAD_POLICIES = ("pause", "reset")
 
 _EXPECTED = {int: "an integer", float: "a number", str: "a string"}
 
@@ -45,6 +46,18 @@ class Settings:
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline
     worker_id: str = ""
     data_dir: str = ""
+    offset_ahead_policy: str = "pause"
+    """What a worker does with a partition whose applied offset in Redis is ahead of the topic's
+    end (topic recreated, or a store of another cluster): `pause` it (default) or `reset` the
+    store's offset to where the consumer group reads (docs/operations.md)."""
+    allow_redis_eviction: int = 0
+    """1: run even when Redis's maxmemory-policy is not `noeviction` (evicted offsets or states
+    double count; only for a throw-away Redis)."""
+
+    def __post_init__(self) -> None:
+        if self.offset_ahead_policy not in OFFSET_AHEAD_POLICIES:
+            raise SettingsError(f"{PREFIX}OFFSET_AHEAD_POLICY={self.offset_ahead_policy!r}: expected "
+                             f"one of {', '.join(OFFSET_AHEAD_POLICIES)}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from stream.cli.embedded import LocalInfra, Managed, create_topics, free_port, wait_for_port
+from stream.cli.embedded import LocalInfra, Managed, create_topics, free_port, start_redis, wait_for_port
 
 PARTITIONS = 4
 
@@ -29,6 +32,8 @@ class Service:
     workers: list[Managed] = field(default_factory=list)
     server: Managed | None = None
     topic: str = "dialer.events"
+    extra: list[Managed] = field(default_factory=list)
+    """Other processes of the test (a second serve, a rebuild), stopped with the service."""
 
     @property
     def url(self) -> str:
@@ -60,6 +65,73 @@ class Service:
         wait_for_port(self.http_port, timeout=30, proc=self.server.proc)
         return self.server
 
+    def start_extra_server(self, name: str, env: dict[str, str]) -> tuple[Managed, str]:
+        """Another `serve` (e.g. on another key prefix); returns it and its base URL. Stopped
+        with the service."""
+        port = free_port()
+        server = self.spawn(name, ["serve", "--port", str(port)], env)
+        self.extra.append(server)
+        wait_for_port(port, timeout=30, proc=server.proc)
+        return server, f"http://127.0.0.1:{port}"
+
+    def kill_worker(self, worker: Managed) -> None:
+        """SIGKILL a worker and its pipeline (batch) process, as a machine failure would."""
+        kids = children_of(worker.proc.pid)
+        worker.proc.send_signal(signal.SIGKILL)
+        for kid in kids:
+            try:
+                os.kill(kid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        worker.proc.wait(10)
+        wait_until(lambda: not any(os.path.exists(f"/proc/{k}") for k in kids), 15,
+                   "the killed worker's pipeline process lives on")
+
+    # -- Redis faults (the service must be made with redis_aof=True) -------------------------
+
+    def kill_redis(self) -> None:
+        """SIGKILL Redis: what it had not yet written to its AOF is lost (everysec)."""
+        self.infra.redis.proc.send_signal(signal.SIGKILL)
+        self.infra.redis.proc.wait(10)
+
+    def restart_redis(self) -> None:
+        """Start Redis again on its port and directory: it loads its AOF."""
+        self.infra.redis = start_redis(self.infra.redis.port, self.infra.workdir, persist=True)
+
+    def snapshot_redis(self, name: str = "snapshot.rdb") -> Path:
+        """A backup as an operator takes one: an RDB snapshot copied aside."""
+        import redis
+        r = redis.Redis.from_url(self.infra.redis_url)
+        try:
+            r.save()
+            path = Path(str(r.config_get("dir")["dir"])) / "dump.rdb"
+        finally:
+            r.close()
+        copy = self.infra.workdir / name
+        shutil.copyfile(path, copy)
+        return copy
+
+    def restore_redis(self, snapshot: Path) -> None:
+        """Restore Redis from a backup, as documented for Redis: stop it, replace its data by
+        the snapshot, start it without AOF (so it loads the RDB), then turn the AOF on again
+        (Redis rewrites it from memory)."""
+        import redis
+        self.kill_redis()
+        workdir = self.infra.workdir
+        (workdir / "appendonly.aof").unlink(missing_ok=True)
+        shutil.copyfile(snapshot, workdir / "dump.rdb")
+        self.infra.redis = start_redis(self.infra.redis.port, workdir, persist=False)
+        r = redis.Redis.from_url(self.infra.redis_url)
+        try:
+            wait_until(lambda: r.info("persistence")["loading"] == 0, 30, "Redis still loading")
+            r.config_set("appendonly", "yes")
+            wait_until(lambda: (lambda i: i["aof_enabled"] == 1 and
+                                not i["aof_rewrite_in_progress"] and
+                                not i["aof_rewrite_scheduled"])(r.info("persistence")),
+                       30, "the AOF rewrite after the restore did not finish")
+        finally:
+            r.close()
+
     def publish(self, values: Iterable[bytes], keys: Iterable[bytes | None] | None = None) -> int:
         from kafka import KafkaProducer
         producer = KafkaProducer(bootstrap_servers=self.infra.bootstrap, acks=1, linger_ms=5,
@@ -78,11 +150,21 @@ class Service:
         r.raise_for_status()
         return r.json()
 
-    def pipeline_counter(self, name: str) -> float:
+    def pipeline_counter(self, name: str, prefix: str = "ck:") -> float:
         import redis
         r = redis.Redis.from_url(self.infra.redis_url, decode_responses=True)
         try:
-            return float(r.hget("ck:pipeline", name) or 0)
+            return float(r.hget(f"{prefix}pipeline", name) or 0)
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            return -1.0  # Redis is down or loading (a fault test's restart)
+        finally:
+            r.close()
+
+    def pipeline_counters(self, prefix: str = "ck:") -> dict[str, float]:
+        import redis
+        r = redis.Redis.from_url(self.infra.redis_url, decode_responses=True)
+        try:
+            return {str(k): float(v) for k, v in r.hgetall(f"{prefix}pipeline").items()}
         finally:
             r.close()
 
@@ -97,7 +179,7 @@ class Service:
                          for p in sorted(self.infra.workdir.glob("*.log")))
 
     def stop(self) -> None:
-        for m in [*self.workers, *( [self.server] if self.server else [])]:
+        for m in [*self.workers, *([self.server] if self.server else []), *self.extra]:
             m.stop()
         self.infra.stop()
 
@@ -111,9 +193,14 @@ def wait_until(cond: Callable[[], bool], timeout: float, why: Callable[[], str] 
     raise AssertionError(f"timed out after {timeout}s: {why() if callable(why) else why}")
 
 
-def make_service(workdir: Path, extra_env: dict[str, str] | None = None) -> Service:
+def make_service(workdir: Path, extra_env: dict[str, str] | None = None,
+                 redis_aof: bool = False) -> Service:
+    """A broker, a Redis (with `appendonly yes` when `redis_aof`) and topics; no worker yet."""
     from stream.cli.embedded import start_infra
     infra = start_infra(workdir=workdir)
+    if redis_aof:
+        infra.redis.stop()
+        infra.redis = start_redis(infra.redis.port, workdir, persist=True)
     env = {"CALLKPI_BOOTSTRAP": infra.bootstrap, "CALLKPI_REDIS_URL": infra.redis_url,
            "CALLKPI_SESSION_TIMEOUT_S": "6",
            "CALLKPI_PARTITIONS": str(PARTITIONS), **(extra_env or {})}
@@ -123,3 +210,112 @@ def make_service(workdir: Path, extra_env: dict[str, str] | None = None) -> Serv
 
 def jsonl(events: Iterable[dict[str, Any]]) -> list[bytes]:
     return [json.dumps(e).encode() for e in events]
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct children of a process (a worker's pipeline process)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+# -- comparing a store with the reference calculator ------------------------------------------
+
+HOUR_MS = 3_600_000
+
+
+def hour_ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
+    """Every whole hour of a day, and the whole day (all in the past, so agents' open states
+    are clipped at the range end on both sides)."""
+    return [(h, h + HOUR_MS) for h in range(first_hour, last_hour, HOUR_MS)] + \
+        [(first_hour, last_hour)]
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Counts exactly, floats to 1e-9 relative; a breakdown (dict) key by key."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, dict) or isinstance(b, dict):
+        return all(same_value(a.get(k, 0.0), b.get(k, 0.0)) for k in set(a) | set(b))
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def kpi_differences(url: str, expected: Callable[[str, int, int], dict[str, Any]],
+                    scopes: list[str], first_hour: int, last_hour: int) -> tuple[int, list[str]]:
+    """Every KPI of every scope, hour by hour and for the whole day, from the API at `url`
+    against `expected(scope, start, end)`; returns (values compared, differences)."""
+    from stream.contract import format_ts
+    failures: list[str] = []
+    compared = 0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for start, end in hour_ranges(first_hour, last_hour):
+            for scope in scopes:
+                want = expected(scope, start, end)
+                got = client.get("/api/v1/kpis", params={
+                    "scope": scope, "from": format_ts(start), "to": format_ts(end)}).json()["kpis"]
+                for name, value in want.items():
+                    compared += 1
+                    if name not in got:
+                        failures.append(f"{name} missing from the API")
+                    elif not same_value(got[name], value):
+                        failures.append(f"{name} {scope} [{format_ts(start)}, {format_ts(end)}): "
+                                        f"got {got[name]!r} expected {value!r}")
+    return compared, failures
+
+
+def api_kpis(url: str) -> Callable[[str, int, int], dict[str, Any]]:
+    """`expected` for kpi_differences from another API (a live store against a rebuilt one)."""
+    from stream.contract import format_ts
+    client = httpx.Client(base_url=url, timeout=60)
+
+    def kpis(scope: str, start: int, end: int) -> dict[str, Any]:
+        return client.get("/api/v1/kpis", params={
+            "scope": scope, "from": format_ts(start), "to": format_ts(end)}).json()["kpis"]
+    return kpis
+
+
+# -- invalid input of every shape --------------------------------------------------------------
+
+def invalid_messages(now_ms: int, seed: int = 0, copies: int = 3) -> list[bytes]:
+    """Messages a misbehaving producer sends, `copies` of each shape (distinct bytes): random
+    bytes, non-UTF-8, JSON that is not an object, 10,000-deep nesting (bare and inside an
+    event), over 64 KiB, NaN and infinity, wrong types, booleans for numbers, unknown types,
+    missing fields. Each is rejected (never counted, never crashes a worker)."""
+    import random
+
+    from stream.contract import format_ts
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    for i in range(copies):
+        tag = f"bad-{seed}-{i}"
+        event = {"event_id": f"{tag}-e", "type": "call.connected", "ts": format_ts(now_ms - 600_000),
+                 "call_id": f"{tag}-c", "campaign_id": "bad-campaign", "agent_id": "bad-agent",
+                 "wait_ms": 5}
+
+        def variant(suffix: str, event: dict[str, Any] = event, tag: str = tag,
+                    **changes: Any) -> bytes:
+            return json.dumps({**event, "event_id": f"{tag}-{suffix}", **changes}).encode()
+        out += [
+            rng.randbytes(rng.randint(1, 400)),
+            b'{"event_id":"' + tag.encode() + b'-\xff\xfe","type":"call.dialed"}',
+            json.dumps([event]).encode(), json.dumps(tag).encode(), str(i).encode(), b"null",
+            b"[" * 10_000 + b"]" * 10_000,
+            b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+            variant("deep", extra=None).replace(b'"extra": null', b'"extra": ' + b"[" * 10_000 + b"]" * 10_000),
+            variant("big", padding="x" * 70_000),
+            variant("nan", wait_ms=float("nan")),
+            variant("inf", wait_ms=float("inf")),
+            variant("str", wait_ms="5"),
+            variant("bool", wait_ms=True),
+            variant("type", type="call.teleported"),
+            json.dumps({k: v for k, v in event.items() if k != "call_id"}).encode(),
+        ]
+    return out

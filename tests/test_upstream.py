@@ -37,6 +37,10 @@ UPSTREAM_SOURCES = {
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer":
         (faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
          "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"),
+    # fetch.py extends it: after Faust's seek to the committed offsets, the worker seeks further
+    # back where Redis is behind; it relies on perform_seek filling `_committed_offset`
+    "faust.transport.consumer.Consumer.perform_seek":
+        (Consumer.perform_seek, "0e8c130ff4b0afd82c0be9c5fd831316e10febc62c94032833911096e156d7c6"),
     "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread":
         (faust_aiokafka.Consumer._new_consumer_thread,
          "0870ec53dea75083995e3565c0f0a25a1c63ecceaeb238e92e2585e3623af5a9"),
@@ -68,6 +72,8 @@ def test_the_upstream_source_the_fork_replaces_is_unchanged(qualname):
 
 def test_the_private_attributes_the_fork_uses_still_exist():
     assert "self._read_offset" in inspect.getsource(Consumer.__init__), "fetch.py reads Consumer._read_offset"
+    assert "self._committed_offset" in inspect.getsource(Consumer.__init__), \
+        "app.py reads Consumer._committed_offset after perform_seek"
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__), \
         "fetch.py sets AIOKafkaConsumer._fetch_max_wait_ms"
 

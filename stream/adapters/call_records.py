@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import Mapped, BadRecord, Builder, Emitted, datetime_to_ms, line_key, seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, line_key, seconds_ms
 
 _EPOCH = re.compile(r"^\d{9,13}(\.\d+)?$")
 ANSWERS = {"human", "machine", "fax", "unknown"}

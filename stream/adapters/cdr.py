@@ -13,8 +13,7 @@ import io
 from typing import Any
 
 from stream.adapters.config import CDR_COLUMNS, AdapterConfig
-from stream.adapters.core import Mapped, BadRecord, Builder, Emitted, datetime_to_ms, dest_region, line_key, \
-    seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, dest_region, line_key, seconds_ms
 
 _DISPOSITIONS = {"NO ANSWER": "no_answer", "NOANSWER": "no_answer", "BUSY": "busy",
                  "CONGESTION": "congestion", "CANCEL": "canceled", "FAILED": "error"}

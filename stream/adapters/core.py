@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.contract import MAX_STRING_CHARS, format_ts
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class Emitted(NamedTuple):

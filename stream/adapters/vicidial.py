@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import Mapped, BadRecord, Builder, Emitted, datetime_to_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms
 
 WINDOW_MS = 4 * 3600_000
 """A row can change for 4 hours (the agent screen's dispo update window): after that it is done."""

@@ -102,8 +102,7 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
     position = (saved or {}).get("position")
     tz = config.tz
     if args.source == "queue-log":
-        from stream.adapters.queue_log import PbxwareLines, QueueLogLines, QueueLogMapper, \
-            QueueLogRows
+        from stream.adapters.queue_log import PbxwareLines, QueueLogLines, QueueLogMapper, QueueLogRows
         mapper = QueueLogMapper(config, builder, args.dialect, state.get("mapper"))
         if args.dialect == "pbxware":
             if not args.file:
@@ -129,7 +128,7 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
                                            (state.get("mapper") or {})), state)
         return rows, VicidialPoll(args.dsn, low_of=rows.low_of, position=position,
                                   poll_s=args.poll_interval, follow=args.follow)
-    from stream.adapters.cdr import CdrMapper, CdrLines, CdrRows
+    from stream.adapters.cdr import CdrLines, CdrMapper, CdrRows
     mapper = CdrMapper(config, builder, state.get("mapper"))
     if args.file:
         return CdrLines(mapper, state.get("header")), _tail(args, position)

@@ -1,5 +1,5 @@
-"""`callkpi`: the one command of the service (worker, serve, stack, demo, replay, simulate, kpis,
-adapt)."""
+"""`callkpi`: the one command of the service (worker, serve, rebuild, stack, demo, replay, simulate,
+kpis, adapt)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stream.cli import commands, stack
+from stream.cli import commands, rebuild, stack
 from stream.settings import SettingsError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parsers(sub)
+    rebuild.add_parser(sub)
     stack.add_parsers(sub)
     try:
         from stream.cli import simulate

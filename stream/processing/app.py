@@ -8,20 +8,23 @@ per-message agent stream, whose dispatch cost as much CPU as all the KPI work.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
+import redis
 from faust.types import Message
 from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
-from stream.processing.fetch import BatchSink, BatchTransport
+from stream.processing.fetch import BatchConsumer, BatchSink, BatchTransport
 from stream.processing.offload import PipelineProcess
+from stream.processing.offsets import Action, Exclusion
 from stream.processing.pipelining import run_until_committed
 from stream.processing.horizon import topic_partitions
 from stream.processing.pipeline import Pipeline, RawMessage
@@ -29,6 +32,43 @@ from stream.settings import Settings
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
+EVICTION_REFUSED_EXIT = 78  # EX_CONFIG
+
+
+class RedisMisconfigured(SystemExit):
+    """The worker refuses to run on this Redis (the message says what to set)."""
+
+
+def eviction_problem(policy: str, settings: Settings) -> str | None:
+    """Why the worker must not run with this `maxmemory-policy`, or None."""
+    if policy == "noeviction" or settings.allow_redis_eviction:
+        return None
+    return (f"callkpi worker: Redis evicts keys (maxmemory-policy is {policy!r}). An evicted "
+            "applied offset or entity state makes the worker count events twice. Set "
+            "`maxmemory-policy noeviction` (redis.conf, or CONFIG SET maxmemory-policy "
+            "noeviction), or CALLKPI_ALLOW_REDIS_EVICTION=1 for a throw-away Redis. See "
+            "docs/operations.md#redis-settings")
+
+
+def check_redis_policy(settings: Settings) -> bool:
+    """Refuse to start on an evicting Redis. False: Redis unreachable, checked again later."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
+                                  socket_connect_timeout=5)
+    try:
+        policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
+    except (RedisError, OSError) as exc:
+        log.warning("could not read Redis's maxmemory-policy (%s); checked once Redis answers", exc)
+        return False
+    finally:
+        client.close()
+    problem = eviction_problem(policy, settings)
+    if problem:
+        log.error("%s", problem)
+        raise RedisMisconfigured(problem)
+    if policy != "noeviction":
+        log.warning("Redis's maxmemory-policy is %r, allowed by CALLKPI_ALLOW_REDIS_EVICTION: "
+                    "evicted offsets or states will double count", policy)
+    return True
 
 
 class LeanApp(faust.App):
@@ -71,6 +111,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
                        partitions=settings.partitions)
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw", partitions=1)
+    policy_checked = check_redis_policy(settings)
     store = Store(settings.redis_url, settings.key_prefix)
 
     async def dead_letter(key: bytes, value: bytes) -> None:
@@ -85,12 +126,13 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
                             agent_state_ms=int(settings.agent_state_hours * 3_600_000),
                             worker_id=worker_id,
                             cache_bytes=int(settings.state_cache_mb * 2**20),
-                            source_partitions=topic_partitions(settings.input_topic, settings.partitions))
+                            source_partitions=topic_partitions(settings.input_topic, settings.partitions),
+                            offset_ahead_policy=settings.offset_ahead_policy)
 
         async def ingest_batch(messages: list[Message], batch: list[RawMessage]) -> None:
-            await run_until_committed(pipeline, pipeline.check(batch, _lag_gauges(app, batch)))
-            for m in messages:
-                m.ack(app.consumer)
+            gauges, ends = _partition_ends(app, batch)
+            prepared = await run_until_committed(pipeline, pipeline.check(batch, gauges, ends))
+            settle(app, messages, prepared.excluded)
 
     async def ingest(messages: list[Message]) -> None:
         """One fetch of the input topic: processed (or queued to the pipeline process) in
@@ -102,14 +144,43 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
     app.topics.add(source)
     app.batch_sinks = {settings.input_topic: ingest}
 
+    async def after_seek(consumer: Any) -> None:
+        """Seek back every assigned partition whose events Redis lost (its applied offset + 1
+        behind Kafka's committed offset), before anything is consumed."""
+        tps = [tp for tp in consumer.assignment() if tp.topic == settings.input_topic]
+        try:
+            applied = await store.applied_offsets(f"{tp.topic}:{tp.partition}" for tp in tps)
+        except (RedisError, OSError) as exc:  # the pipeline's own check catches it later
+            log.warning("could not compare Redis's applied offsets with Kafka's: %s", exc)
+            return
+        for tp in tps:
+            committed = consumer._committed_offset.get(tp) or 0
+            done = applied[f"{tp.topic}:{tp.partition}"]
+            if done + 1 < committed:
+                log.warning("Redis's applied offset of %s:%d is %d, behind Kafka's committed "
+                            "offset %d: Redis lost commits. Reading it again from %d",
+                            tp.topic, tp.partition, done, committed, done + 1)
+                await consumer.seek(tp, done + 1)
+
+    app.after_seek = after_seek  # type: ignore[attr-defined]
+
     @app.task
     async def declare_dlq() -> None:
         await dlq.maybe_declare()
 
     @app.timer(interval=5.0)
     async def heartbeat() -> None:
+        nonlocal policy_checked
         now = int(time.time() * 1000)
         try:
+            if not policy_checked:
+                problem = eviction_problem(str((await store.memory()).get("maxmemory_policy")),
+                                           settings)
+                if problem:
+                    log.error("%s", problem)
+                    logging.shutdown()
+                    os._exit(EVICTION_REFUSED_EXIT)
+                policy_checked = True
             await store.heartbeat(worker_id, now, _assigned_lag(app))
             await store.prune_live_calls(now - settings_call_expiry_ms(app))
             await store.retire_idle_watermarks(now)
@@ -134,43 +205,69 @@ def _offloaded(app: faust.App, settings: Settings, thresholds: Thresholds,
     child = PipelineProcess(settings, thresholds, worker_id, on_failure=stop)
 
     async def ingest_batch(messages: list[Message], batch: list[RawMessage]) -> None:
-        done = await child.submit(batch, _lag_gauges(app, batch))
+        gauges, ends = _partition_ends(app, batch)
+        done = await child.submit(batch, gauges, ends)
 
         def ack(fut: Any) -> None:
             if not fut.cancelled() and fut.exception() is None:
-                for m in messages:
-                    m.ack(app.consumer)
+                settle(app, messages, fut.result())
         done.add_done_callback(ack)
 
     return ingest_batch
+
+
+def settle(app: faust.App, messages: list[Message], excluded: dict[str, Exclusion]) -> None:
+    """A batch is committed: ack its messages, except those of partitions left out of it,
+    which are read again (`rewind`) or no longer consumed (`hold`)."""
+    for m in messages:
+        if not excluded or f"{m.topic}:{m.partition}" not in excluded:
+            m.ack(app.consumer)
+    for ex in excluded.values():
+        topic, _, partition = ex.tp.rpartition(":")
+        tp = faust.types.TP(topic, int(partition))
+        if ex.action is Action.HOLD:
+            cast(BatchConsumer, app.consumer).hold(tp)
+        else:
+            asyncio.ensure_future(_rewind(app, tp, ex.offset))
+
+
+async def _rewind(app: faust.App, tp: Any, offset: int) -> None:
+    try:
+        await app.consumer.seek(tp, offset)
+    except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner checks again
+        log.warning("could not seek %s to %d: %s", tp, offset, exc)
 
 
 def settings_call_expiry_ms(app: faust.App) -> int:
     return int(getattr(app.conf, "callkpi_call_expiry_ms", 1_800_000))
 
 
-def _lag_gauges(app: faust.App, batch: list[RawMessage]) -> dict[str, float]:
-    """Consumer lag of the partitions in this batch: highwater − next offset to read."""
+def _partition_ends(app: faust.App, batch: list[RawMessage]
+                    ) -> tuple[dict[str, float], dict[str, int]]:
+    """Consumer lag of the partitions in this batch (highwater − next offset to read), and their
+    high watermarks as the fetches reported them (tansu's ListOffsets reads one batch short)."""
     last: dict[tuple[str, int], int] = {}
     for m in batch:
         last[(m.topic, m.partition)] = max(last.get((m.topic, m.partition), -1), m.offset)
-    out: dict[str, float] = {}
+    lag: dict[str, float] = {}
+    ends: dict[str, int] = {}
     for (topic, partition), offset in last.items():
         try:
             hw = app.consumer.highwater(faust.types.TP(topic, partition))
-        except Exception:  # noqa: BLE001 - lag is best-effort telemetry
+        except Exception:  # noqa: BLE001 - unknown: the ahead check waits for the next fetch
             continue
         if hw is not None:
-            out[f"lag:{topic}:{partition}"] = max(0, hw - offset - 1)
+            lag[f"lag:{topic}:{partition}"] = max(0, hw - offset - 1)
+            ends[f"{topic}:{partition}"] = int(hw)
     topic = batch[0].topic if batch else None
     try:  # an assigned partition with no records at all is caught up (horizon.py)
         for tp in app.consumer.assignment():
             if tp.topic == topic and (tp.topic, tp.partition) not in last \
                     and app.consumer.highwater(tp) == 0:
-                out[f"lag:{tp.topic}:{tp.partition}"] = 0
+                lag[f"lag:{tp.topic}:{tp.partition}"] = 0
     except Exception:  # noqa: BLE001 - then it holds the agent horizon back, which is safe
         pass
-    return out
+    return lag, ends
 
 
 def _assigned_lag(app: faust.App) -> dict[str, float]:

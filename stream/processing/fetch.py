@@ -25,6 +25,10 @@ from faust.types import Message
 BatchSink = Callable[[list[Message]], Awaitable[None]]
 """Receives one fetch's messages of a topic, in partition order. It owns acking them."""
 
+AfterSeek = Callable[[Any], Awaitable[None]]
+"""Runs once Faust has sought the assigned partitions to their committed offsets (with the
+consumer): the worker seeks further back where Redis is behind (`offsets.py`)."""
+
 
 FETCH_MAX_WAIT_MS = 100
 """How long the broker may hold a fetch for more data (Faust sets 1,500 ms). A shorter wait is
@@ -41,8 +45,28 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchConsumer(faust_aiokafka.Consumer):
     """The aiokafka consumer with a per-fetch hand-off for topics in `app.batch_sinks`."""
 
+    held: set[Any]
+    """Partitions not consumed (Redis ahead of them, policy `pause`): fetched records of these
+    are dropped untracked, so nothing of them is acked. Cleared at the next assignment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held = set()
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def hold(self, tp: Any) -> None:
+        self.held.add(tp)
+        self.pause_partitions([tp])
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, then the worker's own (`AfterSeek`)."""
+        await super().perform_seek()
+        self.held.clear()
+        after = getattr(self.app, "after_seek", None)
+        if after is not None:
+            await after(self)
 
     def _sinks(self) -> dict[str, BatchSink]:
         return getattr(self.app, "batch_sinks", {})
@@ -57,6 +81,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         acks_enabled_for = self.app.topics.acks_enabled_for
         track = self.track_message
         sinks = self._sinks()
+        held = self.held
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -66,6 +91,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 fetched: dict[str, list[Message]] = {}
                 async for tp, message in ait:
+                    if tp in held:
+                        continue
                     offset = message.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is not None and offset < r_offset:

@@ -25,6 +25,7 @@ from typing import Any
 
 from stream.kpi.contributions import Thresholds
 from stream.processing.horizon import topic_partitions
+from stream.processing.offsets import Exclusion
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.processing.pipelining import Overlapped
 from stream.settings import Settings
@@ -53,7 +54,7 @@ class PipelineProcess:
                                        self._replies, os.getpid()))
         self._on_failure = on_failure
         self._max_in_flight = max_in_flight
-        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._pending: dict[int, asyncio.Future[dict[str, Exclusion]]] = {}
         self._seq = 0
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,39 +66,41 @@ class PipelineProcess:
         threading.Thread(target=self._read_replies, name="callkpi-pipeline-replies",
                          daemon=True).start()
 
-    async def submit(self, batch: list[RawMessage], gauges: dict[str, float]) -> asyncio.Future[None]:
-        """Queue a batch; the returned future resolves once it is committed to Redis."""
+    async def submit(self, batch: list[RawMessage], gauges: dict[str, float],
+                     highwaters: dict[str, int]) -> asyncio.Future[dict[str, Exclusion]]:
+        """Queue a batch; the returned future resolves once it is committed to Redis, to the
+        partitions left out of it (their messages are not to be acked)."""
         if self._loop is None:
             self.start()
         assert self._slots is not None and self._loop is not None
         await self._slots.acquire()
         self._seq += 1
-        done: asyncio.Future[None] = self._loop.create_future()
+        done: asyncio.Future[dict[str, Exclusion]] = self._loop.create_future()
         done.add_done_callback(lambda _: self._slots.release())  # type: ignore[union-attr]
         self._pending[self._seq] = done
-        self._requests.put((self._seq, batch, gauges))
+        self._requests.put((self._seq, batch, gauges, highwaters))
         return done
 
     def _read_replies(self) -> None:
         while True:
             try:
-                seq, error = self._replies.get(timeout=1.0)
+                seq, error, excluded = self._replies.get(timeout=1.0)
             except queue.Empty:
                 if not self._proc.is_alive():
                     self._fail(f"the pipeline process exited with {self._proc.exitcode}")
                     return
                 continue
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._resolve, seq, error)
+            self._loop.call_soon_threadsafe(self._resolve, seq, error, excluded)
             if error:
                 return
 
-    def _resolve(self, seq: int, error: str | None) -> None:
+    def _resolve(self, seq: int, error: str | None, excluded: dict[str, Exclusion]) -> None:
         done = self._pending.pop(seq)
         if error:
             self._fail(error)
         else:
-            done.set_result(None)
+            done.set_result(excluded)
 
     def _fail(self, why: str) -> None:
         log.error("batch step failed, stopping the worker (nothing uncommitted is acked): %s", why)
@@ -132,20 +135,22 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
                         agent_state_ms=int(settings.agent_state_hours * 3_600_000),
                         worker_id=worker_id, cache_bytes=int(settings.state_cache_mb * 2**20),
-                        source_partitions=topic_partitions(settings.input_topic, settings.partitions))
-    batches = Overlapped(pipeline, lambda seq, error: replies.put((seq, error)))
+                        source_partitions=topic_partitions(settings.input_topic, settings.partitions),
+                        offset_ahead_policy=settings.offset_ahead_policy)
+    batches = Overlapped(pipeline, lambda seq, error, excluded: replies.put((seq, error, excluded)))
     loop = asyncio.get_running_loop()
     collected, busy = time.monotonic(), False
     while True:
         try:
-            seq, batch, gauges = await loop.run_in_executor(None, requests.get, True, IDLE_S)
+            seq, batch, gauges, highwaters = await loop.run_in_executor(None, requests.get, True,
+                                                                        IDLE_S)
         except queue.Empty:
             seq = None
         if (seq is None and busy) or time.monotonic() - collected > FULL_GC_EVERY_S:
             gc.collect()
             collected, busy = time.monotonic(), False
         if seq is not None:
-            await batches.submit(seq, pipeline.check(batch, gauges))
+            await batches.submit(seq, pipeline.check(batch, gauges, highwaters))
             busy = True
 
 

@@ -6,13 +6,17 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
@@ -23,11 +27,22 @@ from stream.state.call_state import CallState
 from stream.processing import horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
 from stream.processing.loading import Loader, StoreView
-from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, EntityWrite
+from stream.processing.offsets import Exclusion, OffsetCheck
+from stream.store.commit import (
+    LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite)
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 20
+CONFLICT_BACKOFF_S = 0.005
+CONFLICT_BACKOFF_MAX_S = 1.0
+"""Retry delays after a conflict grow from 5 ms to at most 1 s, each drawn at random below its
+bound (full jitter), so two workers that collided do not collide again in step. There is no cap
+on attempts: events of one agent arrive on several partitions by design, so contention is
+normal load, never a reason to stop (docs/operations.md#contention-between-workers)."""
+SPLIT_AFTER_CONFLICTS = 3
+"""Conflicts in a row after which a batch is committed in halves (`Pipeline._run_halves`)."""
+TRANSIENT_REPLIES = (OutOfMemoryError, ReadOnlyError)
+"""Error replies that end by themselves (memory freed, failover finished): retried like an outage."""
 
 
 class RawMessage(NamedTuple):
@@ -56,8 +71,21 @@ class Job:
     gauges: dict[str, float]
     dead_lettered: set[tuple[str, int]] = field(default_factory=set)
     """Rejections already sent to the dead-letter topic (a re-prepare does not send them again)."""
+    highwaters: dict[str, int] = field(default_factory=dict)
+    """tp → the partition's end when fetched (next offset to be written), if known."""
+    serial: int = 0
     dead_letter_degraded: Counter[str] = field(default_factory=Counter)
     """Records sent minimal or lost (`dead_letter.Delivery`), counted with the batch's commit."""
+
+    def halves(self) -> tuple["Job", "Job"]:
+        """The batch's first and second half (each partition's messages stay contiguous: the
+        fetch lists them partition by partition, in offset order). Both keep the serial, so
+        the offset check sees one batch. Dead letters already sent stay sent, and their
+        degraded deliveries are counted once, with the first half."""
+        k = len(self.checked) // 2
+        return (Job(self.checked[:k], self.gauges, self.dead_lettered, self.highwaters, self.serial,
+                    self.dead_letter_degraded),
+                Job(self.checked[k:], self.gauges, self.dead_lettered, self.highwaters, self.serial))
 
 
 @dataclass
@@ -68,6 +96,8 @@ class Prepared:
     now_ms: int
     ahead: "Prepared | None"
     after: StoreView
+    excluded: dict[str, Exclusion] = field(default_factory=dict)
+    """Partitions left out of the batch (`offsets.py`): their messages must not be acked."""
 
 
 class Pipeline:
@@ -75,7 +105,7 @@ class Pipeline:
                  *, state_horizon_ms: int, agent_state_ms: int = 6 * 3_600_000,
                  worker_id: str = "", cache_bytes: int = 64 << 20,
                  clock: Callable[[], float] = time.time,
-                 source_partitions: Iterable[str] = ()) -> None:
+                 source_partitions: Iterable[str] = (), offset_ahead_policy: str = "pause") -> None:
         self.worker_id = worker_id
         self.source_partitions = tuple(source_partitions)
         """Every `<topic>:<partition>` of the input topic: one never applied yet holds the
@@ -87,8 +117,14 @@ class Pipeline:
         self.agent_state_ms = agent_state_ms
         self.clock = clock
         self.loader = Loader(store, cache_bytes)
+        self.offset_check = OffsetCheck(offset_ahead_policy)
+        self._jobs = 0
         self.redis_errors = 0
         """Store errors since the last commit (retried by the caller; counted when Redis is back)."""
+        self.oom_errors = 0
+        """Commits Redis refused for want of memory (retried; counted once one goes through)."""
+        self.conflicts = 0
+        """Commit conflicts with another writer not yet counted in a commit."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -97,32 +133,88 @@ class Pipeline:
         """Process one batch until it is committed (retrying on conflicts)."""
         await self.run(self.check(messages, gauges))
 
-    def check(self, messages: list[RawMessage], gauges: dict[str, float] | None = None) -> Job:
+    def check(self, messages: list[RawMessage], gauges: dict[str, float] | None = None,
+              highwaters: dict[str, int] | None = None) -> Job:
         """Validate a batch (once, however often it is prepared)."""
         checked = [(m, validate(m.value, now_ms=self.now_ms(), max_age_ms=MAX_EVENT_AGE_MS))
                    for m in messages]
-        return Job(checked, gauges or {})
+        self._jobs += 1
+        return Job(checked, gauges or {}, highwaters=highwaters or {}, serial=self._jobs)
 
     async def run(self, job: Job) -> Prepared:
-        """Prepare and commit on what the store holds, until the commit applies."""
-        for attempt in range(MAX_ATTEMPTS):
+        """Prepare and commit on what the store holds, until the commit applies (however many
+        conflicts it takes)."""
+        attempt = 0
+        while True:
             try:
                 prepared = await self.prepare(job)
                 await self.commit(prepared)
                 return prepared
             except CommitConflict as exc:
-                log.info("commit conflict (attempt %d): %s", attempt + 1, exc)
-        raise RuntimeError(f"batch could not be committed after {MAX_ATTEMPTS} conflicts")
+                attempt += 1
+                await self.back_off(exc, attempt)
+                if attempt >= SPLIT_AFTER_CONFLICTS and len(job.checked) > 1:
+                    return await self._run_halves(job)
+
+    async def _run_halves(self, job: Job) -> Prepared:
+        """A batch that keeps losing to other workers' commits is committed in two halves, one
+        after the other: each is prepared in about half the time, so the window in which
+        another worker's commit can intervene halves too (down to single messages if need be).
+        The result does not depend on batching (tests/unit/test_processing.py)."""
+        first, second = job.halves()
+        log.info("batch of %d messages conflicted %d times: committing it in halves",
+                 len(job.checked), SPLIT_AFTER_CONFLICTS)
+        done = await self.run(first)
+        last = await self.run(second)
+        last.excluded = {**done.excluded, **last.excluded}
+        return last
+
+    async def back_off(self, conflict: CommitConflict, attempt: int) -> None:
+        """Count a conflict and wait a random while before the batch is prepared again."""
+        self.conflicts += 1
+        bound = min(CONFLICT_BACKOFF_MAX_S, CONFLICT_BACKOFF_S * 2 ** min(attempt, 16))
+        (log.warning if attempt % 20 == 0 else log.info)(
+            "commit conflict (attempt %d, retrying): %s", attempt, conflict)
+        await asyncio.sleep(random.uniform(0, bound))
 
     async def commit(self, prepared: Prepared) -> None:
-        """Apply a prepared batch, or raise CommitConflict if anything it read has changed."""
+        """Apply a prepared batch, or raise CommitConflict if anything it read has changed, or
+        CommitRejected if Redis refused it (nothing written; retrying cannot help)."""
         try:
             await self.store.commit(prepared.batch, prepared.now_ms)
+        except CommitConflict:
+            # Nothing was written, and every held state is checked against Redis's version
+            # before use (`Loader.load`): the states another worker changed are read again,
+            # the rest stay held, so the retry prepares fast (a slow retry conflicts again).
+            raise
+        except (CommitRejected, ResponseError) as exc:
+            self.loader.forget()
+            if isinstance(exc, TRANSIENT_REPLIES):
+                raise
+            await self._refused(prepared, exc)
+            if isinstance(exc, CommitRejected):
+                raise
+            raise CommitRejected(str(exc)) from exc
         except BaseException:
             self.loader.forget()
             raise
         self.loader.committed(prepared.after)
-        self.redis_errors = 0
+        counted = prepared.batch.pipeline
+        self.redis_errors -= int(counted.get("redis_errors", 0))
+        self.oom_errors -= int(counted.get("redis_oom_errors", 0))
+        self.conflicts -= int(counted.get("commit_conflicts", 0))
+
+    async def _refused(self, prepared: Prepared, exc: Exception) -> None:
+        """A commit Redis refused: say what and where, and count it (best effort: the pipeline
+        counters are in the same Redis)."""
+        where = ", ".join(f"{tp} offsets {old + 1}..{new}" for tp, old, new in prepared.batch.offsets)
+        log.error("Redis refused the batch (%s): %s. Nothing of it was written; retrying cannot "
+                  "help, so the worker stops. See docs/operations.md#commit-errors",
+                  where or "no new offsets", exc)
+        try:
+            await self.store.count_commit_error()
+        except RedisError as err:
+            log.warning("could not count the commit error: %s", err)
 
     async def prepare(self, job: Job, ahead: Prepared | None = None) -> Prepared:
         """Load the states the batch touches, process it and dead-letter its rejections.
@@ -137,6 +229,14 @@ class Pipeline:
         events = [r for _, r in checked if isinstance(r, Event)]
         call_keys = {cid: self.store.layout.call_key(cid) for cid in call_ids(events)}
         offsets, calls = await self.loader.load(view, tps, call_keys.values(), CallState.from_json)
+        guard = dict(offsets)  # what the commit expects the store to hold
+        first: dict[str, int] = {}
+        for m, _ in checked:
+            first[m.tp] = min(first.get(m.tp, m.offset), m.offset)
+        reconciled = self.offset_check.check(job.serial, first, offsets, job.highwaters)
+        offsets.update(reconciled.reset)
+        if reconciled.excluded:
+            checked = [(m, r) for m, r in checked if m.tp not in reconciled.excluded]
         pending = [(m, r) for m, r in checked if m.offset > offsets[m.tp]]
         if len(pending) < len(checked):
             log.info("skipped %d redelivered messages already applied (offsets %s)",
@@ -167,18 +267,20 @@ class Pipeline:
                     if delivery is not Delivery.FULL:
                         job.dead_letter_degraded[f"dead_letter_{delivery.value}"] += 1
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
-                                   call_keys, agent_keys, now, gauges)
-        batch.pipeline.update(job.dead_letter_degraded)
+                                   call_keys, agent_keys, now,
+                                   {**gauges, **reconciled.gauges}, guard)
+        for name, n in (*reconciled.counters.items(), *job.dead_letter_degraded.items()):
+            batch.pipeline[name] = batch.pipeline.get(name, 0) + n
         reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
-        return Prepared(batch, now, ahead, StoreView.after(batch, written))
+        return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
 
     def _commit_batch(self, checked, pending, offsets, outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
                       agent_keys: dict[str, str], now: int,
-                      gauges: dict[str, float]) -> CommitBatch:
+                      gauges: dict[str, float], guard: dict[str, int]) -> CommitBatch:
         horizon = int(self.horizon_ms)
         entities = [EntityWrite(call_keys[cid], versions[call_keys[cid]], _dumps(st.to_json()),
                                 horizon) for cid, st in outcome.calls.items()]
@@ -206,8 +308,10 @@ class Pipeline:
                 newest[key] = max(newest.get(key, 0), r.ts_ms)
         pipeline["batches"] = 1
         pipeline["redis_errors"] = self.redis_errors
+        pipeline["redis_oom_errors"] = self.oom_errors
+        pipeline["commit_conflicts"] = self.conflicts
         return CommitBatch(
-            offsets=[(tp, offsets[tp], last[tp]) for tp in sorted(last) if last[tp] > offsets[tp]],
+            offsets=[(tp, guard[tp], last[tp]) for tp in sorted(last) if last[tp] > offsets[tp]],
             entities=entities,
             counters=outcome.deltas.grouped(),
             lead_sales=outcome.deltas.lead_sales(),

@@ -20,18 +20,36 @@ import logging
 from collections.abc import Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from stream.processing.pipeline import Job, Pipeline, Prepared
+from stream.processing.offsets import Exclusion
+from stream.processing.pipeline import TRANSIENT_REPLIES, Job, Pipeline, Prepared
 from stream.store.commit import CommitConflict
 
 log = logging.getLogger(__name__)
 REDIS_RETRY_MAX_S = 10.0
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What a Redis outage raises; retried with backoff, everything else stops the worker."""
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, *TRANSIENT_REPLIES)
+"""What a Redis outage raises (also: out of memory under `noeviction`, a replica that is not yet
+promoted); retried with backoff, everything else stops the worker."""
 
-Reply = Callable[[int, "str | None"], None]
-"""Reports a batch (by sequence number) committed (None) or failed (why): the worker stops."""
+
+def count_outage(pipeline: Pipeline, exc: BaseException, doing: str, delay: float | None = None) -> None:
+    """Count and log one failed round trip to Redis; the count reaches the pipeline counters
+    with the next commit that goes through."""
+    retry = f"retrying in {delay:.1f} s" if delay is not None else "retrying"
+    if isinstance(exc, OutOfMemoryError):
+        pipeline.oom_errors += 1
+        log.error("Redis is out of memory (maxmemory reached; the worker waits, nothing is lost) "
+                  "while %s; %s. Free memory or raise maxmemory: docs/operations.md#redis-settings",
+                  doing, retry)
+    else:
+        pipeline.redis_errors += 1
+        log.warning("Redis unavailable while %s (%s); %s", doing, exc, retry)
+
+Reply = Callable[[int, "str | None", "dict[str, Exclusion]"], None]
+"""Reports a batch (by sequence number) committed (None) or failed (why: the worker stops), and
+the partitions left out of it (not to be acked: `offsets.py`)."""
 
 
 async def run_until_committed(pipeline: Pipeline, job: Job) -> Prepared:
@@ -42,8 +60,7 @@ async def run_until_committed(pipeline: Pipeline, job: Job) -> Prepared:
         try:
             return await pipeline.run(job)
         except REDIS_ERRORS as exc:
-            pipeline.redis_errors += 1
-            log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+            count_outage(pipeline, exc, "committing", delay)
             await asyncio.sleep(delay)
             delay = min(REDIS_RETRY_MAX_S, delay * 2)
 
@@ -83,8 +100,7 @@ class Overlapped:
         try:
             return await self.pipeline.prepare(job, ahead)
         except REDIS_ERRORS as exc:
-            self.pipeline.redis_errors += 1
-            log.warning("Redis unavailable while preparing (%s); redone after the commit before", exc)
+            count_outage(self.pipeline, exc, "preparing")
             return None
 
     async def _settle(self, seq: int, job: Job, prepared: Prepared | None,
@@ -101,17 +117,16 @@ class Overlapped:
                 try:
                     await self.pipeline.commit(prepared)
                 except CommitConflict as exc:
-                    log.info("commit conflict: %s", exc)
+                    await self.pipeline.back_off(exc, 1)
                     prepared = None
                 except REDIS_ERRORS as exc:
-                    self.pipeline.redis_errors += 1
-                    log.warning("Redis unavailable while committing (%s); retrying", exc)
+                    count_outage(self.pipeline, exc, "committing")
                     prepared = None
             if prepared is None:
                 prepared = await run_until_committed(self.pipeline, job)
         except Exception as exc:
             log.exception("batch %d failed", seq)
-            self.reply(seq, f"{type(exc).__name__}: {exc}")
+            self.reply(seq, f"{type(exc).__name__}: {exc}", {})
             raise
-        self.reply(seq, None)
+        self.reply(seq, None, prepared.excluded)
         return prepared

@@ -315,6 +315,20 @@ def _pipeline_families(p: dict[str, float], g: dict[str, float], workers: dict[s
          "dead-letter records refused for good and sent minimal (no original)"),
         ("dead_letter_lost", "dead_letters_lost",
          "dead-letter records refused even minimal (the rejection is still counted)"),
+        ("redis_oom_errors", "redis_oom_errors",
+         "commits Redis refused for want of memory (maxmemory under noeviction), retried"),
+        ("commit_conflicts", "commit_conflicts",
+         "commits retried because another worker changed a state or offset the batch read"),
+        ("commit_errors", "commit_errors",
+         "batches Redis refused before writing anything (e.g. a counter would overflow); the worker stops"),
+        ("store_rewinds", "store_rewinds",
+         "partitions read again because Redis's applied offset was behind (Redis lost commits)"),
+        ("offsets_unreadable", "offsets_unreadable",
+         "offsets that could not be read again after a Redis rollback (no records: retention, compaction)"),
+        ("store_ahead", "store_ahead",
+         "batches whose partition Redis claims applied beyond the partition's end (topic recreated?)"),
+        ("store_offset_resets", "store_offset_resets",
+         "applied offsets reset to the consumer group's position (CALLKPI_OFFSET_AHEAD_POLICY=reset)"),
     ):
         out.append(CounterMetricFamily(f"callcenter_pipeline_{name}", help_, value=p.get(key, 0)))
     rejected = CounterMetricFamily("callcenter_pipeline_events_rejected",
@@ -335,18 +349,33 @@ def _pipeline_families(p: dict[str, float], g: dict[str, float], workers: dict[s
                             labels=["topic", "partition"])
     newest = GaugeMetricFamily("callcenter_pipeline_newest_event_age_seconds",
                                "now minus the ts of the newest event seen", labels=["campaign"])
+    ahead = GaugeMetricFamily("callcenter_pipeline_store_offset_ahead",
+                              "offsets Redis claims applied beyond the partition's end (0: none)",
+                              labels=["topic", "partition"])
     for key, v in sorted(g.items()):
         kind, _, rest = key.partition(":")
         if kind == "lag":
             topic, _, part = rest.rpartition(":")
             lag.add_metric([topic, part], v)
+        elif kind == "store_ahead":
+            topic, _, part = rest.rpartition(":")
+            ahead.add_metric([topic, part], v)
         elif kind == "newest_event":
             newest.add_metric([rest], max(0.0, (now_ms - v) / 1000))
     up = GaugeMetricFamily("callcenter_pipeline_worker_up", "1 when the worker's heartbeat is fresh",
                            labels=["worker"])
     for worker, beat in sorted(workers.items()):
         up.add_metric([worker], 1.0 if now_ms - beat < WORKER_STALE_MS else 0.0)
-    return [*out, lag, newest, up]
+    redis_memory = [
+        GaugeMetricFamily("callcenter_redis_memory_used_bytes", "Redis used_memory",
+                          value=g.get("redis:used_memory", 0)),
+        GaugeMetricFamily("callcenter_redis_memory_max_bytes", "Redis maxmemory (0: no limit)",
+                          value=g.get("redis:maxmemory", 0)),
+        GaugeMetricFamily("callcenter_redis_noeviction",
+                          "1 when Redis's maxmemory-policy is noeviction (required)",
+                          value=g.get("redis:noeviction", 1)),
+    ]
+    return [*out, lag, ahead, newest, up, *redis_memory]
 
 
 # -- the text format ------------------------------------------------------------------------------

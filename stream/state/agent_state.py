@@ -24,7 +24,6 @@ from stream.kpi.windows import minute_of, split_by_minute
 from stream.state.deltas import Deltas
 
 
-
 class Point(NamedTuple):
     """One `agent.state` event on the agent's timeline (stored as a JSON array)."""
 

@@ -14,8 +14,7 @@ from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.state.agent_state import (
-    AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas)
+from stream.state.agent_state import AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas
 from stream.state.call_state import CallState, LiveCall, event_agent, live_call
 from stream.state.deltas import Deltas
 

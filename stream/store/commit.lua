@@ -1,6 +1,12 @@
 -- Atomic, replay-safe commit of one processed batch (see docs/architecture.md).
 -- ARGV[1]: JSON batch; ARGV[2..]: entity states, referred to by position from the batch.
--- Returns {"ok"} or {"conflict", what, key}.
+-- Returns {"ok"}, {"conflict", what, key} or {"invalid", what, key, field}.
+--
+-- Redis does not roll a script back: a command that fails after the first write leaves that
+-- write in place, and the batch's retry would add it again. So every command that could fail
+-- (an increment past 64 bits, a non-numeric field, a key of the wrong type, a bad TTL) is
+-- checked before the first write, and the writes then run a plan that cannot fail. (Out of
+-- memory cannot interrupt it either: Redis refuses only a script's first write.)
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
 
@@ -17,39 +23,191 @@ for _, e in ipairs(b.entities) do
   if cur ~= e[2] then return {'conflict', 'entity', e[1]} end
 end
 
--- 3. Team moves: an agent's stored history leaves its old team for its new one.
--- b.moves = {{agent_key, old_team_key or false, new_team_key}, ...}
-for _, m in ipairs(b.moves) do
-  local flat = redis.call('HGETALL', m[1])
-  if #flat > 0 then
-    local ttl = redis.call('PTTL', m[1])
-    for i = 1, #flat, 2 do
-      if m[2] then redis.call('HINCRBYFLOAT', m[2], flat[i], -tonumber(flat[i + 1])) end
-      redis.call('HINCRBYFLOAT', m[3], flat[i], flat[i + 1])
+-- 3. Validation, and the plan of the few increments that are not counters (team moves, pipeline
+-- counters). `vals[key][field]` follows each field they touch through the batch as the writes
+-- will change it, so a field incremented many times is checked at every step. An integer delta goes to HINCRBY only while the field holds an integer (else to
+-- HINCRBYFLOAT, which adds integers exactly below 2^64 and never fails on a number).
+-- Doubles near 2^63 are 2048 apart: the bound keeps a margin (a counter within 4096 of 2^63 is
+-- refused, not risked).
+local INT_LIMIT = 9223372036854771712
+local FLOAT_LIMIT = 1e300
+local problem = nil
+local types = {}
+local function of_type(key, want)
+  local t = types[key]
+  if t == nil then
+    t = redis.call('TYPE', key)['ok']
+    types[key] = t
+  end
+  if t ~= 'none' and t ~= want then
+    problem = problem or {'invalid', 'key holds a ' .. t .. ', not a ' .. want, key, ''}
+    return false
+  end
+  return true
+end
+local vals = {}
+local function parse(key, field, raw)
+  if not raw then return {0, true} end
+  local n = tonumber(raw)
+  if n == nil or n ~= n then
+    problem = problem or {'invalid', 'field is not a number', key, field}
+    return nil
+  end
+  return {n, string.match(raw, '^-?%d+$') ~= nil}
+end
+local function field_value(key, field)
+  -- the field's value as the writes so far will leave it
+  local of_key = vals[key]
+  if of_key == nil then
+    if not of_type(key, 'hash') then return nil end
+    of_key = {}
+    vals[key] = of_key
+  end
+  local v = of_key[field]
+  if v == nil then
+    v = parse(key, field, redis.call('HGET', key, field))
+    of_key[field] = v
+  end
+  return v
+end
+local plan = {}
+local function add(key, field, delta, integer)
+  local v = field_value(key, field)
+  if v == nil then return end
+  local d = tonumber(delta)
+  if d == nil or d ~= d or d >= FLOAT_LIMIT or d <= -FLOAT_LIMIT then
+    problem = problem or {'invalid', 'increment is not a finite number: ' .. tostring(delta), key, field}
+    return
+  end
+  local s = v[1] + d
+  if integer and v[2] then
+    if not string.match(tostring(delta), '^-?%d+$') then
+      problem = problem or {'invalid', 'integer increment is not an integer: ' .. tostring(delta), key, field}
+      return
     end
-    if ttl > 0 then redis.call('PEXPIRE', m[3], ttl) end
+    if s >= INT_LIMIT or s <= -INT_LIMIT then
+      problem = problem or {'invalid', 'counter would overflow 64 bits', key, field}
+      return
+    end
+    plan[#plan + 1] = {'HINCRBY', key, field, delta}
+  else
+    if s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
+      problem = problem or {'invalid', 'sum would not be finite', key, field}
+      return
+    end
+    plan[#plan + 1] = {'HINCRBYFLOAT', key, field, delta}
+    v[2] = false
+  end
+  v[1] = s
+end
+local function whole(ms, key)
+  if type(ms) ~= 'number' or ms ~= math.floor(ms) then
+    problem = problem or {'invalid', 'expiry is not an integer: ' .. tostring(ms), key, ''}
   end
 end
 
--- 4. Counters: {minute_key, hour_key, total_key, minute_field_prefix, hour_field_prefix,
--- {name, int_delta, ...}, {name, float_delta, ...}}: each delta goes to all three hashes.
-local function incr(cmd, list, c)
-  for i = 1, #list, 2 do
-    local name, delta = list[i], list[i + 1]
-    redis.call(cmd, c[1], c[4] .. name, delta)
-    redis.call(cmd, c[2], c[5] .. name, delta)
-    redis.call(cmd, c[3], name, delta)
-    -- taken back by a late event: the total's `retracted:` field grows too, so that what is
-    -- exported (net + retracted, and retracted) only goes up (docs/observability.md)
-    if string.byte(delta, 1) == 45 then
-      redis.call(cmd, c[3], 'retracted:' .. name, string.sub(delta, 2))
+-- Team moves: an agent's stored history leaves its old team for its new one.
+-- b.moves = {{agent_key, old_team_key or false, new_team_key}, ...}
+local ttls = {}
+for _, m in ipairs(b.moves) do
+  if of_type(m[1], 'hash') then
+    local flat = redis.call('HGETALL', m[1])
+    if #flat > 0 then
+      for i = 1, #flat, 2 do
+        local n = tonumber(flat[i + 1])
+        if n == nil then
+          problem = problem or {'invalid', 'field is not a number', m[1], flat[i]}
+        else
+          if m[2] then add(m[2], flat[i], -n, false) end
+          add(m[3], flat[i], flat[i + 1], false)
+        end
+      end
+      local ttl = redis.call('PTTL', m[1])
+      if ttl > 0 then ttls[#ttls + 1] = {m[3], ttl} end
     end
   end
 end
-for _, c in ipairs(b.counters) do
-  incr('HINCRBY', c[6], c)
-  incr('HINCRBYFLOAT', c[7], c)
+-- Counters: b.incr = {{key, {field, int_delta, ...}, {field, float_delta, ...}}, ...}, summed per
+-- (hash, field) by commit.py, so each field appears once: one HMGET per hash reads what the
+-- checks need. `nonint[key][field]`: an integer delta for a field that does not hold an integer,
+-- added with HINCRBYFLOAT.
+local nonint = {}
+for _, x in ipairs(b.incr) do
+  local key, ints, floats = x[1], x[2], x[3]
+  local fields = {}
+  for i = 1, #ints, 2 do fields[#fields + 1] = ints[i] end
+  for i = 1, #floats, 2 do fields[#fields + 1] = floats[i] end
+  -- a key of another type fails the HMGET itself: caught here, before any write
+  local raws = redis.pcall('HMGET', key, unpack(fields))
+  if raws.err then
+    problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
+  else
+    local moved = vals[key]
+    local n_ints = #ints / 2
+    for j = 1, #fields do
+      local f, raw, int_delta = fields[j], raws[j], j <= n_ints
+      local delta = int_delta and ints[j * 2] or floats[(j - n_ints) * 2]
+      local cur, cur_int = 0, true
+      local m = moved and moved[f]
+      if m then
+        cur, cur_int = m[1], m[2]
+      elseif raw then
+        cur = tonumber(raw)
+        if cur == nil or cur ~= cur then
+          problem = problem or {'invalid', 'field is not a number', key, f}
+          break
+        end
+        cur_int = (not int_delta) or string.match(raw, '^-?%d+$') ~= nil
+      end
+      local s = cur + tonumber(delta)
+      if int_delta and cur_int then
+        if s >= INT_LIMIT or s <= -INT_LIMIT then
+          problem = problem or {'invalid', 'counter would overflow 64 bits', key, f}
+        end
+      else
+        if s ~= s or s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
+          problem = problem or {'invalid', 'sum would not be finite', key, f}
+        end
+        if int_delta then
+          nonint[key] = nonint[key] or {}
+          nonint[key][f] = true
+        end
+      end
+    end
+  end
 end
+for _, x in ipairs(b.expire) do whole(x[2], x[1]) end
+for _, e in ipairs(b.entities) do  -- (their type: the version check read them as hashes)
+  if e[3] then whole(e[4], e[1]) end
+end
+for _, l in ipairs(b.live) do of_type(l[1], 'hash') end
+for _, s in ipairs(b.scopes) do of_type(s[1], 'zset') end
+for _, r in ipairs(b.retire or {}) do of_type(r[1], 'zset') end
+for _, p in ipairs(b.pipeline) do add(P .. 'pipeline', p[1], p[2], false) end
+for _, name in ipairs({'gauges', 'offsets', 'watermarks', 'workers', 'agents'}) do of_type(P .. name, 'hash') end
+-- Customer retention sets: sorted sets, integer deltas (commit.py makes them), integer expiry.
+for _, r in ipairs(b.leads or {}) do
+  of_type(r[1], 'zset')
+  whole(r[2], r[1])
+  for i = 2, #r[3], 2 do
+    if not string.match(r[3][i], '^-?%d+$') then
+      problem = problem or {'invalid', 'lead sale delta is not an integer: ' .. tostring(r[3][i]), r[1], r[3][i - 1]}
+    end
+  end
+end
+if problem then return problem end
+
+-- 4. The writes: none of them can fail now.
+for _, w in ipairs(plan) do redis.call(w[1], w[2], w[3], w[4]) end
+for _, x in ipairs(b.incr) do
+  local key, ints, floats = x[1], x[2], x[3]
+  local odd = nonint[key]
+  for i = 1, #ints, 2 do
+    redis.call((odd and odd[ints[i]]) and 'HINCRBYFLOAT' or 'HINCRBY', key, ints[i], ints[i + 1])
+  end
+  for i = 1, #floats, 2 do redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1]) end
+end
+for _, t in ipairs(ttls) do redis.call('PEXPIRE', t[1], t[2]) end
 -- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
 -- in the period; a re-attribution that takes its last sale away removes it.
 for _, r in ipairs(b.leads or {}) do
@@ -61,7 +219,6 @@ for _, r in ipairs(b.leads or {}) do
   end
   if redis.call('EXISTS', r[1]) == 1 then redis.call('PEXPIREAT', r[1], r[2]) end
 end
--- then key expiries {key, expire_at_ms}.
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end
@@ -76,7 +233,7 @@ for _, e in ipairs(b.entities) do
   end
 end
 
--- 6. Live state, scope index, pipeline counters and gauges, offsets.
+-- 6. Live state, scope index, gauges, offsets.
 for _, l in ipairs(b.live) do
   -- l = {hash, id, json or false}
   if l[3] then redis.call('HSET', l[1], l[2], l[3]) else redis.call('HDEL', l[1], l[2]) end
@@ -95,7 +252,6 @@ for _, r in ipairs(b.retire or {}) do
     end
   end
 end
-for _, p in ipairs(b.pipeline) do redis.call('HINCRBYFLOAT', P .. 'pipeline', p[1], p[2]) end
 for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) end
 for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end
 for _, w in ipairs(b.watermarks or {}) do redis.call('HSET', P .. 'watermarks', w[1], w[2]) end

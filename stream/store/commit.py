@@ -23,6 +23,11 @@ class CommitConflict(Exception):
     """Another writer changed an offset or entity the batch read: re-read and retry."""
 
 
+class CommitRejected(Exception):
+    """Redis refused the batch before writing anything (a counter would overflow, a key holds
+    the wrong type, ...): retrying cannot help, so the worker stops (docs/operations.md)."""
+
+
 @dataclass
 class EntityWrite:
     key: str
@@ -68,36 +73,58 @@ def lead_sets(batch: CommitBatch, layout: Layout) -> list[list[Any]]:
     return list(sets.values())
 
 
-def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
-    """Integer and float deltas as flat [name, value, ...] lists. Values go to Lua as strings:
-    Lua's own number formatting keeps only 14 digits."""
-    ints: list[str] = []
-    floats: list[str] = []
-    for name, value in counters.items():
-        if name in FLOAT_COUNTERS or value != int(value):
-            floats += (name, repr(float(value)))
-        elif value:
-            ints += (name, str(int(value)))
-    return ints, floats
+class _Increments:
+    """Every counter increment of a batch, summed per (hash, field): each field is then one
+    command in Redis (an hour or total field gets one increment, not one per minute), and the
+    script can check each against the stored value before its first write."""
+
+    def __init__(self) -> None:
+        self.ints: dict[str, dict[str, int]] = {}
+        self.floats: dict[str, dict[str, float]] = {}
+
+    def add(self, key: str, fields: list[tuple[str, str, float]]) -> None:
+        """`fields`: (field, counter name, delta)."""
+        ints, floats = self.ints.setdefault(key, {}), self.floats.setdefault(key, {})
+        for f, name, value in fields:
+            if name in FLOAT_COUNTERS or value != int(value) or f in floats:
+                floats[f] = floats.get(f, 0.0) + float(value) + ints.pop(f, 0)
+            elif value:
+                ints[f] = ints.get(f, 0) + int(value)
+
+    def payload(self) -> list[list[Any]]:
+        """[[key, [field, int, ...], [field, float, ...]], ...]; values as strings (Lua's own
+        number formatting keeps only 14 digits)."""
+        out: list[list[Any]] = []
+        for key, ints in self.ints.items():
+            floats = self.floats.get(key, {})
+            i = [x for f, v in ints.items() if v for x in (f, str(v))]
+            fl = [x for f, v in floats.items() for x in (f, repr(v))]
+            if i or fl:
+                out.append([key, i, fl])
+        return out
 
 
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     """The arguments of commit.lua: a JSON description of the batch, then the entity states.
 
-    Per (scope, minute) the JSON names its minute, hour and total hashes with field prefixes
-    and the deltas (Lua adds each delta to all three). Entity states travel as arguments of
+    Counter increments are summed per hash and field (`_Increments`). Entity states travel as arguments of
     their own, referred to by position: embedded in the JSON they would be escaped here and
     unescaped by Lua, and they are most of the bytes."""
     expire: dict[str, int] = {}
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
-    counters: list[list[Any]] = []
+    increments = _Increments()
     for (scope, minute), deltas in batch.counters.items():
-        ints, floats = _split(deltas)
-        if not ints and not floats:
+        named = [(name, v) for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
+        if not named:
             continue
         mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
-        counters.append([mk, hk, layout.total_key(scope), minute_field(minute, ""),
-                         hour_field(minute, ""), ints, floats])
+        mp, hp = minute_field(minute, ""), hour_field(minute, "")
+        increments.add(mk, [(mp + name, name, v) for name, v in named])
+        increments.add(hk, [(hp + name, name, v) for name, v in named])
+        # what a late event takes back also grows the total's `retracted:` field, so that what
+        # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
+        increments.add(layout.total_key(scope), [(name, name, v) for name, v in named]
+                       + [(f"retracted:{name}", name, -v) for name, v in named if v < 0])
         expire[mk] = minute_key_expiry(minute)
         expire[hk] = hour_key_expiry(minute)
         kind, _, ident = scope.partition(":")
@@ -117,7 +144,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms]
                      for i, e in enumerate(batch.entities)],
         "moves": moves,
-        "counters": counters,
+        "incr": increments.payload(),
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
-from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
+from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, encode
 from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
@@ -96,6 +97,16 @@ class Store:
                   for key, (v, s) in zip(keys, results)}
         return offsets, states, versions
 
+    async def applied_offsets(self, tps: Iterable[str]) -> dict[str, int]:
+        """The last applied offset of each `topic:partition` (-1: none)."""
+        tps = list(tps)
+        raw = await self.redis.hmget(self.layout.key("offsets"), tps) if tps else []
+        return {tp: int(v) if v is not None else -1 for tp, v in zip(tps, raw)}
+
+    async def memory(self) -> dict[str, Any]:
+        """Redis's `INFO memory`: used_memory, maxmemory, maxmemory_policy, ..."""
+        return dict(await self.redis.info("memory"))
+
     async def watermarks(self) -> dict[str, PartitionProgress]:
         """Per source partition, how far it is applied (see `processing/horizon.py`)."""
         raw = await self.redis.hgetall(self.layout.key("watermarks"))
@@ -111,9 +122,19 @@ class Store:
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
-        result = await self._commit(args=encode(batch, self.layout, now_ms))
-        if result[0] != "ok":
+        try:
+            result = await self._commit(args=encode(batch, self.layout, now_ms))
+        except ResponseError as exc:
+            raise _as_transient(exc) from exc
+        if result[0] == "conflict":
             raise CommitConflict(f"{result[1]} changed: {result[2]}")
+        if result[0] != "ok":
+            what, key, field_ = (list(result[1:]) + ["", "", ""])[:3]
+            raise CommitRejected(f"{what} (key {key!r}" + (f", field {field_!r})" if field_ else ")"))
+
+    async def count_commit_error(self) -> None:
+        """One more commit that Redis refused (`callcenter_pipeline_commit_errors_total`)."""
+        await self.redis.hincrbyfloat(self.layout.key("pipeline"), "commit_errors", 1)
 
     async def heartbeat(self, worker: str, now_ms: int, gauges: dict[str, float] | None = None) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -216,13 +237,33 @@ class Store:
                 {k: json.loads(v) for k, v in calls.items()})
 
     async def pipeline_health(self) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-        """(pipeline counters, gauges, worker heartbeats)."""
+        """(pipeline counters, gauges, worker heartbeats). The gauges include Redis's own memory
+        (`redis:used_memory`, `redis:maxmemory`, `redis:noeviction`): a Redis at its limit
+        refuses the workers' writes, so only a reader can report it."""
         pipe = self.redis.pipeline(transaction=False)
         for name in ("pipeline", "gauges", "workers"):
             pipe.hgetall(self.layout.key(name))
-        p, g, w = await pipe.execute()
-        return ({k: float(v) for k, v in p.items()}, {k: float(v) for k, v in g.items()},
-                {k: int(v) for k, v in w.items()})
+        pipe.info("memory")
+        p, g, w, mem = await pipe.execute()
+        gauges = {k: float(v) for k, v in g.items()}
+        gauges["redis:used_memory"] = float(mem.get("used_memory", 0))
+        gauges["redis:maxmemory"] = float(mem.get("maxmemory", 0))
+        gauges["redis:noeviction"] = float(mem.get("maxmemory_policy") == "noeviction")
+        return ({k: float(v) for k, v in p.items()}, gauges, {k: int(v) for k, v in w.items()})
 
 
-__all__ = ["Store", "CommitBatch", "CommitConflict"]
+def _as_transient(exc: ResponseError) -> ResponseError:
+    """An error raised inside a script comes back wrapped ("Error running script ...: -OOM
+    command not allowed ..."): give out-of-memory and read-only replies their own types, so
+    that they are retried like an outage instead of stopping the worker."""
+    text = str(exc)
+    if isinstance(exc, (OutOfMemoryError, ReadOnlyError)):
+        return exc
+    if "OOM command not allowed" in text:
+        return OutOfMemoryError(text)
+    if "READONLY" in text:
+        return ReadOnlyError(text)
+    return exc
+
+
+__all__ = ["Store", "CommitBatch", "CommitConflict", "CommitRejected"]

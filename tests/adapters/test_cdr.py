@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stream.adapters.cdr import CdrLines, CdrMapper
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import BadRecord, Builder
-from stream.adapters.cdr import CdrLines, CdrMapper
 
 DATA = Path(__file__).parent / "data"
 CONFIG = """instance = "pbx1"

@@ -5,7 +5,7 @@ a long call's row inserted late (behind rows already read) still counted once.""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,7 @@ def test_cdr_table_to_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: 
     campaign = f"e2e-cdr-{variant}"
     database = f"cdr_{variant}"
     mariadb.create_database(database, STOCK if variant == "stock" else FREEPBX)
-    base = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) - timedelta(hours=2)
+    base = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(hours=2)
     rows, answered, unanswered, talk = [], 0, 0, 0
     for i in range(30):
         t = base + timedelta(seconds=60 * i)
@@ -107,7 +107,7 @@ def test_cdr_table_to_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: 
     summary = adapt_into(pipeline, argv, tmp_path)
     assert summary["records"] == {"mapped": 1}
     dialed = answered + unanswered
-    start_s = int(base.replace(tzinfo=timezone.utc).timestamp())
+    start_s = int(base.replace(tzinfo=UTC).timestamp())
     end_s = start_s + 3 * 3600
 
     def arrived() -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import httpx
@@ -44,7 +44,7 @@ def signed_post(url: str, path: str, params: dict[str, str], token: str = TWILIO
 
 
 def rfc2822(s: int) -> str:
-    return format_datetime(datetime.fromtimestamp(s, timezone.utc))
+    return format_datetime(datetime.fromtimestamp(s, UTC))
 
 
 def test_v1_events_answer_per_line(pipeline: Service, ingest: str) -> None:

@@ -57,8 +57,9 @@ def test_time_shift_keeps_local_wall_clock_across_dst() -> None:
 
 @pytest.mark.integration
 def test_metrics_and_dead_letters(pipeline: Service, tmp_path: Path) -> None:
-    from aiokafka import AIOKafkaConsumer
     import asyncio
+
+    from aiokafka import AIOKafkaConsumer
     now = int(time.time())
     lines = [f"{now - 100}|NONE|NONE|PJSIP/8001|AGENTLOGIN|PJSIP/8001",
              "garbage without fields",

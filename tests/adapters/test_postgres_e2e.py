@@ -4,7 +4,7 @@ there): a real server, polled into the real pipeline, exact KPIs."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def test_realtime_queue_log_on_postgres(pipeline: Service, postgres: Postgres, t
     with postgres.connect("asterisk_pg") as conn:
         for ln in lines:
             p = ln.split("|")
-            t = datetime.fromtimestamp(int(p[0]), timezone.utc).strftime("%Y-%m-%d %H:%M:%S.000000")
+            t = datetime.fromtimestamp(int(p[0]), UTC).strftime("%Y-%m-%d %H:%M:%S.000000")
             data = (p[5:] + [""] * 5)[:5]
             conn.execute("INSERT INTO queue_log (time, callid, queuename, agent, event, data1, "
                          "data2, data3, data4, data5) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
@@ -48,7 +48,7 @@ def test_realtime_queue_log_on_postgres(pipeline: Service, postgres: Postgres, t
 
 def test_cdr_table_on_postgres(pipeline: Service, postgres: Postgres, tmp_path: Path) -> None:
     postgres.create_database("cdr_pg", CDR)
-    base = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) - timedelta(hours=3)
+    base = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(hours=3)
     with postgres.connect("cdr_pg") as conn:
         for i in range(6):
             t = base + timedelta(minutes=i)
@@ -64,7 +64,7 @@ def test_cdr_table_on_postgres(pipeline: Service, postgres: Postgres, tmp_path: 
                  "ANSWERED" if billsec else "BUSY", f"pg{i}"))
     (tmp_path / "a.toml").write_text('instance = "cdr-pg"\ntimezone = "UTC"\n')
     adapt_into(pipeline, ["cdr", "--dsn", postgres.dsn("cdr_pg"), "--config", "a.toml"], tmp_path)
-    start_s = int(base.replace(tzinfo=timezone.utc).timestamp())
+    start_s = int(base.replace(tzinfo=UTC).timestamp())
     wait_until(lambda: kpis(pipeline, "e2e-cdr-pg", start_s, start_s + 600)["attempts_completed"] >= 6,
                180, pipeline.logs)
     time.sleep(1)

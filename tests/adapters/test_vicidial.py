@@ -5,7 +5,7 @@ pipeline with exact KPIs; a re-poll emits nothing new."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ CONFIG = parse_adapter_config('instance = "vici1"\n[pause_codes]\nLUNCH = "lunch
 
 
 def dt(s: int) -> str:
-    return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def brief(e: dict) -> tuple:

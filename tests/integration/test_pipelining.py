@@ -90,7 +90,7 @@ async def sequentially(p: Pipeline, parts: list[list[RawMessage]]) -> None:
 
 async def overlapped(p: Pipeline, parts: list[list[RawMessage]]) -> list[int]:
     replies: list[int] = []
-    batches_ = Overlapped(p, lambda seq, error: replies.append(seq) if error is None else None)
+    batches_ = Overlapped(p, lambda seq, error, _excluded: replies.append(seq) if error is None else None)
     for seq, part in enumerate(parts):
         await batches_.submit(seq, p.check(part))
         if batches_._last is not None and batches_._last[1] is not None:

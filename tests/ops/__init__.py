@@ -93,6 +93,12 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "callcenter_pipeline_consumer_lag", "callcenter_pipeline_newest_event_age_seconds",
         "callcenter_pipeline_redis_errors_total", "callcenter_pipeline_worker_up",
         "callcenter_pipeline_batches_total",
+        "callcenter_pipeline_redis_oom_errors_total", "callcenter_pipeline_commit_conflicts_total",
+        "callcenter_pipeline_commit_errors_total", "callcenter_pipeline_store_rewinds_total",
+        "callcenter_pipeline_offsets_unreadable_total", "callcenter_pipeline_store_ahead_total",
+        "callcenter_pipeline_store_offset_resets_total", "callcenter_pipeline_store_offset_ahead",
+        "callcenter_redis_memory_used_bytes", "callcenter_redis_memory_max_bytes",
+        "callcenter_redis_noeviction",
         "up",
     ]
 )

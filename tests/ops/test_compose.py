@@ -61,6 +61,9 @@ def test_redis_7_with_aof_and_healthcheck(rendered):
     redis = _service(rendered, "redis")
     assert re.search(r"image: redis:7", redis)
     assert re.search(r"- --appendonly\n    - ['\"]?yes['\"]?\n", redis), "AOF persistence"
+    assert re.search(r"- --appendfsync\n    - ['\"]?everysec['\"]?\n", redis), "AOF fsync"
+    assert re.search(r"- --maxmemory-policy\n    - ['\"]?noeviction['\"]?\n", redis), \
+        "never evict (docs/operations.md#redis-settings)"
     assert "redis-cli" in redis and "redis-data:/data" in redis
 
 

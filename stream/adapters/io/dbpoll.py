@@ -182,8 +182,8 @@ class WindowPoll:
         return {"cursor": self.cursor, "seen": dict(self.seen)}
 
     def __iter__(self) -> Iterator[Item | object]:
-        from datetime import datetime, timedelta
         import hashlib
+        from datetime import datetime, timedelta
         db = Database(self.dsn)
         try:
             col = self._time_column(db)
