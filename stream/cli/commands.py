@@ -33,7 +33,9 @@ def load_service_config(settings: Settings) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def thresholds_of(config: Any) -> Any:
+def thresholds_of(config: Any, settings: Settings | None = None) -> Any:
+    """What decides counters at write time; the zone (for the retention sets' local weeks and
+    months) is the one `serve` reads with: CALLKPI_TIMEZONE, else the file's `timezone`."""
     from stream.kpi.contributions import Thresholds
     return Thresholds(
         conversation_threshold_ms=config.conversation_threshold_ms,
@@ -43,7 +45,7 @@ def thresholds_of(config: Any) -> Any:
         max_call_gap_ms=config.max_call_gap_seconds * 1000,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
-        timezone=config.timezone,
+        timezone=timezone_of(settings, config).key if settings is not None else config.timezone,
     )
 
 
@@ -60,9 +62,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from stream.processing.app import create_app
     settings = Settings.from_env()
     config = load_service_config(settings)
-    from dataclasses import replace
-    thresholds = replace(thresholds_of(config), timezone=timezone_of(settings, config).key)
-    app = create_app(settings, thresholds)
+    app = create_app(settings, thresholds_of(config, settings))
     app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
     worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,
                           override_logging=False)
