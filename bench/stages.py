@@ -18,6 +18,7 @@ import json
 import pstats
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ class MemoryStore:
     async def watermarks(self) -> dict:
         return dict(self.marks)
 
-    async def agent_records(self, agents) -> dict:
+    async def agent_records(self, agents: Iterable[str]) -> dict:
         return {a: json.loads(self.records[a]) for a in agents if a in self.records}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:

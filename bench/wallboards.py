@@ -318,12 +318,12 @@ def main() -> None:
             for c in window:
                 while j < len(updates) and updates[j] < c:
                     j += 1
-                d = (updates[j] - c) if j < len(updates) else (t1 - c)
-                delays.append(d)
-                worst = max(worst, d)
+                waited = (updates[j] - c) if j < len(updates) else (t1 - c)
+                delays.append(waited)
+                worst = max(worst, waited)
             late_boards += worst > 2.0
         by_path: dict[str, list[float]] = {}
-        for path, status, dt in requests:
+        for path, _status, dt in requests:
             by_path.setdefault(path, []).append(dt)
         statuses: dict[str, int] = {}
         for _, status, _ in requests:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stream.cli.embedded import Managed
+from stream.cli.embedded import Managed, free_port, start_redis
 from tests.harness import Service
 from tests.processes import StartProcess, logs_for, running, running_service
 
@@ -43,3 +43,13 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     env = getattr(request.module, "SERVICE_ENV", None)
     with running_service(request.node, tmp_path_factory.mktemp("service"), env) as svc:
         yield svc
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty redis-server of the module's own, on a free port."""
+    server = start_redis(free_port(), tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -182,6 +184,54 @@ class Service:
         for m in [*self.workers, *([self.server] if self.server else []), *self.extra]:
             m.stop()
         self.infra.stop()
+
+
+def bench_module(name: str) -> ModuleType:
+    """A script of bench/ (not a package) loaded as a module, e.g. bench/scrape.py for `fill`."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"callkpi_bench_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hour_ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
+    """Every whole hour of `[first_hour, last_hour)`, and the whole stretch (ranges wholly in
+    the past, so agents' open states are clipped at the range end on both sides)."""
+    hours = [(h, h + 3_600_000) for h in range(first_hour, last_hour, 3_600_000)]
+    return hours + [(first_hour, last_hour)]
+
+
+def same(a: Any, b: Any) -> bool:
+    """KPI values equal: integers exactly, floats to 1e-9, dicts (per reason) key by key,
+    a missing key as 0, None only as None."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, dict) or isinstance(b, dict):
+        keys = set(a) | set(b)
+        return all(same(a.get(k, 0.0), b.get(k, 0.0)) for k in keys)
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def topic_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record on `topic` so far (JSON values), read from the start: a dead-letter topic."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=5000)
+            return [json.loads(m.value) for msgs in batch.values() for m in msgs]
+        finally:
+            await consumer.stop()
+    return asyncio.run(read())
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, why: Callable[[], str] | str = "") -> None:

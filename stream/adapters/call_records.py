@@ -145,7 +145,7 @@ class CallRecordLines:
             if len(fields) != len(self.header):
                 raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
                                 f"{len(self.header)}")
-            record = dict(zip(self.header, fields))
+            record = dict(zip(self.header, fields, strict=True))
         return self.mapper.map(record, line_key(raw))
 
     def state(self) -> dict[str, Any]:

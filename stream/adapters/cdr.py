@@ -189,13 +189,13 @@ class CdrLines:
             if len(fields) != len(self.header):
                 raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
                                 f"{len(self.header)}")
-            record = normalize(dict(zip(self.header, fields)))
+            record = normalize(dict(zip(self.header, fields, strict=True)))
         else:
             names = CDR_COLUMNS + self.mapper.c.columns
             if len(fields) < len(names):
                 raise BadRecord("wrong_column_count", f"{len(fields)} columns, Master.csv has "
                                 f"{len(names)} with this configuration")
-            record = dict(zip(names, fields))
+            record = dict(zip(names, fields, strict=False))
         return self.mapper.add(record, line_key(raw.rstrip(b"\r\n")))
 
     def flush(self) -> list[Emitted]:

@@ -26,6 +26,13 @@ def _ms(value: Any, what: str) -> int | None:
         raise BadRecord("bad_timestamp", f"{what}: {str(value)[:40]!r}") from None
 
 
+def _when(ts: int | None, kind: str) -> int:
+    """The time of a step that must have one: its own timestamp, else the envelope's `time`."""
+    if ts is None:
+        raise BadRecord("missing_field", f"{kind}: no timestamp of its own and no envelope time")
+    return ts
+
+
 def _last(arn: str | None) -> str | None:
     return arn.rsplit("/", 1)[-1] if arn else None
 
@@ -62,21 +69,25 @@ class ConnectMapper:
         ended = _ms(d.get("disconnectTimestamp"), "disconnectTimestamp")
         agent = self.config.agent(_last(agent_info.get("agentArn")) or "") or None
         outbound = method in OUTBOUND
-        c = lambda k, ts, **f: self.b.call(k, contact, ts, contact, campaign, **f)  # noqa: E731
+
+        def c(k: str, ts: int, **f: Any) -> Emitted:
+            return self.b.call(k, contact, ts, contact, campaign, **f)
+
         if kind == "INITIATED":
-            return [c("dialed", initiated or now)] if outbound and (initiated or now) else []
+            ts = initiated or now
+            return [c("dialed", ts)] if outbound and ts else []
         if kind == "QUEUED" and not outbound:
             ts = enqueued or now
             return [c("offered", ts, queue_id=_last(queue.get("queueArn")))] if ts else []
         if kind == "CONNECTED_TO_SYSTEM" and outbound:
             status = str(d.get("answeringMachineDetectionStatus", "")).upper()
-            ts = system or now
+            ts = _when(system or now, kind)
             if status in AMD_UNANSWERED:
                 return [c("unanswered", ts, reason=AMD_UNANSWERED[status])]
             return [c("answered", ts, answered_by=AMD.get(status, "unknown" if status
                                                           else self.config.answered_by_default))]
         if kind == "CONNECTED_TO_AGENT" and agent:
-            ts = to_agent or now
+            ts = _when(to_agent or now, kind)
             since = enqueued if not outbound else system
             return [c("connected", ts, agent_id=agent, team_id=self.config.team(agent),
                       wait_ms=max(ts - since, 0) if since else 0)]

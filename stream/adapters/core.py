@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 
 from stream.contract import MAX_STRING_CHARS, format_ts
 
-UTC = UTC
-
 
 class Emitted(NamedTuple):
     """One v1 event ready to send: the Kafka key (call_id or agent_id) and the event dict."""

@@ -408,7 +408,7 @@ class PbxwareLines:
         if len(fields) != len(self.header):
             raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
                             f"{len(self.header)}")
-        r = dict(zip(self.header, fields))
+        r = dict(zip(self.header, fields, strict=True))
         try:
             ts_ms = int(float(r.get("date_time", "")) * 1000)
         except ValueError:

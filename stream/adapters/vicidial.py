@@ -288,10 +288,13 @@ class VicidialRows:
     def handle(self, raw: bytes, row: Any = None) -> Mapped:
         if not isinstance(row, dict) or "_table" not in row:
             raise BadRecord("bad_row", "not a VICIdial row")
-        table, key = row["_table"], row.get("_key")
+        table = row["_table"]
         if table in ("vicidial_statuses", "vicidial_campaign_statuses"):
             self.mapper.flags[str(row.get("status"))] = {k: str(v) for k, v in row.items()}
             return Mapped([], "ignored")
+        key = row.get("_key")
+        if not isinstance(key, str):  # the poller's order key (io/vicidial_poll.py order_key)
+            raise BadRecord("bad_row", "a VICIdial row without its order key")
         result = self.mapper.map(table, row)
         opened = self.open.setdefault(table, {})
         user = str(row.get("user") or "")

@@ -129,12 +129,12 @@ def _handler_and_reader(args: argparse.Namespace, config: Any, builder: Any,
         return rows, VicidialPoll(args.dsn, low_of=rows.low_of, position=position,
                                   poll_s=args.poll_interval, follow=args.follow)
     from stream.adapters.cdr import CdrLines, CdrMapper, CdrRows
-    mapper = CdrMapper(config, builder, state.get("mapper"))
+    cdr_mapper = CdrMapper(config, builder, state.get("mapper"))
     if args.file:
-        return CdrLines(mapper, state.get("header")), _tail(args, position)
+        return CdrLines(cdr_mapper, state.get("header")), _tail(args, position)
     from stream.adapters.io.dbpoll import DsnError, WindowPoll
     try:
-        return CdrRows(mapper), WindowPoll(args.dsn, args.table, position=position,
+        return CdrRows(cdr_mapper), WindowPoll(args.dsn, args.table, position=position,
                                            lookback_s=args.lookback_hours * 3600,
                                            poll_s=args.poll_interval, follow=args.follow)
     except DsnError as exc:

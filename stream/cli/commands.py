@@ -163,9 +163,8 @@ def _progress(done: int, total: int, started: float) -> None:
 # -- kpis --------------------------------------------------------------------------------------
 
 def run_kpis(args: argparse.Namespace) -> int:
-    from stream.kpi.scopes import ScopeError
-    from stream.kpi.windows import WindowError
-    from stream.readers.api import BadRequest, kpis_payload
+    from stream.kpi.errors import QueryError
+    from stream.readers.api import kpis_payload
 
     if args.window and (args.from_ or args.to):
         raise UsageError("give either --window or --from and --to")
@@ -183,7 +182,7 @@ def run_kpis(args: argparse.Namespace) -> int:
             await ctx.store.close()
     try:
         data = asyncio.run(fetch())
-    except (BadRequest, ScopeError, WindowError) as exc:
+    except QueryError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:
         print(json.dumps(data, indent=2))

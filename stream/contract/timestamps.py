@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 # RFC 3339 `date-time`: full-date "T" full-time, time-offset mandatory ("Z" or +hh:mm / -hh:mm);
 # "T" and "Z" may be lower case (RFC 3339 section 5.6 note). ASCII digits only.
@@ -30,14 +30,14 @@ def parse_ts(value: object) -> int:
     i.e. as the first millisecond of the next second. Booleans are not integers.
     Raises ValueError for anything else.
     """
-    tp = type(value)
-    if tp is int:
-        return value  # type: ignore[return-value]
-    if tp is str:
-        return _parse_rfc3339(value.strip())  # type: ignore[union-attr]
-    if tp is float:
-        if math.isfinite(value) and value.is_integer():  # type: ignore[union-attr]
-            return int(value)  # type: ignore[arg-type]
+    # exact type tests (not isinstance) first: the common cases, and a bool is not an int
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        return _parse_rfc3339(value.strip())
+    if type(value) is float:
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
         raise ValueError(f"epoch milliseconds must be an integer, got {value!r}")
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)

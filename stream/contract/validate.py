@@ -154,11 +154,11 @@ def _number(name: str, v: Any) -> int | float:
     """A finite JSON number; booleans, NaN and Infinity are not numbers."""
     tp = type(v)
     if tp is int:
-        return v  # type: ignore[no-any-return]
+        return v
     if tp is float or (isinstance(v, (int, float)) and not isinstance(v, bool)):
         if isinstance(v, float) and not math.isfinite(v):
             raise _invalid(name, "a finite number", v)
-        return v  # type: ignore[no-any-return]
+        return v
     raise _invalid(name, "a number", v)
 
 
@@ -189,7 +189,7 @@ def check_csat(name: str, v: Any) -> int:
 def check_bool(name: str, v: Any) -> bool:
     """JSON true/false only: 0/1 or "true" are not booleans."""
     if v is True or v is False:
-        return v  # type: ignore[no-any-return]
+        return v
     raise _invalid(name, "a boolean (true or false)", v)
 
 

@@ -26,12 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream.contract.events import DISPOSITION_ORDER, DISPOSITIONS
 from stream.kpi.compliance import (
-    DEFAULT_LIMIT, DEFAULT_STATUS_RATES, STATUS_RATE_CHOICES, ComplianceConfig, ComplianceGroup,
+    DEFAULT_LIMIT,
+    DEFAULT_STATUS_RATES,
+    STATUS_RATE_CHOICES,
+    ComplianceConfig,
+    ComplianceGroup,
 )
 from stream.kpi.cost import RATE_FIELDS, CostConfig, CostRates
 from stream.kpi.experiments import Experiment, Guardrail
-from stream.kpi.targets import DIRECTIONS, TARGET_WINDOWS, Target, parse_scope_pattern, \
-    threshold_problem
+from stream.kpi.targets import DIRECTIONS, TARGET_WINDOWS, Target, parse_scope_pattern, threshold_problem
 
 DEFAULT_SUCCESS = frozenset({"sale", "appointment"})
 DEFAULT_GOALS = DEFAULT_SUCCESS | {"qualified_lead"}

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from statistics import NormalDist
 from typing import Literal, NamedTuple
 
@@ -34,7 +34,7 @@ POWER = 0.80
 _Z = NormalDist()
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The plain answer a manager reads first."""
 
     NOT_ENOUGH_DATA = "not enough data"

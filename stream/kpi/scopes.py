@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stream.kpi.errors import QueryError
+
 SCOPE_KINDS = ("center", "campaign", "team", "agent", "caller_id", "list", "variant")
 
 
-class ScopeError(ValueError):
+class ScopeError(QueryError):
     """An unparseable scope (an HTTP 400); the message says what is allowed."""
 
 

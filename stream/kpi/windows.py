@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from stream.kpi.errors import QueryError
+
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -34,7 +36,7 @@ CALENDAR_WINDOWS = ("today",)
 WINDOWS: tuple[str, ...] = (*ROLLING_MINUTES, *CALENDAR_WINDOWS)
 
 
-class WindowError(ValueError):
+class WindowError(QueryError):
     """A window or range that cannot be answered; the message says why (an HTTP 400)."""
 
 

@@ -23,11 +23,11 @@ from redis.exceptions import RedisError
 
 from stream.kpi.contributions import Thresholds
 from stream.processing.fetch import BatchConsumer, BatchSink, BatchTransport
+from stream.processing.horizon import topic_partitions
 from stream.processing.offload import PipelineProcess
 from stream.processing.offsets import Action, Exclusion
-from stream.processing.pipelining import run_until_committed
-from stream.processing.horizon import topic_partitions
 from stream.processing.pipeline import Pipeline, RawMessage
+from stream.processing.pipelining import run_until_committed
 from stream.settings import Settings
 from stream.store.redis_store import Store
 
@@ -259,10 +259,10 @@ def _partition_ends(app: faust.App, batch: list[RawMessage]
         if hw is not None:
             lag[f"lag:{topic}:{partition}"] = max(0, hw - offset - 1)
             ends[f"{topic}:{partition}"] = int(hw)
-    topic = batch[0].topic if batch else None
+    batch_topic = batch[0].topic if batch else None
     try:  # an assigned partition with no records at all is caught up (horizon.py)
         for tp in app.consumer.assignment():
-            if tp.topic == topic and (tp.topic, tp.partition) not in last \
+            if tp.topic == batch_topic and (tp.topic, tp.partition) not in last \
                     and app.consumer.highwater(tp) == 0:
                 lag[f"lag:{tp.topic}:{tp.partition}"] = 0
     except Exception:  # noqa: BLE001 - then it holds the agent horizon back, which is safe

@@ -31,7 +31,7 @@ class StoreView:
     """tp → progress of the source partitions the batch applied (`horizon.py`)."""
 
     @classmethod
-    def after(cls, batch: CommitBatch, states: dict[str, State]) -> "StoreView":
+    def after(cls, batch: CommitBatch, states: dict[str, State]) -> StoreView:
         """The store once `batch` is committed; `states`: the objects its entity writes encode."""
         return cls({tp: new for tp, _, new in batch.offsets},
                    {e.key: ((e.version + 1, states[e.key], len(e.json)) if e.json is not None

@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -21,15 +21,14 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, Respon
 from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
+from stream.processing import horizon
+from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
+from stream.processing.loading import Loader, State, StoreView
+from stream.processing.offsets import Exclusion, OffsetCheck
 from stream.state.agent_state import AgentRecord, AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
-from stream.processing import horizon
-from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
-from stream.processing.loading import Loader, StoreView
-from stream.processing.offsets import Exclusion, OffsetCheck
-from stream.store.commit import (
-    LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite)
+from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,9 @@ class RawMessage(NamedTuple):
         return f"{self.topic}:{self.partition}"
 
 
+Checked = tuple[RawMessage, Event | Rejection]
+"""A consumed record and what validation made of it."""
+
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -67,7 +69,7 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 class Job:
     """One batch from consumption to commit: validated once, prepared once or more."""
 
-    checked: list[tuple[RawMessage, Event | Rejection]]
+    checked: list[Checked]
     gauges: dict[str, float]
     dead_lettered: set[tuple[str, int]] = field(default_factory=set)
     """Rejections already sent to the dead-letter topic (a re-prepare does not send them again)."""
@@ -77,7 +79,7 @@ class Job:
     dead_letter_degraded: Counter[str] = field(default_factory=Counter)
     """Records sent minimal or lost (`dead_letter.Delivery`), counted with the batch's commit."""
 
-    def halves(self) -> tuple["Job", "Job"]:
+    def halves(self) -> tuple[Job, Job]:
         """The batch's first and second half (each partition's messages stay contiguous: the
         fetch lists them partition by partition, in offset order). Both keep the serial, so
         the offset check sees one batch. Dead letters already sent stay sent, and their
@@ -94,7 +96,7 @@ class Prepared:
 
     batch: CommitBatch
     now_ms: int
-    ahead: "Prepared | None"
+    ahead: Prepared | None
     after: StoreView
     excluded: dict[str, Exclusion] = field(default_factory=dict)
     """Partitions left out of the batch (`offsets.py`): their messages must not be acked."""
@@ -273,11 +275,12 @@ class Pipeline:
             batch.pipeline[name] = batch.pipeline.get(name, 0) + n
         reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
-        written = {call_keys[cid]: st for cid, st in outcome.calls.items()}
+        written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
         return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
 
-    def _commit_batch(self, checked, pending, offsets, outcome: Outcome, rejected: Counter[str],
+    def _commit_batch(self, checked: list[Checked], pending: list[Checked], offsets: dict[str, int],
+                      outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
                       agent_keys: dict[str, str], now: int,
                       gauges: dict[str, float], guard: dict[str, int]) -> CommitBatch:
@@ -289,7 +292,7 @@ class Pipeline:
         last: dict[str, int] = {}
         for m, _ in checked:
             last[m.tp] = max(last.get(m.tp, -1), m.offset)
-        pipeline: Counter[str] = Counter()
+        pipeline: defaultdict[str, float] = defaultdict(int)  # counts, and the latency sum
         pipeline["consumed"] = len(pending)
         pipeline["replayed"] = len(checked) - len(pending)
         for key in ("accepted", "duplicates", "late", "beyond_horizon"):

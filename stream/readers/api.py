@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,9 +16,10 @@ from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
 from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
-from stream.kpi.config_file import ApiConfig
-from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
-from stream.kpi.windows import Range, WindowError, check_range, resolve_window
+from stream.kpi.config_file import ApiConfig, ServiceConfig
+from stream.kpi.errors import QueryError
+from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
+from stream.kpi.windows import Range, check_range, resolve_window
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
@@ -26,6 +27,9 @@ from stream.readers.query import Query
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -37,6 +41,23 @@ RETRY_AFTER_S = 10
 LISTED_KINDS = tuple(k for k in SCOPE_KINDS if k != "center")
 
 
+class Extensions(Protocol):
+    """What `serve` attaches to the API (`stream.readers.business.Business`): targets,
+    compliance and cost, reading the same store through the same query layer."""
+
+    ctx: ApiContext
+    config: ServiceConfig
+
+    async def cost(self, scope: Scope, counters: dict[str, float], r: Range, now: int) -> dict[str, Any]: ...
+
+    async def kpi_values(self, scopes: list[Scope], r: Range, now: int, *,
+                         counters: dict[Scope, dict[str, float]] | None = None) -> dict[Scope, dict[str, Any]]: ...
+
+    def routes(self) -> web.RouteTableDef: ...
+
+    async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]: ...
+
+
 @dataclass
 class ApiContext:
     store: Store
@@ -45,7 +66,8 @@ class ApiContext:
     call_expiry_ms: int
     token: str = ""
     """CALLKPI_API_TOKEN: an unrestricted token (named tokens come from `api.tokens`)."""
-    extensions: Any = None  # targets/compliance/cost/exporter, attached by the CLI
+    extensions: Extensions | None = None
+    """Targets, compliance and cost (`service.attach_extensions`); None without them."""
     clock: Callable[[], float] = time.time
     api: ApiConfig = field(default_factory=ApiConfig)
     updates: UpdateHub | None = None
@@ -57,8 +79,8 @@ class ApiContext:
         return int(self.clock() * 1000)
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(QueryError):
+    """A request the API cannot read (conflicting or malformed parameters)."""
 
 
 class NotFound(LookupError):
@@ -107,7 +129,7 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
     stayed busy for `api.redis_wait_seconds`; never a 500 traceback."""
     try:
         return await handler(request)
-    except (BadRequest, ScopeError, WindowError) as exc:
+    except QueryError as exc:
         return _json({"error": str(exc)}, status=400)
     except Forbidden as exc:
         return _json({"error": str(exc)}, status=403)
@@ -126,7 +148,7 @@ async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
     """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
     if grant.matches(scope.kind, scope.ident):
         return
-    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live())[0]):
+    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live()).agents):
         return
     raise forbidden(scope)
 
@@ -168,7 +190,7 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
     the same buckets, so the same numbers) rather than every field of every agent's buckets
     parsed here: a page of 1,000 agents is a few script calls. Per-reason pause time is not in
     these rows (`/api/v1/kpis?scope=agent:<id>` has it)."""
-    open_time = OpenTime((await ctx.store.live())[0], now)
+    open_time = OpenTime((await ctx.store.live()).agents, now)
     sums = (await window_counters(ctx.store, scopes, {"w": r}, ALL_COUNTERS, open_time))["w"]
     return {s: {k: v for k, v in compute_all(c).items() if k != PAUSED_BY_REASON}
             for s, c in sums.items()}
@@ -185,8 +207,8 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
     values = compute_all(counters)
     if ctx.extensions is not None:  # cost from the same sums (no second read)
         values.update(await ctx.extensions.cost(scope, counters, rng, now))
-    out = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
-           "to": format_ts(rng.end), "kpis": values}
+    out: dict[str, Any] = {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+                           "to": format_ts(rng.end), "kpis": values}
     if ctx.extensions is not None:
         out["currency"] = ctx.extensions.config.costs.currency
     notes = verdict_notes(values)
@@ -228,7 +250,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
-        live_agents = (await ctx.store.live())[0] if grant.restricted else None
+        live_agents = (await ctx.store.live()).agents if grant.restricted else None
         out: dict[str, Any] = {
             kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
             for kind in LISTED_KINDS}
@@ -281,7 +303,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         client = ctx.health_redis if ctx.health_redis is not None else ctx.store.redis
         try:
             ok = bool(await asyncio.wait_for(client.ping(), HEALTH_TIMEOUT_S))
-        except (RedisError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, RedisError, OSError):
             ok = False
         return _json({"redis": ok}, status=200 if ok else 503)
 
@@ -319,7 +341,7 @@ async def _sse(request: web.Request, ctx: ApiContext) -> web.StreamResponse:
             if wait > 0 and not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if wake.is_set():
                 wake.clear()
@@ -381,7 +403,7 @@ def _cache_middleware(cache: ResponseCache) -> Any:
     return shared
 
 
-def create_web_app(ctx: ApiContext, extra_routes: list[web.RouteTableDef] = ()) -> web.Application:
+def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = ()) -> web.Application:
     if ctx.updates is None:
         ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
                                 max_clients=ctx.api.max_stream_clients,

@@ -46,7 +46,7 @@ class Grant:
     _compiled: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
-    def of(cls, name: str, patterns: Iterable[str] | None, metrics: bool) -> "Grant":
+    def of(cls, name: str, patterns: Iterable[str] | None, metrics: bool) -> Grant:
         pats = None if patterns is None else tuple(patterns)
         return cls(name, pats, metrics, tuple(_pattern_re(p) for p in pats or ()))
 

@@ -39,7 +39,7 @@ async def many_counters(store: Any, scopes: list[Scope], r: Range, now: int
     agent's open time computed once, not once per scope: a list of campaigns costs no
     campaigns × agents work (issue 9, item 17)."""
     sums = await store.window_counters([str(s) for s in scopes], r)
-    open_time = OpenTime((await store.live())[0], now)
+    open_time = OpenTime((await store.live()).agents, now)
     out = {}
     for s in scopes:
         c = dict(sums[str(s)])
@@ -148,7 +148,7 @@ class Business:
             rows = await self.targets(now)
             grant = grant_of(request)
             if grant.restricted:
-                live_agents = (await self.ctx.store.live())[0]
+                live_agents = (await self.ctx.store.live()).agents
                 rows = [t for t in rows if grant.sees(parse_scope(t["scope"]), live_agents)]
             return web.json_response({"now": format_ts(now), "targets": rows})
 
@@ -164,7 +164,7 @@ class Business:
     async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]:
         """Compliance, target and cost families; `open_time`: the scrape's, when it has one."""
         if open_time is None:
-            open_time = OpenTime((await self.ctx.store.live())[0], now)
+            open_time = OpenTime((await self.ctx.store.live()).agents, now)
 
         def reader(counters: tuple[str, ...], agent_time: OpenTime | None) -> Reader:
             async def read(scopes: list[Scope], r: Range, at: int) -> dict[Scope, dict[str, float]]:

@@ -24,6 +24,8 @@ class Answer(NamedTuple):
     status: int
     body: bytes
     content_type: str
+    retry_after: str | None = None
+    """A 503's Retry-After (the only header a route sets on these answers)."""
 
 
 class _Entry(NamedTuple):
@@ -59,7 +61,8 @@ class ResponseCache:
             self._entries[key] = _Entry(generation, now, future)
             answer = await self._compute(key, future, compute)
         return web.Response(status=answer.status, body=answer.body,
-                            content_type=answer.content_type)
+                            content_type=answer.content_type,
+                            headers=None if answer.retry_after is None else {"Retry-After": answer.retry_after})
 
     async def _compute(self, key: tuple[str, ...], future: asyncio.Future[Answer],
                        compute: Callable[[], Awaitable[web.Response]]) -> Answer:
@@ -81,7 +84,8 @@ class ResponseCache:
                 future.set_exception(exc)
                 future.exception()  # retrieved: waiters re-raise it, nobody else must log it
             raise
-        answer = Answer(resp.status, resp.body, resp.content_type)  # type: ignore[arg-type]
+        answer = Answer(resp.status, resp.body, resp.content_type,  # type: ignore[arg-type]
+                        resp.headers.get("Retry-After"))
         if not future.done():
             future.set_result(answer)
         newest = self._entries.get(key)

@@ -26,8 +26,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from stream.contract.events import AGENT_STATE_ORDER
@@ -158,7 +157,7 @@ def _base_name(c: Any) -> str:
 def _counter_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
     """Per campaign: every counter's additions (`_total`, never decreasing) and, in
     `callcenter_retracted_total{counter}`, what late events took back; net = the difference."""
-    out = []
+    out: list[Metric] = []
     split = {scope: _split_totals(vals) for scope, vals in totals.items()}
     for c in COUNTERS:
         fam = CounterMetricFamily(c.metric_name.removesuffix("_total"),
@@ -192,7 +191,7 @@ def _counter_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
 def _caller_id_families(totals: dict[str, dict[str, float]]) -> list[Metric]:
     """Per caller ID: additions (`_total`) and, always, what re-attribution took back (a late
     `call.dialed` can move a call's events to another caller ID)."""
-    out = []
+    out: list[Metric] = []
     split = {scope: _split_totals(vals) for scope, vals in totals.items()}
     back = CounterMetricFamily("callcenter_caller_id_retracted",
                                "what re-attribution took back from a caller-ID counter",

@@ -124,7 +124,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     n = len(counters)
     for k, scope in enumerate(scopes):
         row = flat[k * plan["n"]:(k + 1) * plan["n"]]
-        out[scope] = {w: dict(zip(counters, row[i * n:(i + 1) * n])) for i, w in enumerate(ranges)}
+        out[scope] = {w: dict(zip(counters, row[i * n:(i + 1) * n], strict=True)) for i, w in enumerate(ranges)}
     return out
 
 

@@ -167,7 +167,7 @@ class UpdateHub:
             raise ConnectionResetError("stream client went away")
         try:
             await asyncio.wait_for(resp.write(data), self.write_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.dropped_slow += 1
             raise SlowClient("write timed out") from None
         if transport.get_write_buffer_size() > self.buffer_bytes:

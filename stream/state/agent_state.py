@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from stream.contract import Event
@@ -68,7 +69,7 @@ class PointsApplied(NamedTuple):
 class GapInputs(NamedTuple):
     """Everything an agent's call gaps depend on (a snapshot before a batch changes it)."""
 
-    calls: dict[str, "AgentCall"]
+    calls: dict[str, AgentCall]
     points: list[Point]
     has_states: bool
     floor: int | None
@@ -120,7 +121,7 @@ class AgentRecord(NamedTuple):
                 "e": self.open_end_ms, "p": self.last_point}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "AgentRecord":
+    def from_json(cls, d: dict[str, Any]) -> AgentRecord:
         return cls(d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None, d.get("n"),
                    bool(d.get("s")), d.get("e"), Point(*d["p"]) if d.get("p") else None)
 
@@ -139,7 +140,7 @@ class AgentState:
     """The agent has had an `agent.state` event (see `AgentRecord.has_states`)."""
 
     @classmethod
-    def returning(cls, record: AgentRecord) -> "AgentState":
+    def returning(cls, record: AgentRecord) -> AgentState:
         """The state of an agent whose stored state expired: its team stays (a team move takes
         its history from that team, not from nowhere), and nothing older than its newest event
         is placed (a resent days-old `agent.state` must not become its live state)."""
@@ -160,7 +161,7 @@ class AgentState:
                            self.current())
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "AgentState":
+    def from_json(cls, d: dict[str, Any]) -> AgentState:
         return cls(
             points=[Point(*p) for p in d.get("p", [])],
             team=d.get("t"),
@@ -181,7 +182,7 @@ class AgentState:
             "f": self.floor, "ph": self.pruned_to, "hs": self.has_states,
         }
 
-    def clone(self) -> "AgentState":
+    def clone(self) -> AgentState:
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
@@ -199,9 +200,8 @@ class AgentState:
 
     def intervals(self, start: int = 0) -> set[Interval]:
         """The closed intervals from point `start` on."""
-        pts = self.points[start:]
         return {Interval(a.ts_ms, b.ts_ms, a.state, a.reason, a.campaign)
-                for a, b in zip(pts, pts[1:])}
+                for a, b in pairwise(self.points[start:])}
 
     def add_points(self, agent_id: str, events: list[Event], deltas: Deltas) -> PointsApplied:
         """Insert `agent.state` points; write the change in closed intervals. Returns how many

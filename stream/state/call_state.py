@@ -96,13 +96,13 @@ class CallState:
         self._attrs: CallAttrs | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CallState":
+    def from_json(cls, data: dict[str, Any]) -> CallState:
         return cls([Event.from_dict(d) for d in data["events"]])
 
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_dict() for e in self.events]}
 
-    def clone(self) -> "CallState":
+    def clone(self) -> CallState:
         """An independent copy to process (events themselves are never changed)."""
         copy = CallState.__new__(CallState)
         copy.events, copy._ids, copy._attrs = list(self.events), set(self._ids), self._attrs

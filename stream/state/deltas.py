@@ -49,7 +49,7 @@ class Deltas:
     def add_one(self, scope: str, minute: int, name: str, value: float) -> None:
         self.group(scope, minute)[name] += value
 
-    def merge(self, other: "Deltas", sign: int = 1) -> None:
+    def merge(self, other: Deltas, sign: int = 1) -> None:
         for (scope, minute), g in other._g.items():
             mine = self.group(scope, minute)
             for name, value in g.items():

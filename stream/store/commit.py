@@ -9,10 +9,19 @@ from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.kpi.retention import keep_until_ms
+from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, hour_field, hour_key_expiry,
-    minute_field, minute_key_expiry, scope_cutoff)
+    SCOPE_KINDS,
+    Layout,
+    PartitionProgress,
+    agent_history_suffixes,
+    hour_field,
+    hour_key_expiry,
+    minute_field,
+    minute_key_expiry,
+    scope_cutoff,
+)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -45,7 +54,7 @@ class CommitBatch:
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
     counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
-    team_moves: list[tuple[str, str | None, str]] = field(default_factory=list)
+    team_moves: list[TeamMove] = field(default_factory=list)
     live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     pipeline: dict[str, float] = field(default_factory=dict)
@@ -162,16 +171,15 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
             *(e.json if e.json is not None else "" for e in batch.entities)]
 
 
-def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
+def team_move_keys(moves: list[TeamMove], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
     """(agent key, old team key or False, new team key) for every bucket of agent history."""
     out: list[list[Any]] = []
     for agent, old, new in moves:
         for kind, bucket in agent_history_suffixes(now_ms):
-            def key(scope: str) -> str:
-                return f"{layout.prefix}{kind}:{scope}:{bucket}"
-            out.append([key(f"agent:{agent}"), key(f"team:{old}") if old else False,
-                        key(f"team:{new}")])
+            agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
+                                           for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
+            out.append([agent_key, old_key if old else False, new_key])
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
     return out

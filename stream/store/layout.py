@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to)
+from stream.kpi.windows import DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to
 
 SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS

@@ -5,17 +5,43 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.typing import EncodableT, FieldT
 
-from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
+from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, encode
 from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
+
+
+class StoreLoad(NamedTuple):
+    """What `Store.load` read in its one round trip."""
+
+    offsets: dict[str, int]
+    """tp → applied offset (-1 when none)"""
+    states: dict[str, tuple[int, Json | None]]
+    """entity key → (version, state)"""
+    versions: dict[str, int]
+    """entity key → version, for the keys whose state the caller holds already"""
+
+
+class LiveState(NamedTuple):
+    """The `live:*` hashes: every logged-in agent's and every unfinished call's current state."""
+
+    agents: dict[str, Json]
+    calls: dict[str, Json]
+
+
+class PipelineHealth(NamedTuple):
+    counters: dict[str, float]
+    gauges: dict[str, float]
+    heartbeats: dict[str, int]
+    """worker → its last heartbeat (epoch ms)"""
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
 """The stored version of each entity key (0: none), in one command however many keys."""
 MIGRATE_SCOPES_LUA = """
@@ -75,7 +101,7 @@ class Store:
     # -- the worker's side --------------------------------------------------------------------
 
     async def load(self, tps: Iterable[str], keys: Iterable[str], check: Iterable[str] = ()
-                   ) -> tuple[dict[str, int], dict[str, tuple[int, Json | None]], dict[str, int]]:
+                   ) -> StoreLoad:
         """In one round trip: applied offsets of `tps` (-1 when none), (version, state) of
         entity `keys`, and only the version of entity keys in `check` (states held already)."""
         tps, keys, check = list(tps), list(keys), list(check)
@@ -87,21 +113,21 @@ class Store:
         results = await pipe.execute()
         offsets: dict[str, int] = {}
         if tps:
-            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0])}
+            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0], strict=True)}
             results = results[1:]
         versions: dict[str, int] = {}
         if check:
-            versions = {key: int(v) for key, v in zip(check, results[0])}
+            versions = {key: int(v) for key, v in zip(check, results[0], strict=True)}
             results = results[1:]
         states = {key: (int(v) if v else 0, json.loads(s) if s else None)
-                  for key, (v, s) in zip(keys, results)}
-        return offsets, states, versions
+                  for key, (v, s) in zip(keys, results, strict=True)}
+        return StoreLoad(offsets, states, versions)
 
     async def applied_offsets(self, tps: Iterable[str]) -> dict[str, int]:
         """The last applied offset of each `topic:partition` (-1: none)."""
         tps = list(tps)
         raw = await self.redis.hmget(self.layout.key("offsets"), tps) if tps else []
-        return {tp: int(v) if v is not None else -1 for tp, v in zip(tps, raw)}
+        return {tp: int(v) if v is not None else -1 for tp, v in zip(tps, raw, strict=True)}
 
     async def memory(self) -> dict[str, Any]:
         """Redis's `INFO memory`: used_memory, maxmemory, maxmemory_policy, ..."""
@@ -109,7 +135,8 @@ class Store:
 
     async def watermarks(self) -> dict[str, PartitionProgress]:
         """Per source partition, how far it is applied (see `processing/horizon.py`)."""
-        raw = await self.redis.hgetall(self.layout.key("watermarks"))
+        # decode_responses=True: replies are str (redis-py's types cannot say so)
+        raw = cast(dict[str, str], await self.redis.hgetall(self.layout.key("watermarks")))
         return {k: PartitionProgress.decode(v) for k, v in raw.items()}
 
     async def agent_records(self, agents: Iterable[str]) -> dict[str, Json]:
@@ -118,7 +145,7 @@ class Store:
         if not agents:
             return {}
         raw = await self.redis.hmget(self.layout.key("agents"), agents)
-        return {a: json.loads(v) for a, v in zip(agents, raw) if v}
+        return {a: json.loads(v) for a, v in zip(agents, raw, strict=True) if v}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
@@ -140,7 +167,8 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.layout.key("workers"), worker, now_ms)
         if gauges:
-            pipe.hset(self.layout.key("gauges"), mapping=gauges)
+            # (redis-py's mapping type is invariant in the key: a dict[str, float] is not one)
+            pipe.hset(self.layout.key("gauges"), mapping=cast(Mapping[FieldT, EncodableT], gauges))
         await pipe.execute()
 
     async def retire_idle_watermarks(self, now_ms: int) -> int:
@@ -181,7 +209,7 @@ class Store:
                 plan.append((scope, idx))
         results = await pipe.execute() if plan else []
         out: dict[str, dict[str, float]] = {s: defaultdict(float) for s in scopes}
-        for (scope, idx), fields in zip(plan, results):
+        for (scope, idx), fields in zip(plan, results, strict=True):
             sums = out[scope]
             for f, v in fields.items():
                 i, _, name = f.partition(":")
@@ -194,7 +222,7 @@ class Store:
         for s in scopes:
             pipe.hgetall(self.layout.total_key(s))
         results = await pipe.execute() if scopes else []
-        return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results)}
+        return {s: {k: float(v) for k, v in r.items()} for s, r in zip(scopes, results, strict=True)}
 
     async def scopes(self, now_ms: int | None = None) -> dict[str, list[str]]:
         """The ids of every scope kind with data inside the retention at `now_ms` (None: every
@@ -205,7 +233,7 @@ class Store:
         for kind in SCOPE_KINDS:
             pipe.zrangebyscore(self.layout.scopes_key(kind), low, "+inf")
         results = await pipe.execute()
-        return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results)}
+        return {kind: sorted(r) for kind, r in zip(SCOPE_KINDS, results, strict=True)}
 
     async def recent_scopes(self, kind: str, limit: int, now_ms: int) -> tuple[list[str], int]:
         """The `limit` ids of `kind` seen most recently (inside the retention), and how many ids
@@ -227,19 +255,19 @@ class Store:
         await self.redis.eval(MIGRATE_SCOPES_LUA, len(keys), *keys, int(time.time() * 1000))
         self._scopes_migrated = True
 
-    async def live(self) -> tuple[dict[str, Json], dict[str, Json]]:
-        """(agents, calls): the current state of every logged-in agent and unfinished call."""
+    async def live(self) -> LiveState:
+        """The current state of every logged-in agent and unfinished call."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.layout.key("live:agents"))
         pipe.hgetall(self.layout.key("live:calls"))
         agents, calls = await pipe.execute()
-        return ({k: json.loads(v) for k, v in agents.items()},
-                {k: json.loads(v) for k, v in calls.items()})
+        return LiveState({k: json.loads(v) for k, v in agents.items()},
+                         {k: json.loads(v) for k, v in calls.items()})
 
-    async def pipeline_health(self) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-        """(pipeline counters, gauges, worker heartbeats). The gauges include Redis's own memory
-        (`redis:used_memory`, `redis:maxmemory`, `redis:noeviction`): a Redis at its limit
-        refuses the workers' writes, so only a reader can report it."""
+    async def pipeline_health(self) -> PipelineHealth:
+        """The gauges include Redis's own memory (`redis:used_memory`, `redis:maxmemory`,
+        `redis:noeviction`): a Redis at its limit refuses the workers' writes, so only a reader
+        can report it."""
         pipe = self.redis.pipeline(transaction=False)
         for name in ("pipeline", "gauges", "workers"):
             pipe.hgetall(self.layout.key(name))
@@ -249,7 +277,7 @@ class Store:
         gauges["redis:used_memory"] = float(mem.get("used_memory", 0))
         gauges["redis:maxmemory"] = float(mem.get("maxmemory", 0))
         gauges["redis:noeviction"] = float(mem.get("maxmemory_policy") == "noeviction")
-        return ({k: float(v) for k, v in p.items()}, gauges, {k: int(v) for k, v in w.items()})
+        return PipelineHealth({k: float(v) for k, v in p.items()}, gauges, {k: int(v) for k, v in w.items()})
 
 
 def _as_transient(exc: ResponseError) -> ResponseError:

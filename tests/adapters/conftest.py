@@ -4,12 +4,14 @@ campaigns and agents, so their KPIs do not mix)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,31 @@ def _binary(name: str) -> str:
     raise RuntimeError(f"{name} not found: install Debian's mariadb-server (.ci/run does)")
 
 
+@contextlib.contextmanager
+def _server(proc: subprocess.Popen[bytes], d: Path, connect: Callable[[], Any],
+            failure: Callable[[], str]) -> Iterator[None]:
+    """A database server started as `proc` (data in `d`): once it takes connections (60 s at
+    most), until the block ends; then stopped and its data removed."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            connect().close()
+            break
+        except Exception as err:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(failure()) from err
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     d = tmp_path_factory.mktemp("mariadb")
@@ -63,24 +90,8 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
                              "--user=root", "--skip-grant-tables", "--skip-log-bin"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     db = MariaDB(port, proc, d)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            db.connect().close()
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mariadbd did not start: {(d / 'mariadbd.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-    try:
+    with _server(proc, d, db.connect, lambda: f"mariadbd did not start: {(d / 'mariadbd.log').read_text()[-2000:]}"):
         yield db
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -161,24 +172,8 @@ def postgres() -> Iterator[Postgres]:
                             stdout=open(os.devnull, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     db = Postgres(port, d, run_as)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            db.connect().close()
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("postgres did not start")
-            time.sleep(0.2)
-    try:
+    with _server(proc, d, db.connect, lambda: "postgres did not start"):
         yield db
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def adapt_into(svc: Service, argv: list[str], cwd: Path,

@@ -24,7 +24,9 @@ columns = ["uniqueid"]
 def run(text: str, config: str = CONFIG) -> tuple[list[dict], list[str], dict[str, int]]:
     cfg = parse_adapter_config(config)
     h = CdrLines(CdrMapper(cfg, Builder("cdr", cfg.instance, 0, cfg.tz)))
-    events, bad, results = [], [], {}
+    events: list[dict] = []
+    bad: list[str] = []
+    results: dict[str, int] = {}
     for raw in text.encode().splitlines():
         try:
             m = h.handle(raw)

@@ -4,7 +4,6 @@ dead-lettered to Kafka's dialer.adapter.dlq with its raw bytes (real broker)."""
 from __future__ import annotations
 
 import base64
-import json
 import signal
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from stream.adapters.config import ConfigError, parse_adapter_config
 from stream.adapters.core import parse_shift, shift_ms
 from stream.cli.embedded import free_port
 from tests.adapters.conftest import run_adapter, spawn_adapter
-from tests.harness import Service, wait_until
+from tests.harness import Service, topic_records, wait_until
 
 
 @pytest.mark.parametrize("text,message", [
@@ -57,9 +56,6 @@ def test_time_shift_keeps_local_wall_clock_across_dst() -> None:
 
 @pytest.mark.integration
 def test_metrics_and_dead_letters(pipeline: Service, tmp_path: Path) -> None:
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
     now = int(time.time())
     lines = [f"{now - 100}|NONE|NONE|PJSIP/8001|AGENTLOGIN|PJSIP/8001",
              "garbage without fields",
@@ -93,17 +89,8 @@ def test_metrics_and_dead_letters(pipeline: Service, tmp_path: Path) -> None:
                if x.startswith("callkpi_adapter_source_lag_seconds"))
     assert 85 <= lag < 600
     assert any(x.startswith("callkpi_adapter_checkpoint_age_seconds") for x in text.splitlines())
-
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer("dialer.adapter.dlq", bootstrap_servers=pipeline.infra.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            batch = await consumer.getmany(timeout_ms=5000)
-            return [json.loads(m.value) for msgs in batch.values() for m in msgs]
-        finally:
-            await consumer.stop()
-    records = [r for r in asyncio.run(read()) if r["reason"] == "short_line"
+    records = [r for r in topic_records(pipeline.infra.bootstrap, "dialer.adapter.dlq")
+               if r["reason"] == "short_line"
                and r["source"]["adapter"] == "ql" and r["source"]["instance"] == "default"]
     assert records and base64.b64decode(records[-1]["original_b64"]) == b"garbage without fields"
     assert records[-1]["source"]["position"]["offset"] > 0

@@ -4,9 +4,13 @@ event stream records."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.connect import ConnectMapper
-from stream.adapters.core import Builder
+from stream.adapters.core import BadRecord, Builder
 from stream.adapters.twilio import TaskRouter, TwilioVoice
 
 CONFIG = parse_adapter_config("""instance = "cloud"
@@ -104,19 +108,21 @@ def connect_event(kind: str, **detail: object) -> dict:
 
 def test_connect_outbound_contact() -> None:
     m = ConnectMapper(CONFIG, Builder("ac", "cloud"))
-    common = {"initiationMethod": "OUTBOUND", "campaign": {"campaignId": "solar"},
-              "initiationTimestamp": "2026-11-23T09:00:00Z"}
+    common: dict[str, Any] = {"initiationMethod": "OUTBOUND", "campaign": {"campaignId": "solar"},
+                              "initiationTimestamp": "2026-11-23T09:00:00Z"}
     out = []
-    for kind, more in [("INITIATED", {}),
-                       ("CONNECTED_TO_SYSTEM", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                                "answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
-                       ("CONNECTED_TO_AGENT", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                               "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
-                                                             "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}}),
-                       ("DISCONNECTED", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
-                                         "disconnectTimestamp": "2026-11-23T09:02:10Z",
-                                         "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
-                                                       "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}})]:
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("INITIATED", {}),
+        ("CONNECTED_TO_SYSTEM", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                                 "answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
+        ("CONNECTED_TO_AGENT", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                                "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
+                                              "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}}),
+        ("DISCONNECTED", {"connectedToSystemTimestamp": "2026-11-23T09:00:08Z",
+                          "disconnectTimestamp": "2026-11-23T09:02:10Z",
+                          "agentInfo": {"agentArn": "arn:aws:connect:x/agent/client:alice",
+                                        "connectedToAgentTimestamp": "2026-11-23T09:00:10Z"}})]
+    for kind, more in steps:
         out += [brief(e.event) for e in m.record(connect_event(kind, **common, **more))]
     assert out == [
         ("call.dialed", "09:00:00", "call_id=c-1", "campaign_id=solar"),
@@ -135,7 +141,7 @@ def test_connect_inbound_abandon_and_agent_events() -> None:
     out = [brief(e.event) for e in m.record(connect_event("QUEUED", **q))]
     out += [brief(e.event) for e in m.record(connect_event(
         "DISCONNECTED", **q, disconnectTimestamp="2026-11-23T09:00:45Z"))]
-    agent = {"EventId": "e-1", "EventType": "STATE_CHANGE", "EventTimestamp": "2026-11-23T09:01:00Z",
+    agent: dict[str, Any] = {"EventId": "e-1", "EventType": "STATE_CHANGE", "EventTimestamp": "2026-11-23T09:01:00Z",
              "AgentARN": "arn:aws:connect:x/agent/aa",
              "CurrentAgentSnapshot": {"AgentStatus": {"Name": "Lunch"},
                                       "Configuration": {"Username": "client:alice"},
@@ -151,3 +157,19 @@ def test_connect_inbound_abandon_and_agent_events() -> None:
         ("agent.state", "09:01:00", "agent_id=alice", "state=paused", "reason=Lunch",
          "team_id=north"),
         ("agent.state", "09:01:00", "agent_id=alice", "state=on_call", "team_id=north")]
+
+
+def test_connect_contact_event_without_any_time_is_a_bad_record() -> None:
+    """A step with neither its own timestamp nor the envelope's `time` is dead-lettered as
+    missing_field (not a TypeError that fails the whole request)."""
+    m = ConnectMapper(CONFIG, Builder("ac", "cloud"))
+    agent = {"agentArn": "arn:aws:connect:x/agent/client:alice"}
+    steps: list[tuple[str, dict[str, Any]]] = [("CONNECTED_TO_SYSTEM", {"answeringMachineDetectionStatus": "HUMAN_ANSWERED"}),
+                                               ("CONNECTED_TO_AGENT", {"agentInfo": agent})]
+    for kind, detail in steps:
+        record = connect_event(kind, initiationMethod="OUTBOUND", campaign={"campaignId": "solar"},
+                               **detail)
+        del record["time"]
+        with pytest.raises(BadRecord) as caught:
+            m.record(record)
+        assert caught.value.reason == "missing_field", kind

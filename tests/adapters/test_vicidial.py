@@ -103,7 +103,7 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
                     (f"V{uid}", dt(t), '"SOLAR" <2125550100>', uid))
 
     # agents log in (paused), become available
-    for i, user in enumerate(("6001", "6002")):
+    for user in ("6001", "6002"):
         cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, pause_epoch,"
                     " wait_epoch, sub_status) VALUES (%s, %s, 'E2EVICI', %s, %s, 'LOGIN')",
                     (user, dt(t0 - 300), t0 - 300, t0 - 240))

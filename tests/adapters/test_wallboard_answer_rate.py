@@ -45,7 +45,7 @@ def test_connect_rate_card_shows_answer_rate_without_verdicts(pipeline: Service,
     events = calls("e2e-board-pbx", "unknown", t) + calls("e2e-board-amd", "human", t)
     consumed = pipeline.pipeline_counter("consumed")
     pipeline.publish(jsonl(events))
-    pipeline.wait_consumed(consumed + len(events))
+    pipeline.wait_consumed(int(consumed) + len(events))
     wait_until(lambda: pipeline.get("/api/v1/kpis", scope="campaign:e2e-board-pbx",
                                     window="today")["kpis"]["answered"] == 3, 60)
     page = browser.new_page()

@@ -7,7 +7,6 @@ CALLKPI_API_TOKEN still an unrestricted token."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,9 +23,9 @@ from stream.cli.embedded import free_port, start_redis
 from stream.readers.auth import hash_token
 from stream.readers.service import create_service_app
 from stream.settings import Settings
+from tests.harness import bench_module
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 OWN = "insure-renew"  # the restricted token's campaign (matched by the pattern campaign:insure-*)
 OWN_TEAM = "team-01"
 TOKENS = {"supervisor": "tok-supervisor-7f3a", "prometheus": "tok-prometheus-91c2",
@@ -34,9 +33,7 @@ TOKENS = {"supervisor": "tok-supervisor-7f3a", "prometheus": "tok-prometheus-91c
 
 
 def _fill(url: str) -> None:
-    spec = importlib.util.spec_from_file_location("callkpi_bench_scrape", ROOT / "bench" / "scrape.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_module("scrape")
     asyncio.run(module.fill(url, agents=40, hours=1.0, copies=0, seed=11))
 
 
@@ -162,11 +159,11 @@ def test_a_restricted_token_reads_its_scopes_and_only_them(known: dict[str, Any]
                "/api/v1/agents?scope=team:team-02", "/metrics"]
     answers = fetch_all(known, tmp_path, [("supervisor", p) for p in allowed + refused])
     bad = forbidden_names(known)
-    for path, (status, body) in zip(allowed, answers[:len(allowed)]):
+    for path, (status, body) in zip(allowed, answers[:len(allowed)], strict=True):
         assert status == 200, (path, status, body[:300])
         leaked = [n for n in bad if f'"{n}"' in body or f":{n}\"" in body]
         assert not leaked, (path, leaked[:5])
-    for path, (status, body) in zip(refused, answers[len(allowed):]):
+    for path, (status, body) in zip(refused, answers[len(allowed):], strict=True):
         assert status == 403, (path, status, body[:300])
         assert not [n for n in bad if n in body and n not in path], path
     # The same 403 for a scope that exists and one that does not: nothing to learn from it.
@@ -174,8 +171,8 @@ def test_a_restricted_token_reads_its_scopes_and_only_them(known: dict[str, Any]
     assert json.loads(exists)["error"].replace("solar-q4", "X") == \
         json.loads(missing)["error"].replace("does-not-exist", "X")
 
-    by_path = dict(zip(allowed, (json.loads(b) if p.startswith("/api/v1/") and "stream" not in p else b
-                                 for p, (_, b) in zip(allowed, answers))))
+    by_path: dict[str, Any] = {p: json.loads(b) if p.startswith("/api/v1/") and "stream" not in p else b
+                               for p, (_, b) in zip(allowed, answers[:len(allowed)], strict=True)}
     scopes = by_path["/api/v1/scopes"]
     assert scopes["campaign"] == [OWN] and scopes["team"] == [OWN_TEAM] and scopes["center"] is False
     assert scopes["caller_id"] == [] and scopes["list"] == []

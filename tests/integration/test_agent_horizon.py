@@ -5,18 +5,14 @@ agent event, and every KPI equals the reference calculator's (docs/architecture.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
-from stream.cli.embedded import free_port, start_redis
 from stream.kpi.contributions import Thresholds
 from stream.kpi.scopes import parse_scope
 from stream.kpi.windows import Range
@@ -24,6 +20,7 @@ from stream.processing.pipeline import Pipeline, RawMessage
 from stream.readers.query import Query
 from stream.sim import FaultConfig, SimConfig, generate
 from stream.store.redis_store import Store
+from tests.harness import hour_ranges, same
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -32,15 +29,6 @@ NOW_S = time.time()
 NOW = int(NOW_S * 1000)
 TOPIC = "dialer.events"
 PARTITIONS = 4
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = start_redis(free_port(), Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 def backlog(hours: float, agents: int = 10, seed: int = 13) -> list[list[RawMessage]]:
@@ -92,14 +80,6 @@ def pipeline_counter(url: str, prefix: str, name: str) -> float:
                  or 0)
 
 
-def same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, dict) or isinstance(b, dict):
-        return all(same(a.get(k, 0.0), b.get(k, 0.0)) for k in set(a) | set(b))
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
-
-
 def differences(url: str, prefix: str, ref: Reference, first_hour: int, last_hour: int,
                 kinds: tuple[str, ...] = ("center", "agent", "team")) -> list[str]:
     """Every KPI of every scope of `kinds`, per hour and over the whole stretch, store vs
@@ -107,12 +87,10 @@ def differences(url: str, prefix: str, ref: Reference, first_hour: int, last_hou
     store = Store(url, prefix)
     query = Query(store, ZoneInfo("UTC"))
     scopes = sorted({"center", *(s for s in ref.scopes() if s.split(":")[0] in kinds)})
-    ranges = [(h, h + HOUR) for h in range(first_hour, last_hour, HOUR)]
-    ranges.append((first_hour, last_hour))
     out: list[str] = []
 
     async def run() -> None:
-        for start, end in ranges:
+        for start, end in hour_ranges(first_hour, last_hour):
             got = await query.kpis([parse_scope(s) for s in scopes], Range(start, end), end)
             for s in scopes:
                 expected = ref.kpis(s, start, end, now_ms=end)

@@ -5,7 +5,6 @@ size, and the campaign list reads the live agents once, not once per campaign.""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,16 @@ from stream.cli.commands import build_api
 from stream.cli.embedded import free_port, start_redis
 from stream.readers.service import create_service_app
 from stream.settings import Settings
+from tests.harness import bench_module
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = start_redis(free_port(), tmp_path_factory.mktemp("bounds"))
     url = f"redis://127.0.0.1:{server.port}/0"
-    spec = importlib.util.spec_from_file_location("callkpi_bench_scrape", ROOT / "bench" / "scrape.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_module("scrape")
     try:
         asyncio.run(module.fill(url, agents=30, hours=1.0, copies=0, seed=3))
         yield url

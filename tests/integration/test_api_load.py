@@ -7,8 +7,9 @@ pool of Redis connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,22 +17,11 @@ import pytest
 import redis
 
 from stream.cli.commands import build_api
-from stream.cli.embedded import Managed, free_port, start_redis
 from stream.readers.service import create_service_app
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration
 CHANNEL = "ck:updates"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    server: Managed = start_redis(port, Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.stop()
 
 
 def settings_for(url: str, tmp: Path, config: str = "") -> Settings:
@@ -45,6 +35,7 @@ class Running:
         self.base, self.ctx = base, ctx
 
 
+@contextlib.asynccontextmanager
 async def _serve(settings: Settings) -> AsyncIterator[Running]:
     from aiohttp.test_utils import TestServer
     ctx = build_api(settings)
@@ -79,7 +70,7 @@ async def next_update(resp: aiohttp.ClientResponse, within: float = 20.0) -> Non
 def test_150_wallboards_leave_kpis_and_health_up(redis_url: str, tmp_path: Path) -> None:
     """150 > the old pool of 100: each stream held a pub/sub connection, /kpis answered 500."""
     async def main() -> None:
-        async for svc in _serve(settings_for(redis_url, tmp_path)):
+        async with _serve(settings_for(redis_url, tmp_path)) as svc:
             conn = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=conn) as session:
                 streams = await asyncio.gather(*(open_stream(session, svc.base) for _ in range(150)))
@@ -88,9 +79,9 @@ def test_150_wallboards_leave_kpis_and_health_up(redis_url: str, tmp_path: Path)
                     async with session.get(svc.base + path) as r:
                         assert r.status == 200, (path, r.status, await r.text())
                 # One shared subscription reaches every client.
-                r = redis.Redis.from_url(redis_url)
-                r.publish(CHANNEL, "commit")
-                r.close()
+                publisher = redis.Redis.from_url(redis_url)
+                publisher.publish(CHANNEL, "commit")
+                publisher.close()
                 await asyncio.gather(*(next_update(s) for s in streams))
                 for s in streams:
                     s.close()
@@ -100,7 +91,7 @@ def test_150_wallboards_leave_kpis_and_health_up(redis_url: str, tmp_path: Path)
 def test_stream_clients_over_the_cap_get_503_with_retry_after(redis_url: str, tmp_path: Path) -> None:
     async def main() -> None:
         config = "[api]\nmax_stream_clients = 3\n"
-        async for svc in _serve(settings_for(redis_url, tmp_path, config)):
+        async with _serve(settings_for(redis_url, tmp_path, config)) as svc:
             async with aiohttp.ClientSession() as session:
                 streams = [await open_stream(session, svc.base) for _ in range(3)]
                 async with session.get(f"{svc.base}/api/v1/stream") as r:
@@ -126,7 +117,7 @@ def test_a_client_that_does_not_read_is_dropped(redis_url: str, tmp_path: Path) 
     async def main() -> None:
         config = ("[api]\nstream_write_timeout_seconds = 1\nstream_min_interval_seconds = 0\n"
                   "stream_buffer_bytes = 4096\n")
-        async for svc in _serve(settings_for(redis_url, tmp_path, config)):
+        async with _serve(settings_for(redis_url, tmp_path, config)) as svc:
             hub = svc.ctx.updates  # type: ignore[attr-defined]
             host, port = svc.base.removeprefix("http://").split(":")
             stalled = socket.socket()
@@ -151,7 +142,7 @@ def test_a_client_that_does_not_read_is_dropped(redis_url: str, tmp_path: Path) 
                         while True:  # keep the reading client's socket drained
                             try:
                                 await asyncio.wait_for(reader.content.readany(), 0.001)
-                            except asyncio.TimeoutError:
+                            except TimeoutError:
                                 break
                     for _ in range(100):
                         if hub.clients == 1:
@@ -173,7 +164,7 @@ def test_queries_share_a_bounded_pool(redis_url: str, tmp_path: Path) -> None:
     before = {x["id"] for x in c.client_list()}
 
     async def main() -> None:
-        async for svc in _serve(settings_for(redis_url, tmp_path, "[api]\nredis_connections = 4\n")):
+        async with _serve(settings_for(redis_url, tmp_path, "[api]\nredis_connections = 4\n")) as svc:
             pool = svc.ctx.store.redis.connection_pool  # type: ignore[attr-defined]
             assert pool.max_connections == 4
             conn = aiohttp.TCPConnector(limit=0)

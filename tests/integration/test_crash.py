@@ -12,14 +12,17 @@ import random
 import signal
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import redis
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
+from stream.state.agent_state import AgentState
 from stream.state.batch import Loaded, process
-from tests.harness import jsonl, make_service, wait_until
+from stream.state.call_state import CallState
+from tests.harness import Service, jsonl, make_service, wait_until
 
 pytestmark = pytest.mark.integration
 NOW = int(time.time() * 1000)
@@ -59,8 +62,8 @@ def stream(calls: int, seed: int = 7) -> list[dict]:
 
 def oracle(events: list[dict]) -> dict[tuple[str, str], float]:
     evs = [Event.from_dict(e) for e in events]
-    calls = {e.call_id: None for e in evs if e.call_id}
-    agents = {e.agent_id: None for e in evs if e.agent_id}
+    calls: dict[str, CallState | None] = {e.call_id: None for e in evs if e.call_id}
+    agents: dict[str, AgentState | None] = {e.agent_id: None for e in evs if e.agent_id}
     out = process(evs, Loaded(calls, agents), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
     totals: defaultdict[tuple[str, str], float] = defaultdict(float)
     for (scope, _, name), v in out.deltas.items():
@@ -70,10 +73,11 @@ def oracle(events: list[dict]) -> dict[tuple[str, str], float]:
 
 def store_totals(url: str) -> dict[tuple[str, str], float]:
     r = redis.Redis.from_url(url, decode_responses=True)
-    out = {}
+    out: dict[tuple[str, str], float] = {}
     for key in r.scan_iter("ck:t:*"):
-        scope = key[len("ck:t:"):]
-        for name, v in r.hgetall(key).items():
+        scope = str(key)[len("ck:t:"):]
+        for field_, v in r.hgetall(key).items():
+            name = str(field_)
             # `retracted:` fields count what late events took back on the way (for monotone
             # Prometheus counters): they depend on batching, the net totals must not
             if round(float(v), 6) and not name.startswith("retracted:"):
@@ -82,7 +86,7 @@ def store_totals(url: str) -> dict[tuple[str, str], float]:
     return out
 
 
-def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path) -> None:
+def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path: Path) -> None:
     events = stream(6000)
     # Commit to Kafka rarely, so the restarted worker is redelivered much that Redis already has.
     svc = make_service(tmp_path, {"CALLKPI_COMMIT_INTERVAL_S": "60", "CALLKPI_BATCH_MAX": "500"})
@@ -116,7 +120,7 @@ def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path) -> None:
 
 
 
-def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path) -> None:
+def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path: Path) -> None:
     """Two workers split the partitions; one dies mid-stream and the other takes over. The
     events of one call are deliberately spread over partitions (random keys): the entity
     version check must keep concurrent updates of one call exact."""
@@ -158,13 +162,13 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-def assert_exact(svc, events: list[dict]) -> None:
+def assert_exact(svc: Service, events: list[dict]) -> None:
     expected, actual = oracle(events), store_totals(svc.infra.redis_url)
     diff = {k: (actual.get(k), v) for k, v in expected.items() if actual.get(k) != v}
     assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
 
 
-def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_path) -> None:
+def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_path: Path) -> None:
     """The batch step runs in a child process: if it dies, the worker must stop (never ack
     what the child did not commit), and the next worker finishes the stream exactly."""
     events = stream(4000, seed=3)
@@ -187,7 +191,7 @@ def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_p
         svc.stop()
 
 
-def test_dropped_redis_connections_are_retried_without_double_counting(tmp_path) -> None:
+def test_dropped_redis_connections_are_retried_without_double_counting(tmp_path: Path) -> None:
     """Connections killed mid-commit (the commit may or may not have applied): the retry
     re-reads the applied offsets, so nothing is lost or counted twice, and the errors show."""
     events = stream(4000, seed=5)

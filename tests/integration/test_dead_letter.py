@@ -13,9 +13,11 @@ import base64
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import pytest
 
+from stream.cli.embedded import Managed
 from tests.harness import Service, make_service, wait_until
 
 pytestmark = pytest.mark.integration
@@ -44,7 +46,7 @@ def _read_dlq(svc: Service, expect: int, timeout: float = 60) -> list[bytes]:
     return values
 
 
-def consumed_alive(svc: Service, worker, n: int, timeout: float = 300) -> None:
+def consumed_alive(svc: Service, worker: Managed, n: int, timeout: float = 300) -> None:
     """Wait until `n` messages are committed; fail at once if the worker dies meanwhile."""
     wait_until(lambda: worker.proc.poll() is not None or svc.pipeline_counter("consumed") >= n,
                timeout, lambda: f"consumed {svc.pipeline_counter('consumed')} of {n}")
@@ -52,7 +54,7 @@ def consumed_alive(svc: Service, worker, n: int, timeout: float = 300) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_450_kb_message_is_dead_lettered_and_the_worker_lives(tmp_path) -> None:
+def test_a_450_kb_message_is_dead_lettered_and_the_worker_lives(tmp_path: Path) -> None:
     svc = make_service(tmp_path)
     try:
         worker = svc.start_worker()
@@ -82,7 +84,7 @@ def test_a_450_kb_message_is_dead_lettered_and_the_worker_lives(tmp_path) -> Non
         svc.stop()
 
 
-def test_a_refused_dead_letter_never_stops_the_batch(tmp_path) -> None:
+def test_a_refused_dead_letter_never_stops_the_batch(tmp_path: Path) -> None:
     """A DLQ that refuses records for good (here: a 2 KB limit, as a broker configured small):
     the batch still commits, its rejection is counted, the fallback too."""
     import asyncio

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from tests.harness import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_demo_shows_live_numbers_and_stops_cleanly(tmp_path) -> None:
+def test_demo_shows_live_numbers_and_stops_cleanly(tmp_path: Path) -> None:
     http, broker, redis_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli.main", "demo", "--http-port", str(http),

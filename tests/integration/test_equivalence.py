@@ -4,24 +4,25 @@ whole day (counts exactly, floats to 1e-9 relative)."""
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, make_service
+from tests.harness import Service, hour_ranges, make_service, same
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
 HOUR = 3_600_000
 AGENTS, HOURS = 40, 8.0
+Day = tuple[Service, Reference, int, int]
+"""The service fed a simulated day, the reference calculator over the same day, its start and end."""
 
 
 @pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Service, Reference, int, int]:
+def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
     now = int(time.time() * 1000)
     sim = Simulator(SimConfig(seed=2026, agents=AGENTS, hours=HOURS, start_ms=now - int(HOURS * HOUR),
                               faults=FaultConfig.all_on()))
@@ -48,31 +49,13 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Service, Reference, i
         svc.stop()
 
 
-def ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
-    """Every whole hour of the day, and the whole day (all wholly in the past, so agents' open
-    states are clipped at the range end on both sides)."""
-    hours = [(h, h + HOUR) for h in range(first_hour, last_hour, HOUR)]
-    return hours + [(first_hour, last_hour)]
-
-
-def same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, dict) or isinstance(b, dict):
-        keys = set(a) | set(b)
-        return all(same(a.get(k, 0.0), b.get(k, 0.0)) for k in keys)
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
-
-
-def test_rejections_match(day) -> None:
+def test_rejections_match(day: Day) -> None:
     svc, ref, _, _ = day
     for reason, n in ref.rejected.items():
         assert svc.pipeline_counter(f"rejected:{reason}") == n, reason
 
 
-def test_every_kpi_every_scope_every_hour(day) -> None:
+def test_every_kpi_every_scope_every_hour(day: Day) -> None:
     from stream.contract import format_ts
     svc, ref, first_hour, last_hour = day
     scopes = ["center", *ref.scopes()]
@@ -81,7 +64,7 @@ def test_every_kpi_every_scope_every_hour(day) -> None:
     failures: list[str] = []
     compared = 0
     client = httpx.Client(base_url=svc.url, timeout=30)
-    for start, end in ranges(first_hour, last_hour):
+    for start, end in hour_ranges(first_hour, last_hour):
         for scope in scopes:
             expected = ref.kpis(scope, start, end, now_ms=end)
             got = client.get("/api/v1/kpis", params={"scope": scope, "from": format_ts(start),

@@ -9,10 +9,10 @@ number the fast path produces is compared with the API's way of computing it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,19 +30,11 @@ from stream.readers.business import COMPLIANCE_COUNTERS, Business
 from stream.readers.query import Query
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.store.redis_store import Store
+from tests.harness import bench_module
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TZ = ZoneInfo("UTC")
 WINDOWS = ("5m", "15m", "1h", "today", "30d")
-
-
-def _bench():
-    """bench/scrape.py, whose `fill` drives the worker's batch step (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("callkpi_bench_scrape", ROOT / "bench" / "scrape.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +43,18 @@ def redis_url() -> Iterator[str]:
     server = start_redis(free_port(), workdir)
     url = f"redis://127.0.0.1:{server.port}/0"
     try:
-        asyncio.run(_bench().fill(url, agents=40, hours=1.5, copies=0, seed=5))
+        asyncio.run(bench_module("scrape").fill(url, agents=40, hours=1.5, copies=0, seed=5))
         yield url
     finally:
         server.stop()
 
 
-def _run(coro_fn):
+T = TypeVar("T")
+
+
+def _run(coro_fn: Callable[[ApiContext], Awaitable[T]]) -> Callable[[str], Coroutine[Any, Any, T]]:
     """Run `coro_fn(ctx)` against a fresh context on its own event loop (one per test)."""
-    async def main(url: str):
+    async def main(url: str) -> T:
         store = Store(url)
         config = load_config(None)
         ctx = ApiContext(store=store, query=Query(store, TZ), tz=TZ, call_expiry_ms=1_800_000)
@@ -107,6 +102,7 @@ def test_compliance_needs_only_its_counters(redis_url: str) -> None:
         scopes = [Scope("campaign", c) for c in ids]
         full = [await ctx.query.counters(scopes, resolve_window(w, now, TZ), now) for w in ("30d", "today")]
         some = [{s: {k: v for k, v in c.items() if k in COMPLIANCE_COUNTERS} for s, c in f.items()} for f in full]
+        assert ctx.extensions is not None
         config = ctx.extensions.config
 
         def report(pair):
@@ -149,7 +145,7 @@ def test_the_page_is_prometheus_clients_text_format(redis_url: str) -> None:
             "callcenter_dialed", "callcenter_pipeline_event_to_store_seconds"} <= names
 
 
-def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, monkeypatch) -> None:
+def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a read quota below the agent count, a scrape reads the agents not seen before plus
     `quota` of the others, in turn; kept sums give the same values while nothing changes."""
     monkeypatch.setattr(exporter, "AGENTS_READ_PER_SCRAPE", 5)

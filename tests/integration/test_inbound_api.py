@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ HOUR = 3_600_000
 
 
 @pytest.mark.timeout(600)
-def test_inbound_codes_and_variants_through_the_api(tmp_path) -> None:
+def test_inbound_codes_and_variants_through_the_api(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     start = now - now % HOUR - HOUR  # the previous whole hour
     events = [dict(d, ts=d["ts"] - T0 + start) for d in inbound_scenario()]

@@ -127,7 +127,7 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url, headers=headers, timeout=60)
 
-    def get(self, path: str, status: int = 200, doc_path: str | None = None, **params: Any) -> Any:
+    def get(self, path: str, status: int = 200, /, doc_path: str | None = None, **params: Any) -> Any:
         doc_path = doc_path or path
         unknown = set(params) - allowed_params(doc_path)
         assert not unknown, f"the test uses undocumented parameters {unknown} of {doc_path}"
@@ -330,7 +330,7 @@ def test_the_document_is_valid_openapi_3_1_json_schema() -> None:
     """Every schema in the document is a valid JSON Schema 2020-12 (what OpenAPI 3.1 uses), and
     every $ref points somewhere."""
     assert DOC["openapi"].startswith("3.1")
-    for name, schema in DOC["components"]["schemas"].items():
+    for schema in DOC["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
     refs = re.findall(r'"\$ref": "#/([^"]+)"', OPENAPI_PATH.read_text())
     for ref in refs:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import Service, jsonl, make_service
+from tests.harness import Service, jsonl, make_service, topic_records
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -74,7 +75,7 @@ def crafted() -> tuple[list[bytes], dict]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc = make_service(tmp_path_factory.mktemp("exact"))
     try:
         svc.start_worker()
@@ -154,19 +155,7 @@ def test_duplicates_and_rejections_counted(service: Service) -> None:
 
 
 def test_dead_letter_records(service: Service) -> None:
-    from aiokafka import AIOKafkaConsumer
-    import asyncio
-
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer("dialer.events.dlq", bootstrap_servers=service.infra.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            batch = await consumer.getmany(timeout_ms=5000)
-            return [json.loads(m.value) for msgs in batch.values() for m in msgs]
-        finally:
-            await consumer.stop()
-    records = asyncio.run(read())
+    records = topic_records(service.infra.bootstrap, "dialer.events.dlq")
     _, invalid = crafted()
     assert {r["reason"] for r in records} == set(invalid)
     bad = next(r for r in records if r["reason"] == "malformed_json")

@@ -8,33 +8,23 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
 
-from stream.cli.embedded import free_port, start_redis
 from stream.contract import Event, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.processing.pipeline import Pipeline, RawMessage
+from stream.processing.pipeline import Job, Pipeline, Prepared, RawMessage
 from stream.processing.pipelining import Overlapped
 from stream.sim import FaultConfig, SimConfig, generate
+from stream.store.commit import CommitBatch
 from stream.store.redis_store import Store
 
 pytestmark = pytest.mark.integration
 NOW_S = time.time()
 TOPIC = "dialer.events"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = start_redis(free_port(), Path(tmp_path_factory.mktemp("redis")))
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
 
 
 def day(agents: int = 12, hours: float = 2.0) -> list[RawMessage]:
@@ -69,7 +59,7 @@ def stored(url: str, prefix: str) -> dict[str, object]:
             out[name] = {f: round(float(v), 6) if name[0] != "l" else v
                          for f, v in r.hgetall(key).items()}
         elif name.startswith("stale:"):
-            out[name] = json.loads(r.hget(key, "s"))
+            out[name] = json.loads(r.hget(key, "s") or "null")
     return out
 
 
@@ -113,12 +103,12 @@ def test_overlapped_and_cached_equal_one_batch_at_a_time_uncached(redis_url: str
 class Interleaved(Store):
     """A store whose first commit lets another worker commit something first."""
 
-    def __init__(self, url: str, prefix: str, before_first_commit) -> None:
+    def __init__(self, url: str, prefix: str, before_first_commit: Callable[[], Awaitable[None]] | None) -> None:
         super().__init__(url, prefix)
         self.before_first_commit = before_first_commit
         self.commits = self.conflicts = 0
 
-    async def commit(self, batch, now_ms):  # type: ignore[no-untyped-def]
+    async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         self.commits += 1
         if self.before_first_commit is not None:
             hook, self.before_first_commit = self.before_first_commit, None
@@ -147,7 +137,7 @@ def test_a_speculation_on_a_batch_that_conflicts_is_redone(redis_url: str) -> No
     prepared_on: list[object] = []
     prepare = worker.prepare
 
-    async def spy(job, ahead=None):  # type: ignore[no-untyped-def]
+    async def spy(job: Job, ahead: Prepared | None = None) -> Prepared:
         prepared_on.append(ahead)
         return await prepare(job, ahead)
     worker.prepare = spy  # type: ignore[method-assign]

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.integration
 
 SPEED = 60
 """Simulated seconds per wall second, and the factor every rule duration is divided by."""
-SIM = {"seed": 7, "agents": 40, "hours": 1.0, "scenario": "carrier_outage", "scenario_at": 0.5}
+SIM: dict[str, Any] = {"seed": 7, "agents": 40, "hours": 1.0, "scenario": "carrier_outage", "scenario_at": 0.5}
 WEEK_S = 7 * 86400
 CONFIG = """
 timezone = "UTC"
@@ -283,7 +284,7 @@ def _last_scrape(prom_url: str) -> float:
 def _missing(run: Run, exprs: dict[str, str]) -> list[str]:
     """Labels of the expressions that returned no data at any step of the run (queried in parallel)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        results = dict(zip(exprs, pool.map(run.query_range, exprs.values())))
+        results = dict(zip(exprs, pool.map(run.query_range, exprs.values()), strict=True))
     return [f"{label}\n    {exprs[label]}" for label, result in results.items() if not result]
 
 

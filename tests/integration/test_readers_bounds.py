@@ -12,6 +12,7 @@ runs it) and read by a real `callkpi serve` process over HTTP:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -21,8 +22,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import asyncio
 
 import httpx
 import pytest

@@ -18,9 +18,8 @@ import redis
 
 from stream.cli.embedded import start_redis
 from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, jsonl, make_service, wait_until
+from tests.harness import Service, hour_ranges, jsonl, make_service, same, wait_until
 from tests.integration.test_crash import oracle, store_totals, stream
-from tests.integration.test_equivalence import ranges, same
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -83,7 +82,7 @@ def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path: Path) -> No
         first_hour = (now - int(hours * HOUR)) // HOUR * HOUR
         last_hour = int(time.time() * 1000) // HOUR * HOUR
         failures, compared = [], 0
-        for start, end in ranges(first_hour, last_hour):
+        for start, end in hour_ranges(first_hour, last_hour):
             for scope in ["center", *ref.scopes()]:
                 expected = ref.kpis(scope, start, end, now_ms=end)
                 got = svc.get("/api/v1/kpis", scope=scope, **{"from": format_ts(start),

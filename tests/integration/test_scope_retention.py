@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,8 +73,11 @@ def scrape_at(url: str, now_ms: int) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def run(url: str, fn):
-    async def main():
+T = TypeVar("T")
+
+
+def run(url: str, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
         store = Store(url)
         try:
             return await fn(store)

@@ -47,9 +47,10 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
@@ -105,7 +106,7 @@ _AGENT_FIELDS = {
 }
 TYPES = {**_CALL_FIELDS, **_AGENT_FIELDS}
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 COUNT_KEYS = [
@@ -162,7 +163,7 @@ def _parse_ts(x: Any) -> int:
         try:
             dt = datetime.fromisoformat(s[:10] + "T" + s[11:].upper())
         except ValueError:
-            raise Invalid("invalid_field")
+            raise Invalid("invalid_field") from None
         return (dt - _EPOCH) // _MS
     return _integral(x)
 
@@ -221,7 +222,7 @@ def validate(raw: bytes, now_ms: int) -> dict[str, Any]:
     try:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Invalid("malformed_json")
+        raise Invalid("malformed_json") from None
     if not isinstance(obj, dict):
         raise Invalid("not_an_object")
     obj = {k: v for k, v in obj.items() if v is not None}
@@ -284,8 +285,8 @@ def _first(events: list[dict]) -> dict | None:
 
 
 class Reference:
-    def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig = RefConfig()):
-        self.config = config
+    def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig | None = None):
+        self.config = config = config or RefConfig()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
         events: list[dict] = []
@@ -568,7 +569,7 @@ class Reference:
         c = self._sums(scope, from_ms, to_ms)
 
         seconds: dict[str, float] = defaultdict(float)
-        paused_by_reason: dict[str, float] = defaultdict(float)
+        paused_by_reason: dict[str | None, float] = defaultdict(float)
         hi = min(to_ms, now_ms)
         for iv in self._intervals_by_scope.get(scope, []):
             end = now_ms if iv.end is None else iv.end

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from itertools import count
+from typing import Any
 
 import pytest
 
-from tests.reference.calculator import COUNT_KEYS, Reference, RefConfig, validate, Invalid
+from tests.reference.calculator import COUNT_KEYS, Invalid, RefConfig, Reference, validate
 
 T0 = 1_763_600_000_000  # 2025-11-20T00:53:20Z
 S = 1000
@@ -14,17 +16,17 @@ NOW = T0 + 2000 * S
 _ids = count()
 
 
-def ev(type_: str, at_s: float, **fields) -> dict:
+def ev(type_: str, at_s: float, **fields: Any) -> dict:
     e = {"event_id": fields.pop("event_id", f"e{next(_ids):05d}"), "type": type_,
          "ts": T0 + int(at_s * S), **fields}
     return e
 
 
-def call(type_: str, at_s: float, call_id: str, campaign: str = "K1", **fields) -> dict:
+def call(type_: str, at_s: float, call_id: str, campaign: str = "K1", **fields: Any) -> dict:
     return ev(type_, at_s, call_id=call_id, campaign_id=campaign, **fields)
 
 
-def raw(events) -> list[bytes]:
+def raw(events: Iterable[dict]) -> list[bytes]:
     return [json.dumps(e).encode() for e in events]
 
 

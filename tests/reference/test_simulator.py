@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from itertools import pairwise
 
 import pytest
 
@@ -33,7 +34,7 @@ def faulty():
 
 def test_delivery_order_keys_and_single_lines(clean, faulty):
     for _, _, out in (clean, faulty):
-        assert all(a.deliver_ms <= b.deliver_ms for a, b in zip(out, out[1:]))
+        assert all(a.deliver_ms <= b.deliver_ms for a, b in pairwise(out))
         assert all(b"\n" not in d.value for d in out)
     for d in clean[2]:
         ev = json.loads(d.value)
@@ -76,12 +77,12 @@ def test_agent_states_follow_the_calls(clean):
     for agent, items in timeline.items():
         states = [s for _, s in sorted(items, key=lambda x: x[0]) if not s.startswith("call.")]
         assert states[0] == "available"
-        for a, b in zip(states, states[1:]):
+        for a, b in pairwise(states):
             assert b in allowed_next[a], (agent, a, b)
         at = defaultdict(set)
         for ts, s in items:
             at[ts].add(s)
-        for ts, kinds in at.items():  # on_call at the connect, wrap_up at the end
+        for kinds in at.values():  # on_call at the connect, wrap_up at the end
             if "call.connected" in kinds:
                 assert "on_call" in kinds
             if "call.ended" in kinds:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.kpi.catalog import (
-    COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, WRAPUPS_BY_CODE, compute_all)
+from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, WRAPUPS_BY_CODE, compute_all
 
 # The KPI names of the normative catalog's Counts, Durations, Agent time and Rates tables, written
 # out here: tests read nothing outside the repository, and a user's clone has no catalog beside it.

@@ -9,8 +9,17 @@ from types import MappingProxyType
 import pytest
 
 from stream.kpi.compliance import (
-    ComplianceConfig, ComplianceGroup, abandon_headroom, compliance_kpis, compliance_report,
-    day_fraction, machine_estimate, pool, projected_rate, rate_status, uk_abandon_rate,
+    ComplianceConfig,
+    ComplianceGroup,
+    abandon_headroom,
+    compliance_kpis,
+    compliance_report,
+    day_fraction,
+    machine_estimate,
+    pool,
+    projected_rate,
+    rate_status,
+    uk_abandon_rate,
     us_abandon_rate,
 )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ KPIS = {"connect_rate", "abandon_rate", "aht_seconds", "calls_per_agent_hour",
 CUMULATIVE = {"qualified_leads", "conversions", "revenue"}
 
 
-def parse(text: str, **kw) -> ServiceConfig:
+def parse(text: str, **kw: Any) -> ServiceConfig:
     kw.setdefault("kpi_names", KPIS)
     kw.setdefault("cumulative_kpis", CUMULATIVE)
     return parse_config(textwrap.dedent(text), source="callkpi.toml", **kw)
@@ -57,7 +58,7 @@ def test_example_file_parses_and_sets_every_section():
     assert c.costs.currency == "GBP"
     assert len(c.targets) == 5
     leads = c.targets[-1]
-    assert leads.deadline == datetime(2026, 11, 27, 18, tzinfo=timezone.utc)
+    assert leads.deadline == datetime(2026, 11, 27, 18, tzinfo=UTC)
     assert {t.scope for t in c.targets} >= {"agent:*@team:north", "campaign:*"}
 
 
@@ -83,7 +84,7 @@ def test_local_deadline_is_in_the_service_time_zone_and_strings_are_accepted():
         deadline = "2026-11-30T23:00:00Z"
         """)
     assert c.targets[0].deadline.utcoffset() == timedelta(hours=-5)
-    assert c.targets[1].deadline == datetime(2026, 11, 30, 23, tzinfo=timezone.utc)
+    assert c.targets[1].deadline == datetime(2026, 11, 30, 23, tzinfo=UTC)
     assert c.targets[0].name == "conversions center week"
 
 

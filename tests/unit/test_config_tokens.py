@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from stream.kpi.config_file import ApiConfig, ApiToken, ConfigError, parse_config
-from stream.readers.auth import Access, hash_token
 from stream.kpi.scopes import Scope
+from stream.readers.auth import Access, hash_token
 
 H1 = hashlib.sha256(b"one").hexdigest()
 H2 = hashlib.sha256(b"two").hexdigest()
@@ -78,4 +78,5 @@ def test_patterns_match_whole_ids_and_agents_by_their_live_team() -> None:
 def test_without_any_token_everything_is_open() -> None:
     access = Access(ApiConfig())
     assert not access.enabled and access.metrics_open
-    assert access.identify("") is not None and not access.identify("").restricted
+    grant = access.identify("")
+    assert grant is not None and not grant.restricted

@@ -13,12 +13,11 @@ import pathlib
 import random
 from typing import Any
 
+import jsonschema  # noqa: E402  (the test extra installs it; a missing package must fail, not skip)
 import pytest
 
 import stream.contract as C
 from stream.contract import Event, parse_ts, validate_dict
-
-import jsonschema  # noqa: E402  (the test extra installs it; a missing package must fail, not skip)
 
 NOW = parse_ts("2026-11-20T09:20:00Z")
 MAX_AGE = 36 * 24 * 3600 * 1000

@@ -15,7 +15,12 @@ from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAutho
 
 from stream.contract import MAX_MESSAGE_BYTES, Rejection, validate
 from stream.processing.dead_letter import (
-    PRODUCER_MAX_BYTES, Delivery, dead_letter_record, minimal_record, send_dead_letter)
+    PRODUCER_MAX_BYTES,
+    Delivery,
+    dead_letter_record,
+    minimal_record,
+    send_dead_letter,
+)
 
 NOW = 1_795_166_400_000
 
@@ -60,7 +65,8 @@ class Broker:
     """Refuses records over `limit` bytes (as a broker's message.max.bytes), or everything."""
 
     def __init__(self, limit: int, refuse_all: Exception | None = None) -> None:
-        self.limit, self.refuse_all, self.sent = limit, refuse_all, []
+        self.limit, self.refuse_all = limit, refuse_all
+        self.sent: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, key: bytes, value: bytes) -> None:
         if self.refuse_all is not None:

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream.kpi.config_file import ConfigError, load_config, parse_config
+from stream.kpi.config_file import ConfigError, ServiceConfig, load_config, parse_config
 from stream.kpi.experiments import Experiment, Guardrail, experiment_kpis
 from tests.unit.test_config_file import EXAMPLE, marked_line
 
 KPIS = experiment_kpis()
 
 
-def parse(text: str):
+def parse(text: str) -> ServiceConfig:
     return parse_config(textwrap.dedent(text), source="callkpi.toml", kpi_names=None,
                         experiment_kpis=KPIS)
 

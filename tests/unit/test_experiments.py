@@ -47,7 +47,7 @@ def test_wilson_interval_solves_the_score_equation() -> None:
         assert interval is not None
         phat = s / n
 
-        def f(p: float) -> float:
+        def f(p: float, phat: float = phat, n: int = n) -> float:
             return abs(p - phat) - z * math.sqrt(p * (1 - p) / n)
 
         for bound, lo, hi in [(interval.low, 0.0, phat), (interval.high, phat, 1.0)]:

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from stream.kpi.catalog import compute_all
-from tests.unit.test_processing import FakeStore, S, c, e
+from tests.unit.test_processing import FakeStore, c, e
 
 EVENTS = [
     # inbound, answered within the service level, a sale with the dialer's own code
@@ -87,7 +87,7 @@ def test_any_order_and_batching_gives_the_same_totals(seed: int) -> None:
     events = list(EVENTS)
     rng.shuffle(events)
     cuts = sorted(rng.sample(range(1, len(events)), rng.randint(1, 6)))
-    parts = [events[i:j] for i, j in zip([0, *cuts], [*cuts, len(events)])]
+    parts = [events[i:j] for i, j in zip([0, *cuts], [*cuts, len(events)], strict=True)]
     assert run(parts).totals() == run([EVENTS]).totals()
 
 
@@ -105,7 +105,8 @@ def test_the_batch_step_equals_the_reference_calculator_on_inbound_calls() -> No
 
     from stream.contract import Event, validate
     from tests.reference.calculator import Reference
-    from tests.reference.test_calculator import HOUR, NOW as REF_NOW, inbound_scenario
+    from tests.reference.test_calculator import HOUR, inbound_scenario
+    from tests.reference.test_calculator import NOW as REF_NOW
 
     raws = [json.dumps(d).encode() for d in inbound_scenario()]
     ref = Reference(raws, now_ms=REF_NOW)
@@ -149,12 +150,14 @@ def test_a_variant_is_attributed_to_every_event_of_its_call_retroactively() -> N
 
 
 def test_an_offered_call_waits_in_its_queue_on_the_live_view() -> None:
-    from stream.state.batch import Loaded, process
     from stream.kpi.contributions import Thresholds
+    from stream.state.batch import Loaded, process
     from tests.unit.test_processing import NOW
     offered = [ev for ev in EVENTS if ev.event_id == "i2o"]
     out = process(offered, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
-    assert out.live_calls["I2"]["status"] == "waiting"
+    waiting = out.live_calls["I2"]
+    assert waiting is not None and waiting["status"] == "waiting"
     connected = [ev for ev in EVENTS if ev.event_id in ("i1o", "i1c")]
     out = process(connected, Loaded(), Thresholds(), now_ms=NOW, agent_state_ms=10**12)
-    assert out.live_calls["I1"]["status"] == "talking"
+    talking = out.live_calls["I1"]
+    assert talking is not None and talking["status"] == "talking"

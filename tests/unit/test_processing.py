@@ -140,11 +140,12 @@ def test_live_states() -> None:
     store = run(EVENTS[:2], 10)
     out = process([EVENTS[2]], Loaded({"X": store.loaded.calls["X"]}, {}), Thresholds(),
                   now_ms=NOW, agent_state_ms=10**12)
-    assert out.live_calls["X"]["status"] == "talking"
+    live = out.live_calls["X"]
+    assert live is not None and live["status"] == "talking"
     out = process([EVENTS[15], EVENTS[12]], Loaded({}, {"a1": None}), Thresholds(), now_ms=NOW,
                   agent_state_ms=10**12)
-    assert out.live_agents["a1"]["state"] == "available"
-    assert out.live_agents["a1"]["since"] == T0 + 80 * S
+    agent = out.live_agents["a1"]
+    assert agent is not None and agent["state"] == "available" and agent["since"] == T0 + 80 * S
 
 
 def test_agent_horizon_follows_the_agents_own_event_time() -> None:

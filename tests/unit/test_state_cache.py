@@ -4,10 +4,10 @@ states handed out as clones that processing can change without touching what is 
 from __future__ import annotations
 
 from stream.kpi.contributions import Thresholds
+from stream.processing.state_cache import StateCache
 from stream.state.agent_state import AgentState
 from stream.state.call_state import CallState
 from stream.state.deltas import Deltas
-from stream.processing.state_cache import StateCache
 from tests.unit.test_processing import EVENTS
 
 

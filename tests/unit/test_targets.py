@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from stream.kpi.targets import (
-    Target, attainment, calendar_period, evaluate, expand_scopes, parse_scope_pattern,
-    status_of, threshold_problem, window_range,
+    Target,
+    attainment,
+    calendar_period,
+    evaluate,
+    expand_scopes,
+    parse_scope_pattern,
+    status_of,
+    threshold_problem,
+    window_range,
 )
 
 HOUR = 3_600_000
@@ -58,9 +66,9 @@ def test_attainment_is_direction_aware_and_none_when_undefined():
     assert attainment(0.3, None, "higher") is None
 
 
-def target(**kw) -> Target:
-    base = dict(name="t", kpi="connect_rate", scope="center", window="today", goal=0.30,
-                direction="higher", warn=0.25, critical=0.20)
+def target(**kw: Any) -> Target:
+    base: dict[str, Any] = dict(name="t", kpi="connect_rate", scope="center", window="today", goal=0.30,
+                                direction="higher", warn=0.25, critical=0.20)
     base.update(kw)
     return Target(**base)
 
@@ -116,11 +124,11 @@ def test_evaluate_without_deadline():
         == "no_data"
 
 
-def weekly_leads(**kw) -> Target:
+def weekly_leads(**kw: Any) -> Target:
     # 200 qualified leads in the week starting Monday 2026-11-23 00:00 UTC, due Friday 18:00.
     return Target(name="leads", kpi="qualified_leads", scope="campaign:c1", window="week",
                   goal=200, warn=180, critical=150,
-                  deadline=datetime(2026, 11, 27, 18, tzinfo=timezone.utc), **kw)
+                  deadline=datetime(2026, 11, 27, 18, tzinfo=UTC), **kw)
 
 
 def test_deadline_pace_by_hand():

@@ -8,8 +8,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, MINUTE_MS, Range, WindowError, check_range, decompose, local_midnight,
-    resolve_window, split_by_minute)
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    Range,
+    WindowError,
+    check_range,
+    decompose,
+    local_midnight,
+    resolve_window,
+    split_by_minute,
+)
 
 UTC = ZoneInfo("UTC")
 

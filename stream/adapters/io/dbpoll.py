@@ -11,10 +11,15 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from stream.adapters.io.source import IDLE, Item
+
+if TYPE_CHECKING:  # the drivers are imported only for the dialect in use
+    import psycopg
+    from pymysql.connections import Connection as MysqlConnection
+    from pymysql.cursors import DictCursor
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MYSQL, POSTGRES = ("mysql", "mariadb"), ("postgresql", "postgres")
@@ -26,6 +31,8 @@ class DsnError(ValueError):
 
 class Database:
     """One connection, the dialect's identifier quoting, rows as dicts."""
+
+    conn: psycopg.Connection[dict[str, Any]] | MysqlConnection[DictCursor]
 
     def __init__(self, dsn: str) -> None:
         u = urlsplit(dsn)
@@ -73,13 +80,13 @@ class Database:
         self.conn.close()
 
 
-def connect(dsn: str) -> Any:
+def connect(dsn: str) -> MysqlConnection[DictCursor]:
     """A MySQL connection with dict rows (the VICIdial poller: VICIdial runs on MySQL only)."""
     db = Database(dsn)
     if db.postgres:
         db.close()
         raise DsnError("VICIdial's database is MySQL/MariaDB: use mysql://")
-    return db.conn
+    return cast("MysqlConnection[DictCursor]", db.conn)
 
 
 def row_bytes(row: dict[str, Any]) -> bytes:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from aiohttp import web
 
@@ -35,6 +35,25 @@ from stream.kpi.windows import MAX_EVENT_AGE_MS
 
 log = logging.getLogger("callkpi.ingest")
 MAX_BODY = 16 * 1024 * 1024
+
+
+class LineResult(TypedDict):
+    """The answer for one line of POST /ingest/v1/events."""
+
+    line: int
+    accepted: bool
+    event_id: str | None
+    reason: NotRequired[str]
+    message: NotRequired[str]
+
+
+class RecordResult(TypedDict):
+    """The answer for one record of POST /ingest/amazon-connect."""
+
+    record: int
+    events: int
+    reason: NotRequired[str]
+    message: NotRequired[str]
 
 
 class KafkaOut:
@@ -131,7 +150,9 @@ async def events_route(request: web.Request) -> web.Response:
     else:
         lines = [ln for ln in body.split(b"\n") if ln.strip()]
     now = ctx.clock_ms()
-    results, good, dlq = [], [], []
+    results: list[LineResult] = []
+    good: list[tuple[bytes | None, bytes]] = []
+    dlq: list[bytes] = []
     for i, raw in enumerate(lines, 1):
         checked = validate(raw, now_ms=now, max_age_ms=MAX_EVENT_AGE_MS)
         if isinstance(checked, Rejection):
@@ -233,7 +254,9 @@ async def connect_route(request: web.Request) -> web.Response:
         await ctx.out.send_all([], [ctx.bad.record("malformed_json", str(exc), body, None)])
         return web.json_response({"error": f"not JSON: {exc}"}, status=400)
     records = data if isinstance(data, list) else [data]
-    events, dlq, results = [], [], []
+    events: list[Emitted] = []
+    dlq: list[bytes] = []
+    results: list[RecordResult] = []
     for i, r in enumerate(records):
         try:
             if not isinstance(r, dict):

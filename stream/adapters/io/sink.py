@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 DLQ_TOPIC = "dialer.adapter.dlq"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -69,7 +69,7 @@ class FileSink:
         self.path = Path(path)
         self.out = open(self.path, "ab")
         self.dlq_path = self.path.with_name(self.path.name + ".dlq.jsonl")
-        self.dlq = None
+        self.dlq: IO[bytes] | None = None
 
     def send(self, key: str, event: dict[str, Any]) -> None:
         self.out.write(encode(event) + b"\n")
