@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 PREFIX = "CALLKPI_"
 DEFAULT_BROKER_PORT = 19092
@@ -58,6 +62,14 @@ class Settings:
         if self.offset_ahead_policy not in OFFSET_AHEAD_POLICIES:
             raise SettingsError(f"{PREFIX}OFFSET_AHEAD_POLICY={self.offset_ahead_policy!r}: expected "
                              f"one of {', '.join(OFFSET_AHEAD_POLICIES)}")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The center's time zone (`CALLKPI_TIMEZONE`; the worker and `serve` set it from the
+        configuration file's `timezone` when the variable is empty): day buckets hold its local
+        days."""
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(self.timezone or "UTC")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -280,24 +280,6 @@ def children_of(pid: int) -> list[int]:
 HOUR_MS = 3_600_000
 
 
-def hour_ranges(first_hour: int, last_hour: int) -> list[tuple[int, int]]:
-    """Every whole hour of a day, and the whole day (all in the past, so agents' open states
-    are clipped at the range end on both sides)."""
-    return [(h, h + HOUR_MS) for h in range(first_hour, last_hour, HOUR_MS)] + \
-        [(first_hour, last_hour)]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Counts exactly, floats to 1e-9 relative; a breakdown (dict) key by key."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, dict) or isinstance(b, dict):
-        return all(same_value(a.get(k, 0.0), b.get(k, 0.0)) for k in set(a) | set(b))
-    if isinstance(a, int) and isinstance(b, int):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
-
-
 def kpi_differences(url: str, expected: Callable[[str, int, int], dict[str, Any]],
                     scopes: list[str], first_hour: int, last_hour: int) -> tuple[int, list[str]]:
     """Every KPI of every scope, hour by hour and for the whole day, from the API at `url`
@@ -315,7 +297,7 @@ def kpi_differences(url: str, expected: Callable[[str, int, int], dict[str, Any]
                     compared += 1
                     if name not in got:
                         failures.append(f"{name} missing from the API")
-                    elif not same_value(got[name], value):
+                    elif not same(got[name], value):
                         failures.append(f"{name} {scope} [{format_ts(start)}, {format_ts(end)}): "
                                         f"got {got[name]!r} expected {value!r}")
     return compared, failures

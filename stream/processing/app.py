@@ -112,7 +112,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw", partitions=1)
     policy_checked = check_redis_policy(settings)
-    store = Store(settings.redis_url, settings.key_prefix)
+    store = Store(settings.redis_url, settings.key_prefix, settings.zone)
 
     async def dead_letter(key: bytes, value: bytes) -> None:
         fut = await dlq.send(key=key, value=value)

@@ -107,8 +107,10 @@ local function whole(ms, key)
 end
 
 -- Team moves: an agent's stored history leaves its old team for its new one.
--- b.moves = {{agent_key, old_team_key or false, new_team_key}, ...}
+-- b.moves = {{agent_key, old_team_key or false, new_team_key[, month index key, team id,
+-- index expiry]}, ...}: a day hash moved also puts the new team in that month's index.
 local ttls = {}
+local indexed = {}
 for _, m in ipairs(b.moves) do
   if of_type(m[1], 'hash') then
     local flat = redis.call('HGETALL', m[1])
@@ -124,6 +126,10 @@ for _, m in ipairs(b.moves) do
       end
       local ttl = redis.call('PTTL', m[1])
       if ttl > 0 then ttls[#ttls + 1] = {m[3], ttl} end
+      if m[4] and of_type(m[4], 'set') then
+        whole(m[6], m[4])
+        indexed[#indexed + 1] = {m[4], m[5], m[6]}
+      end
     end
   end
 end
@@ -182,6 +188,7 @@ for _, e in ipairs(b.entities) do  -- (their type: the version check read them a
 end
 for _, l in ipairs(b.live) do of_type(l[1], 'hash') end
 for _, s in ipairs(b.scopes) do of_type(s[1], 'zset') end
+for _, s in ipairs(b.months or {}) do of_type(s[1], 'set') end
 for _, r in ipairs(b.retire or {}) do of_type(r[1], 'zset') end
 for _, p in ipairs(b.pipeline) do add(P .. 'pipeline', p[1], p[2], false) end
 for _, name in ipairs({'gauges', 'offsets', 'watermarks', 'workers', 'agents'}) do of_type(P .. name, 'hash') end
@@ -208,6 +215,13 @@ for _, x in ipairs(b.incr) do
   for i = 1, #floats, 2 do redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1]) end
 end
 for _, t in ipairs(ttls) do redis.call('PEXPIRE', t[1], t[2]) end
+for _, x in ipairs(indexed) do
+  redis.call('SADD', x[1], x[2])
+  redis.call('PEXPIREAT', x[1], x[3])
+end
+-- Month index {key, id}: the ids of a scope kind with data in a local month (its expiry is in
+-- b.expire, applied next).
+for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
 -- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
 -- in the period; a re-attribution that takes its last sale away removes it.
 for _, r in ipairs(b.leads or {}) do

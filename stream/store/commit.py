@@ -9,6 +9,7 @@ from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.kpi.retention import keep_until_ms
+from stream.kpi.windows import local_day_of
 from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
@@ -16,10 +17,13 @@ from stream.store.layout import (
     Layout,
     PartitionProgress,
     agent_history_suffixes,
+    day_field,
+    day_key_expiry,
     hour_field,
     hour_key_expiry,
     minute_field,
     minute_key_expiry,
+    month_index_expiry,
     scope_cutoff,
 )
 
@@ -116,30 +120,43 @@ class _Increments:
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     """The arguments of commit.lua: a JSON description of the batch, then the entity states.
 
-    Counter increments are summed per hash and field (`_Increments`). Entity states travel as arguments of
-    their own, referred to by position: embedded in the JSON they would be escaped here and
-    unescaped by Lua, and they are most of the bytes."""
+    Counter increments are summed per hash and field (`_Increments`): each delta goes to its
+    minute, hour, day and total hash. A minute or hour hash that would expire at once (an import
+    of old events) is left out: only the day hash, kept 400 days, takes the event. Entity states
+    travel as arguments of their own, referred to by position: embedded in the JSON they would
+    be escaped here and unescaped by Lua, and they are most of the bytes."""
     expire: dict[str, int] = {}
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
+    months: set[tuple[str, str]] = set()  # (month index key, id)
     increments = _Increments()
     for (scope, minute), deltas in batch.counters.items():
         named = [(name, v) for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
         if not named:
             continue
-        mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
-        mp, hp = minute_field(minute, ""), hour_field(minute, "")
-        increments.add(mk, [(mp + name, name, v) for name, v in named])
-        increments.add(hk, [(hp + name, name, v) for name, v in named])
+        day = local_day_of(minute, layout.tz)
+        buckets = [(layout.day_key(scope, day.date), day_field(day.day, ""),
+                    day_key_expiry(day.date, layout.tz))]
+        if minute_key_expiry(minute) > now_ms:
+            buckets.append((layout.minute_key(scope, minute), minute_field(minute, ""),
+                            minute_key_expiry(minute)))
+        if hour_key_expiry(minute) > now_ms:
+            buckets.append((layout.hour_key(scope, minute), hour_field(minute, ""),
+                            hour_key_expiry(minute)))
+        for bucket, prefix, expiry in buckets:
+            increments.add(bucket, [(prefix + name, name, v) for name, v in named])
+            expire[bucket] = expiry
         # what a late event takes back also grows the total's `retracted:` field, so that what
         # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
         increments.add(layout.total_key(scope), [(name, name, v) for name, v in named]
                        + [(f"retracted:{name}", name, -v) for name, v in named if v < 0])
-        expire[mk] = minute_key_expiry(minute)
-        expire[hk] = hour_key_expiry(minute)
         kind, _, ident = scope.partition(":")
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
+            ix = layout.month_index_key(kind, day.month)
+            if (ix, ident) not in months:
+                months.add((ix, ident))
+                expire[ix] = month_index_expiry(day.month, layout.tz)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -157,6 +174,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
+        "months": [[key, ident] for key, ident in sorted(months)],
         "retire": [[layout.scopes_key(kind), kind] for kind in SCOPE_KINDS],
         "retire_before": str(scope_cutoff(now_ms)),
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
@@ -173,13 +191,19 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
 
 def team_move_keys(moves: list[TeamMove], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
-    """(agent key, old team key or False, new team key) for every bucket of agent history."""
+    """(agent key, old team key or False, new team key[, new team's month index, team id]) for
+    every bucket of agent history: a day hash moved also puts the new team in that month's
+    index (for breakdowns by team)."""
     out: list[list[Any]] = []
     for agent, old, new in moves:
-        for kind, bucket in agent_history_suffixes(now_ms):
+        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
             agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
                                            for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
-            out.append([agent_key, old_key if old else False, new_key])
+            move: list[Any] = [agent_key, old_key if old else False, new_key]
+            if kind == "d":  # bucket: the local date; the index is per local month
+                move += [layout.month_index_key("team", bucket[:7]), new,
+                         month_index_expiry(bucket[:7], layout.tz)]
+            out.append(move)
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
     return out
