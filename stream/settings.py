@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 PREFIX = "CALLKPI_"
 DEFAULT_BROKER_PORT = 19092
@@ -45,6 +49,14 @@ class Settings:
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline
     worker_id: str = ""
     data_dir: str = ""
+
+    @property
+    def zone(self) -> "ZoneInfo":
+        """The center's time zone (`CALLKPI_TIMEZONE`; the worker and `serve` set it from the
+        configuration file's `timezone` when the variable is empty): day buckets hold its local
+        days."""
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(self.timezone or "UTC")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -57,6 +58,8 @@ def run_worker(args: argparse.Namespace) -> int:
     from stream.processing.app import create_app
     settings = Settings.from_env()
     config = load_service_config(settings)
+    # day buckets are local days of the center's zone: the worker writes them in that zone
+    settings = dataclasses.replace(settings, timezone=str(timezone_of(settings, config)))
     app = create_app(settings, thresholds_of(config))
     app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
     worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stream.cli import commands, stack
+from stream.cli import commands, series, stack
 from stream.settings import SettingsError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parsers(sub)
     stack.add_parsers(sub)
+    series.add_parser(sub)
     try:
         from stream.cli import simulate
     except ImportError:  # pragma: no cover - the simulator is part of the package

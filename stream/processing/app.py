@@ -71,7 +71,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
                        partitions=settings.partitions)
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw", partitions=1)
-    store = Store(settings.redis_url, settings.key_prefix)
+    store = Store(settings.redis_url, settings.key_prefix, settings.zone)
 
     async def dead_letter(key: bytes, value: bytes) -> None:
         fut = await dlq.send(key=key, value=value)

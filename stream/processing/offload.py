@@ -127,7 +127,7 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, requests: Any,
                  replies: Any) -> None:
-    store = Store(settings.redis_url, settings.key_prefix)
+    store = Store(settings.redis_url, settings.key_prefix, settings.zone)
     pipeline = Pipeline(store, DeadLetterProducer(settings), thresholds,
                         state_horizon_ms=int(settings.state_horizon_hours * 3_600_000),
                         agent_state_ms=int(settings.agent_state_hours * 3_600_000),

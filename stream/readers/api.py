@@ -18,8 +18,9 @@ from stream.contract import format_ts, parse_ts
 from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
 from stream.kpi.config_file import ApiConfig
 from stream.kpi.scopes import SCOPE_KINDS, Scope, ScopeError, parse_scope
-from stream.kpi.windows import Range, WindowError, check_range, resolve_window
+from stream.kpi.windows import Range, WindowError, check_range, check_readable, resolve_window
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
+from stream.readers import history
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query
@@ -76,7 +77,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
     if window and ("from" in q or "to" in q):
         raise BadRequest("give either 'window' or 'from' and 'to', not both")
     if window:
-        return window, resolve_window(window, now_ms, tz)
+        return window, check_readable(resolve_window(window, now_ms, tz), now_ms, tz)
     if "from" in q or "to" in q:
         if "from" not in q or "to" not in q:
             raise BadRequest("'from' and 'to' go together")
@@ -84,7 +85,7 @@ def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | N
             start, end = parse_ts(_num_or_str(q["from"])), parse_ts(_num_or_str(q["to"]))
         except ValueError as exc:
             raise BadRequest(f"bad 'from'/'to': {exc}; use RFC 3339 with an offset") from exc
-        return None, check_range(start, end, now_ms)
+        return None, check_range(start, end, now_ms, tz)
     return "15m", resolve_window("15m", now_ms, tz)
 
 
@@ -185,6 +186,85 @@ async def kpis_payload(ctx: ApiContext, params: dict[str, str],
     return out
 
 
+def _enum(kind: Any, value: str | None, name: str, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise BadRequest(f"bad {name!r}: {value!r}; use one of "
+                         f"{', '.join(v.value for v in kind)}") from None
+
+
+def _history_range(ctx: ApiContext, params: dict[str, str], default_window: str) -> tuple[str | None, Range]:
+    if not {"window", "from", "to"} & params.keys():
+        params = {**params, "window": default_window}
+    return resolve_range(params, ctx.now_ms(), ctx.tz)
+
+
+async def series_payload(ctx: ApiContext, params: dict[str, str],
+                         grant: Grant = OPEN) -> dict[str, Any]:
+    """The answer of `GET /api/v1/series` (also printed by `callkpi series`)."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
+    window, rng = _history_range(ctx, params, "month")
+    step = _enum(history.Step, params.get("step"), "step", history.Step.DAY)
+    compare = _enum(history.Compare, params.get("compare"), "compare")
+    kpis = history.parse_kpis(params.get("kpis"), ("connect_rate", "conversion_rate", "aht_seconds"))
+    points = await history.series(ctx.store, scope, rng, step, kpis, now, compare)
+    return {"scope": str(scope), "window": window, "from": format_ts(rng.start),
+            "to": format_ts(rng.end), "step": step.value,
+            "compare": compare.value if compare else None, "timezone": str(ctx.tz),
+            "kpis": list(kpis), "points": points}
+
+
+async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
+                            grant: Grant = OPEN) -> dict[str, Any]:
+    """The answer of `GET /api/v1/breakdown`. A scope-restricted token sees the rows of the
+    scopes it may read (agents: while they work in its teams or campaigns)."""
+    now = ctx.now_ms()
+    scope = parse_scope(params.get("scope"))
+    await require(ctx, grant, scope)
+    by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
+    window, rng = _history_range(ctx, params, "30d")
+    hourly = by in (history.BreakdownBy.HOUR_OF_DAY, history.BreakdownBy.WEEKDAY_HOUR)
+    kpis = history.parse_kpis(params.get("kpis"), history.HOUR_KPIS if hourly else
+                              ("handled", "aht_seconds", "conversion_rate"))
+    try:
+        limit = int(params.get("limit", "200" if hourly else "50"))
+    except ValueError:
+        raise BadRequest("'limit' must be an integer") from None
+    if not 1 <= limit <= history.MAX_LIMIT:
+        raise BadRequest(f"'limit' must be between 1 and {history.MAX_LIMIT}")
+    out: dict[str, Any] = {"scope": str(scope), "by": by.value, "window": window,
+                           "from": format_ts(rng.start), "to": format_ts(rng.end),
+                           "timezone": str(ctx.tz), "kpis": list(kpis)}
+    if hourly:
+        sortable = (*history.HOUR_KPIS, *kpis)
+        sort = history.parse_sort(params["sort"], sortable) if params.get("sort") else None
+        cells = await history.hour_profile(ctx.store, scope, rng,
+                                           by is history.BreakdownBy.WEEKDAY_HOUR, kpis, now)
+        out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}" if sort else None,
+                   cells=history.rank_cells(cells, sort, limit))
+        return out
+    if by is history.BreakdownBy.DISPOSITION_CODE:
+        codes, total = await history.disposition_codes(ctx.store, scope, rng, limit)
+        out.update(sort="wrapups:desc", codes=codes, total_rows=total)
+        return out
+    if scope.kind != "center":
+        raise BadRequest(f"a breakdown by {by.value} covers the whole center (scope=center): "
+                         "counters are kept per scope, not per pair of scopes")
+    sort = history.parse_sort(params.get("sort"), kpis)
+    visible = None
+    if grant.restricted:
+        live_agents = (await ctx.store.live())[0]
+        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
+    result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now, visible)
+    out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
+               total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
+    return out
+
 def verdict_notes(values: dict[str, Any]) -> dict[str, str]:
     """Why rates over live-person answers cannot be known for a scope: none of its answers
     carries an answering-machine verdict (queue_log and CDR sources have none, docs/adapters.md)."""
@@ -204,6 +284,14 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     @r.get("/api/v1/kpis")
     async def kpis(request: web.Request) -> web.Response:
         return _json(await kpis_payload(ctx, dict(request.query), grant_of(request)))
+
+    @r.get("/api/v1/series")
+    async def series(request: web.Request) -> web.Response:
+        return _json(await series_payload(ctx, dict(request.query), grant_of(request)))
+
+    @r.get("/api/v1/breakdown")
+    async def breakdown(request: web.Request) -> web.Response:
+        return _json(await breakdown_payload(ctx, dict(request.query), grant_of(request)))
 
     @r.get("/api/v1/live")
     async def live(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ def build_context(settings: Any, config: Any, tz: ZoneInfo) -> ApiContext:
     """The reader's Redis connections: a bounded pool for queries (`api.redis_connections`),
     one connection for the shared update subscription, one for /health."""
     api = config.api
-    store = Store(settings.redis_url, settings.key_prefix, max_connections=api.redis_connections,
+    store = Store(settings.redis_url, settings.key_prefix, tz, max_connections=api.redis_connections,
                   wait_seconds=api.redis_wait_seconds)
     hub = UpdateHub(aioredis.from_url(settings.redis_url, decode_responses=True),
                     store.layout.key("updates"), max_clients=api.max_stream_clients,

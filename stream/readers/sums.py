@@ -16,7 +16,7 @@ from typing import Any
 
 from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME
 from stream.kpi.scopes import Scope
-from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to
+from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to, local_day_of
 from stream.readers.query import add_open_time
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
@@ -84,12 +84,16 @@ FIELDS_PER_CALL = 20_000
 """Each script call blocks Redis while it runs: a few milliseconds per call, many calls."""
 
 
-def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...]) -> tuple[list[tuple[str, int]], dict, int]:
+def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
+                 tz: Any = None) -> tuple[list[tuple[str, Any]], dict, int]:
     """The bucket hashes a scope's windows need, the script's plan (for each bucket: the field
     indexes to read and the windows each belongs to), and the number of fields per scope."""
     need: defaultdict[tuple[str, int], defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for w, r in enumerate(ranges.values()):
-        d = decompose(r)
+        d = decompose(r, tz)  # whole local days from day buckets (docs/history.md)
+        for start in d.days:
+            day = local_day_of(start, tz)
+            need[("d", day.date)][str(day.day)].append(w)
         for m in d.minutes:
             need[("m", floor_to(m, HOUR_MS))][str((m % HOUR_MS) // MINUTE_MS)].append(w)
         for h in d.hours:
@@ -107,7 +111,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     Redis sums (one script call per chunk of scopes, all calls pipelined), so a scrape moves a
     few numbers per scope instead of every field of every bucket.
     """
-    buckets, plan, per_scope = _bucket_plan(ranges, counters)
+    buckets, plan, per_scope = _bucket_plan(ranges, counters, store.layout.tz)
     if not scopes or not buckets or not counters:
         return {s: {w: {} for w in ranges} for s in scopes}
     layout = store.layout
@@ -117,6 +121,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), chunk):
         keys = [layout.minute_key(scope, b) if kind == "m" else layout.hour_key(scope, b)
+                if kind == "h" else layout.day_key(scope, b)
                 for scope in scopes[i:i + chunk] for kind, b in buckets]
         await script(keys=keys, args=[argv], client=pipe)
     flat = [float(v) for part in await pipe.execute() for v in part.split()]

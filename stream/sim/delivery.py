@@ -185,7 +185,7 @@ class Simulator:
         elif reason == "future_timestamp":
             d["ts"] = self.fmt.utc(max(deliver, self.cfg.end_ms) + 3_600_000)
         elif reason == "too_old":
-            d["ts"] = self.fmt.utc(deliver - 40 * DAY_MS)
+            d["ts"] = self.fmt.utc(deliver - 401 * DAY_MS)
         elif reason == "unsupported_version":
             d["v"] = 2
         return _encode(d).encode()

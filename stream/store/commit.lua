@@ -28,16 +28,25 @@ for _, m in ipairs(b.moves) do
       redis.call('HINCRBYFLOAT', m[3], flat[i], flat[i + 1])
     end
     if ttl > 0 then redis.call('PEXPIRE', m[3], ttl) end
+    -- a day hash: the new team has data in that month ({..., month index key, team id,
+    -- the index's expiry})
+    if m[4] then
+      redis.call('SADD', m[4], m[5])
+      redis.call('PEXPIREAT', m[4], m[6])
+    end
   end
 end
 
--- 4. Counters: {minute_key, hour_key, total_key, minute_field_prefix, hour_field_prefix,
--- {name, int_delta, ...}, {name, float_delta, ...}}: each delta goes to all three hashes.
+-- 4. Counters: {minute_key or false, hour_key or false, total_key, minute_field_prefix,
+-- hour_field_prefix, {name, int_delta, ...}, {name, float_delta, ...}, day_key,
+-- day_field_prefix}: each delta goes to all four hashes (false: that bucket is already past its
+-- retention, an imported old event).
 local function incr(cmd, list, c)
   for i = 1, #list, 2 do
     local name, delta = list[i], list[i + 1]
-    redis.call(cmd, c[1], c[4] .. name, delta)
-    redis.call(cmd, c[2], c[5] .. name, delta)
+    if c[1] then redis.call(cmd, c[1], c[4] .. name, delta) end
+    if c[2] then redis.call(cmd, c[2], c[5] .. name, delta) end
+    redis.call(cmd, c[8], c[9] .. name, delta)
     redis.call(cmd, c[3], name, delta)
     -- taken back by a late event: the total's `retracted:` field grows too, so that what is
     -- exported (net + retracted, and retracted) only goes up (docs/observability.md)
@@ -50,7 +59,9 @@ for _, c in ipairs(b.counters) do
   incr('HINCRBY', c[6], c)
   incr('HINCRBYFLOAT', c[7], c)
 end
--- then key expiries {key, expire_at_ms}.
+-- Month index {key, id}: the ids of a scope kind with data in a local month.
+for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
+-- then key expiries {key, expire_at_ms} (month indexes included).
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end

@@ -9,9 +9,11 @@ from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.state.call_state import LiveCall
+from stream.kpi.windows import local_day_of
 from stream.store.layout import (
-    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, hour_field, hour_key_expiry,
-    minute_field, minute_key_expiry, scope_cutoff)
+    SCOPE_KINDS, Layout, PartitionProgress, agent_history_suffixes, day_field, day_key_expiry,
+    hour_field, hour_key_expiry, minute_field, minute_key_expiry, month_index_expiry,
+    scope_cutoff)
 
 COMMIT_LUA = resources.files("stream.store").joinpath("commit.lua").read_text()
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -67,26 +69,43 @@ def _split(counters: dict[str, float]) -> tuple[list[str], list[str]]:
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     """The arguments of commit.lua: a JSON description of the batch, then the entity states.
 
-    Per (scope, minute) the JSON names its minute, hour and total hashes with field prefixes
-    and the deltas (Lua adds each delta to all three). Entity states travel as arguments of
-    their own, referred to by position: embedded in the JSON they would be escaped here and
-    unescaped by Lua, and they are most of the bytes."""
+    Per (scope, minute) the JSON names its minute, hour, total and day hashes with field
+    prefixes and the deltas (Lua adds each delta to all four). A minute or hour hash that would
+    expire at once (an import of old events) is left out (false): only the day hash, kept 400
+    days, takes the event. Entity states travel as arguments of their own, referred to by
+    position: embedded in the JSON they would be escaped here and unescaped by Lua, and they
+    are most of the bytes."""
     expire: dict[str, int] = {}
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
+    months: set[tuple[str, str]] = set()  # (month index key, id)
     counters: list[list[Any]] = []
     for (scope, minute), deltas in batch.counters.items():
         ints, floats = _split(deltas)
         if not ints and not floats:
             continue
-        mk, hk = layout.minute_key(scope, minute), layout.hour_key(scope, minute)
+        day = local_day_of(minute, layout.tz)
+        mk: str | bool = layout.minute_key(scope, minute)
+        hk: str | bool = layout.hour_key(scope, minute)
+        dk = layout.day_key(scope, day.date)
+        if minute_key_expiry(minute) > now_ms:
+            expire[mk] = minute_key_expiry(minute)  # type: ignore[index]
+        else:
+            mk = False
+        if hour_key_expiry(minute) > now_ms:
+            expire[hk] = hour_key_expiry(minute)  # type: ignore[index]
+        else:
+            hk = False
+        expire[dk] = day_key_expiry(day.date, layout.tz)
         counters.append([mk, hk, layout.total_key(scope), minute_field(minute, ""),
-                         hour_field(minute, ""), ints, floats])
-        expire[mk] = minute_key_expiry(minute)
-        expire[hk] = hour_key_expiry(minute)
+                         hour_field(minute, ""), ints, floats, dk, day_field(day.day, "")])
         kind, _, ident = scope.partition(":")
         if ident:
             key = (layout.scopes_key(kind), ident)
             scopes[key] = max(scopes.get(key, minute), minute)
+            ix = layout.month_index_key(kind, day.month)
+            if (ix, ident) not in months:
+                months.add((ix, ident))
+                expire[ix] = month_index_expiry(day.month, layout.tz)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
@@ -104,6 +123,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
+        "months": [[key, ident] for key, ident in sorted(months)],
         "retire": [[layout.scopes_key(kind), kind] for kind in SCOPE_KINDS],
         "retire_before": str(scope_cutoff(now_ms)),
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
@@ -119,14 +139,20 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
 
 def team_move_keys(moves: list[tuple[str, str | None, str]], layout: Layout,
                    now_ms: int) -> list[list[Any]]:
-    """(agent key, old team key or False, new team key) for every bucket of agent history."""
+    """(agent key, old team key or False, new team key[, new team's month index, team id]) for
+    every bucket of agent history: a day hash moved also puts the new team in that month's
+    index (for breakdowns by team)."""
     out: list[list[Any]] = []
     for agent, old, new in moves:
-        for kind, bucket in agent_history_suffixes(now_ms):
+        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
             def key(scope: str) -> str:
                 return f"{layout.prefix}{kind}:{scope}:{bucket}"
-            out.append([key(f"agent:{agent}"), key(f"team:{old}") if old else False,
-                        key(f"team:{new}")])
+            move: list[Any] = [key(f"agent:{agent}"), key(f"team:{old}") if old else False,
+                               key(f"team:{new}")]
+            if kind == "d":  # bucket: the local date; the index is per local month
+                move += [layout.month_index_key("team", bucket[:7]), new,
+                         month_index_expiry(bucket[:7], layout.tz)]
+            out.append(move)
         tk = layout.total_key
         out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
     return out

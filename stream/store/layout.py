@@ -6,6 +6,8 @@ All keys start with a configurable prefix (default `ck:`).
 |---|---|---|---|
 | `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
 | `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
+| `d:<scope>:<YYYY-MM-DD>` | hash | counters of that local day (the center's zone), field `<day of month>:<counter>` | day end + 401 d |
+| `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
 | `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
@@ -21,11 +23,15 @@ All keys start with a configurable prefix (default `ck:`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS, floor_to)
+    DAY_MS, DAY_READABLE_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, MINUTE_RETENTION_MS,
+    add_months, floor_to, local_date, local_start)
 
 SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 HOUR_KEY_TTL_MS = 37 * DAY_MS
@@ -34,15 +40,29 @@ SCOPE_RETENTION_MS = HOUR_READABLE_MS + HOUR_MS
 are read back 35 days, an hour whole): it retires from the scope index, its totals go."""
 
 
+UTC = ZoneInfo("UTC")
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     prefix: str = "ck:"
+    tz: ZoneInfo = field(default=UTC)
+    """The center's zone: day buckets hold its local days (written by the worker, read by
+    readers; both must use the same zone, `docs/history.md`)."""
 
     def minute_key(self, scope: str, minute_ms: int) -> str:
         return f"{self.prefix}m:{scope}:{floor_to(minute_ms, HOUR_MS)}"
 
     def hour_key(self, scope: str, hour_ms: int) -> str:
         return f"{self.prefix}h:{scope}:{floor_to(hour_ms, DAY_MS)}"
+
+    def day_key(self, scope: str, day: str) -> str:
+        """The counters of a local day (`YYYY-MM-DD`, a `LocalDay.date`)."""
+        return f"{self.prefix}d:{scope}:{day}"
+
+    def month_index_key(self, kind: str, month: str) -> str:
+        """The ids of `kind` with data in a local month (a set)."""
+        return f"{self.prefix}ix:{kind}:{month}"
 
     def total_key(self, scope: str) -> str:
         return f"{self.prefix}t:{scope}"
@@ -108,9 +128,43 @@ def hour_key_expiry(minute_ms: int) -> int:
     return floor_to(minute_ms, DAY_MS) + HOUR_KEY_TTL_MS
 
 
-def agent_history_suffixes(now_ms: int) -> list[tuple[str, str]]:
+def day_field(day: int, counter: str) -> str:
+    return f"{day}:{counter}"
+
+
+def month_label(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+@lru_cache(maxsize=4096)
+def day_key_expiry(day: str, tz: ZoneInfo) -> int:
+    """Expiry (epoch ms) of a local day's hash (`YYYY-MM-DD`): readable 400 days after the day
+    ends (a day of slack)."""
+    d = date(int(day[:4]), int(day[5:7]), int(day[8:10]))
+    return local_start(d + timedelta(days=1), tz) + DAY_READABLE_MS + DAY_MS
+
+
+@lru_cache(maxsize=4096)
+def month_index_expiry(month: str, tz: ZoneInfo) -> int:
+    """Expiry of a local month's index (`YYYY-MM`): as the hash of its last day."""
+    first = date(int(month[:4]), int(month[5:7]), 1)
+    return local_start(add_months(first, 1), tz) + DAY_READABLE_MS + DAY_MS
+
+
+def history_days(now_ms: int, tz: ZoneInfo) -> list[str]:
+    """Every local day whose hash may still be kept at `now_ms` (and tomorrow)."""
+    d, last = local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), local_date(now_ms, tz)
+    out = []
+    while d <= last + timedelta(days=1):
+        out.append(d.isoformat())
+        d += timedelta(days=1)
+    return out
+
+
+def agent_history_suffixes(now_ms: int, tz: ZoneInfo = UTC) -> list[tuple[str, str]]:
     """Every (kind, bucket) suffix that may hold an agent's history, for a team move."""
-    out = [("m", str(h)) for h in range(floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS),
+    out = [("d", day) for day in history_days(now_ms, tz)]
+    out += [("m", str(h)) for h in range(floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS),
                                         now_ms + 2 * HOUR_MS, HOUR_MS)]
     out += [("h", str(d)) for d in range(floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS),
                                          now_ms + DAY_MS, DAY_MS)]

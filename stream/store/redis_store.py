@@ -10,9 +10,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from stream.kpi.windows import HOUR_MS, MINUTE_MS, DAY_MS, Range, decompose, floor_to
+from zoneinfo import ZoneInfo
+
+from stream.kpi.windows import (
+    HOUR_MS, MINUTE_MS, DAY_MS, Decomposition, Range, decompose, floor_to, local_day_of)
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, encode
-from stream.store.layout import SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
+from stream.store.layout import UTC, SCOPE_KINDS, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
 VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
@@ -51,17 +54,19 @@ return gone
 class Store:
     """All Redis access of the service. One instance per process; safe for concurrent readers."""
 
-    def __init__(self, url: str, prefix: str = "ck:", *, max_connections: int | None = None,
-                 wait_seconds: float = 5.0) -> None:
-        """`max_connections`: a bounded pool (readers under load): a request waits up to
-        `wait_seconds` for a free connection rather than failing, or opening one per request."""
+    def __init__(self, url: str, prefix: str = "ck:", tz: ZoneInfo | None = None, *,
+                 max_connections: int | None = None, wait_seconds: float = 5.0) -> None:
+        """`tz`: the center's zone, whose local days the day buckets hold (writers and readers
+        of one store must agree on it: `docs/history.md`). `max_connections`: a bounded pool
+        (readers under load): a request waits up to `wait_seconds` for a free connection rather
+        than failing, or opening one per request."""
         if max_connections is None:
             self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
         else:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, max_connections=max_connections, timeout=wait_seconds)
             self.redis = aioredis.Redis(connection_pool=pool)
-        self.layout = Layout(prefix)
+        self.layout = Layout(prefix, tz or UTC)
         self._commit = self.redis.register_script(COMMIT_LUA)
         self._scopes_migrated = False
 
@@ -142,21 +147,12 @@ class Store:
 
     async def window_counters(self, scopes: list[str], r: Range) -> dict[str, dict[str, float]]:
         """Counter sums of each scope over `[r.start, r.end)`: one round trip for all scopes."""
-        d = decompose(r)
-        minute_idx: defaultdict[int, set[str]] = defaultdict(set)
-        for m in d.minutes:
-            minute_idx[floor_to(m, HOUR_MS)].add(str((m % HOUR_MS) // MINUTE_MS))
-        hour_idx: defaultdict[int, set[str]] = defaultdict(set)
-        for h in d.hours:
-            hour_idx[floor_to(h, DAY_MS)].add(str((h % DAY_MS) // HOUR_MS))
+        buckets = self.bucket_fields(decompose(r, self.layout.tz))
         plan: list[tuple[str, set[str]]] = []
         pipe = self.redis.pipeline(transaction=False)
         for scope in scopes:
-            for hour, idx in minute_idx.items():
-                pipe.hgetall(self.layout.minute_key(scope, hour))
-                plan.append((scope, idx))
-            for day, idx in hour_idx.items():
-                pipe.hgetall(self.layout.hour_key(scope, day))
+            for key_of, idx in buckets:
+                pipe.hgetall(key_of(scope))
                 plan.append((scope, idx))
         results = await pipe.execute() if plan else []
         out: dict[str, dict[str, float]] = {s: defaultdict(float) for s in scopes}
@@ -167,6 +163,32 @@ class Store:
                 if i in idx:
                     sums[name] += float(v)
         return {s: dict(v) for s, v in out.items()}
+
+    def bucket_fields(self, d: Decomposition) -> list[tuple[Any, set[str]]]:
+        """(scope → bucket hash key, the field indexes to read in it) for a decomposition."""
+        minute_idx: defaultdict[int, set[str]] = defaultdict(set)
+        for m in d.minutes:
+            minute_idx[floor_to(m, HOUR_MS)].add(str((m % HOUR_MS) // MINUTE_MS))
+        hour_idx: defaultdict[int, set[str]] = defaultdict(set)
+        for h in d.hours:
+            hour_idx[floor_to(h, DAY_MS)].add(str((h % DAY_MS) // HOUR_MS))
+        day_idx: defaultdict[str, set[str]] = defaultdict(set)
+        for start in d.days:
+            day = local_day_of(start, self.layout.tz)
+            day_idx[day.date].add(str(day.day))
+        lay = self.layout
+        out: list[tuple[Any, set[str]]] = []
+        out += [((lambda s, b=b: lay.minute_key(s, b)), i) for b, i in minute_idx.items()]
+        out += [((lambda s, b=b: lay.hour_key(s, b)), i) for b, i in hour_idx.items()]
+        out += [((lambda s, b=b: lay.day_key(s, b)), i) for b, i in day_idx.items()]
+        return out
+
+    async def month_ids(self, kind: str, months: list[str]) -> list[str]:
+        """The ids of `kind` with data in any of the local months (the month index)."""
+        if not months:
+            return []
+        keys = [self.layout.month_index_key(kind, m) for m in months]
+        return sorted(await self.redis.sunion(keys))
 
     async def totals(self, scopes: list[str]) -> dict[str, dict[str, float]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -216,6 +216,23 @@ def test_live_agents_campaigns(fed: Fed, api: Api) -> None:
     api.get("/api/v1/campaigns", **rng)
 
 
+def test_series_and_breakdowns(fed: Fed, api: Api) -> None:
+    scopes = api.get("/api/v1/scopes")
+    body = api.get("/api/v1/series", scope=f"campaign:{scopes['campaign'][0]}", window="today",
+                   step="1h", kpis="connect_rate,handled", compare="previous_period")
+    assert body["points"] and "compare" in body["points"][0]
+    assert api.get("/api/v1/series")["step"] == "1d"
+    api.get("/api/v1/series", window="24h", step="15m", compare="previous_week")
+    api.get("/api/v1/series", window="year", step="1mo", compare="previous_year")
+    rows = api.get("/api/v1/breakdown", by="agent", kpis="handled,aht_seconds", sort="handled", limit=5)
+    assert rows["rows"]
+    api.get("/api/v1/breakdown", by="campaign", window="month")
+    cells = api.get("/api/v1/breakdown", by="weekday_hour", window="30d")["cells"]
+    assert cells and "weekday" in cells[0]
+    api.get("/api/v1/breakdown", by="hour_of_day", sort="connect_rate:asc", limit=3)
+    api.get("/api/v1/breakdown", by="disposition_code", scope=f"campaign:{scopes['campaign'][0]}")
+
+
 def test_targets_compliance_health_stream_metrics_page(fed: Fed, api: Api) -> None:
     targets = api.get("/api/v1/targets")["targets"]
     assert {t["status"] for t in targets} >= {"warn", "critical"}
@@ -258,6 +275,16 @@ BAD_REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/kpis", {"from": "2026-01-01T01:00:00Z", "to": "2026-01-01T00:00:00Z"}),
     ("/api/v1/kpis", {"from": "2000-01-01T00:00:00Z", "to": "2000-01-01T01:00:00Z"}),
     ("/api/v1/live", {"scope": "planet:mars"}),
+    ("/api/v1/series", {"step": "2h"}),
+    ("/api/v1/series", {"kpis": "happiness"}),
+    ("/api/v1/series", {"compare": "last_century"}),
+    ("/api/v1/series", {"window": "year", "step": "15m"}),
+    ("/api/v1/series", {"from": "2000-01-01T00:00:00Z", "to": "2000-01-02T00:00:00Z", "step": "1d"}),
+    ("/api/v1/breakdown", {"by": "planet"}),
+    ("/api/v1/breakdown", {"by": "agent", "scope": "campaign:c1"}),
+    ("/api/v1/breakdown", {"by": "agent", "sort": "csat_avg"}),
+    ("/api/v1/breakdown", {"by": "agent", "limit": "0"}),
+    ("/api/v1/breakdown", {"by": "hour_of_day", "window": "last_quarter"}),
     ("/api/v1/agents", {"window": "forever"}),
     ("/api/v1/agents", {"scope": "bogus"}),
     ("/api/v1/campaigns", {"to": "2026-01-01T00:00:00Z"}),

@@ -64,7 +64,7 @@ def crafted() -> tuple[list[bytes], dict]:
         "invalid_field": json.dumps(call("i4", "call.answered", T0, "I", answered_by="robot")).encode(),
         "out_of_range": json.dumps(call("i5", "call.survey", T0, "I", csat=9)).encode(),
         "future_timestamp": json.dumps(call("i6", "call.dialed", NOW + 3600 * S, "I")).encode(),
-        "too_old": json.dumps(call("i7", "call.dialed", NOW - 40 * 86400 * S, "I")).encode(),
+        "too_old": json.dumps(call("i7", "call.dialed", NOW - 401 * 86400 * S, "I")).encode(),
         "unsupported_version": json.dumps({**call("i8", "call.dialed", T0, "I"), "v": 2}).encode(),
         "oversize": json.dumps({**call("i9", "call.dialed", T0, "I"), "pad": "x" * 70000}).encode(),
     }

@@ -13,7 +13,7 @@ Decisions where the catalog is silent (the pipeline implements the same):
 
 - Validation follows docs/event-contract.md ("as implemented"): the first broken rule decides, in
   the order size, JSON, object, `v`, event_id, type, ts, call_id, campaign_id, the type's fields,
-  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 35 days). `null`
+  and the clock last (future_timestamp: ts > now + 10 min; too_old: ts < now - 400 days). `null`
   means absent. Every string is trimmed and must then be 1..128 characters; an empty optional
   string is absent (1.1), an empty required one invalid. Enum values other than `type` and `disposition` outside their
   set are `invalid_field`. Booleans are never numbers; `*_ms` must be integral (1500.0 is fine,
@@ -50,7 +50,7 @@ from typing import Any, Iterable
 
 MAX_BYTES = 65536
 FUTURE_MS = 10 * 60 * 1000
-TOO_OLD_MS = 35 * 86400 * 1000
+TOO_OLD_MS = 400 * 86400 * 1000
 MAX_MS = 7 * 24 * 3600 * 1000  # every *_ms field: at most 7 days (contract 1.1)
 MAX_ORDER_VALUE = 10**9
 
@@ -511,6 +511,23 @@ class Reference:
 
     def scopes(self) -> list[str]:
         return sorted(set(self._by_scope) | set(self._intervals_by_scope))
+
+    def ids(self, kind: str) -> list[str]:
+        """The ids of a scope kind with any data (for breakdowns)."""
+        return sorted(s.split(":", 1)[1] for s in self.scopes() if s.startswith(kind + ":"))
+
+    def hour_cells(self, scope: str, from_ms: int, to_ms: int, tz: Any, *,
+                   weekday: bool) -> dict[tuple[int, int], dict[str, float]]:
+        """Call counters per local (weekday or -1, hour) of each record's ts in [from, to): the
+        "best time to call" heatmap, from the records alone."""
+        cells: dict[tuple[int, int], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for rec in self._by_scope.get(scope, []):
+            if from_ms <= rec.ts < to_ms:
+                local = datetime.fromtimestamp(rec.ts / 1000, tz)
+                cell = cells[(local.weekday() if weekday else -1, local.hour)]
+                for k, x in rec.values.items():
+                    cell[k] += x
+        return {k: dict(v) for k, v in cells.items()}
 
     def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
         c: dict[str, float] = defaultdict(int)

@@ -347,7 +347,7 @@ def _base():
     (lambda e: json.dumps(dict(e, lead_score=150)).encode(), "out_of_range"),
     (lambda e: json.dumps(dict(e, wrapup_ms=-5)).encode(), "out_of_range"),
     (lambda e: json.dumps(dict(e, ts=NOW + 11 * 60 * S)).encode(), "future_timestamp"),
-    (lambda e: json.dumps(dict(e, ts=NOW - 36 * 86400 * S)).encode(), "too_old"),
+    (lambda e: json.dumps(dict(e, ts=NOW - 401 * 86400 * S)).encode(), "too_old"),
     (lambda e: json.dumps(dict(e, v=2)).encode(), "unsupported_version"),
 ])
 def test_rejections(mutate, reason):
