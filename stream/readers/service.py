@@ -69,7 +69,11 @@ def _wallboard_routes() -> list[web.RouteTableDef]:
 def create_service_app(ctx: ApiContext) -> web.Application:
     extra = [_metrics_routes(ctx), *_wallboard_routes()]
     if ctx.extensions is not None:
+        from stream.readers.experiments import routes as experiment_routes
         extra.append(ctx.extensions.routes())
+        extra.append(experiment_routes(ctx, ctx.extensions.config.experiments))
+    from stream.readers.retention import routes as retention_routes
+    extra.append(retention_routes(ctx))
     app = create_web_app(ctx, extra)
 
     async def close_store(_: web.Application) -> None:

@@ -61,6 +61,17 @@ for _, c in ipairs(b.counters) do
 end
 -- Month index {key, id}: the ids of a scope kind with data in a local month.
 for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
+-- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
+-- in the period; a re-attribution that takes its last sale away removes it.
+for _, r in ipairs(b.leads or {}) do
+  local list = r[3]
+  for i = 1, #list, 2 do
+    if tonumber(redis.call('ZINCRBY', r[1], list[i + 1], list[i])) <= 0 then
+      redis.call('ZREM', r[1], list[i])
+    end
+  end
+  if redis.call('EXISTS', r[1]) == 1 then redis.call('PEXPIREAT', r[1], r[2]) end
+end
 -- then key expiries {key, expire_at_ms} (month indexes included).
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
