@@ -1,0 +1,89 @@
+"""The report routes of `callkpi serve`: `GET /api/v1/report` (JSON or a file), the scheduled
+reports and their files, and the `/reports` page (static, drawn from the API by uPlot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from stream.kpi.scopes import parse_scope
+from stream.readers.api import ApiContext, BadRequest, NotFound, json_response
+from stream.readers.auth import grant_of
+from stream.readers.reports import build_report, requested_span
+from stream.readers.reports.render import CONTENT_TYPES, FORMATS, STATIC, render
+from stream.readers.reports.schedule import Scheduler
+
+SCHEDULER = web.AppKey("report_scheduler", Scheduler)
+
+
+async def report_payload(ctx: ApiContext, query: Any, grant: Any) -> tuple[dict[str, Any], str]:
+    """The report a request asks for (`period`, `date`, `scope` repeated, `format`)."""
+    fmt = query.get("format", "json")
+    if fmt not in ("json", *FORMATS):
+        raise BadRequest(f"bad 'format': {fmt!r}; use json, {', '.join(FORMATS)}")
+    if query.get("period") in ("hour", "minute"):
+        raise BadRequest("'period' is day, week or month (hour and minute are for schedules)")
+    span = requested_span(query.get("period", "day"), query.get("date"), ctx.now_ms(), ctx.tz)
+    scopes = query.getall("scope", []) if hasattr(query, "getall") else list(query.get("scope", []))
+    report = await build_report(ctx, span, scopes or None, grant)
+    return report, fmt
+
+
+def routes(ctx: ApiContext, scheduler: Scheduler) -> web.RouteTableDef:
+    r = web.RouteTableDef()
+
+    @r.get("/api/v1/report")
+    async def report(request: web.Request) -> web.StreamResponse:
+        body, fmt = await report_payload(ctx, request.query, grant_of(request))
+        if fmt == "json":
+            return json_response(body)
+        name = f"report-{body['period']}-{body['label']}.{fmt}"
+        return web.Response(body=render(body, fmt), headers={
+            "Content-Type": CONTENT_TYPES[fmt],
+            "Content-Disposition": f"{'inline' if fmt == 'html' else 'attachment'}; filename=\"{name}\""})
+
+    def _visible(request: web.Request, scopes: tuple[str, ...]) -> bool:
+        grant = grant_of(request)
+        return all(grant.matches(s.kind, s.ident) for s in map(parse_scope, scopes))
+
+    @r.get("/api/v1/reports/scheduled")
+    async def scheduled(request: web.Request) -> web.Response:
+        rows = [{"name": s.name, "period": s.period, "scopes": list(s.scopes), "format": s.format,
+                 "webhook": bool(s.webhook), "last": scheduler.last.get(s.name)}
+                for s in scheduler.schedules if _visible(request, s.scopes)]
+        return json_response({"reports": rows, "counts": dict(scheduler.counts)})
+
+    @r.get("/api/v1/reports/files/{name}/{file}")
+    async def scheduled_file(request: web.Request) -> web.StreamResponse:
+        name, file = request.match_info["name"], request.match_info["file"]
+        schedule = next((s for s in scheduler.schedules if s.name == name), None)
+        if schedule is None or not _visible(request, schedule.scopes) or "/" in file or file.startswith("."):
+            raise NotFound(f"no scheduled report {name!r}")
+        path = Path(schedule.directory) / file
+        if not file.startswith(f"{name}-") or not path.is_file():
+            raise NotFound(f"no file {file!r} of report {name!r}")
+        return web.FileResponse(path)
+
+    @r.get("/reports")
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "reports" / "index.html")
+
+    # before the wallboard's /static: the more specific prefixes
+    r.static("/static/vendor", STATIC / "vendor")
+    r.static("/static/reports", STATIC / "reports")
+    return r
+
+
+def attach(app: web.Application, ctx: ApiContext, scheduler: Scheduler) -> None:
+    """Start the schedules with the app, stop them with it."""
+    app[SCHEDULER] = scheduler
+
+    async def start(_: web.Application) -> None:
+        scheduler.start()
+
+    async def stop(_: web.Application) -> None:
+        await scheduler.close()
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)

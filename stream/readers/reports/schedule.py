@@ -1,0 +1,148 @@
+"""Scheduled reports (`[[reports]]`): `callkpi serve` writes each finished local period's report
+once, whatever the restarts and however many serve processes run.
+
+Exactly once: a period is claimed with `SET <prefix>report:<name>:<label> claimed NX PX
+<claim>`; the one process that wins builds and writes the file (to a temporary name, then
+renamed), then marks the period `done` for 400 days. A process that dies between the claim and
+the file leaves a claim that expires after `CLAIM_MS`, and the next check builds it then. Only the
+newest finished period is produced: a serve that was down for three days writes yesterday's
+daily report, not the two before it.
+
+The webhook (a chat channel's incoming webhook) gets a short summary and where the file is; a
+failed delivery is retried with exponential backoff in its own task and counted, never blocking
+serve or the next report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from stream.kpi.config_file import ReportSchedule
+from stream.readers.api import ApiContext
+from stream.readers.reports import Period, PeriodSpan, build_report, last_finished, summary_of
+from stream.readers.reports.render import render
+
+log = logging.getLogger("callkpi.reports")
+CLAIM_MS = 15 * 60 * 1000
+"""How long a claim on a period lasts before another process may build it (the builder died)."""
+DONE_MS = 400 * 24 * 3600 * 1000
+WEBHOOK_ATTEMPTS = 6
+WEBHOOK_BACKOFF_S = 1.0
+"""The first retry's delay; each next one doubles (1, 2, 4, 8, 16 s)."""
+WEBHOOK_TIMEOUT_S = 10.0
+
+
+def file_name(schedule: ReportSchedule, span: PeriodSpan) -> str:
+    return f"{schedule.name}-{span.label}.{schedule.format}"
+
+
+class Scheduler:
+    """The `[[reports]]` of one serve process: one checking task per schedule."""
+
+    def __init__(self, ctx: ApiContext, schedules: tuple[ReportSchedule, ...],
+                 backoff_s: float = WEBHOOK_BACKOFF_S) -> None:
+        self.ctx = ctx
+        self.schedules = schedules
+        self.backoff_s = backoff_s
+        self.counts: Counter[str] = Counter()
+        """produced, failed, webhook_delivered, webhook_retries, webhook_failed (per process)."""
+        self.last: dict[str, dict[str, Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def marker(self, schedule: ReportSchedule, span: PeriodSpan) -> str:
+        return self.ctx.store.layout.key(f"report:{schedule.name}:{span.label}")
+
+    def start(self) -> None:
+        for s in self.schedules:
+            self._spawn(self._loop(s))
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _loop(self, schedule: ReportSchedule) -> None:
+        while True:
+            try:
+                await self.check(schedule)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store down, a full disk: counted, tried again next check
+                self.counts["failed"] += 1
+                log.exception("scheduled report %s failed", schedule.name)
+            await asyncio.sleep(schedule.check_seconds)
+
+    async def check(self, schedule: ReportSchedule) -> Path | None:
+        """Produce the newest finished period's report if no process has; its path if we did."""
+        span = last_finished(Period(schedule.period), self.ctx.now_ms(), self.ctx.tz)
+        key = self.marker(schedule, span)
+        redis = self.ctx.store.redis
+        if not await redis.set(key, f"claimed:{os.getpid()}", nx=True, px=CLAIM_MS):
+            return None
+        try:
+            report = await build_report(self.ctx, span, list(schedule.scopes))
+            body = render(report, schedule.format)
+            directory = Path(schedule.directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / file_name(schedule, span)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(body)
+            tmp.replace(path)
+        except BaseException:
+            await redis.delete(key)  # not produced: the next check tries again
+            raise
+        await redis.set(key, f"done:{path}", px=DONE_MS)
+        self.counts["produced"] += 1
+        self.last[schedule.name] = {"label": span.label, "file": str(path)}
+        log.info("scheduled report %s: %s", schedule.name, path)
+        if schedule.webhook:
+            self._spawn(self.deliver(schedule, span, report, path))
+        return path
+
+    async def deliver(self, schedule: ReportSchedule, span: PeriodSpan, report: dict[str, Any],
+                      path: Path) -> bool:
+        """POST the summary (Slack/Mattermost-style `text`, plus the fields) with retries."""
+        url_path = f"/api/v1/reports/files/{schedule.name}/{path.name}"
+        payload = {"text": f"{summary_of(report)}\n{path} ({url_path})", "report": schedule.name,
+                   "period": span.period.value, "label": span.label, "file": str(path),
+                   "url_path": url_path}
+        delay = self.backoff_s
+        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+        assert schedule.webhook is not None
+        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+            try:
+                async with aiohttp.ClientSession(timeout=timeout) as session, \
+                        session.post(schedule.webhook, data=json.dumps(payload),
+                                     headers={"Content-Type": "application/json"}) as resp:
+                    if 200 <= resp.status < 300:
+                        self.counts["webhook_delivered"] += 1
+                        return True
+                    problem = f"HTTP {resp.status}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                problem = str(exc) or type(exc).__name__
+            if attempt == WEBHOOK_ATTEMPTS:
+                break
+            self.counts["webhook_retries"] += 1
+            log.warning("report %s webhook: %s; retrying in %.0f s", schedule.name, problem, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+        self.counts["webhook_failed"] += 1
+        log.error("report %s webhook failed %d times; the file is %s", schedule.name,
+                  WEBHOOK_ATTEMPTS, path)
+        return False
