@@ -155,7 +155,7 @@ td:first-child,th:first-child{text-align:left}.charts{display:grid;grid-template
 
 _DRAW = """(function(){var R=JSON.parse(document.getElementById('report-data').textContent);
 var C=window.CallkpiCharts;document.querySelectorAll('[data-kpi]').forEach(function(el){
-C.seriesChart(el,R.series.points,el.getAttribute('data-kpi'),{label:R.label,compareLabel:'previous '+R.period});});
+C.seriesChart(el,R.series.points,el.getAttribute('data-kpi'),{label:el.getAttribute('data-kpi')+' '+R.label,compareLabel:'previous '+R.period});});
 var h=document.getElementById('chart-hours');if(h)C.hourChart(h,R.hours);})();"""
 
 
