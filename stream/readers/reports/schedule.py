@@ -8,9 +8,12 @@ the file leaves a claim that expires after `CLAIM_MS`, and the next check builds
 newest finished period is produced: a serve that was down for three days writes yesterday's
 daily report, not the two before it.
 
-The webhook (a chat channel's incoming webhook) gets a short summary and where the file is; a
-failed delivery is retried with exponential backoff in its own task and counted, never blocking
-serve or the next report.
+The webhook (a chat channel's incoming webhook) gets a short summary and where the file is. The
+delivery is written to the store with the `done` mark (`report-hook:<name>:<label>`), so a serve
+that stops before delivering leaves it to the next; a failed attempt is retried with
+exponential backoff (1, 2, 4, 8, 16 s, then given up and counted), in its own task: it never
+blocks serve or the next report. One process at a time attempts a delivery (a lease), so a
+receiver gets each report once unless it fails after taking the request.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Scheduler:
         """produced, failed, webhook_delivered, webhook_retries, webhook_failed (per process)."""
         self.last: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._delivering: set[str] = set()
 
     def marker(self, schedule: ReportSchedule, span: PeriodSpan) -> str:
         return self.ctx.store.layout.key(f"report:{schedule.name}:{span.label}")
@@ -89,7 +93,15 @@ class Scheduler:
             await asyncio.sleep(schedule.check_seconds)
 
     async def check(self, schedule: ReportSchedule) -> Path | None:
-        """Produce the newest finished period's report if no process has; its path if we did."""
+        """Produce the newest finished period's report if no process has (its path if we did),
+        then try the webhook deliveries that are due."""
+        path = await self.produce(schedule)
+        if schedule.webhook and schedule.name not in self._delivering:
+            self._delivering.add(schedule.name)
+            self._spawn(self._deliver_due(schedule))
+        return path
+
+    async def produce(self, schedule: ReportSchedule) -> Path | None:
         span = last_finished(Period(schedule.period), self.ctx.now_ms(), self.ctx.tz)
         key = self.marker(schedule, span)
         redis = self.ctx.store.redis
@@ -107,42 +119,82 @@ class Scheduler:
         except BaseException:
             await redis.delete(key)  # not produced: the next check tries again
             raise
-        await redis.set(key, f"done:{path}", px=DONE_MS)
+        pipe = redis.pipeline(transaction=True)
+        pipe.set(key, f"done:{path}", px=DONE_MS)
+        if schedule.webhook:  # in the store, not in this process: a restart still delivers it
+            pipe.set(self.hook_key(schedule, span.label),
+                     json.dumps({"payload": self.payload(schedule, span, report, path), "attempts": 0,
+                                 "due_ms": 0}), px=DONE_MS)
+        await pipe.execute()
         self.counts["produced"] += 1
         self.last[schedule.name] = {"label": span.label, "file": str(path)}
         log.info("scheduled report %s: %s", schedule.name, path)
-        if schedule.webhook:
-            self._spawn(self.deliver(schedule, span, report, path))
         return path
 
-    async def deliver(self, schedule: ReportSchedule, span: PeriodSpan, report: dict[str, Any],
-                      path: Path) -> bool:
-        """POST the summary (Slack/Mattermost-style `text`, plus the fields) with retries."""
+    def hook_key(self, schedule: ReportSchedule, label: str) -> str:
+        return self.ctx.store.layout.key(f"report-hook:{schedule.name}:{label}")
+
+    @staticmethod
+    def payload(schedule: ReportSchedule, span: PeriodSpan, report: dict[str, Any], path: Path
+                ) -> dict[str, Any]:
+        """What the webhook gets: Slack/Mattermost-style `text`, plus the fields."""
         url_path = f"/api/v1/reports/files/{schedule.name}/{path.name}"
-        payload = {"text": f"{summary_of(report)}\n{path} ({url_path})", "report": schedule.name,
-                   "period": span.period.value, "label": span.label, "file": str(path),
-                   "url_path": url_path}
-        delay = self.backoff_s
-        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+        return {"text": f"{summary_of(report)}\n{path} ({url_path})", "report": schedule.name,
+                "period": span.period.value, "label": span.label, "file": str(path),
+                "url_path": url_path}
+
+    async def _deliver_due(self, schedule: ReportSchedule) -> None:
+        try:
+            redis = self.ctx.store.redis
+            async for key in redis.scan_iter(match=self.hook_key(schedule, "*"), count=100):
+                # one process at a time per delivery: a lease as long as one attempt may take
+                lease = f"{key}:lease"
+                if not await redis.set(lease, str(os.getpid()), nx=True, px=int(WEBHOOK_TIMEOUT_S * 2000)):
+                    continue
+                try:
+                    await self._attempt(schedule, key)
+                finally:
+                    await redis.delete(lease)
+        except Exception:  # the store down: tried again at the next check
+            log.exception("report %s webhook deliveries", schedule.name)
+        finally:
+            self._delivering.discard(schedule.name)
+
+    async def _attempt(self, schedule: ReportSchedule, key: str) -> None:
+        """One delivery attempt if it is due; on failure the next is due after a doubled delay."""
+        redis = self.ctx.store.redis
+        raw = await redis.get(key)
+        if raw is None:
+            return
+        entry = json.loads(raw)
+        now = self.ctx.now_ms()
+        if entry["due_ms"] > now:
+            return
         assert schedule.webhook is not None
-        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-            try:
-                async with aiohttp.ClientSession(timeout=timeout) as session, \
-                        session.post(schedule.webhook, data=json.dumps(payload),
-                                     headers={"Content-Type": "application/json"}) as resp:
-                    if 200 <= resp.status < 300:
-                        self.counts["webhook_delivered"] += 1
-                        return True
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                problem = str(exc) or type(exc).__name__
-            if attempt == WEBHOOK_ATTEMPTS:
-                break
-            self.counts["webhook_retries"] += 1
-            log.warning("report %s webhook: %s; retrying in %.0f s", schedule.name, problem, delay)
-            await asyncio.sleep(delay)
-            delay *= 2
-        self.counts["webhook_failed"] += 1
-        log.error("report %s webhook failed %d times; the file is %s", schedule.name,
-                  WEBHOOK_ATTEMPTS, path)
-        return False
+        problem = await post(schedule.webhook, entry["payload"])
+        if problem is None:
+            await redis.delete(key)
+            self.counts["webhook_delivered"] += 1
+            return
+        entry["attempts"] += 1
+        if entry["attempts"] >= WEBHOOK_ATTEMPTS:
+            await redis.delete(key)
+            self.counts["webhook_failed"] += 1
+            log.error("report %s webhook failed %d times (%s); the file is %s", schedule.name,
+                      entry["attempts"], problem, entry["payload"]["file"])
+            return
+        delay = self.backoff_s * 2 ** (entry["attempts"] - 1)
+        entry["due_ms"] = now + int(delay * 1000)
+        await redis.set(key, json.dumps(entry), xx=True, keepttl=True)
+        self.counts["webhook_retries"] += 1
+        log.warning("report %s webhook: %s; retrying in %.0f s", schedule.name, problem, delay)
+
+
+async def post(url: str, payload: dict[str, Any]) -> str | None:
+    """POST the JSON payload; None when the receiver took it (2xx), else what went wrong."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)) as session, \
+                session.post(url, data=json.dumps(payload), headers={"Content-Type": "application/json"}) as resp:
+            return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        return str(exc) or type(exc).__name__
