@@ -117,3 +117,23 @@ def test_a_restricted_token_sees_only_its_scopes_on_the_page(fed: Served, page: 
     text = page.evaluate("document.body.innerText")
     assert "insure-renew" not in text and "center" not in shown["scopes"]
     assert os.path.basename(shown["csv"]).startswith("report?")
+
+
+def test_the_wallboard_draws_a_sparkline_under_each_big_number(fed: Served, page: Page) -> None:
+    page.navigate(f"{fed.base}/?token={ADMIN}")
+    kpis = ("connect_rate", "abandon_rate", "aht_seconds", "conversions", "revenue")
+    page.wait_for(f"document.querySelectorAll('.card .spark[data-drawn=\"1\"] canvas').length === {len(kpis)}",
+                  60, "a drawn sparkline in every trend card")
+    shown = page.evaluate("""Object.fromEntries(Array.from(document.querySelectorAll('.card .spark')).map(
+        (el) => [el.dataset.sparkFor, el._spark]))""")
+    today = api(fed, "/api/v1/series", scope="center", window="today", step="15m", kpis=",".join(kpis))
+    yesterday = api(fed, "/api/v1/series", scope="center", window="yesterday", step="15m", kpis=",".join(kpis))
+    assert set(shown) == set(kpis)
+    for k in ("connect_rate", "aht_seconds"):  # rates: each slot's own value
+        assert [v for _, v in shown[k]["yesterday"]] == [p["kpis"][k] for p in yesterday["points"]]
+        assert [v for _, v in shown[k]["today"]] == [p["kpis"][k] for p in today["points"]]
+    running_total = 0
+    for (minute, v), p in zip(shown["conversions"]["yesterday"], yesterday["points"], strict=True):
+        running_total += p["kpis"]["conversions"] or 0
+        assert v == running_total  # counts run up through the day, like the big number
+    assert running_total > 0 and shown["conversions"]["yesterday"][36][0] == 9 * 60  # 09:00 local
