@@ -700,7 +700,8 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
     return tuple(out)
 
 
-def _reports(ck: _Checker, raw: Any, base: Path_) -> tuple[ReportSchedule, ...]:
+def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
+    """`source`: the configuration file (a relative directory is relative to it), or ""."""
     out: list[ReportSchedule] = []
     for i, e in enumerate(ck.array_of_tables(raw, ("reports",))):
         p: Path_ = ("reports", i)
@@ -731,8 +732,8 @@ def _reports(ck: _Checker, raw: Any, base: Path_) -> tuple[ReportSchedule, ...]:
         if any(r.name == name for r in out):
             raise ck.error(p + ("name",), f"duplicate report name {name!r}")
         directory = ck.string(e["directory"], p + ("directory",))
-        if base and not Path(directory).is_absolute():
-            directory = str(Path(base).parent / directory)  # relative to the configuration file
+        if source and not Path(directory).is_absolute():
+            directory = str(Path(source).parent / directory)  # relative to the configuration file
         webhook = None
         if "webhook" in e:
             webhook = ck.string(e["webhook"], p + ("webhook",))

@@ -133,7 +133,7 @@ def test_the_wallboard_draws_a_sparkline_under_each_big_number(fed: Served, page
         assert [v for _, v in shown[k]["yesterday"]] == [p["kpis"][k] for p in yesterday["points"]]
         assert [v for _, v in shown[k]["today"]] == [p["kpis"][k] for p in today["points"]]
     running_total = 0
-    for (minute, v), p in zip(shown["conversions"]["yesterday"], yesterday["points"], strict=True):
+    for (_, v), p in zip(shown["conversions"]["yesterday"], yesterday["points"], strict=True):
         running_total += p["kpis"]["conversions"] or 0
         assert v == running_total  # counts run up through the day, like the big number
     assert running_total > 0 and shown["conversions"]["yesterday"][36][0] == 9 * 60  # 09:00 local

@@ -127,7 +127,7 @@ check_seconds = 0.5
     first_post = receiver.posts[1][1]
     assert first_post["file"].endswith(first[0]) and "Call center report" in first_post["text"]
     assert (out / first[0]).read_text().startswith("# Call center report — minute ")
-    assert all(done[label].startswith("done:") for label in produced), done
+    assert all(str(done[label]).startswith("done:") for label in produced), done
     # the two processes after the restart split the periods between them: one produced each
     counts = [s["counts"].get("produced", 0) for s in status]
     assert sum(counts) == len(produced) - 1

@@ -17,8 +17,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 H = 3_600_000
 
 
-def ms(*args: int, tz: ZoneInfo = BERLIN) -> int:
-    return int(datetime(*args, tzinfo=tz).timestamp() * 1000)  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=BERLIN).timestamp() * 1000)
 
 
 def test_a_dst_day_and_week_are_local() -> None:

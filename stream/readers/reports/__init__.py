@@ -9,8 +9,8 @@ Markdown, and `schedule` runs the `[[reports]]` of the configuration file inside
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from enum import Enum
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ from stream.readers.api import ApiContext, BadRequest, kpis_payload, require, se
 from stream.readers.auth import OPEN, Grant
 
 
-class Period(str, Enum):
+class Period(StrEnum):
     """A report's period, in the center's local time (weeks start on Monday)."""
 
     DAY = "day"

@@ -196,5 +196,5 @@ async def post(url: str, payload: dict[str, Any]) -> str | None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)) as session, \
                 session.post(url, data=json.dumps(payload), headers={"Content-Type": "application/json"}) as resp:
             return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return str(exc) or type(exc).__name__
