@@ -1,15 +1,14 @@
 """The report routes of `callkpi serve`: `GET /api/v1/report` (JSON or a file), the scheduled
-reports and their files, and the `/reports` page (static, drawn from the API by uPlot)."""
+reports' state, and the `/reports` page (static, drawn from the API by uPlot)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from stream.kpi.scopes import parse_scope
-from stream.readers.api import ApiContext, BadRequest, NotFound, json_response
+from stream.readers.api import ApiContext, BadRequest, json_response
 from stream.readers.auth import grant_of
 from stream.readers.reports import build_report, requested_span
 from stream.readers.reports.render import CONTENT_TYPES, FORMATS, STATIC, render
@@ -55,24 +54,12 @@ def routes(ctx: ApiContext, scheduler: Scheduler) -> web.RouteTableDef:
                 for s in scheduler.schedules if _visible(request, s.scopes)]
         return json_response({"reports": rows, "counts": dict(scheduler.counts)})
 
-    @r.get("/api/v1/reports/files/{name}/{file}")
-    async def scheduled_file(request: web.Request) -> web.StreamResponse:
-        name, file = request.match_info["name"], request.match_info["file"]
-        schedule = next((s for s in scheduler.schedules if s.name == name), None)
-        if schedule is None or not _visible(request, schedule.scopes) or "/" in file or file.startswith("."):
-            raise NotFound(f"no scheduled report {name!r}")
-        path = Path(schedule.directory) / file
-        if not file.startswith(f"{name}-") or not path.is_file():
-            raise NotFound(f"no file {file!r} of report {name!r}")
-        return web.FileResponse(path)
-
     @r.get("/reports")
     async def page(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "reports" / "index.html")
 
-    # before the wallboard's /static: the more specific prefixes
-    r.static("/static/vendor", STATIC / "vendor")
-    r.static("/static/reports", STATIC / "reports")
+    # before the wallboard's /static: the more specific prefix (uPlot, the chart and page code)
+    r.static("/static/shared", STATIC)
     return r
 
 

@@ -138,10 +138,8 @@ class Scheduler:
     def payload(schedule: ReportSchedule, span: PeriodSpan, report: dict[str, Any], path: Path
                 ) -> dict[str, Any]:
         """What the webhook gets: Slack/Mattermost-style `text`, plus the fields."""
-        url_path = f"/api/v1/reports/files/{schedule.name}/{path.name}"
-        return {"text": f"{summary_of(report)}\n{path} ({url_path})", "report": schedule.name,
-                "period": span.period.value, "label": span.label, "file": str(path),
-                "url_path": url_path}
+        return {"text": f"{summary_of(report)}\n{path}", "report": schedule.name,
+                "period": span.period.value, "label": span.label, "file": str(path)}
 
     async def _deliver_due(self, schedule: ReportSchedule) -> None:
         try:
