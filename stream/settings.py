@@ -51,7 +51,7 @@ class Settings:
     data_dir: str = ""
 
     @property
-    def zone(self) -> "ZoneInfo":
+    def zone(self) -> ZoneInfo:
         """The center's time zone (`CALLKPI_TIMEZONE`; the worker and `serve` set it from the
         configuration file's `timezone` when the variable is empty): day buckets hold its local
         days."""

@@ -25,10 +25,8 @@ def dst_zone(dst_starts: date, dst_ends: date, key: str = "Test/DST") -> ZoneInf
     `dst_ends` (a 23-hour and a 25-hour day), every year."""
     rule = f"XST-1XDT,J{_julian(dst_starts)}/2,J{_julian(dst_ends)}/3"
 
-    def block(time_size: int) -> bytes:  # one local time type, no transitions
-        del time_size
-        return struct.pack(">lBB", 3600, 0, 0) + b"XST\0"
-
+    # counts: isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt; one local time type
     header = b"TZif2" + b"\0" * 15 + struct.pack(">6l", 0, 0, 0, 0, 1, 4)
-    data = header + block(4) + header + block(8) + b"\n" + rule.encode() + b"\n"
+    ttinfo = struct.pack(">lBB", 3600, 0, 0) + b"XST\0"
+    data = header + ttinfo + header + ttinfo + b"\n" + rule.encode() + b"\n"  # v1 block, v2 block
     return ZoneInfo.from_file(io.BytesIO(data), key=key)

@@ -109,7 +109,7 @@ def to_table(data: dict[str, Any]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h)
               for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     title = (f"{data['scope']}  {data['from']} .. {data['to']}  step {data['step']}  "
              f"({data['timezone']})" + (f"  compared with {data['compare']}" if data["compare"] else ""))
     return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, text)])

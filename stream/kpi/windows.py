@@ -222,7 +222,7 @@ def whole_local_days(r: Range, tz: ZoneInfo) -> tuple[int, ...]:
     first = local_start(d, tz)
     if first < r.start:
         d += timedelta(days=1)
-    starts = []
+    starts: list[int] = []
     while True:
         start, end = local_start(d, tz), local_start(d + timedelta(days=1), tz)
         if end > r.end:

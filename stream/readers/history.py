@@ -18,7 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -27,8 +27,20 @@ from stream.kpi.catalog import KPI_BY_NAME, WRAPUP_CODE_PREFIX
 from stream.kpi.experiments import wilson_interval
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, HOUR_READABLE_MS, MINUTE_MS, Range, WindowError, add_months, check_readable,
-    decompose, floor_to, local_date, local_day_of, local_start)
+    DAY_MS,
+    HOUR_MS,
+    HOUR_READABLE_MS,
+    MINUTE_MS,
+    Range,
+    WindowError,
+    add_months,
+    check_readable,
+    decompose,
+    floor_to,
+    local_date,
+    local_day_of,
+    local_start,
+)
 from stream.readers.query import STATE_COUNTERS, add_open_time
 from stream.readers.sums import FIELDS_PER_CALL, WINDOW_SUMS_LUA, counters_of
 from stream.store.layout import month_label
@@ -46,7 +58,7 @@ MAX_LIMIT = 1_000
 MAX_KPIS = 40
 
 
-class Step(str, Enum):
+class Step(StrEnum):
     """A series step, aligned to the center's local time (weeks start on Monday)."""
 
     MIN15 = "15m"
@@ -60,7 +72,7 @@ class Step(str, Enum):
 FIXED_STEP_MS = {Step.MIN15: 15 * MINUTE_MS, Step.MIN30: 30 * MINUTE_MS, Step.HOUR: HOUR_MS}
 
 
-class Compare(str, Enum):
+class Compare(StrEnum):
     """What a series point is compared with."""
 
     PREVIOUS_PERIOD = "previous_period"  # the same number of steps just before the series
@@ -68,7 +80,7 @@ class Compare(str, Enum):
     PREVIOUS_YEAR = "previous_year"      # the same local date and time a year earlier
 
 
-class BreakdownBy(str, Enum):
+class BreakdownBy(StrEnum):
     AGENT = "agent"
     TEAM = "team"
     CAMPAIGN = "campaign"
@@ -209,7 +221,7 @@ async def sums(store: Store, scopes: Sequence[str], plan: Plan, counters: tuple[
     out: dict[str, list[dict[str, float]]] = {}
     for k, scope in enumerate(scopes):
         row = flat[k * per:(k + 1) * per]
-        out[scope] = [dict(zip(counters, row[t * n:(t + 1) * n])) for t in range(plan.targets)]
+        out[scope] = [dict(zip(counters, row[t * n:(t + 1) * n], strict=True)) for t in range(plan.targets)]
     return out
 
 
@@ -232,7 +244,7 @@ async def open_time_of(store: Store, counters: Sequence[str], only: Scope | None
         return LiveMembers({}, {})
     live = (await store.live())[0]
     if only is not None:
-        live = {a: v for a, v in live.items() if only.includes_live_agent(a, v)}
+        live = {a: v for a, v in live.items() if only.includes_live_agent(a, dict(v))}
     return live_members(live)
 
 
@@ -245,7 +257,7 @@ def live_members(live_agents: LiveAgents) -> LiveMembers:
         candidates = [Scope("center"), Scope("agent", agent_id)]
         candidates += [Scope(kind, a[kind]) for kind in ("team", "campaign") if a.get(kind)]
         for scope in candidates:
-            if scope.includes_live_agent(agent_id, a):
+            if scope.includes_live_agent(agent_id, dict(a)):
                 out[str(scope)][agent_id] = a
     return LiveMembers(dict(out), {s: min(a["since"] for a in m.values()) for s, m in out.items()})
 
@@ -363,8 +375,9 @@ def readable_comparison(o: Range, step: Step, now_ms: int, tz: ZoneInfo) -> Rang
             return check_readable(c, now_ms, tz)
         except WindowError:
             continue
-    raise HistoryError(f"the comparison range {format_ts(o.start)}..{format_ts(o.end)} is "
-                       "no longer kept (day buckets: 400 days, hour buckets: 35 days)")
+    raise HistoryError(f"the comparison range {format_ts(o.start)}..{format_ts(o.end)} cannot be "
+                       "read any more (day buckets are kept 400 days, hour buckets 35 days, minute "
+                       "buckets 48 h: steps shorter than an hour compare only within 48 h)")
 
 
 def _change(now: KpiValues, before: KpiValues) -> tuple[dict[str, float | None], dict[str, float | None]]:
@@ -401,7 +414,7 @@ async def series(store: Store, scope: Scope, r: Range, step: Step, kpis: tuple[s
                       counters))[str(scope)]
     members = await open_time_of(store, counters, scope)
     values = []
-    for x, c in zip(ranges, got):
+    for x, c in zip(ranges, got, strict=True):
         add_open(c, scope, x, now_ms, members)
         values.append(compute(kpis, c))
     out: list[SeriesPoint] = []
@@ -533,8 +546,8 @@ def hour_cells(r: Range, weekday: bool, tz: ZoneInfo) -> tuple[list[tuple[int, i
     d = decompose(r)
     cells: dict[tuple[int, int], list[tuple[Bucket, str]]] = {}
     for start, size, (bucket, index) in [
-            *((m, MINUTE_MS, c) for m, c in zip(d.minutes, _cells(d.minutes, (), (), tz))),
-            *((h, HOUR_MS, c) for h, c in zip(d.hours, _cells((), d.hours, (), tz)))]:
+            *((m, MINUTE_MS, c) for m, c in zip(d.minutes, _cells(d.minutes, (), (), tz), strict=True)),
+            *((h, HOUR_MS, c) for h, c in zip(d.hours, _cells((), d.hours, (), tz), strict=True))]:
         wall = _wall(start, tz)
         if size == HOUR_MS and (wall.minute or wall.second):
             raise HistoryError(
@@ -559,7 +572,7 @@ async def hour_profile(store: Store, scope: Scope, r: Range, weekday: bool, kpis
     counters = counters_of(names)
     got = (await sums(store, [str(scope)], plan_for(cells), counters))[str(scope)]
     out: list[HourCell] = []
-    for (wd, hour), c in zip(keys, got):
+    for (wd, hour), c in zip(keys, got, strict=True):
         values = compute(names, c)
         cell: HourCell = {"hour": hour}
         if weekday:

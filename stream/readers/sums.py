@@ -88,7 +88,7 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
                  tz: Any = None) -> tuple[list[tuple[str, Any]], dict, int]:
     """The bucket hashes a scope's windows need, the script's plan (for each bucket: the field
     indexes to read and the windows each belongs to), and the number of fields per scope."""
-    need: defaultdict[tuple[str, int], defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    need: defaultdict[tuple[str, Any], defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for w, r in enumerate(ranges.values()):
         d = decompose(r, tz)  # whole local days from day buckets (docs/history.md)
         for start in d.days:

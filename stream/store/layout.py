@@ -109,7 +109,7 @@ class PartitionProgress(NamedTuple):
         return f"{'' if self.newest_ms is None else self.newest_ms}:{int(self.caught_up)}"
 
     @classmethod
-    def decode(cls, raw: str) -> "PartitionProgress":
+    def decode(cls, raw: str) -> PartitionProgress:
         """`<newest>:<caught up 0|1>`; a bare `<newest>` (written before the flag) is lagging."""
         newest, _, flag = raw.partition(":")
         return cls(int(newest) if newest else None, flag == "1")

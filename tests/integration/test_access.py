@@ -154,12 +154,18 @@ def test_a_restricted_token_reads_its_scopes_and_only_them(known: dict[str, Any]
                f"/api/v1/live?scope=team:{OWN_TEAM}", f"/api/v1/agents?scope=campaign:{OWN}",
                f"/api/v1/agents?scope=team:{OWN_TEAM}", "/api/v1/scopes", "/api/v1/campaigns",
                "/api/v1/targets", "/api/v1/compliance", "/api/v1/health", "/api/v1/stream", "/",
-               "/openapi.json"]
+               "/openapi.json", f"/api/v1/series?scope=campaign:{OWN}&window=today&step=1h",
+               "/api/v1/breakdown?by=agent", "/api/v1/breakdown?by=campaign",
+               "/api/v1/breakdown?by=team", "/api/v1/breakdown?by=caller_id",
+               f"/api/v1/breakdown?by=weekday_hour&scope=campaign:{OWN}",
+               f"/api/v1/breakdown?by=disposition_code&scope=team:{OWN_TEAM}"]
     refused = ["/api/v1/kpis", "/api/v1/kpis?scope=campaign:solar-q4", "/api/v1/kpis?scope=team:team-02",
                f"/api/v1/kpis?scope=agent:{agent_out}", "/api/v1/kpis?scope=campaign:does-not-exist",
                f"/api/v1/kpis?scope=caller_id:{known['scopes']['caller_id'][0]}",
                "/api/v1/live", "/api/v1/live?scope=campaign:solar-q4", "/api/v1/agents",
-               "/api/v1/agents?scope=team:team-02", "/metrics"]
+               "/api/v1/agents?scope=team:team-02", "/metrics",
+               "/api/v1/series", "/api/v1/series?scope=campaign:solar-q4",
+               "/api/v1/breakdown?by=hour_of_day", "/api/v1/breakdown?by=disposition_code"]
     answers = fetch_all(known, tmp_path, [("supervisor", p) for p in allowed + refused])
     bad = forbidden_names(known)
     for path, (status, body) in zip(allowed, answers[:len(allowed)]):
@@ -185,6 +191,9 @@ def test_a_restricted_token_reads_its_scopes_and_only_them(known: dict[str, Any]
         {f"campaign:{OWN}"} | {f"agent:{a}" for a in visible_agents(known)}
     assert f"campaign:{OWN}" in {t["scope"] for t in by_path["/api/v1/targets"]["targets"]}
     assert [e["campaign_id"] for e in by_path["/api/v1/compliance"]["campaigns"]] == [OWN]  # not the group it shares
+    assert [r["id"] for r in by_path["/api/v1/breakdown?by=campaign"]["rows"]] == [OWN]
+    assert {r["id"] for r in by_path["/api/v1/breakdown?by=agent"]["rows"]} <= visible_agents(known)
+    assert by_path["/api/v1/breakdown?by=caller_id"]["rows"] == []
     rows = by_path[f"/api/v1/agents?scope=campaign:{OWN}"]["agents"]
     assert rows and all(r["team_id"] in (OWN_TEAM, None) for r in rows)
     assert by_path["/api/v1/stream"].startswith("retry:")

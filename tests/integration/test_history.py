@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -279,7 +278,7 @@ def test_best_hour_heatmap_equals_the_reference(fed: tuple[str, Reference], by: 
         ci = wilson(min(connected, attempts), attempts)
         assert (c["connect_rate_ci"] is None) == (ci is None)
         if ci:
-            assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(c["connect_rate_ci"], ci))
+            assert all(math.isclose(a, b, abs_tol=1e-12) for a, b in zip(c["connect_rate_ci"], ci, strict=True))
     ranked = run(_call(url, breakdown_payload, {"by": by, "window": "30d",
                                                 "sort": "connect_rate", "limit": "3"}))
     rates = [c["connect_rate"] for c in ranked["cells"]]

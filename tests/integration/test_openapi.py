@@ -222,8 +222,10 @@ def test_series_and_breakdowns(fed: Fed, api: Api) -> None:
                    step="1h", kpis="connect_rate,handled", compare="previous_period")
     assert body["points"] and "compare" in body["points"][0]
     assert api.get("/api/v1/series")["step"] == "1d"
-    api.get("/api/v1/series", window="24h", step="15m", compare="previous_week")
-    api.get("/api/v1/series", window="year", step="1mo", compare="previous_year")
+    api.get("/api/v1/series", window="8h", step="15m", compare="previous_period")
+    api.get("/api/v1/series", window="today", step="1h", compare="previous_week")
+    api.get("/api/v1/series", window="month", step="1d", compare="previous_year")
+    api.get("/api/v1/series", window="year", step="1mo")
     rows = api.get("/api/v1/breakdown", by="agent", kpis="handled,aht_seconds", sort="handled", limit=5)
     assert rows["rows"]
     api.get("/api/v1/breakdown", by="campaign", window="month")
@@ -298,6 +300,8 @@ BAD_REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/kpis", {"from": "2000-01-01T00:00:00Z", "to": "2000-01-01T01:00:00Z"}),
     ("/api/v1/live", {"scope": "planet:mars"}),
     ("/api/v1/series", {"step": "2h"}),
+    ("/api/v1/series", {"window": "last_quarter", "step": "1mo", "compare": "previous_year"}),
+    ("/api/v1/series", {"window": "24h", "step": "15m", "compare": "previous_week"}),
     ("/api/v1/series", {"kpis": "happiness"}),
     ("/api/v1/series", {"compare": "last_century"}),
     ("/api/v1/series", {"window": "year", "step": "15m"}),

@@ -9,10 +9,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stream.kpi.windows import (
-    DAY_MS, HOUR_MS, MINUTE_MS, Range, WindowError, check_range, decompose, local_day_of,
-    resolve_window)
-from stream.readers.history import (
-    Compare, HistoryError, Step, comparison_ranges, hour_cells, months_of, series_ranges)
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    Range,
+    WindowError,
+    check_range,
+    decompose,
+    local_day_of,
+    resolve_window,
+)
+from stream.readers.history import Compare, HistoryError, Step, comparison_ranges, hour_cells, months_of, series_ranges
 from stream.store.layout import Layout, agent_history_suffixes, day_key_expiry
 
 BERLIN = ZoneInfo("Europe/Berlin")
