@@ -269,7 +269,7 @@ def format_experiment(e: dict[str, Any]) -> str:
                          "breached" if g["breached"] else "ok"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
@@ -303,7 +303,7 @@ def run_retention(args: argparse.Namespace) -> int:
                      f"{r['buying_customers']:,}", f"{r['repeat_customers']:,}", rate))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 

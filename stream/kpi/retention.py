@@ -18,7 +18,7 @@ Pure: period arithmetic and the definitions; the store keeps the sets, the reade
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal, NamedTuple
 
 Period = Literal["week", "month"]
@@ -107,7 +107,7 @@ def keep_until_ms(period: Period, period_id: str) -> int:
     first = date.fromisoformat(period_id if period == "week" else period_id + "-01")
     for _ in range(3):
         first = _next_first(period, first)
-    return _ms(first, timezone.utc) + KEEP_MARGIN_MS
+    return _ms(first, UTC) + KEEP_MARGIN_MS
 
 
 def retention_rate(repeat: int, previous_buyers: int) -> float | None:

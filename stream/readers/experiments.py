@@ -15,12 +15,24 @@ from aiohttp import web
 from stream.contract import format_ts
 from stream.kpi.catalog import KPI_BY_NAME, compute_all
 from stream.kpi.experiments import (
-    Arm, Experiment, ExperimentResult, GuardrailCheck, VariantResult, counts_of, evaluate,
+    Arm,
+    Experiment,
+    ExperimentResult,
+    GuardrailCheck,
+    VariantResult,
+    counts_of,
+    evaluate,
     is_ratio_of_counts,
 )
 from stream.kpi.scopes import Scope
 from stream.kpi.targets import window_range
-from stream.kpi.windows import Range, check_readable
+from stream.kpi.windows import (
+    HOUR_MS,
+    HOUR_READABLE_MS,
+    MINUTE_READABLE_MS,
+    Range,
+    check_readable,
+)
 from stream.readers.api import NotFound, json_response, resolve_range
 from stream.readers.auth import OPEN, Grant, grant_of
 
@@ -70,20 +82,28 @@ def visible(grant: Grant, exp: Experiment) -> bool:
 
 
 def experiment_range(exp: Experiment, now_ms: int, tz: Any) -> Range | None:
-    """The configured window ending now, clipped to the experiment's start and end; None
+    """The configured window ending now, clipped to the experiment's start and end, and to what
+    the kept buckets answer exactly (a start more than 48 h back rounded up to its next whole
+    hour, an end that far back down to its hour, nothing older than the hour retention); None
     before the start (nothing to read yet)."""
     start, end = window_range(exp.window, now_ms, tz)
     if exp.start is not None:
         start = max(start, int(exp.start.timestamp() * 1000))
     if exp.end is not None:
         end = min(end, int(exp.end.timestamp() * 1000))
+    oldest_hour = -(-(now_ms - HOUR_READABLE_MS) // HOUR_MS) * HOUR_MS
+    start = max(start, oldest_hour)
+    if start < now_ms - MINUTE_READABLE_MS:
+        start = -(-start // HOUR_MS) * HOUR_MS
+    if end < now_ms - MINUTE_READABLE_MS:
+        end = end // HOUR_MS * HOUR_MS
     return Range(start, end) if start < end else None
 
 
 def _arm(exp: Experiment, counters: Mapping[str, float]) -> Arm:
     values = compute_all(counters)
     successes, trials = counts_of(exp.primary_kpi, counters)
-    guard_values = {g.kpi: values.get(g.kpi) for g in exp.guardrails}  # type: ignore[misc]
+    guard_values = {g.kpi: values.get(g.kpi) for g in exp.guardrails}
     guard_counts = {g.kpi: (counts_of(g.kpi, counters)
                             if is_ratio_of_counts(KPI_BY_NAME[g.kpi]) else None)
                     for g in exp.guardrails}

@@ -14,7 +14,13 @@ from aiohttp import web
 
 from stream.contract import format_ts
 from stream.kpi.retention import (
-    PERIODS, SCOPE_KINDS, Period, PeriodSpan, period_of, previous, retention_rate,
+    PERIODS,
+    SCOPE_KINDS,
+    Period,
+    PeriodSpan,
+    period_of,
+    previous,
+    retention_rate,
 )
 from stream.kpi.scopes import Scope, parse_scope
 from stream.readers.api import BadRequest, json_response, require
@@ -46,10 +52,10 @@ def _params(params: Mapping[str, str]) -> tuple[Scope, Period]:
     scope = parse_scope(params.get("scope"))
     if scope.kind not in SCOPE_KINDS:
         raise BadRequest(f"retention is kept for center and campaign:<id>, not {scope.kind}")
-    period = params.get("period", "week")
+    period: Any = params.get("period", "week")
     if period not in PERIODS:
         raise BadRequest(f"unknown period {period!r}; use week or month")
-    return scope, period  # type: ignore[return-value]
+    return scope, period
 
 
 async def retention_payload(ctx: Any, params: Mapping[str, str],

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
-
-from stream.contract import Event
 from zoneinfo import ZoneInfo
 
+from stream.contract import Event
 from stream.kpi.contributions import Thresholds, call_counters
 from stream.kpi.retention import PERIODS, SALE_DISPOSITION, period_of
 from stream.kpi.windows import minute_of

@@ -79,9 +79,10 @@ class Day:
         self.http = httpx.Client(base_url=svc.url, timeout=60,
                                  headers={"Authorization": f"Bearer {ADMIN}"})
 
-    def get(self, path: str, token: str | None = None, status: int = 200, **params: Any) -> Any:
+    def get(self, path: str, token: str | None = None, status: int = 200,
+            query: dict[str, str] | None = None, **params: str) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        r = self.http.get(path, params=params, headers=headers)
+        r = self.http.get(path, params={**(query or {}), **params}, headers=headers)
         assert r.status_code == status, r.text
         return r.json()
 
@@ -143,8 +144,8 @@ def test_numbers_equal_the_reference_every_hour_and_the_day(day: Day) -> None:
     hours = [(h, h + HOUR) for h in range(day.first_hour, day.last_hour, HOUR)]
     for start, end in [*hours, (day.first_hour, day.last_hour)]:
         expected = day.ref.conversion_arms(["A", "B"], start, end)
-        e = day.get("/api/v1/experiments/script-test", **{"from": format_ts(start),
-                                                          "to": format_ts(end)})
+        e = day.get("/api/v1/experiments/script-test",
+                    query={"from": format_ts(start), "to": format_ts(end)})
         assert (e["from"], e["to"], e["window"]) == (format_ts(start), format_ts(end), None)
         rows = {v["variant"]: v for v in e["variants"]}
         for variant, (s, n) in expected.items():
@@ -173,6 +174,10 @@ def test_access_control(day: Day) -> None:
     assert day.get("/api/v1/experiments/script-test", token=ARMS)["name"] == "script-test"
     assert day.http.get("/api/v1/experiments", headers={"Authorization": ""}).status_code == 401
     assert "window" in day.get("/api/v1/experiments", status=400, window="2h")["error"]
+    # Retention follows the same grants: the supervisor's campaign, not the center.
+    own = day.get("/api/v1/retention", token=SOLAR, scope="campaign:solar-q4")
+    assert own["current"]["buying_customers"] > 0  # the simulator's leads buy
+    assert "not readable" in day.get("/api/v1/retention", token=SOLAR, status=403)["error"]
 
 
 def test_cli_table(day: Day) -> None:

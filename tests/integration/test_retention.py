@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from tests.harness import jsonl, make_service, wait_until
+from tests.harness import jsonl, make_service
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration

@@ -36,6 +36,9 @@ Decisions where the catalog is silent (the pipeline implements the same):
   agent's `call.connected`; a `logged_out` of the agent at or between those two instants ends
   the login session, and the gap is not counted. For an agent with no `agent.state` at all, a
   gap longer than `max_call_gap_seconds` is not counted.
+- Customer retention: a sale is a `call.wrapup` with disposition `sale`; its customer is the
+  `lead_id` of the call's earliest `call.dialed` (none: no customer). `retention()` counts the
+  distinct leads of the center or a campaign per local calendar week (from Monday) or month.
 """
 from __future__ import annotations
 

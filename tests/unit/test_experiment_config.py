@@ -4,7 +4,7 @@ line and key like the rest of the file."""
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -48,7 +48,7 @@ def test_an_experiment_with_everything():
         guardrails=(Guardrail("complaint_rate", "lower", 0.2),
                     Guardrail("aht_seconds", "lower", 0.15)),
         campaigns=("solar-q4",), window="week",
-        start=datetime(2026, 11, 30, 7, tzinfo=timezone.utc), end=None)
+        start=datetime(2026, 11, 30, 7, tzinfo=UTC), end=None)
     assert e.scopes == ("variant:script-v1", "variant:script-v2")
 
 

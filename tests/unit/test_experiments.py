@@ -92,14 +92,23 @@ def test_verdicts() -> None:
 
 # --------------------------------------------------------------------------- experiments
 
+from datetime import UTC
+
+from stream.kpi.catalog import KPI_BY_NAME  # noqa: E402
 from stream.kpi.experiments import (  # noqa: E402
-    Arm, Experiment, Guardrail, check_guardrail, evaluate, experiment_alpha, is_ratio_of_counts,
+    Arm,
+    Experiment,
+    Guardrail,
+    check_guardrail,
+    evaluate,
+    experiment_alpha,
+    is_ratio_of_counts,
     verdict_text,
 )
-from stream.kpi.catalog import KPI_BY_NAME  # noqa: E402
 
 
-def _exp(variants=("A", "B"), guardrails=()) -> Experiment:
+def _exp(variants: tuple[str, ...] = ("A", "B"),
+         guardrails: tuple[Guardrail, ...] = ()) -> Experiment:
     return Experiment(name="t", variants=variants, control=variants[0],
                       primary_kpi="conversion_rate", minimum_detectable_effect=0.1,
                       guardrails=guardrails)
@@ -121,12 +130,14 @@ def test_the_verdict_names_the_variant() -> None:
     control, b = result.variants
     assert control.is_control and control.verdict_text == "control" and control.comparison.lift is None
     assert b.verdict_text == "variant B better" and result.verdict_text == "variant B better"
+    assert b.comparison.needed_per_arm is not None
     assert b.still_needed == b.comparison.needed_per_arm - 10_000 > 0
     worse = evaluate(_exp(), {"A": _arm(1300, 10_000), "B": _arm(1000, 10_000)})
     assert worse.verdict_text == "control A better"
     early = evaluate(_exp(), {"A": _arm(10, 100), "B": _arm(12, 100)})
     assert early.verdict_text == "not enough data"
-    assert early.variants[1].still_needed == early.variants[1].comparison.needed_per_arm - 100
+    needed = early.variants[1].comparison.needed_per_arm
+    assert needed is not None and early.variants[1].still_needed == needed - 100
     assert verdict_text(Verdict.NO_DIFFERENCE_YET, "B", "A") == "no difference yet"
 
 
@@ -135,8 +146,9 @@ def test_several_variants_share_alpha_bonferroni() -> None:
     # p ≈ 0.03 with enough data: "better" against one variant, not among three comparisons.
     s, n = 2000, 20_000
     two = evaluate(_exp(), {"A": _arm(s, n), "B": _arm(s + 120, n)})
-    assert 0.01 < two.variants[1].comparison.p_value < 0.05
-    assert two.variants[1].comparison.needed_per_arm <= n
+    p, needed = two.variants[1].comparison.p_value, two.variants[1].comparison.needed_per_arm
+    assert p is not None and 0.01 < p < 0.05
+    assert needed is not None and needed <= n
     assert two.verdict_text == "variant B better"
     four = evaluate(_exp(("A", "B", "C", "D")),
                     {"A": _arm(s, n), "B": _arm(s + 120, n), "C": _arm(s, n), "D": _arm(s, n)})
@@ -204,13 +216,14 @@ def test_a_a_false_positive_rate_over_many_seeds() -> None:
     """Why the integration test's A/A seed is not cherry-picked: over 20 consecutive seeds the
     A/A scenario finds a difference (p < 0.05) about as often as α says, and the verdict never
     calls a winner. 20 seeds at α = 0.05: P(4 or more false positives) ≈ 1.6 %."""
-    p_values = []
+    p_values: list[float] = []
     for seed in A_A_SEEDS:
         arms = _arms_of(seed, "aa_test", agents=10, hours=2)
         result = evaluate(_exp(), {v: _arm(*arms[v]) for v in ("A", "B")})
         assert result.verdict_text in ("not enough data", "no difference yet"), (seed, arms)
-        p_values.append(result.variants[1].comparison.p_value)
-    assert all(p is not None for p in p_values)
+        p = result.variants[1].comparison.p_value
+        assert p is not None, (seed, arms)
+        p_values.append(p)
     assert sum(p < 0.05 for p in p_values) <= 3, p_values
 
 
@@ -218,3 +231,27 @@ def test_the_a_b_scenario_has_a_real_effect() -> None:
     arms = _arms_of(7, "ab_test", agents=10, hours=2)
     (sa, na), (sb, nb) = arms["A"], arms["B"]
     assert sb / nb > 1.3 * sa / na, arms
+
+
+def test_an_experiment_window_is_clipped_to_what_the_buckets_answer() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from stream.kpi.windows import HOUR_MS, Range, check_readable
+    from stream.readers.experiments import experiment_range
+    now = int(datetime(2026, 12, 20, 15, 7, 30, tzinfo=UTC).timestamp() * 1000)
+    kolkata = ZoneInfo("Asia/Kolkata")  # local midnights fall on :30 in UTC
+    exp = Experiment(name="t", variants=("A", "B"), control="A", primary_kpi="conversion_rate",
+                     minimum_detectable_effect=0.1, window="month",
+                     start=datetime(2026, 12, 2, 9, 7, tzinfo=UTC))
+    r = experiment_range(exp, now, kolkata)
+    assert r == Range(int(datetime(2026, 12, 2, 10, tzinfo=UTC).timestamp() * 1000), now)
+    assert check_readable(r, now) == r
+    old = Experiment(name="t", variants=("A", "B"), control="A", primary_kpi="conversion_rate",
+                     minimum_detectable_effect=0.1, window="30d",
+                     end=datetime(2026, 12, 1, 8, 40, tzinfo=UTC))
+    r = experiment_range(old, now, kolkata)
+    assert r is not None and r.end % HOUR_MS == 0 and check_readable(r, now) == r
+    from dataclasses import replace
+    later = replace(exp, start=datetime(2027, 1, 1, tzinfo=UTC))
+    assert experiment_range(later, now, kolkata) is None  # not started: nothing to read

@@ -3,7 +3,7 @@ per-call state that puts a sale's lead in its sets, also when the lead becomes k
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from stream.contract import Event
@@ -15,8 +15,9 @@ from stream.state.deltas import Deltas
 NY = ZoneInfo("America/New_York")
 
 
-def _ms(*args: int, tz=NY) -> int:
-    return int(datetime(*args, tzinfo=tz).timestamp() * 1000)
+def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+        tz: tzinfo = NY) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=tz).timestamp() * 1000)
 
 
 def test_local_weeks_and_months_across_dst() -> None:
@@ -28,19 +29,19 @@ def test_local_weeks_and_months_across_dst() -> None:
     month = period_of("month", _ms(2026, 11, 1, 0, 30), NY)
     assert (month.id, month.start_ms) == ("2026-11", _ms(2026, 11, 1))
     # 02:00 UTC on the 1st is still October 31st in New York: the local calendar decides.
-    assert period_of("month", _ms(2026, 11, 1, 2, 0, tz=timezone.utc), NY).id == "2026-10"
+    assert period_of("month", _ms(2026, 11, 1, 2, 0, tz=UTC), NY).id == "2026-10"
     assert previous("month", period_of("month", _ms(2027, 1, 5), NY), NY).id == "2026-12"
     assert previous("week", week, NY).id == "2026-10-19"
 
 
 def test_sets_are_kept_two_periods_after_their_end_plus_a_week() -> None:
     day = 86_400_000
-    assert keep_until_ms("week", "2026-11-30") == _ms(2026, 12, 21, tz=timezone.utc) + 7 * day
-    assert keep_until_ms("month", "2026-11") == _ms(2027, 2, 1, tz=timezone.utc) + 7 * day
+    assert keep_until_ms("week", "2026-11-30") == _ms(2026, 12, 21, tz=UTC) + 7 * day
+    assert keep_until_ms("month", "2026-11") == _ms(2027, 2, 1, tz=UTC) + 7 * day
     assert retention_rate(3, 4) == 0.75 and retention_rate(0, 0) is None
 
 
-def _ev(**d) -> Event:
+def _ev(**d: object) -> Event:
     return Event.from_dict({"campaign_id": "camp", "call_id": "c1", **d})
 
 
