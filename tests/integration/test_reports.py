@@ -166,16 +166,24 @@ def test_weeks_and_months_and_bad_requests(fed: tuple[Fed, Path]) -> None:
     assert "period" in year["error"] and "YYYY-MM-DD" in bad_date["error"]
 
 
+def admin_range(fed: tuple[Fed, Path]) -> tuple[str, str]:
+    [(_, report)] = fetch(fed, [(ADMIN, q("/api/v1/report", period="day", date=fed[0].yesterday.isoformat()))])
+    return report["from"], report["to"]
+
+
 def test_a_restricted_token_sees_only_its_scopes(fed: tuple[Fed, Path]) -> None:
     f, _ = fed
     day = f.yesterday.isoformat()
-    (s1, center), (s2, own), (s3, other), (s4, page), (s5, admin) = fetch(fed, [
+    (s1, center), (s2, own), (s3, other), (s4, page), (s5, admin), (s6, ranking) = fetch(fed, [
         (SOLAR, q("/api/v1/report", period="day", date=day)),
         (SOLAR, q("/api/v1/report", period="day", date=day, scope=f"campaign:{OWN}")),
         (SOLAR, q("/api/v1/report", period="day", date=day, scope="campaign:insure-renew")),
         (SOLAR, "/reports"),
-        (ADMIN, q("/api/v1/report", period="day", date=day))])
-    assert (s1, s2, s3, s4, s5) == (403, 200, 403, 200, 200), (center, other)
+        (ADMIN, q("/api/v1/report", period="day", date=day)),
+        (SOLAR, q("/api/v1/breakdown", by="agent", kpis=",".join(RANK_KPIS), sort="conversions:desc",
+                  limit=str(RANK_LIMIT), **{"from": admin_range(fed)[0], "to": admin_range(fed)[1]}))])
+    assert (s1, s2, s3, s4, s5, s6) == (403, 200, 403, 200, 200, 200), (center, other)
+    assert own["agents"]["rows"] == ranking["rows"]  # what the API shows this token
     assert [b["scope"] for b in own["scopes"]] == [f"campaign:{OWN}"]
     assert {c["campaign_id"] for c in own["compliance"]} == {OWN}
     assert {t["scope"] for t in own["targets"]} == {f"campaign:{OWN}"}

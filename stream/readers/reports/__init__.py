@@ -20,7 +20,7 @@ from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import attainment, expand_scopes, status_of
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, Range, floor_to, local_start
 from stream.readers import history
-from stream.readers.api import ApiContext, BadRequest, kpis_payload, require, series_payload
+from stream.readers.api import ApiContext, BadRequest, breakdown_payload, kpis_payload, require, series_payload
 from stream.readers.auth import OPEN, Grant
 
 
@@ -160,15 +160,12 @@ def _targets(ctx: ApiContext, values: dict[str, dict[str, Any]], known: dict[str
 
 
 async def _ranking(ctx: ApiContext, by: history.BreakdownBy, r: Range, grant: Grant) -> dict[str, Any]:
-    now = ctx.now_ms()
-    sort = history.SortKey("conversions", True)
-    visible = None
-    if grant.restricted:
-        live_agents = (await ctx.store.live())[0]
-        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
-    result = await history.breakdown(ctx.store, by, r, RANK_KPIS, sort, RANK_LIMIT, now, visible)
-    return {"by": by.value, "sort": "conversions:desc", "kpis": list(RANK_KPIS),
-            "rows": result.rows, "total_rows": result.total_rows}
+    """`GET /api/v1/breakdown` of the center by agent or team (a restricted token: its rows)."""
+    answer = await breakdown_payload(ctx, {"scope": "center", "by": by.value, **_range_params(r),
+                                           "kpis": ",".join(RANK_KPIS), "sort": "conversions:desc",
+                                           "limit": str(RANK_LIMIT)}, grant)
+    return {"by": by.value, "sort": answer["sort"], "kpis": list(RANK_KPIS), "rows": answer["rows"],
+            "total_rows": answer["total_rows"]}
 
 
 def _compliance(ctx: ApiContext, campaigns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
