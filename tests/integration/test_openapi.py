@@ -273,6 +273,17 @@ def test_retention(fed: Fed, api: Api) -> None:
     assert api.get("/api/v1/retention", 400, period="year")["error"]
 
 
+def test_reports(fed: Fed, api: Api) -> None:
+    for params in ({}, {"period": "week"}, {"period": "month", "format": "json"}):
+        body = api.get("/api/v1/report", **params)
+        assert body["scopes"][0]["scope"] == "center"
+    for fmt in ("html", "csv", "md"):
+        assert api.get("/api/v1/report", format=fmt)
+    assert api.get("/api/v1/report", 400, period="year")["error"]
+    assert api.get("/api/v1/reports/scheduled")["reports"] == []
+    assert api.get("/reports")
+
+
 def conforms_stream(r: httpx.Response) -> None:
     assert r.status_code == 200
     spec, _ = documented_response("/api/v1/stream", 200)
