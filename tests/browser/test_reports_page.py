@@ -100,7 +100,9 @@ def test_the_reports_page_shows_the_apis_report(fed: Served, page: Page) -> None
     csv_body = httpx.get(shown["csv"], timeout=120)
     assert csv_body.status_code == 200 and csv_body.headers["content-type"].startswith("text/csv")
     assert f"attempts_completed,{center['kpis']['attempts_completed']}," in csv_body.text
-    # another KPI's line chart
+    # any catalog KPI's line chart
+    from stream.kpi.catalog import KPI_BY_NAME
+    assert page.evaluate("document.getElementById('kpi').options.length") == len(KPI_BY_NAME)
     page.evaluate("(() => { const s = document.getElementById('kpi'); s.value = 'aht_seconds';"
                   " document.getElementById('chart-series').dataset.drawn = '';"
                   " s.dispatchEvent(new Event('change')); })()")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.contract import format_ts
-from stream.kpi.catalog import compute_all
+from stream.kpi.catalog import KPI_BY_NAME, compute_all
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import attainment, expand_scopes, status_of
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, Range, floor_to, local_start
@@ -218,6 +218,7 @@ async def build_report(ctx: ApiContext, span: PeriodSpan, scopes: list[str] | No
         "previous": {"from": format_ts(span.previous.start), "to": format_ts(span.previous.end)},
         "generated_at": format_ts(now), "complete": end == span.range.end,
         "kpis": list(REPORT_KPIS), "scopes": blocks,
+        "series_kpis": list(KPI_BY_NAME),
         "targets": _targets(ctx, {**{f"campaign:{c}": v for c, v in campaign_values.items()},
                                   **{b["scope"]: b["kpis"] for b in blocks}}, known),
         "agents": await _ranking(ctx, history.BreakdownBy.AGENT, r, grant),

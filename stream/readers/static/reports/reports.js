@@ -107,6 +107,12 @@
     try {
       var r = await api("/api/v1/report", q);
       state.report = r;
+      var sel = $("kpi"), chosen = sel.value;
+      if (sel.options.length !== r.series_kpis.length) {  // any catalog KPI can be charted
+        sel.innerHTML = "";
+        r.series_kpis.forEach(function (k) { var e = document.createElement("option"); e.value = e.textContent = k; sel.appendChild(e); });
+        sel.value = r.series_kpis.indexOf(chosen) >= 0 ? chosen : "connect_rate";
+      }
       $("title").textContent = r.title + (r.complete ? "" : " (so far)");
       $("range").textContent = r.from + " – " + r.to + " (" + r.timezone + "), compared with " +
         r.previous.from + " – " + r.previous.to;
@@ -145,10 +151,9 @@
   }
 
   async function init() {
-    ["connect_rate", "conversion_rate", "aht_seconds", "answer_rate", "abandon_rate", "avg_talk_seconds",
-     "occupancy", "calls_per_agent_hour", "attempts_completed", "conversions", "revenue"].forEach(function (k) {
-      var e = document.createElement("option"); e.value = e.textContent = k; $("kpi").appendChild(e);
-    });
+    var first = document.createElement("option");
+    first.value = first.textContent = "connect_rate";
+    $("kpi").appendChild(first);  // every catalog KPI once the first report arrives
     ["conversions", "conversion_rate", "handled", "aht_seconds", "occupancy"].forEach(function (k) {
       var e = document.createElement("option"); e.value = e.textContent = k; $("rank-kpi").appendChild(e);
     });
