@@ -137,3 +137,57 @@ def httpx_get(port: int, path: str) -> str:
     import httpx
     return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {ADMIN}"},
                      timeout=60).text
+
+
+def test_a_failing_webhook_is_retried_with_backoff_then_given_up_and_counted(tmp_path: Path) -> None:
+    """A receiver that always answers 500: attempts 1, 2, 4, 8, 16 s apart (a test clock), then
+    given up and counted; the report itself is produced once and the next period too."""
+    import asyncio
+
+    from aiohttp import web
+
+    from stream.cli.commands import build_api
+    from stream.kpi.config_file import ReportSchedule
+    from stream.readers.reports.schedule import WEBHOOK_ATTEMPTS, Scheduler
+    from stream.settings import Settings
+
+    attempts: list[float] = []
+    clock = [1_800_000_000.0]
+
+    async def main() -> tuple[Scheduler, list[Path | None]]:
+        async def hook(request: web.Request) -> web.Response:
+            attempts.append(clock[0])
+            return web.Response(status=500)
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        config = tmp_path / "callkpi.toml"
+        config.write_text(CONFIG)
+        ctx = build_api(Settings(redis_url=f.url, config=str(config)))
+        ctx.clock = lambda: clock[0]
+        schedule = ReportSchedule(name="daily", period="day", directory=str(tmp_path / "out"),
+                                  format="csv", webhook=f"http://127.0.0.1:{port}/hook")
+        scheduler = Scheduler(ctx, (schedule,))
+        produced = []
+        try:
+            for _ in range(40):  # checks 1 s apart on the test clock
+                produced.append(await scheduler.check(schedule))
+                await asyncio.sleep(0.05)  # the delivery task runs
+                clock[0] += 1
+        finally:
+            await scheduler.close()
+            await ctx.store.close()
+            await runner.cleanup()
+        return scheduler, produced
+
+    with fed_store(tmp_path) as f:
+        scheduler, produced = asyncio.run(main())
+    assert len([p for p in produced if p is not None]) == 1  # one day, produced once
+    assert len(attempts) == WEBHOOK_ATTEMPTS
+    gaps = [round(b - a) for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps == [1, 2, 4, 8, 16]
+    assert scheduler.counts["webhook_failed"] == 1 and scheduler.counts["webhook_retries"] == WEBHOOK_ATTEMPTS - 1
+    assert scheduler.counts["produced"] == 1
