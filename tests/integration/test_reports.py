@@ -193,3 +193,23 @@ def test_a_restricted_token_sees_only_its_scopes(fed: tuple[Fed, Path]) -> None:
     assert {r["id"] for r in own["agents"]["rows"]} < every_agent
     text = str(own)
     assert "insure-renew" not in text
+
+
+def test_an_old_period_is_answered_with_what_is_kept(fed: tuple[Fed, Path]) -> None:
+    """Hour buckets are kept 35 days, day buckets 400: a month two months back has its KPIs and a
+    daily trend but no hourly profile, and says so; a year back, no previous month either."""
+    from datetime import timedelta
+
+    f, _ = fed
+    two_months = (f.yesterday - timedelta(days=60)).isoformat()
+    year = (f.yesterday - timedelta(days=390)).isoformat()
+    (s1, old), (s2, older), (s3, md) = fetch(fed, [
+        (ADMIN, q("/api/v1/report", period="month", date=two_months)),
+        (ADMIN, q("/api/v1/report", period="month", date=year)),
+        (ADMIN, q("/api/v1/report", period="month", date=two_months, format="md"))])
+    assert (s1, s2, s3) == (200, 200, 200), (old, older)
+    assert old["hours"] == [] and "hour buckets" in old["notes"]["hours"]
+    assert old["series"]["step"] == "1d" and len(old["series"]["points"]) >= 28
+    assert old["scopes"][0]["previous"] and "previous" not in old["notes"]
+    assert older["scopes"][0]["previous"] == {} and "400" in older["notes"]["previous"]
+    assert "Note: no hourly profile" in md.decode()

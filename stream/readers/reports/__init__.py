@@ -18,7 +18,7 @@ from stream.contract import format_ts
 from stream.kpi.catalog import KPI_BY_NAME, compute_all
 from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import attainment, expand_scopes, status_of
-from stream.kpi.windows import HOUR_MS, MINUTE_MS, Range, floor_to, local_start
+from stream.kpi.windows import HOUR_MS, MINUTE_MS, Range, WindowError, floor_to, local_start
 from stream.readers import history
 from stream.readers.api import ApiContext, BadRequest, breakdown_payload, kpis_payload, require, series_payload
 from stream.readers.auth import OPEN, Grant
@@ -126,17 +126,22 @@ def _end(span: PeriodSpan, now_ms: int) -> int:
     return span.range.end if span.range.end <= now_ms else max(floor_to(now_ms, MINUTE_MS), span.range.start + MINUTE_MS)
 
 
-async def _scope_block(ctx: ApiContext, scope: Scope, span: PeriodSpan, grant: Grant) -> dict[str, Any]:
+async def _scope_block(ctx: ApiContext, scope: Scope, span: PeriodSpan, grant: Grant,
+                       notes: dict[str, str]) -> dict[str, Any]:
     end = _end(span, ctx.now_ms())
     cur = await kpis_payload(ctx, {"scope": str(scope), "from": str(span.range.start), "to": str(end)}, grant)
     prev_end = span.previous.end
     if end < span.range.end:  # as far into the previous period (to the hour: what is kept)
         prev_end = max(floor_to(span.previous.start + (end - span.range.start), HOUR_MS),
                        span.previous.start + HOUR_MS)
-    prev = await kpis_payload(ctx, {"scope": str(scope), **_range_params(Range(span.previous.start, prev_end))},
-                              grant)
-    return {"scope": str(scope), "kpis": cur["kpis"], "previous": prev["kpis"],
-            "change": _change(cur["kpis"], prev["kpis"]), "complete": end == span.range.end}
+    try:
+        prev = (await kpis_payload(ctx, {"scope": str(scope),
+                                         **_range_params(Range(span.previous.start, prev_end))}, grant))["kpis"]
+    except WindowError as exc:  # e.g. the month before a month 13 months back: no longer kept
+        prev = {}
+        notes["previous"] = f"the previous {span.period.value} cannot be answered: {exc}"
+    return {"scope": str(scope), "kpis": cur["kpis"], "previous": prev,
+            "change": _change(cur["kpis"], prev), "complete": end == span.range.end}
 
 
 def _targets(ctx: ApiContext, values: dict[str, dict[str, Any]], known: dict[str, list[str]]
@@ -181,6 +186,23 @@ def _compliance(ctx: ApiContext, campaigns: dict[str, dict[str, Any]]) -> list[d
     return rows
 
 
+async def _series(ctx: ApiContext, scope: Scope, r: Range, period: Period, grant: Grant,
+                  notes: dict[str, str]) -> dict[str, Any]:
+    """The trend charts' series, by hour for a day, by day otherwise; by day when the hours are
+    no longer kept; without the comparison when that is no longer kept."""
+    steps = [CHART_STEP[period]] + ([history.Step.DAY] if CHART_STEP[period] is not history.Step.DAY else [])
+    problem = ""
+    for step in steps:
+        for compare in ("previous_period", ""):
+            try:
+                return await series_payload(ctx, {"scope": str(scope), **_range_params(r), "step": step.value,
+                                                  "kpis": ",".join(CHART_KPIS), "compare": compare}, grant)
+            except WindowError as exc:
+                problem = str(exc)
+    notes["series"] = f"no trend series: {problem}"
+    return {"scope": str(scope), "step": steps[-1].value, "kpis": list(CHART_KPIS), "points": []}
+
+
 async def build_report(ctx: ApiContext, span: PeriodSpan, scopes: list[str] | None = None,
                        grant: Grant = OPEN) -> dict[str, Any]:
     """The report of one period for the given scopes (default: center), as the token sees it."""
@@ -190,12 +212,16 @@ async def build_report(ctx: ApiContext, span: PeriodSpan, scopes: list[str] | No
     now = ctx.now_ms()
     end = _end(span, now)
     r = Range(span.range.start, end)
-    blocks = [await _scope_block(ctx, s, span, grant) for s in wanted]
+    notes: dict[str, str] = {}
+    """Sections that cannot be answered for an old period (hour buckets are kept 35 days)."""
+    blocks = [await _scope_block(ctx, s, span, grant, notes) for s in wanted]
     known = await ctx.store.scopes(now)
-    chart_step = CHART_STEP[span.period]
-    series = await series_payload(ctx, {"scope": str(wanted[0]), **_range_params(r), "step": chart_step.value,
-                                        "kpis": ",".join(CHART_KPIS), "compare": "previous_period"}, grant)
-    hours = await history.hour_profile(ctx.store, wanted[0], r, False, history.HOUR_KPIS, now)
+    series = await _series(ctx, wanted[0], r, span.period, grant, notes)
+    try:
+        hours = await history.hour_profile(ctx.store, wanted[0], r, False, history.HOUR_KPIS, now)
+    except WindowError as exc:
+        hours = []
+        notes["hours"] = f"no hourly profile: {exc}"
     campaigns = [Scope("campaign", c) for c in known.get("campaign", []) if grant.matches("campaign", c)]
     campaign_values: dict[str, dict[str, Any]] = {}
     if campaigns:
@@ -210,13 +236,16 @@ async def build_report(ctx: ApiContext, span: PeriodSpan, scopes: list[str] | No
     config = getattr(ctx.extensions, "config", None)
     if config is not None and config.experiments:
         from stream.readers.experiments import experiments_payload
-        experiments = (await experiments_payload(ctx, config.experiments, _range_params(r), grant))["experiments"]
+        try:
+            experiments = (await experiments_payload(ctx, config.experiments, _range_params(r), grant))["experiments"]
+        except WindowError as exc:  # experiments read hour buckets at most (35 days)
+            notes["experiments"] = f"no experiments: {exc}"
     return {
         "title": f"Call center report — {span.period.value} {span.label}",
         "period": span.period.value, "label": span.label, "timezone": str(ctx.tz),
         "from": format_ts(span.range.start), "to": format_ts(span.range.end),
         "previous": {"from": format_ts(span.previous.start), "to": format_ts(span.previous.end)},
-        "generated_at": format_ts(now), "complete": end == span.range.end,
+        "generated_at": format_ts(now), "complete": end == span.range.end, "notes": notes,
         "kpis": list(REPORT_KPIS), "scopes": blocks,
         "series_kpis": list(KPI_BY_NAME),
         "targets": _targets(ctx, {**{f"campaign:{c}": v for c, v in campaign_values.items()},

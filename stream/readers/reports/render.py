@@ -78,9 +78,10 @@ def _shown(header: list[str], row: list[Any]) -> list[str]:
 
 
 def _period_line(report: dict[str, Any]) -> str:
+    notes = "".join(f" Note: {n}." for n in report.get("notes", {}).values())
     return (f"{report['from']} – {report['to']} ({report['timezone']}), compared with "
             f"{report['previous']['from']} – {report['previous']['to']}"
-            + ("" if report["complete"] else "; the period is not over: so far"))
+            + ("" if report["complete"] else "; the period is not over: so far") + notes)
 
 
 # -- formats ------------------------------------------------------------------------------------
