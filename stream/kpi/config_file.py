@@ -86,6 +86,21 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSchedule:
+    """One `[[reports]]` entry: `callkpi serve` writes the report of each finished local period
+    into `directory` (once, whatever the restarts) and posts a summary to `webhook`."""
+
+    name: str
+    period: str
+    directory: str
+    scopes: tuple[str, ...] = ("center",)
+    format: str = "html"
+    webhook: str | None = None
+    check_seconds: float = 30.0
+    """How often serve looks for a finished period."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     timezone: str = "UTC"
     conversation_threshold_ms: int = 30_000
@@ -104,6 +119,7 @@ class ServiceConfig:
     live: LiveConfig = field(default_factory=LiveConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     experiments: tuple[Experiment, ...] = ()
+    reports: tuple[ReportSchedule, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -338,7 +354,8 @@ def _type(value: Any) -> str:
 
 _TOP = ("timezone", "conversation_threshold_ms", "qualification_score", "connect_threshold_ms",
         "service_level_threshold_ms", "max_call_gap_seconds", "success_dispositions",
-        "goal_dispositions", "compliance", "costs", "targets", "live", "api", "experiments")
+        "goal_dispositions", "compliance", "costs", "targets", "live", "api", "experiments",
+        "reports")
 _COMPLIANCE = ("default_limit", "campaign_limits", "groups", "status_rates")
 _GROUP = ("name", "campaigns", "limit")
 _COSTS = ("currency", *RATE_FIELDS, "campaigns")
@@ -351,6 +368,11 @@ _TOKEN = ("name", "sha256", "scopes", "metrics")
 _EXPERIMENT = ("name", "variants", "control", "primary_kpi", "minimum_detectable_effect",
                "guardrails", "campaigns", "window", "start", "end")
 _GUARDRAIL = ("kpi", "direction", "tolerance")
+_REPORT = ("name", "period", "scopes", "format", "directory", "webhook", "check_seconds")
+REPORT_PERIODS = ("day", "week", "month", "hour", "minute")
+"""Periods of a scheduled report: `hour` and `minute` are for trying a schedule or a webhook
+out (and for tests); managers read days, weeks and months."""
+REPORT_FORMATS = ("html", "csv", "xlsx", "md")
 _VARIANT_ID = re.compile(r"[^\s]{1,64}")
 
 
@@ -681,6 +703,51 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
     return tuple(out)
 
 
+def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
+    """`source`: the configuration file (a relative directory is relative to it), or ""."""
+    out: list[ReportSchedule] = []
+    for i, e in enumerate(ck.array_of_tables(raw, ("reports",))):
+        p: Path_ = ("reports", i)
+        e = ck.table(e, p, _REPORT)
+        for required in ("period", "directory"):
+            if required not in e:
+                raise ck.error(p, f"a scheduled report needs {required} = ...")
+        period = ck.string(e["period"], p + ("period",))
+        if period not in REPORT_PERIODS:
+            raise ck.error(p + ("period",), f"unknown period {period!r}{_suggest(period, REPORT_PERIODS)}; "
+                           f"use one of {', '.join(REPORT_PERIODS)}")
+        fmt = ck.string(e.get("format", "html"), p + ("format",))
+        if fmt not in REPORT_FORMATS:
+            raise ck.error(p + ("format",), f"unknown format {fmt!r}{_suggest(fmt, REPORT_FORMATS)}; "
+                           f"use one of {', '.join(REPORT_FORMATS)}")
+        scopes = tuple(ck.strings(e.get("scopes", ["center"]), p + ("scopes",)))
+        if not scopes:
+            raise ck.error(p + ("scopes",), "give at least one scope (e.g. \"center\")")
+        for s in scopes:
+            kind, _, ident = s.partition(":")
+            if s != "center" and (kind not in ("campaign", "team", "agent", "caller_id", "list", "variant")
+                                  or not ident):
+                raise ck.error(p + ("scopes",), f"bad scope {s!r}: center or <kind>:<id>")
+        name = ck.string(e.get("name", f"{period}-{i + 1}"), p + ("name",))
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise ck.error(p + ("name",), f"bad report name {name!r}: 1..64 letters, digits, '.', '_' "
+                           "or '-' (it names the report's files)")
+        if any(r.name == name for r in out):
+            raise ck.error(p + ("name",), f"duplicate report name {name!r}")
+        directory = ck.string(e["directory"], p + ("directory",))
+        if source and not Path(directory).is_absolute():
+            directory = str(Path(source).parent / directory)  # relative to the configuration file
+        webhook = None
+        if "webhook" in e:
+            webhook = ck.string(e["webhook"], p + ("webhook",))
+            if not re.match(r"https?://[^/\s]+", webhook):
+                raise ck.error(p + ("webhook",), f"must be an http(s):// URL, got {webhook!r}")
+        check = float(ck.number(e.get("check_seconds", 30), p + ("check_seconds",), minimum=0.1))
+        out.append(ReportSchedule(name=name, period=period, directory=directory, scopes=scopes,
+                                  format=fmt, webhook=webhook, check_seconds=check))
+    return tuple(out)
+
+
 def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[str] | None,
                  cumulative_kpis: Collection[str] | None = None,
                  experiment_kpis: Mapping[str, bool] | None = None) -> ServiceConfig:
@@ -745,6 +812,8 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
         kw["api"] = _api(ck, data["api"])
     if "experiments" in data:
         kw["experiments"] = _experiments(ck, data["experiments"], timezone, experiment_kpis)
+    if "reports" in data:
+        kw["reports"] = _reports(ck, data["reports"], source if source != "<config>" else "")
     return ServiceConfig(**kw)
 
 

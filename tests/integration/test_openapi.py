@@ -273,6 +273,17 @@ def test_retention(fed: Fed, api: Api) -> None:
     assert api.get("/api/v1/retention", 400, period="year")["error"]
 
 
+def test_reports(fed: Fed, api: Api) -> None:
+    for params in ({}, {"period": "week"}, {"period": "month", "format": "json"}):
+        body = api.get("/api/v1/report", **params)
+        assert body["scopes"][0]["scope"] == "center"
+    for fmt in ("html", "csv", "md"):
+        assert api.get("/api/v1/report", format=fmt)
+    assert api.get("/api/v1/report", 400, period="year")["error"]
+    assert api.get("/api/v1/reports/scheduled")["reports"] == []
+    assert api.get("/reports")
+
+
 def conforms_stream(r: httpx.Response) -> None:
     assert r.status_code == 200
     spec, _ = documented_response("/api/v1/stream", 200)
@@ -334,7 +345,8 @@ def test_with_a_token_every_guarded_route_answers_401_without_it(fed: Fed) -> No
     anonymous, authorized = Api(url), Api(url, TOKEN)
     try:
         for path, item in DOC["paths"].items():
-            concrete = path.replace("{file}", "app.js").replace("{name}", EXPERIMENT)
+            concrete = (path.replace("/static/shared/{file}", "/static/shared/reports/charts.js")
+                        .replace("{file}", "app.js").replace("{name}", EXPERIMENT))
             guarded = "401" in item["get"]["responses"]
             assert bool(item["get"].get("security", DOC["security"])) == guarded, \
                 f"{path}: the security requirement and the 401 response disagree"
