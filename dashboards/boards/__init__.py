@@ -1,4 +1,4 @@
-"""The five dashboards (one module each), and every PromQL query they run (for tests)."""
+"""The dashboards (one module each), and every PromQL query they run (for tests)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..panels import Board, PanelQuery
 from .agents import agents
 from .caller_ids import caller_ids
 from .campaigns import campaigns
+from .history import history
 from .pipeline import pipeline
 from .wallboard import wallboard
 
@@ -20,6 +21,7 @@ BOARDS: dict[str, Callable[[], Board]] = {
     "agents": agents,
     "caller-ids": caller_ids,
     "pipeline": pipeline,
+    "history": history,
 }
 
 
@@ -63,6 +65,7 @@ DEFAULT_VARIABLES = {
     "__range": "1h",
     "__rate_interval": "1m",
     "__interval": "1m",
+    "period": "1d",
 }
 
 

@@ -23,16 +23,20 @@ def load_service_config(settings: Settings) -> Any:
     """The business configuration (thresholds, targets, costs, compliance) from CALLKPI_CONFIG."""
     from stream.kpi.catalog import KPI_BY_NAME
     from stream.kpi.config_file import ConfigError, load_config
+    from stream.kpi.experiments import experiment_kpis
     from stream.readers.business import COST_KPIS
     names = {*KPI_BY_NAME, *COST_KPIS}
     cumulative = {k.name for k in KPI_BY_NAME.values() if not k.denominator}
     try:
-        return load_config(settings.config or None, kpi_names=names, cumulative_kpis=cumulative)
+        return load_config(settings.config or None, kpi_names=names, cumulative_kpis=cumulative,
+                           experiment_kpis=experiment_kpis())
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
 
-def thresholds_of(config: Any) -> Any:
+def thresholds_of(config: Any, settings: Settings | None = None) -> Any:
+    """What decides counters at write time; the zone (for the retention sets' local weeks and
+    months) is the one `serve` reads with: CALLKPI_TIMEZONE, else the file's `timezone`."""
     from stream.kpi.contributions import Thresholds
     return Thresholds(
         conversation_threshold_ms=config.conversation_threshold_ms,
@@ -42,6 +46,7 @@ def thresholds_of(config: Any) -> Any:
         max_call_gap_ms=config.max_call_gap_seconds * 1000,
         success_dispositions=frozenset(config.success_dispositions),
         goal_dispositions=frozenset(config.goal_dispositions),
+        timezone=timezone_of(settings, config).key if settings is not None else config.timezone,
     )
 
 
@@ -60,7 +65,7 @@ def run_worker(args: argparse.Namespace) -> int:
     config = load_service_config(settings)
     # day buckets are local days of the center's zone: the worker writes them in that zone
     settings = dataclasses.replace(settings, timezone=str(timezone_of(settings, config)))
-    app = create_app(settings, thresholds_of(config))
+    app = create_app(settings, thresholds_of(config, settings))
     app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
     worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,
                           override_logging=False)
@@ -211,6 +216,97 @@ def format_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- experiments -------------------------------------------------------------------------------
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from stream.kpi.windows import WindowError
+    from stream.readers.api import BadRequest, NotFound
+    from stream.readers.experiments import experiments_payload
+
+    params = {"window": args.window} if args.window else {}
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await experiments_payload(ctx, ctx.extensions.config.experiments, params,
+                                             name=args.name)
+        finally:
+            await ctx.store.close()
+    try:
+        data = asyncio.run(fetch())
+    except (BadRequest, NotFound, WindowError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif not data["experiments"]:
+        print("no experiments configured ([[experiments]] in the configuration file)")
+    else:
+        print("\n\n".join(format_experiment(e) for e in data["experiments"]))
+    return 0
+
+
+def format_experiment(e: dict[str, Any]) -> str:
+    """One experiment as a table: a row per variant, the verdict on top."""
+    def pct(v: float | None, signed: bool = False) -> str:
+        return "-" if v is None else (f"{v * 100:+.1f} %" if signed else f"{v * 100:.1f} %")
+
+    span = f"{e['from']} → {e['to']}" if e["started"] else "not started"
+    lines = [f"{e['name']}: {e['verdict']}   ({e['primary_kpi']}, {span})"]
+    header = ("variant", "calls", "successes", "rate", "95 % CI", "lift", "p", "still needed",
+              "verdict")
+    rows = [header]
+    for v in e["variants"]:
+        ci = "-" if v["interval"] is None else (f"{v['interval']['low'] * 100:.1f}–"
+                                                f"{v['interval']['high'] * 100:.1f} %")
+        p = "-" if v["p_value"] is None else f"{v['p_value']:.3g}"
+        need = "-" if v["still_needed"] is None else f"{v['still_needed']:,}"
+        rows.append((v["variant"] + (" (control)" if v["control"] else ""), f"{v['trials']:,}",
+                     f"{v['successes']:,}", pct(v["rate"]), ci, pct(v["lift"], True), p, need,
+                     v["verdict"]))
+        for g in v["guardrails"]:
+            rows.append((f"  guardrail {g['kpi']}", "", "", "", "", pct(g["change"], True),
+                         "-" if g["p_value"] is None else f"{g['p_value']:.3g}", "",
+                         "breached" if g["breached"] else "ok"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+def run_retention(args: argparse.Namespace) -> int:
+    from stream.kpi.scopes import ScopeError
+    from stream.readers.api import BadRequest, Forbidden
+    from stream.readers.retention import retention_payload
+
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await retention_payload(ctx, {"scope": args.scope, "period": args.period})
+        finally:
+            await ctx.store.close()
+    try:
+        data = asyncio.run(fetch())
+    except (BadRequest, ScopeError, Forbidden) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{data['scope']}  customer retention per {data['period']} ({data['timezone']})")
+    rows = [("period", "buying customers", "repeat customers", "retention rate")]
+    for key in ("previous", "current"):
+        r = data[key]
+        rate = "-" if r["retention_rate"] is None else f"{r['retention_rate'] * 100:.1f} %"
+        rows.append((r["period"] + ("" if r["complete"] else " (so far)"),
+                     f"{r['buying_customers']:,}", f"{r['repeat_customers']:,}", rate))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run a stream worker (external Kafka and Redis from CALLKPI_*)")
     p.set_defaults(run=run_worker)
@@ -239,3 +335,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", default=None, help="range end, RFC 3339")
     p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
     p.set_defaults(run=run_kpis)
+
+    p = sub.add_parser("experiments", help="print the configured experiments (A/B tests) and "
+                       "their verdicts")
+    p.add_argument("name", nargs="?", default=None, help="one experiment (default: all)")
+    p.add_argument("--window", default=None, help="override each experiment's window "
+                   "(5m, 15m, 1h, 8h, 24h, 30d, today)")
+    p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
+    p.set_defaults(run=run_experiments)
+
+    p = sub.add_parser("retention", help="print buying and repeat customers and the retention "
+                       "rate per local week or month")
+    p.add_argument("--scope", default="center", help="center or campaign:<id>")
+    p.add_argument("--period", default="week", choices=("week", "month"))
+    p.add_argument("--json", action="store_true", help="print JSON (as the API returns it)")
+    p.set_defaults(run=run_retention)

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stream.cli import commands, rebuild, series, stack
+from stream.cli import commands, rebuild, report, series, stack
 from stream.settings import SettingsError
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_parser(sub)
     stack.add_parsers(sub)
     series.add_parser(sub)
+    report.add_parser(sub)
     try:
         from stream.cli import simulate
     except ImportError:  # pragma: no cover - the simulator is part of the package

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     is_live = (target.redis_url, target.key_prefix) == (live.redis_url, live.key_prefix)
     if not target.key_prefix:
         raise UsageError("the rebuilt store needs a non-empty key prefix")
-    thresholds = thresholds_of(load_service_config(target))
+    thresholds = thresholds_of(load_service_config(target), target)
     bar = ProgressBar(sys.stderr, quiet=args.quiet)
     try:
         return asyncio.run(_rebuild(args, target, thresholds, is_live, bar))

@@ -33,6 +33,7 @@ from stream.kpi.compliance import (
     ComplianceGroup,
 )
 from stream.kpi.cost import RATE_FIELDS, CostConfig, CostRates
+from stream.kpi.experiments import Experiment, Guardrail
 from stream.kpi.targets import DIRECTIONS, TARGET_WINDOWS, Target, parse_scope_pattern, threshold_problem
 
 DEFAULT_SUCCESS = frozenset({"sale", "appointment"})
@@ -47,7 +48,7 @@ class LiveConfig:
     """A call with no outcome stops counting as ringing/waiting/talking after this long."""
 
 
-TOKEN_SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list")
+TOKEN_SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -85,6 +86,21 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSchedule:
+    """One `[[reports]]` entry: `callkpi serve` writes the report of each finished local period
+    into `directory` (once, whatever the restarts) and posts a summary to `webhook`."""
+
+    name: str
+    period: str
+    directory: str
+    scopes: tuple[str, ...] = ("center",)
+    format: str = "html"
+    webhook: str | None = None
+    check_seconds: float = 30.0
+    """How often serve looks for a finished period."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     timezone: str = "UTC"
     conversation_threshold_ms: int = 30_000
@@ -102,6 +118,8 @@ class ServiceConfig:
     targets: tuple[Target, ...] = ()
     live: LiveConfig = field(default_factory=LiveConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    experiments: tuple[Experiment, ...] = ()
+    reports: tuple[ReportSchedule, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -336,7 +354,8 @@ def _type(value: Any) -> str:
 
 _TOP = ("timezone", "conversation_threshold_ms", "qualification_score", "connect_threshold_ms",
         "service_level_threshold_ms", "max_call_gap_seconds", "success_dispositions",
-        "goal_dispositions", "compliance", "costs", "targets", "live", "api")
+        "goal_dispositions", "compliance", "costs", "targets", "live", "api", "experiments",
+        "reports")
 _COMPLIANCE = ("default_limit", "campaign_limits", "groups", "status_rates")
 _GROUP = ("name", "campaigns", "limit")
 _COSTS = ("currency", *RATE_FIELDS, "campaigns")
@@ -346,6 +365,15 @@ _API = ("tokens", "metrics", "max_stream_clients", "stream_write_timeout_seconds
         "stream_min_interval_seconds", "stream_buffer_bytes", "redis_connections",
         "redis_wait_seconds", "max_page_size", "response_cache_seconds", "query_concurrency")
 _TOKEN = ("name", "sha256", "scopes", "metrics")
+_EXPERIMENT = ("name", "variants", "control", "primary_kpi", "minimum_detectable_effect",
+               "guardrails", "campaigns", "window", "start", "end")
+_GUARDRAIL = ("kpi", "direction", "tolerance")
+_REPORT = ("name", "period", "scopes", "format", "directory", "webhook", "check_seconds")
+REPORT_PERIODS = ("day", "week", "month", "hour", "minute")
+"""Periods of a scheduled report: `hour` and `minute` are for trying a schedule or a webhook
+out (and for tests); managers read days, weeks and months."""
+REPORT_FORMATS = ("html", "csv", "xlsx", "md")
+_VARIANT_ID = re.compile(r"[^\s]{1,64}")
 
 
 def _timezone(ck: _Checker, value: Any) -> str:
@@ -574,13 +602,162 @@ def _targets(ck: _Checker, raw: Any, timezone: str, kpi_names: Collection[str] |
     return tuple(out)
 
 
+def _experiment_kpi(ck: _Checker, value: Any, path: Path_,
+                    experiment_kpis: Mapping[str, bool] | None, primary: bool) -> str:
+    kpi = ck.string(value, path)
+    if experiment_kpis is None:
+        return kpi
+    if kpi not in experiment_kpis:
+        raise ck.error(path, f"unknown KPI {kpi!r}{_suggest(kpi, experiment_kpis)}; an "
+                       "experiment reads the catalog KPIs of its variant scopes")
+    if primary and not experiment_kpis[kpi]:
+        counts = sorted(k for k, ratio in experiment_kpis.items() if ratio)
+        raise ck.error(path, f"{kpi!r} is not a ratio of counts, so it has no binomial test; "
+                       f"the primary KPI must be one of {', '.join(counts)}")
+    return kpi
+
+
+def _guardrails(ck: _Checker, raw: Any, base: Path_,
+                experiment_kpis: Mapping[str, bool] | None) -> tuple[Guardrail, ...]:
+    out: list[Guardrail] = []
+    for i, g in enumerate(ck.array_of_tables(raw, base)):
+        p = base + (i,)
+        g = ck.table(g, p, _GUARDRAIL)
+        for required in ("kpi", "direction", "tolerance"):
+            if required not in g:
+                raise ck.error(p, f"a guardrail needs {required} = ...")
+        kpi = _experiment_kpi(ck, g["kpi"], p + ("kpi",), experiment_kpis, primary=False)
+        if any(x.kpi == kpi for x in out):
+            raise ck.error(p + ("kpi",), f"guardrail {kpi!r} is listed twice")
+        direction = ck.string(g["direction"], p + ("direction",))
+        if direction not in DIRECTIONS:
+            raise ck.error(p + ("direction",), f"must be 'higher' (more is better) or 'lower', "
+                           f"got {direction!r}")
+        tolerance = float(ck.number(g["tolerance"], p + ("tolerance",), minimum=0,
+                                    hint=" (the relative change accepted, 5 % is 0.05)"))
+        out.append(Guardrail(kpi, direction, tolerance))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _experiments(ck: _Checker, raw: Any, timezone: str,
+                 experiment_kpis: Mapping[str, bool] | None) -> tuple[Experiment, ...]:
+    out: list[Experiment] = []
+    arm_of: dict[str, tuple[str, int]] = {}
+    for i, e in enumerate(ck.array_of_tables(raw, ("experiments",))):
+        p: Path_ = ("experiments", i)
+        e = ck.table(e, p, _EXPERIMENT)
+        for required in ("name", "variants", "primary_kpi", "minimum_detectable_effect"):
+            if required not in e:
+                raise ck.error(p, f"an experiment needs {required} = ...")
+        name = ck.string(e["name"], p + ("name",))
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise ck.error(p + ("name",), f"bad experiment name {name!r}: 1..64 letters, digits, "
+                           "'.', '_' or '-' (it is part of the URL /api/v1/experiments/<name>)")
+        if any(x.name == name for x in out):
+            raise ck.error(p + ("name",), f"duplicate experiment name {name!r}")
+        variants = ck.strings(e["variants"], p + ("variants",))
+        if len(variants) < 2:
+            raise ck.error(p + ("variants",), "an experiment needs at least two variants (the "
+                           "control and one to compare with it)")
+        for v in variants:
+            if not _VARIANT_ID.fullmatch(v):
+                raise ck.error(p + ("variants",), f"bad variant {v!r}: 1..64 characters, no "
+                               "spaces (the `variant` of call.dialed)")
+            if v in arm_of and arm_of[v][1] != i:
+                raise ck.error(p + ("variants",), f"variant {v!r} is already an arm of experiment "
+                               f"{arm_of[v][0]!r} (experiments[{arm_of[v][1]}]); a variant's "
+                               "calls belong to one experiment")
+            arm_of[v] = (name, i)
+        if len(set(variants)) != len(variants):
+            raise ck.error(p + ("variants",), "a variant is listed twice")
+        control = variants[0]
+        if "control" in e:
+            control = ck.string(e["control"], p + ("control",))
+            if control not in variants:
+                raise ck.error(p + ("control",), f"the control {control!r} is not one of the "
+                               f"variants {', '.join(variants)}")
+        primary = _experiment_kpi(ck, e["primary_kpi"], p + ("primary_kpi",), experiment_kpis,
+                                  primary=True)
+        mde = float(ck.number(e["minimum_detectable_effect"], p + ("minimum_detectable_effect",)))
+        if not 0 < mde <= 10:
+            raise ck.error(p + ("minimum_detectable_effect",), f"must be a relative change in "
+                           f"(0, 10] (a 10 % lift is 0.10), got {mde:g}")
+        guardrails = _guardrails(ck, e.get("guardrails", []), p + ("guardrails",),
+                                 experiment_kpis)
+        if any(g.kpi == primary for g in guardrails):
+            raise ck.error(p + ("guardrails",), f"{primary!r} is the primary KPI, not a guardrail")
+        campaigns = tuple(dict.fromkeys(ck.strings(e.get("campaigns", []), p + ("campaigns",))))
+        window = ck.string(e.get("window", "30d"), p + ("window",))
+        if window not in TARGET_WINDOWS:
+            raise ck.error(p + ("window",), f"unknown window {window!r}"
+                           f"{_suggest(window, TARGET_WINDOWS)}; use one of "
+                           f"{', '.join(TARGET_WINDOWS)}")
+        start = None if "start" not in e else _deadline(ck, e["start"], p + ("start",), timezone)
+        end = None if "end" not in e else _deadline(ck, e["end"], p + ("end",), timezone)
+        if start is not None and end is not None and end <= start:
+            raise ck.error(p + ("end",), "the end must be after the start")
+        out.append(Experiment(name=name, variants=tuple(variants), control=control,
+                              primary_kpi=primary, minimum_detectable_effect=mde,
+                              guardrails=guardrails, campaigns=campaigns, window=window,
+                              start=start, end=end))
+    return tuple(out)
+
+
+def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
+    """`source`: the configuration file (a relative directory is relative to it), or ""."""
+    out: list[ReportSchedule] = []
+    for i, e in enumerate(ck.array_of_tables(raw, ("reports",))):
+        p: Path_ = ("reports", i)
+        e = ck.table(e, p, _REPORT)
+        for required in ("period", "directory"):
+            if required not in e:
+                raise ck.error(p, f"a scheduled report needs {required} = ...")
+        period = ck.string(e["period"], p + ("period",))
+        if period not in REPORT_PERIODS:
+            raise ck.error(p + ("period",), f"unknown period {period!r}{_suggest(period, REPORT_PERIODS)}; "
+                           f"use one of {', '.join(REPORT_PERIODS)}")
+        fmt = ck.string(e.get("format", "html"), p + ("format",))
+        if fmt not in REPORT_FORMATS:
+            raise ck.error(p + ("format",), f"unknown format {fmt!r}{_suggest(fmt, REPORT_FORMATS)}; "
+                           f"use one of {', '.join(REPORT_FORMATS)}")
+        scopes = tuple(ck.strings(e.get("scopes", ["center"]), p + ("scopes",)))
+        if not scopes:
+            raise ck.error(p + ("scopes",), "give at least one scope (e.g. \"center\")")
+        for s in scopes:
+            kind, _, ident = s.partition(":")
+            if s != "center" and (kind not in ("campaign", "team", "agent", "caller_id", "list", "variant")
+                                  or not ident):
+                raise ck.error(p + ("scopes",), f"bad scope {s!r}: center or <kind>:<id>")
+        name = ck.string(e.get("name", f"{period}-{i + 1}"), p + ("name",))
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise ck.error(p + ("name",), f"bad report name {name!r}: 1..64 letters, digits, '.', '_' "
+                           "or '-' (it names the report's files)")
+        if any(r.name == name for r in out):
+            raise ck.error(p + ("name",), f"duplicate report name {name!r}")
+        directory = ck.string(e["directory"], p + ("directory",))
+        if source and not Path(directory).is_absolute():
+            directory = str(Path(source).parent / directory)  # relative to the configuration file
+        webhook = None
+        if "webhook" in e:
+            webhook = ck.string(e["webhook"], p + ("webhook",))
+            if not re.match(r"https?://[^/\s]+", webhook):
+                raise ck.error(p + ("webhook",), f"must be an http(s):// URL, got {webhook!r}")
+        check = float(ck.number(e.get("check_seconds", 30), p + ("check_seconds",), minimum=0.1))
+        out.append(ReportSchedule(name=name, period=period, directory=directory, scopes=scopes,
+                                  format=fmt, webhook=webhook, check_seconds=check))
+    return tuple(out)
+
+
 def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[str] | None,
-                 cumulative_kpis: Collection[str] | None = None) -> ServiceConfig:
+                 cumulative_kpis: Collection[str] | None = None,
+                 experiment_kpis: Mapping[str, bool] | None = None) -> ServiceConfig:
     """Parse and check a configuration file's text.
 
     `kpi_names`: the KPIs a target may name (the caller passes the catalog's names plus the
     cost and compliance KPIs it serves); None skips that one check. `cumulative_kpis`, when
     given, are the KPIs a target with a `deadline` may name (counts and sums).
+    `experiment_kpis`: the catalog KPIs an experiment may name, each mapped to whether it is a
+    ratio of counts (only those can be its primary KPI); None skips those checks.
     """
     try:
         data = tomllib.loads(text)
@@ -633,11 +810,16 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
                                                ("live", "call_expiry_seconds"), minimum=1))
     if "api" in data:
         kw["api"] = _api(ck, data["api"])
+    if "experiments" in data:
+        kw["experiments"] = _experiments(ck, data["experiments"], timezone, experiment_kpis)
+    if "reports" in data:
+        kw["reports"] = _reports(ck, data["reports"], source if source != "<config>" else "")
     return ServiceConfig(**kw)
 
 
 def load_config(path: str | Path | None, *, kpi_names: Collection[str] | None = None,
-                cumulative_kpis: Collection[str] | None = None) -> ServiceConfig:
+                cumulative_kpis: Collection[str] | None = None,
+                experiment_kpis: Mapping[str, bool] | None = None) -> ServiceConfig:
     """Read and check the configuration file at `path`; None gives the defaults.
 
     Pass the catalog's KPI names as `kpi_names` (the CLI does) so that a target naming an
@@ -655,4 +837,4 @@ def load_config(path: str | Path | None, *, kpi_names: Collection[str] | None = 
         raise ConfigError(source, None, "", f"not UTF-8 text ({e.reason} at byte "
                           f"{e.start})") from None
     return parse_config(text, source=source, kpi_names=kpi_names,
-                        cumulative_kpis=cumulative_kpis)
+                        cumulative_kpis=cumulative_kpis, experiment_kpis=experiment_kpis)

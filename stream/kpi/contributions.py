@@ -29,6 +29,8 @@ class Thresholds:
     success_dispositions: Collection[str] = SUCCESS_DEFAULT
     goal_dispositions: Collection[str] = field(
         default_factory=lambda: SUCCESS_DEFAULT | {"qualified_lead"})
+    timezone: str = "UTC"
+    """The center's zone: the local weeks and months customer retention is kept for."""
 
 
 def _answered(f: dict, out: dict[str, float]) -> None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from stream.kpi.catalog import COUNTERS, KPIS
+from stream.kpi.retention import RETENTION_KPIS
 
 SECTION_TITLES = {"counts": "Counts", "durations": "Durations (reported in seconds)",
                   "agent_time": "Agent time (open states count up to the query time)",
@@ -50,7 +51,17 @@ def render() -> str:
             if k.section == section:
                 lines.append(f"| `{k.name}` | `{k.formula}` | {k.help} |")
         lines.append("")
-    lines += ["## Stored counters", "",
+    lines += ["## Customer retention (distinct leads, per local week and month)", "",
+              "Defined in `stream/kpi/retention.py`, not the catalog: they are sizes of sets of "
+              "leads, not sums of counters. S(P) is the set of leads (`lead_id` of the call's "
+              "`call.dialed`, also when it arrives after the wrap-up) with a `call.wrapup` "
+              "disposition `sale` in period P: the local calendar week (from Monday 00:00) or "
+              "month in the configured time zone, per `center` and `campaign:<id>`. Served by "
+              "`GET /api/v1/retention?scope=...&period=week|month` and `callkpi retention`; "
+              "only counts are shown, never a lead_id (docs/redis-layout.md: memory).", "",
+              "| KPI | formula | meaning |", "|---|---|---|"]
+    lines += [f"| `{k.name}` | `{k.formula}` | {k.help} |" for k in RETENTION_KPIS]
+    lines += ["", "## Stored counters", "",
               "Kept per scope and per minute and hour bucket; `_ms` counters hold milliseconds. "
               "Paused time is also kept per reason as `paused_ms:<reason>` "
               "(reported as `paused_seconds_by_reason`), and wrap-ups per `disposition_code` "

@@ -20,9 +20,14 @@ against):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from statistics import NormalDist
-from typing import NamedTuple
+from typing import Literal, NamedTuple
+
+from stream.kpi.catalog import COUNTERS, KPI_BY_NAME, KPIS, Counters, Kpi
 
 ALPHA = 0.05
 POWER = 0.80
@@ -124,6 +129,8 @@ def compare(control: tuple[int, int], variant: tuple[int, int],
             relative_mde: float) -> Comparison:
     """The variant (successes, trials) against the control's on one ratio KPI."""
     (cs, cn), (vs, vn) = control, variant
+    if vs > vn or cs > cn:  # not a proportion (more successes than trials): no binomial test
+        return Comparison(vs / vn if vn else None, None, None, None, "", None)
     rate = vs / vn if vn else None
     control_rate = cs / cn if cn else None
     lift = (rate - control_rate) / control_rate if rate is not None and control_rate else None
@@ -138,12 +145,13 @@ def compare(control: tuple[int, int], variant: tuple[int, int],
 
 
 def verdict(comparison: Comparison, trials: tuple[int, int],
-            guardrail_breached: bool = False) -> Verdict:
+            guardrail_breached: bool = False, alpha: float = ALPHA) -> Verdict:
     """The plain verdict: guardrails first, then significance, then whether to keep waiting.
 
     Significance is judged at α = 0.05 once each arm has its needed sample size; before that a
     difference is reported only if it is already significant at α/10 (a crude guard against
-    reading too much into early peeks; it is not a sequential test).
+    reading too much into early peeks; it is not a sequential test). `alpha`: the level per
+    comparison (`experiment_alpha` divides it among the variants).
     """
     if guardrail_breached:
         return Verdict.GUARDRAIL_BREACHED
@@ -152,7 +160,190 @@ def verdict(comparison: Comparison, trials: tuple[int, int],
         return Verdict.NOT_ENOUGH_DATA
     needed = comparison.needed_per_arm
     enough = needed is not None and min(trials) >= needed
-    threshold = ALPHA if enough else ALPHA / 10
+    threshold = alpha if enough else alpha / 10
     if p < threshold:
         return Verdict.VARIANT_BETTER if lift > 0 else Verdict.CONTROL_BETTER
     return Verdict.NO_DIFFERENCE_YET if enough else Verdict.NOT_ENOUGH_DATA
+
+
+def verdict_text(v: Verdict, variant: str, control: str) -> str:
+    """The verdict in words that name the arm: `variant B better`, `control A better`."""
+    if v is Verdict.VARIANT_BETTER:
+        return f"variant {variant} better"
+    if v is Verdict.CONTROL_BETTER:
+        return f"control {control} better"
+    return v.value
+
+
+def experiment_alpha(variants: int, alpha: float = ALPHA) -> float:
+    """α per comparison with the control: Bonferroni over the variants (k − 1 comparisons), so
+    that the chance of any false "better" stays ≤ α with several variants."""
+    return alpha / max(1, variants - 1)
+
+
+# --------------------------------------------------------------------------- experiments
+
+_COUNT_COUNTERS = frozenset(c.name for c in COUNTERS if c.integer and not c.ms)
+
+
+def is_ratio_of_counts(kpi: Kpi) -> bool:
+    """A rate whose numerator and denominator are event counts (conversion_rate, connect_rate):
+    the KPIs a binomial test applies to. Durations, sums and time shares are not."""
+    return (kpi.unit == "ratio" and bool(kpi.denominator) and kpi.scale == 1.0
+            and set(kpi.numerator + kpi.denominator) <= _COUNT_COUNTERS)
+
+
+def experiment_kpis() -> dict[str, bool]:
+    """Every catalog KPI an experiment may name, mapped to whether it can be the primary KPI
+    (what `stream.kpi.config_file.parse_config` checks the configuration against)."""
+    return {k.name: is_ratio_of_counts(k) for k in KPIS}
+
+
+def counts_of(kpi_name: str, counters: Counters) -> tuple[int, int]:
+    """(successes, trials) of a ratio-of-counts KPI from one scope's window sums."""
+    kpi = KPI_BY_NAME[kpi_name]
+    return (int(sum(counters.get(c, 0) for c in kpi.numerator)),
+            int(sum(counters.get(c, 0) for c in kpi.denominator)))
+
+
+Direction = Literal["higher", "lower"]
+
+
+class Guardrail(NamedTuple):
+    """A KPI that must not get worse: `direction` says which way is better, `tolerance` is the
+    relative change in the worse direction that is still accepted (0.05: up to 5 % worse)."""
+
+    kpi: str
+    direction: Direction
+    tolerance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """One configured experiment (`[[experiments]]`, docs/experiments.md)."""
+
+    name: str
+    variants: tuple[str, ...]
+    control: str
+    primary_kpi: str
+    minimum_detectable_effect: float
+    guardrails: tuple[Guardrail, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    window: str = "30d"
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(f"variant:{v}" for v in self.variants)
+
+
+class GuardrailCheck(NamedTuple):
+    """A guardrail KPI of one variant against the control."""
+
+    kpi: str
+    control: float | None
+    value: float | None
+    change: float | None
+    """(variant − control) ÷ |control|; None when either is missing or the control is 0."""
+    p_value: float | None
+    """Two-sided, for a ratio-of-counts guardrail (None for other KPIs)."""
+    breached: bool
+
+
+def check_guardrail(g: Guardrail, control: float | None, value: float | None,
+                    counts: tuple[tuple[int, int], tuple[int, int]] | None = None,
+                    alpha: float = ALPHA) -> GuardrailCheck:
+    """Breached when the variant is worse than the control by more than the tolerance and, for
+    a ratio of counts (`counts` = control's and variant's (successes, trials)), the difference
+    is significant at `alpha`: a guardrail must not trip on the noise of a few calls."""
+    change = None
+    if control is not None and value is not None and control != 0:
+        change = (value - control) / abs(control)
+    p = None
+    if counts is not None:
+        (cs, cn), (vs, vn) = counts
+        if cn and vn and cs <= cn and vs <= vn:
+            p = (fisher_exact_p_value(vs, vn, cs, cn) if needs_exact_test(vs, vn, cs, cn)
+                 else z_test_p_value(vs, vn, cs, cn))
+    worse = change is not None and (-change if g.direction == "higher" else change) > g.tolerance
+    breached = worse and (counts is None or (p is not None and p < alpha))
+    return GuardrailCheck(g.kpi, control, value, change, p, breached)
+
+
+class Arm(NamedTuple):
+    """The primary KPI's counts of one variant, and its guardrail KPIs' values."""
+
+    successes: int
+    trials: int
+    guardrail_values: Mapping[str, float | None]
+    guardrail_counts: Mapping[str, tuple[int, int] | None]
+
+
+class VariantResult(NamedTuple):
+    variant: str
+    is_control: bool
+    successes: int
+    trials: int
+    comparison: Comparison
+    still_needed: int | None
+    """Trials still missing in the smaller of this arm and the control (None: unknown)."""
+    guardrails: tuple[GuardrailCheck, ...]
+    verdict: Verdict
+    verdict_text: str
+
+
+class ExperimentResult(NamedTuple):
+    experiment: Experiment
+    variants: tuple[VariantResult, ...]
+    verdict_text: str
+    """The experiment's verdict: a breached guardrail first, then the best significant
+    variant, then the control, then `no difference yet` / `not enough data`."""
+
+
+def evaluate(exp: Experiment, arms: Mapping[str, Arm]) -> ExperimentResult:
+    """Every variant against the control: pure arithmetic on the arms' counts."""
+    alpha = experiment_alpha(len(exp.variants))
+    ctl = arms[exp.control]
+    rows: list[VariantResult] = []
+    for name in exp.variants:
+        arm = arms[name]
+        cmp = compare((ctl.successes, ctl.trials), (arm.successes, arm.trials),
+                      exp.minimum_detectable_effect)
+        if name == exp.control:
+            cmp = cmp._replace(lift=None, p_value=None, test="")
+            rows.append(VariantResult(name, True, arm.successes, arm.trials, cmp, None, (),
+                                      Verdict.NOT_ENOUGH_DATA, "control"))
+            continue
+        checks = tuple(check_guardrail(g, ctl.guardrail_values.get(g.kpi),
+                                       arm.guardrail_values.get(g.kpi),
+                                       _pair(ctl.guardrail_counts.get(g.kpi),
+                                             arm.guardrail_counts.get(g.kpi)), alpha)
+                       for g in exp.guardrails)
+        trials = (ctl.trials, arm.trials)
+        v = verdict(cmp, trials, any(c.breached for c in checks), alpha)
+        still = (None if cmp.needed_per_arm is None
+                 else max(0, cmp.needed_per_arm - min(trials)))
+        rows.append(VariantResult(name, False, arm.successes, arm.trials, cmp, still, checks, v,
+                                  verdict_text(v, name, exp.control)))
+    return ExperimentResult(exp, tuple(rows), _overall(rows, exp.control))
+
+
+def _pair(a: tuple[int, int] | None, b: tuple[int, int] | None
+          ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    return None if a is None or b is None else (a, b)
+
+
+def _overall(rows: Sequence[VariantResult], control: str) -> str:
+    others = [r for r in rows if not r.is_control]
+    if any(r.verdict is Verdict.GUARDRAIL_BREACHED for r in others):
+        return Verdict.GUARDRAIL_BREACHED.value
+    better = [r for r in others if r.verdict is Verdict.VARIANT_BETTER]
+    if better:
+        best = max(better, key=lambda r: r.comparison.lift or 0.0)
+        return best.verdict_text
+    if any(r.verdict is Verdict.CONTROL_BETTER for r in others):
+        return verdict_text(Verdict.CONTROL_BETTER, "", control)
+    if others and all(r.verdict is Verdict.NO_DIFFERENCE_YET for r in others):
+        return Verdict.NO_DIFFERENCE_YET.value
+    return Verdict.NOT_ENOUGH_DATA.value

@@ -317,6 +317,7 @@ class Pipeline:
             offsets=[(tp, guard[tp], last[tp]) for tp in sorted(last) if last[tp] > offsets[tp]],
             entities=entities,
             counters=outcome.deltas.grouped(),
+            lead_sales=outcome.deltas.lead_sales(),
             team_moves=outcome.team_moves,
             live_calls=outcome.live_calls,
             live_agents=outcome.live_agents,

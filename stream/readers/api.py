@@ -84,6 +84,10 @@ class BadRequest(QueryError):
     """A request the API cannot read (conflicting or malformed parameters)."""
 
 
+class NotFound(LookupError):
+    """A named thing (e.g. an experiment) that does not exist or the token may not see."""
+
+
 class Forbidden(PermissionError):
     """A scope the request's token may not read (the same answer whether it exists or not)."""
 
@@ -91,6 +95,10 @@ class Forbidden(PermissionError):
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(data, status=status, headers=headers,
                              dumps=lambda d: json.dumps(d, allow_nan=False))
+
+
+json_response = _json
+"""JSON answers of other reader modules' routes (no NaN: it is not JSON)."""
 
 
 def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | None, Range]:
@@ -126,6 +134,8 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _json({"error": str(exc)}, status=400)
     except Forbidden as exc:
         return _json({"error": str(exc)}, status=403)
+    except NotFound as exc:
+        return _json({"error": str(exc)}, status=404)
     except (RedisError, OSError) as exc:
         return _json({"error": f"the store did not answer: {exc}"}, status=503,
                      headers={"Retry-After": "5"})
@@ -468,7 +478,8 @@ def _auth_middleware(access: Access) -> Any:
 
 CACHE = web.AppKey("cache", ResponseCache)
 CACHED_PATHS = frozenset({"/api/v1/kpis", "/api/v1/live", "/api/v1/agents", "/api/v1/scopes",
-                          "/api/v1/campaigns", "/api/v1/targets", "/api/v1/compliance"})
+                          "/api/v1/campaigns", "/api/v1/targets", "/api/v1/compliance",
+                          "/api/v1/experiments", "/api/v1/retention"})
 
 
 def _cache_middleware(cache: ResponseCache) -> Any:

@@ -67,10 +67,19 @@ def _wallboard_routes() -> list[web.RouteTableDef]:
 
 
 def create_service_app(ctx: ApiContext) -> web.Application:
-    extra = [_metrics_routes(ctx), *_wallboard_routes()]
+    from stream.readers.reports import routes as reports
+    from stream.readers.reports.schedule import Scheduler
+    config = ctx.extensions.config if ctx.extensions is not None else None
+    scheduler = Scheduler(ctx, config.reports if config is not None else ())
+    extra = [_metrics_routes(ctx), reports.routes(ctx, scheduler), *_wallboard_routes()]
     if ctx.extensions is not None:
+        from stream.readers.experiments import routes as experiment_routes
         extra.append(ctx.extensions.routes())
+        extra.append(experiment_routes(ctx, ctx.extensions.config.experiments))
+    from stream.readers.retention import routes as retention_routes
+    extra.append(retention_routes(ctx))
     app = create_web_app(ctx, extra)
+    reports.attach(app, ctx, scheduler)
 
     async def close_store(_: web.Application) -> None:
         await ctx.store.close()

@@ -16,7 +16,17 @@ SCENARIOS: dict[str, str] = {
                       "congestion/error and voice quality drops",
     "abandon_spike": "the predictive dialer over-dials: its abandon-rate target goes from the "
                      "configured value to 8% for the rest of the run",
+    "ab_test": "an A/B test of a sales script: from then on every call.dialed carries variant A "
+               "or B (50/50); with B, AB_TEST_LIFT of the live contacts that would not have "
+               "bought or booked buy instead (a real effect on conversion_rate)",
+    "aa_test": "an A/A test: every call.dialed carries variant A or B (50/50), and both are the "
+               "same script (no effect: a test that finds one is a false positive)",
 }
+EXPERIMENT_VARIANTS: tuple[str, str] = ("A", "B")
+"""The `variant` ids of the ab_test and aa_test scenarios (A is the control)."""
+AB_TEST_LIFT = 0.08
+"""ab_test: the share of B's non-buying live contacts turned into sales (about +70 % relative
+conversion on the sales campaigns, whose contacts buy or book about 1 in 10)."""
 
 INVALID_REASONS: tuple[str, ...] = (
     "oversize", "malformed_json", "not_an_object", "missing_field", "invalid_field",

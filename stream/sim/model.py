@@ -18,7 +18,7 @@ from random import Random
 from typing import Any, NamedTuple
 
 from stream.contract import DISPOSITIONS
-from stream.sim.config import SimConfig
+from stream.sim.config import AB_TEST_LIFT, EXPERIMENT_VARIANTS, SimConfig
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -213,10 +213,12 @@ class _Agent:
 
 
 class _Call:
-    __slots__ = ("id", "key", "camp", "n", "t_ans", "truth", "agent", "waiting", "lead", "ab_reason")
+    __slots__ = ("id", "key", "camp", "n", "t_ans", "truth", "agent", "waiting", "lead", "ab_reason",
+                 "variant")
 
     def __init__(self, id: str, camp: _Campaign, lead: str, agent: _Agent | None):
         self.id, self.camp, self.lead, self.agent = id, camp, lead, agent
+        self.variant: str | None = None
         self.key = id.encode()
         self.n = 0
         self.t_ans = 0
@@ -243,6 +245,9 @@ class Model:
         self.ncalls = 0
         self.now = self.start
         self.outage_until = -1
+        self.experiment: str | None = None  # ab_test / aa_test once the scenario has started
+        # Its own generator: the variant draws leave every other scenario's run unchanged.
+        self.variant_r = Random(f"variant:{cfg.seed}")
         self.campaigns = [_Campaign(spec, i, cfg) for i, spec in enumerate(CAMPAIGNS)]
         self.agents: list[_Agent] = []
         self._staff()
@@ -495,6 +500,9 @@ class Model:
                   "dest_region": lst.regions[int(rng.random() * 4)], "mode": camp.mode}
         if agent is not None:
             fields["agent_id"] = agent.id
+        if self.experiment is not None:
+            call.variant = EXPERIMENT_VARIANTS[self.variant_r.random() < 0.5]
+            fields["variant"] = call.variant
         self._call_event(call, t, "call.dialed", fields)
         if camp.predictive:
             camp.ringing += 1
@@ -646,6 +654,10 @@ class Model:
         truth = call.truth
         if truth == "human":
             dispo = _DISPO_ORDER[bisect.bisect(camp.dispo_cum, rng.random())]
+            if (self.experiment == "ab_test" and call.variant == EXPERIMENT_VARIANTS[1]
+                    and camp.order_median > 0 and dispo not in ("sale", "appointment")
+                    and self.variant_r.random() < AB_TEST_LIFT):
+                dispo = "sale"  # the better script
         else:
             dispo = "answering_machine" if truth == "machine" else "other"
         med, sigma = TALK[dispo]
@@ -769,3 +781,5 @@ class Model:
         elif name == "abandon_spike":
             for camp in self.campaigns:
                 camp.target = 0.08
+        elif name in ("ab_test", "aa_test"):
+            self.experiment = name

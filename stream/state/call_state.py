@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
+from zoneinfo import ZoneInfo
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds, call_counters
+from stream.kpi.retention import PERIODS, SALE_DISPOSITION, period_of
 from stream.kpi.windows import minute_of
 from stream.state.deltas import Deltas
 from stream.state.encoding import EncodedPrefix, encode_list
@@ -32,6 +34,8 @@ class CallAttrs:
     """The call has a `call.offered` (contract 1.1)."""
     first_connect: str | None = None
     """event_id of the call's earliest `call.connected`: where an inbound answer is counted."""
+    lead: str | None = None
+    """`lead_id` of the earliest `call.dialed`: the customer of the call's sales (retention)."""
 
 
 def _first(events: list[Event], kind: str, need_agent: bool = False) -> Event | None:
@@ -54,7 +58,7 @@ def resolve_attrs(events: list[Event]) -> CallAttrs:
         return CallAttrs(agent=agent, inbound=inbound, first_connect=first_connect)
     f = dialed.fields
     return CallAttrs(agent, f.get("caller_id"), f.get("list_id"), f.get("variant"), inbound,
-                     first_connect)
+                     first_connect, f.get("lead_id"))
 
 
 def event_agent(e: Event, attrs: CallAttrs) -> str | None:
@@ -142,10 +146,15 @@ class CallState:
         if new_attrs != old_attrs:
             for e in old_events:
                 _reattribute(e, old_attrs, new_attrs, thresholds, deltas)
+            if new_attrs.lead != old_attrs.lead:
+                for e in old_events:
+                    _lead_sale(e, old_attrs.lead, thresholds, deltas, -1)
+                    _lead_sale(e, new_attrs.lead, thresholds, deltas, 1)
         for e in fresh:
             counters = counters_of(e, new_attrs, thresholds)
             if counters:
                 deltas.add(scopes_of(e, new_attrs), minute_of(e.ts_ms), counters)
+            _lead_sale(e, new_attrs.lead, thresholds, deltas, 1)
         return fresh
 
 
@@ -162,6 +171,19 @@ def _reattribute(e: Event, old: CallAttrs, new: CallAttrs, thresholds: Threshold
         return
     deltas.add(sorted(before), minute, counted, sign=-1)
     deltas.add(sorted(after), minute, counts)
+
+
+def _lead_sale(e: Event, lead: str | None, thresholds: Thresholds, deltas: Deltas,
+               sign: int) -> None:
+    """A sale wrap-up puts its call's lead in the retention sets of the center and the
+    campaign, for the local week and month of the wrap-up (`stream.kpi.retention`)."""
+    if lead is None or e.type != "call.wrapup" or e.fields.get("disposition") != SALE_DISPOSITION:
+        return
+    tz = ZoneInfo(thresholds.timezone)
+    for period in PERIODS:
+        span = period_of(period, e.ts_ms, tz)
+        for scope in ("center", f"campaign:{e.campaign_id}"):
+            deltas.leads[(scope, period, span.id, lead)] += sign
 
 
 LiveStatus = Literal["ringing", "waiting", "talking"]

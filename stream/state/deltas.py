@@ -15,6 +15,8 @@ class DeltaKey(NamedTuple):
 
 
 Group = defaultdict[str, float]
+LeadSaleKey = tuple[str, str, str, str]
+"""(scope, period kind `week`/`month`, period id, lead_id): a lead's sales in a retention set."""
 
 
 class Deltas:
@@ -23,10 +25,13 @@ class Deltas:
     Grouped by (scope, minute) because that is how the store writes them (one minute hash, one
     hour hash and one total hash per group): the commit encodes a group without regrouping."""
 
-    __slots__ = ("_g",)
+    __slots__ = ("_g", "leads")
 
     def __init__(self) -> None:
         self._g: dict[tuple[str, int], Group] = {}
+        self.leads: defaultdict[LeadSaleKey, int] = defaultdict(int)
+        """Sales per lead per retention set (`stream.kpi.retention`): +1 for a sale, −1 when a
+        re-attribution takes it from a lead."""
 
     def group(self, scope: str, minute: int) -> Group:
         g = self._g.get((scope, minute))
@@ -49,6 +54,12 @@ class Deltas:
             mine = self.group(scope, minute)
             for name, value in g.items():
                 mine[name] += sign * value
+        for key, n in other.leads.items():
+            self.leads[key] += sign * n
+
+    def lead_sales(self) -> dict[LeadSaleKey, int]:
+        """The non-zero changes of the retention sets, as the store commits them."""
+        return {k: n for k, n in self.leads.items() if n}
 
     def groups(self, prefix: str = "") -> list[tuple[str, int, Group]]:
         """(scope, minute, counters) of every group whose scope starts with `prefix`."""

@@ -192,6 +192,16 @@ for _, s in ipairs(b.months or {}) do of_type(s[1], 'set') end
 for _, r in ipairs(b.retire or {}) do of_type(r[1], 'zset') end
 for _, p in ipairs(b.pipeline) do add(P .. 'pipeline', p[1], p[2], false) end
 for _, name in ipairs({'gauges', 'offsets', 'watermarks', 'workers', 'agents'}) do of_type(P .. name, 'hash') end
+-- Customer retention sets: sorted sets, integer deltas (commit.py makes them), integer expiry.
+for _, r in ipairs(b.leads or {}) do
+  of_type(r[1], 'zset')
+  whole(r[2], r[1])
+  for i = 2, #r[3], 2 do
+    if not string.match(r[3][i], '^-?%d+$') then
+      problem = problem or {'invalid', 'lead sale delta is not an integer: ' .. tostring(r[3][i]), r[1], r[3][i - 1]}
+    end
+  end
+end
 if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
@@ -212,6 +222,17 @@ end
 -- Month index {key, id}: the ids of a scope kind with data in a local month (its expiry is in
 -- b.expire, applied next).
 for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
+-- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
+-- in the period; a re-attribution that takes its last sale away removes it.
+for _, r in ipairs(b.leads or {}) do
+  local list = r[3]
+  for i = 1, #list, 2 do
+    if tonumber(redis.call('ZINCRBY', r[1], list[i + 1], list[i])) <= 0 then
+      redis.call('ZREM', r[1], list[i])
+    end
+  end
+  if redis.call('EXISTS', r[1]) == 1 then redis.call('PEXPIREAT', r[1], r[2]) end
+end
 for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end

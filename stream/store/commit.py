@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
+from stream.kpi.retention import keep_until_ms
 from stream.kpi.windows import local_day_of
 from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
@@ -67,6 +68,22 @@ class CommitBatch:
     watermarks: dict[str, PartitionProgress] = field(default_factory=dict)  # per source tp
     agent_records: dict[str, str] = field(default_factory=dict)
     """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state."""
+    lead_sales: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    """(scope, period, period id, lead_id) → change in that lead's sales (customer retention)."""
+
+
+def lead_sets(batch: CommitBatch, layout: Layout) -> list[list[Any]]:
+    """{set key, expire at ms, [lead, delta, ...]} per retention set the batch changes: each a
+    sorted set of leads scored by their sales in the period (a lead leaves it at 0)."""
+    sets: dict[str, list[Any]] = {}
+    for (scope, period, pid, lead), n in sorted(batch.lead_sales.items()):
+        if not n:
+            continue
+        key = layout.retention_key(scope, period, pid)
+        if key not in sets:
+            sets[key] = [key, keep_until_ms(period, pid), []]  # type: ignore[arg-type]
+        sets[key][2] += (lead, str(int(n)))
+    return list(sets.values())
 
 
 class _Increments:
@@ -166,6 +183,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
         "watermarks": [[tp, progress.encode()] for tp, progress in batch.watermarks.items()],
         "agents": [[a, r] for a, r in batch.agent_records.items()],
+        "leads": lead_sets(batch, layout),
     }
     return [json.dumps(payload, separators=(",", ":")),
             *(e.json if e.json is not None else "" for e in batch.entities)]

@@ -76,6 +76,10 @@ class Layout:
     def total_key(self, scope: str) -> str:
         return f"{self.prefix}t:{scope}"
 
+    def retention_key(self, scope: str, period: str, period_id: str) -> str:
+        """The sorted set of leads with a sale in one local week or month (lead → sales)."""
+        return f"{self.prefix}ret:{scope}:{period}:{period_id}"
+
     def scopes_key(self, kind: str) -> str:
         """The scope index of a kind: a sorted set, id → newest minute (epoch ms) with data."""
         return f"{self.prefix}seen:{kind}"

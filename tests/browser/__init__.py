@@ -97,6 +97,10 @@ def center_timezone(now_ms: int) -> str:
     return "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
+EXPERIMENT = "script-test"
+"""The configured experiment (its variants carry no traffic: every number is empty)."""
+
+
 def write_config(path: Path, now_ms: int, traffic: Traffic) -> Path:
     """Targets on the big numbers, the campaigns and one team's agents; one target certain to be
     critical and one certain to warn (for the banner); a compliance group; cost rates."""
@@ -142,6 +146,17 @@ def write_config(path: Path, now_ms: int, traffic: Traffic) -> Path:
         *target("Stretch: dials today", "dialed", "center", "today", 1e9, critical=1e8),
         *target(f"Perfect connects {first}", "connect_rate", f"campaign:{first}", "today", 1.0,
                 warn=1.0, critical=0.0),
+        "",
+        "[[experiments]]",
+        f'name = "{EXPERIMENT}"',
+        'variants = ["script-a", "script-b"]',
+        'primary_kpi = "conversion_rate"',
+        "minimum_detectable_effect = 0.2",
+        f"campaigns = {json.dumps([first])}",
+        "[[experiments.guardrails]]",
+        'kpi = "aht_seconds"',
+        'direction = "lower"',
+        "tolerance = 0.2",
     ]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -22,7 +22,7 @@ from referencing.jsonschema import DRAFT202012
 from stream.cli.embedded import free_port
 from stream.contract import format_ts
 from stream.readers.api import OPENAPI_PATH
-from tests.browser import Fed, start_fed_pipeline
+from tests.browser import EXPERIMENT, Fed, start_fed_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -251,6 +251,39 @@ def test_targets_compliance_health_stream_metrics_page(fed: Fed, api: Api) -> No
         conforms_stream(r)
 
 
+def test_experiments(fed: Fed, api: Api) -> None:
+    (listed,) = api.get("/api/v1/experiments")["experiments"]
+    one_path = "/api/v1/experiments/{name}"
+    one = api.get(f"/api/v1/experiments/{EXPERIMENT}", doc_path=one_path)
+    assert one["name"] == listed["name"] == EXPERIMENT and one["verdict"] == "not enough data"
+    now = int(time.time() * 1000)
+    rng = {"from": format_ts(now - now % MIN - 10 * MIN), "to": format_ts(now - now % MIN)}
+    assert api.get(f"/api/v1/experiments/{EXPERIMENT}", doc_path=one_path, **rng)["window"] is None
+    api.get("/api/v1/experiments", window="1h")
+    assert api.get("/api/v1/experiments/nope", 404, doc_path=one_path)["error"]
+    api.get(f"/api/v1/experiments/{EXPERIMENT}", 400, doc_path=one_path, window="2h")
+
+
+def test_retention(fed: Fed, api: Api) -> None:
+    scopes = api.get("/api/v1/scopes")
+    for params in ({}, {"period": "month"}, {"scope": f"campaign:{scopes['campaign'][0]}"}):
+        body = api.get("/api/v1/retention", **params)
+        assert body["current"]["buying_customers"] >= body["current"]["repeat_customers"]
+    assert api.get("/api/v1/retention", 400, scope="team:x")["error"]
+    assert api.get("/api/v1/retention", 400, period="year")["error"]
+
+
+def test_reports(fed: Fed, api: Api) -> None:
+    for params in ({}, {"period": "week"}, {"period": "month", "format": "json"}):
+        body = api.get("/api/v1/report", **params)
+        assert body["scopes"][0]["scope"] == "center"
+    for fmt in ("html", "csv", "md"):
+        assert api.get("/api/v1/report", format=fmt)
+    assert api.get("/api/v1/report", 400, period="year")["error"]
+    assert api.get("/api/v1/reports/scheduled")["reports"] == []
+    assert api.get("/reports")
+
+
 def conforms_stream(r: httpx.Response) -> None:
     assert r.status_code == 200
     spec, _ = documented_response("/api/v1/stream", 200)
@@ -292,6 +325,8 @@ BAD_REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/agents", {"window": "forever"}),
     ("/api/v1/agents", {"scope": "bogus"}),
     ("/api/v1/campaigns", {"to": "2026-01-01T00:00:00Z"}),
+    ("/api/v1/experiments", {"window": "forever"}),
+    ("/api/v1/experiments", {"from": "2000-01-01T00:00:00Z", "to": "2000-01-01T01:00:00Z"}),
 ]
 
 
@@ -310,7 +345,8 @@ def test_with_a_token_every_guarded_route_answers_401_without_it(fed: Fed) -> No
     anonymous, authorized = Api(url), Api(url, TOKEN)
     try:
         for path, item in DOC["paths"].items():
-            concrete = path.replace("{file}", "app.js")
+            concrete = (path.replace("/static/shared/{file}", "/static/shared/reports/charts.js")
+                        .replace("{file}", "app.js").replace("{name}", EXPERIMENT))
             guarded = "401" in item["get"]["responses"]
             assert bool(item["get"].get("security", DOC["security"])) == guarded, \
                 f"{path}: the security requirement and the 401 response disagree"

@@ -27,6 +27,7 @@ EXPECTED = {
     "agents.json": "callkpi-agents",
     "caller-ids.json": "callkpi-caller-ids",
     "pipeline.json": "callkpi-pipeline",
+    "history.json": "callkpi-history",
 }
 
 
@@ -60,7 +61,7 @@ def test_check_mode_detects_a_stale_file(tmp_path):
     assert build.main(["--check"], root=tmp_path) == 1, "a JSON file the generator does not make"
 
 
-def test_the_five_dashboards_exist():
+def test_the_dashboards_exist():
     assert {p.name for p in DASHBOARD_FILES} == set(EXPECTED)
     for path in DASHBOARD_FILES:
         model = _load(path)
@@ -191,3 +192,17 @@ def test_provisioning_points_at_the_generated_dashboards():
     assert "./dashboards/grafana:/etc/grafana/dashboards/callkpi:ro" in compose
     assert "./dashboards/grafana/provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro" in compose
     assert "./dashboards/grafana/provisioning/datasources:/etc/grafana/provisioning/datasources:ro" in compose
+
+
+def test_history_shows_daily_or_weekly_net_increases_per_campaign():
+    board = _load(GRAFANA / "history.json")
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["period"]["query"] == "1d,1w"
+    panels = [p for p in _panels(board["panels"]) if p["type"] == "timeseries"]
+    assert {p["title"] for p in panels} >= {"Dialed per $period", "Conversions per $period",
+                                           "Connect rate per $period"}
+    for p in panels:
+        assert p["interval"] == "$period"
+        for t in p["targets"]:
+            assert "[$period]" in t["expr"] and "callcenter_retracted_total" in t["expr"]
+            assert 'campaign=~"$campaign"' in t["expr"]

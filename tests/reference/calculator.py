@@ -36,6 +36,9 @@ Decisions where the catalog is silent (the pipeline implements the same):
   agent's `call.connected`; a `logged_out` of the agent at or between those two instants ends
   the login session, and the gap is not counted. For an agent with no `agent.state` at all, a
   gap longer than `max_call_gap_seconds` is not counted.
+- Customer retention: a sale is a `call.wrapup` with disposition `sale`; its customer is the
+  `lead_id` of the call's earliest `call.dialed` (none: no customer). `retention()` counts the
+  distinct leads of the center or a campaign per local calendar week (from Monday) or month.
 """
 from __future__ import annotations
 
@@ -324,6 +327,7 @@ class Reference:
         self._inbound: set[str] = set()
         self._first_connects: set[str] = set()
         self._variant: dict[str, str] = {}
+        self._sales: list[tuple[int, str, str]] = []  # (ts, campaign, lead) of every sale
         for call_events in calls.values():
             dialed = _first([e for e in call_events if e["type"] == "call.dialed"])
             connected = _first([e for e in call_events if e["type"] == "call.connected"])
@@ -336,6 +340,12 @@ class Reference:
                 self._first_connects.add(connected["event_id"])
             if dialed is not None and "variant" in dialed:
                 self._variant[dialed["call_id"]] = dialed["variant"]
+            # Customer retention: a sale's customer is the lead of the call's earliest dialed.
+            lead = (dialed or {}).get("lead_id")
+            if lead is not None:
+                for e in call_events:
+                    if e["type"] == "call.wrapup" and e["disposition"] == "sale":
+                        self._sales.append((e["ts"], e["campaign_id"], lead))
             for ev in call_events:
                 attributed.append((ev, ev.get("agent_id", call_agent), caller_id, list_id))
 
@@ -530,12 +540,50 @@ class Reference:
                     cell[k] += x
         return {k: dict(v) for k, v in cells.items()}
 
-    def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+    def _sums(self, scope: str, from_ms: int, to_ms: int) -> dict[str, float]:
         c: dict[str, float] = defaultdict(int)
         for rec in self._by_scope.get(scope, []):
             if from_ms <= rec.ts < to_ms:
                 for k, x in rec.values.items():
                     c[k] += x
+        return c
+
+    def conversion_arms(self, variants: Iterable[str], from_ms: int, to_ms: int
+                        ) -> dict[str, tuple[int, int]]:
+        """Per variant (experiment arm): (conversions, live contacts), the counts behind
+        conversion_rate, summed over the `variant:<id>` scope's events in [from, to)."""
+        out = {}
+        for v in variants:
+            c = self._sums(f"variant:{v}", from_ms, to_ms)
+            out[v] = (int(c["conversions"]), int(c["connected"] + c["offered"]))
+        return out
+
+    def buyers(self, scope: str, from_ms: int, to_ms: int) -> set[str]:
+        """Customer retention: the distinct leads with a sale in [from, to) in `center` or
+        `campaign:<id>`."""
+        return {lead for ts, campaign, lead in self._sales
+                if from_ms <= ts < to_ms and scope in ("center", f"campaign:{campaign}")}
+
+    def retention(self, scope: str, period: str, at_ms: int, tz: Any) -> dict[str, Any]:
+        """buying_customers, repeat_customers and retention_rate of the local calendar week
+        (from Monday) or month containing `at_ms`, as sets."""
+        local = datetime.fromtimestamp(at_ms / 1000, tz).date()
+        if period == "week":
+            first = local - timedelta(days=local.weekday())
+            starts = [first + timedelta(days=7 * k) for k in (-1, 0, 1)]
+        else:
+            first = local.replace(day=1)
+            before = (first - timedelta(days=1)).replace(day=1)
+            after = (first + timedelta(days=32)).replace(day=1)
+            starts = [before, first, after]
+        ms = [int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() * 1000) for d in starts]
+        now, prev = self.buyers(scope, ms[1], ms[2]), self.buyers(scope, ms[0], ms[1])
+        return {"buying_customers": len(now), "repeat_customers": len(now & prev),
+                "previous_buying_customers": len(prev),
+                "retention_rate": len(now & prev) / len(prev) if prev else None}
+
+    def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
+        c = self._sums(scope, from_ms, to_ms)
 
         seconds: dict[str, float] = defaultdict(float)
         paused_by_reason: dict[str | None, float] = defaultdict(float)
