@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from scrape import RESULTS, fill, serve_at, start_redis  # noqa: E402
+
 from stream.cli.embedded import free_port, wait_for_port  # noqa: E402
 
 NEXT = re.compile(rb'"next_offset"\s*:\s*"?(\d+)')

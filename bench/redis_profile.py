@@ -19,29 +19,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import redis  # noqa: E402
-
 from stages import sim_messages  # noqa: E402
+
 from stream.cli.embedded import free_port, start_redis  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
 from stream.processing.pipeline import Pipeline  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 
 
-
-async def drive(url: str, messages, batch: int) -> None:
+async def drive(url: str, messages: list[Any], batch: int) -> None:
     store = Store(url)
 
     async def dead_letter(key: bytes, value: bytes) -> None:
         return None
 
     pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
-                        worker_id="bench")  # type: ignore[arg-type]
+                        worker_id="bench")
     for i in range(0, len(messages), batch):
         await pipeline.handle(messages[i:i + batch])
     await store.close()

@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import redis
@@ -195,7 +194,7 @@ def create_input_topic(bootstrap: str, partitions: int) -> None:
         admin.close()
 
 
-def run_peer(name: str, infra, n: int, workdir: Path, timeout: float = 1800) -> dict:
+def run_peer(name: str, infra: LocalInfra, n: int, workdir: Path, timeout: float = 1800) -> dict:
     """One peer over the whole topic: events/s and CPU µs per event of each process, from its
     first message to its last."""
     script, _, needs_redis = PEERS[name]
@@ -229,7 +228,7 @@ def run_peer(name: str, infra, n: int, workdir: Path, timeout: float = 1800) -> 
             "cpu_us_per_event": {k: round(v / n * 1e6, 1) for k, v in cpu.items()}}
 
 
-def run_callkpi(infra, n: int, workdir: Path) -> dict:
+def run_callkpi(infra: LocalInfra, n: int, workdir: Path) -> dict:
     seconds, proc = run_worker_until(infra, n, workdir)
     proc.terminate()
     proc.wait(30)

@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import (RESULTS, TOPIC, children, consumed, cpu_of, create_input_topic, produce,  # noqa: E402
-                 sim_events, spawn, worker_env)
+from run import RESULTS, children, consumed, cpu_of, create_input_topic, produce, sim_events, spawn, worker_env  # noqa: E402
+
 from stream.cli.embedded import start_infra  # noqa: E402
 
 
-def run_workers(k: int, events, partitions: int, workdir: Path) -> dict:
+def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: int, workdir: Path) -> dict:
     infra = start_infra(workdir=workdir)
     procs: list[subprocess.Popen] = []
     try:

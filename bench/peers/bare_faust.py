@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Clock, peer_args  # noqa: E402
-
 import faust  # noqa: E402
+from common import Clock, peer_args  # noqa: E402
 
 args = peer_args()
 clock = Clock(args.outdir)

@@ -63,10 +63,10 @@ def main() -> None:
         """The newest value of every window updated since the last checkpoint, one pipeline."""
 
         def setup(self) -> None:
-            self.r = redis.Redis.from_url(args.redis_url)
+            self.r = redis.Redis.from_url(str(args.redis_url))
 
         def write(self, batch: SinkBatch) -> None:
-            latest: dict[str, dict[str, int]] = {}
+            latest: dict[str, Any] = {}  # window key → its counts (redis-py types mappings narrowly)
             for item in batch:
                 key = item.key.decode() if isinstance(item.key, bytes) else str(item.key)
                 latest[f"quix:{key}:{item.value['start']}"] = item.value["value"]

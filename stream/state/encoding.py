@@ -25,7 +25,8 @@ class EncodedPrefix(NamedTuple):
 
     first: object
     last: object
-    count: int
+    items: int
+    """how many items the prefix encodes"""
     text: str
 
 
@@ -35,11 +36,11 @@ def encode_list(items: Sequence[Any], cached: EncodedPrefix | None,
     if not items:
         return "[]", None
     n = len(items)
-    if (cached is not None and 0 < cached.count <= n and items[0] is cached.first
-            and items[cached.count - 1] is cached.last):
-        if cached.count == n:
+    if (cached is not None and 0 < cached.items <= n and items[0] is cached.first
+            and items[cached.items - 1] is cached.last):
+        if cached.items == n:
             return cached.text + "]", cached
-        rest = items[cached.count:]
+        rest = items[cached.items:]
         text = cached.text + "," + dumps([item(x) for x in rest] if item else list(rest))[1:-1]
     else:
         text = dumps([item(x) for x in items] if item else list(items))[:-1]
