@@ -83,12 +83,13 @@ def _spawn(name: str, cmd: list[str], port: int, logdir: Path, env: dict | None 
     return managed
 
 
-REDIS_TUNING = ["--hash-max-ziplist-entries", "32"]
-"""Counter hashes of more than 32 fields as hash tables, not ziplists (listpacks in Redis 7):
-a ziplist is searched field by field, and the commit's HINCRBYs into minute hashes of 60-128
-fields spent half of Redis's CPU in that search (BENCHMARKS.md, "Redis per event"). Costs
-about a third more memory for the counters. Redis 7 reads this name as an alias of
-`hash-max-listpack-entries`."""
+REDIS_TUNING: list[str] = []
+"""Redis's hash encoding is left at its default (hashes of up to 128 fields are compact
+ziplists/listpacks). `hash-max-ziplist-entries 32` made the commit's HINCRBYs into minute hashes
+cheaper (BENCHMARKS.md, "Redis per event": half of Redis's CPU was the field-by-field search of
+60-128-field ziplists), but it also turns every local-day hash (~45 fields, kept 400 days) into a
+hash table, 3.7 times the memory of the history (docs/history.md). Memory for 400 days of history
+wins here; a deployment short of Redis CPU rather than memory can set it."""
 
 
 def start_broker(port: int, logdir: Path) -> Managed:

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from stream.cli.embedded import Managed, free_port, wait_for_port
 from stream.contract import parse_ts
@@ -250,6 +251,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     workdir = tmp_path_factory.mktemp("prometheus-live")
     (workdir / "callkpi.toml").write_text(CONFIG)
     svc = make_service(workdir, {"CALLKPI_CONFIG": str(workdir / "callkpi.toml")})
+    # a memory limit, as production has (docker-compose.yml): the out-of-memory alert divides by it
+    redis.Redis.from_url(svc.infra.redis_url).config_set("maxmemory", "4gb")
     prometheus: Managed | None = None
     try:
         svc.start_worker()
