@@ -69,7 +69,7 @@ def test_every_catalog_kpi_is_defined() -> None:
 
 
 def test_tests_read_nothing_outside_the_repository() -> None:
-    """A user's clone has no ../shared: no test may reach for it."""
+    """A user's clone has only the repository: no test may reach for the specs beside it."""
     tests = Path(__file__).resolve().parents[1]
     offenders = [str(p.relative_to(tests)) for p in tests.rglob("*.py")
                  if p != Path(__file__).resolve() and '"shared"' in p.read_text()]
