@@ -304,11 +304,14 @@ def print_table(result: dict) -> None:
 
 def latency(args: argparse.Namespace) -> dict:
     """Background load at `rate` events/s; probes publish a fresh campaign's first dial and
-    poll the API until it shows."""
+    poll Redis and the API until each shows it: publish → committed (the worker's part) and
+    publish → visible in the API (plus serve's part). Also the worker's own batch sizes and
+    publish → commit histogram over all events, and the load average before and after."""
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-bench-"))
     infra = start_infra(workdir=workdir)
     http_port = free_port()
     procs: list[subprocess.Popen] = []
+    load_before = os.getloadavg()
     try:
         create_topics(infra.bootstrap, {TOPIC: 4, "dialer.events.dlq": 1})
         env = worker_env(infra)
@@ -327,45 +330,90 @@ def latency(args: argparse.Namespace) -> dict:
         while consumed(r) == 0:
             time.sleep(0.1)
         stop = threading.Event()
+        sent_count, load_started = [0], time.monotonic()
 
         def background() -> None:
-            t0, i = time.monotonic(), 1
+            t0, i = load_started, 1
             while not stop.is_set() and i < len(load):
                 loader.send(TOPIC, key=load[i][0], value=load[i][1])
                 i += 1
+                sent_count[0] = i
                 delay = t0 + i / args.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
         thread = threading.Thread(target=background, daemon=True)
         thread.start()
         time.sleep(2)
-        samples = []
+        before = pipeline_counters(r)
+        started = time.monotonic()
+        samples, committed = [], []
         client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}")
         for i in range(args.probes):
             now = int(time.time() * 1000)
             event = {"event_id": f"probe-{i}", "type": "call.dialed", "ts": now,
                      "call_id": f"probe-{i}", "campaign_id": f"probe-{i}"}
+            total_key = f"ck:t:campaign:probe-{i}"
             sent = time.monotonic()
             producer.send(TOPIC, value=json.dumps(event).encode())
             producer.flush()
+            seen_committed = False
             while True:
+                if not seen_committed and r.exists(total_key):
+                    committed.append(time.monotonic() - sent)
+                    seen_committed = True
                 k = client.get("/api/v1/kpis", params={"scope": f"campaign:probe-{i}",
                                                        "window": "5m"}).json()["kpis"]
                 if k["dialed"] == 1:
                     samples.append(time.monotonic() - sent)
+                    if not seen_committed:
+                        committed.append(samples[-1])
                     break
                 time.sleep(0.02)  # polling faster would load the 2-core machine
             time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        after = pipeline_counters(r)
+        published, load_s = sent_count[0], time.monotonic() - load_started
         stop.set()
         thread.join()
-        samples.sort()
-        q = statistics.quantiles(samples, n=100)
-        return {"rate_events_per_s": args.rate, "probes": len(samples),
-                "p50_s": round(q[49], 3), "p99_s": round(q[98], 3), "max_s": round(samples[-1], 3)}
+        return {"rate_events_per_s": args.rate, "agents": args.agents, "probes": len(samples),
+                **quantiles("", samples), **quantiles("committed_", committed),
+                "published_per_s": round(published / load_s),
+                "worker": worker_stats(before, after, elapsed),
+                "load_before": [round(x, 2) for x in load_before],
+                "load_after": [round(x, 2) for x in os.getloadavg()]}
     finally:
         for p in procs:
             p.terminate()
         infra.stop()
+
+
+def quantiles(prefix: str, samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    q = statistics.quantiles(samples, n=100)
+    return {f"{prefix}p50_s": round(q[49], 3), f"{prefix}p99_s": round(q[98], 3),
+            f"{prefix}max_s": round(samples[-1], 3)}
+
+
+def pipeline_counters(r: redis.Redis) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in r.hgetall("ck:pipeline").items()}
+
+
+def worker_stats(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    """Over the probing: events and batches committed, mean batch size, and the worker's own
+    publish → commit histogram (cumulative share of events by bound)."""
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    batches = d.get("batches", 0) or 1
+    n = d.get("latency_count", 0) or 1
+    buckets = sorted(((k.split(":", 1)[1], v) for k, v in d.items() if k.startswith("latency_le:")),
+                     key=lambda kv: float(kv[0]))
+    share, run = {}, 0.0
+    for bound, v in buckets:
+        run += v
+        share[bound] = round(run / n, 4)
+    return {"events_per_s": round(d.get("consumed", 0) / seconds), "batches_per_s":
+            round(d.get("batches", 0) / seconds, 1), "mean_batch": round(d.get("consumed", 0) / batches),
+            "mean_commit_latency_s": round(d.get("latency_sum", 0) / n, 3),
+            "commit_latency_share_le": share}
 
 
 def day(args: argparse.Namespace) -> dict:
