@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -321,30 +321,24 @@ def latency(args: argparse.Namespace) -> dict:
         wait_for_port(http_port, 30)
         load = sim_events(args.agents, args.hours, seed=5)
         from kafka import KafkaProducer
-        # The load batches like a dialer's producer would (20 ms linger); probes go out at once.
-        loader = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=20)
+        # Probes go out at once; the load comes from a process of its own (bench/load_gen.py).
         producer = KafkaProducer(bootstrap_servers=infra.bootstrap, acks=1, linger_ms=0)
         # Warm up: the group join takes a few seconds.
         r = redis.Redis.from_url(infra.redis_url)
         producer.send(TOPIC, value=load[0][1]).get(10)
         while consumed(r) == 0:
             time.sleep(0.1)
-        stop = threading.Event()
-        sent_count, load_started = [0], time.monotonic()
-
-        def background() -> None:
-            t0, i = load_started, 1
-            while not stop.is_set() and i < len(load):
-                loader.send(TOPIC, key=load[i][0], value=load[i][1])
-                i += 1
-                sent_count[0] = i
-                delay = t0 + i / args.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-        thread = threading.Thread(target=background, daemon=True)
-        thread.start()
+        records = workdir / "load.pickle"
+        records.write_bytes(pickle.dumps(load[1:]))
+        generator = subprocess.Popen([sys.executable, str(ROOT / "bench" / "load_gen.py"),
+                                      infra.bootstrap, TOPIC, str(args.rate), str(records)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         time.sleep(2)
-        before = pipeline_counters(r)
+        worker = procs[0].pid
+        measured = {"faust_process": [worker], "pipeline_process": children(worker),
+                    "serve": [procs[1].pid], "redis": [infra.redis.proc.pid],
+                    "broker": [infra.broker.proc.pid], "load_generator": [generator.pid]}
+        before, cpu0 = pipeline_counters(r), cpu_of(measured)
         started = time.monotonic()
         samples, committed = [], []
         client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}")
@@ -371,14 +365,18 @@ def latency(args: argparse.Namespace) -> dict:
                 time.sleep(0.02)  # polling faster would load the 2-core machine
             time.sleep(0.2)
         elapsed = time.monotonic() - started
-        after = pipeline_counters(r)
-        published, load_s = sent_count[0], time.monotonic() - load_started
-        stop.set()
-        thread.join()
+        after, cpu1 = pipeline_counters(r), cpu_of(measured)
+        out, _ = generator.communicate("", timeout=120)
+        published, load_s = (float(x) for x in out.split())
         return {"rate_events_per_s": args.rate, "agents": args.agents, "probes": len(samples),
                 **quantiles("", samples), **quantiles("committed_", committed),
+                "probes_over_1s": sum(1 for x in samples if x > 1.0),
                 "published_per_s": round(published / load_s),
                 "worker": worker_stats(before, after, elapsed),
+                "cpu_us_per_event": {k: round((cpu1[k] - cpu0[k]) * 1e6 / max(1.0, after.get("consumed", 0)
+                                                                         - before.get("consumed", 0)), 1)
+                                     for k in measured},
+                "cpu_share_of_a_core": {k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in measured},
                 "load_before": [round(x, 2) for x in load_before],
                 "load_after": [round(x, 2) for x in os.getloadavg()]}
     finally:
