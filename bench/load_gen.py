@@ -20,7 +20,11 @@ def main() -> None:
     with open(path, "rb") as f:
         records: list[tuple[bytes | None, bytes]] = pickle.load(f)
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    def stop_when_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+    threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": 1,
                          "queue.buffering.max.messages": 1_000_000})
     t0, i = time.monotonic(), 0

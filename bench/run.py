@@ -393,7 +393,8 @@ def quantiles(prefix: str, samples: list[float]) -> dict[str, float]:
 
 
 def pipeline_counters(r: redis.Redis) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in r.hgetall("ck:pipeline").items()}
+    raw: dict[bytes, bytes] = r.hgetall("ck:pipeline")  # type: ignore[assignment]
+    return {k.decode(): float(v) for k, v in raw.items()}
 
 
 def worker_stats(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
