@@ -104,6 +104,8 @@ json_response = _json
 def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | None, Range]:
     """`window=` or `from=`/`to=` (RFC 3339 or epoch ms) → the range to read."""
     window = q.get("window")
+    if window == "":  # `?window=` from a form left empty: a mistake, not the 15m default
+        raise BadRequest("'window' is empty: give a window (e.g. 15m, today) or leave it out")
     if window and ("from" in q or "to" in q):
         raise BadRequest("give either 'window' or 'from' and 'to', not both")
     if window:
