@@ -3,8 +3,10 @@ fault on, fed straight into the pipeline (a month through the broker is too slow
 whose DST changes twice inside that month (a 23-hour and a 25-hour local day), across a month
 boundary, plus an import of events older than the hour retention (day buckets only).
 
-Series (every step, with comparisons), breakdowns and the best-hour heatmap must equal what the
-reference computes from the raw messages alone.
+Every call is in an A/B test and half of the dials re-call customers of earlier days. Series
+(every step, with comparisons), breakdowns, the best-hour heatmap, the experiment's numbers and
+customer retention (week and month, center and campaigns) must equal what the reference computes
+from the raw messages alone.
 """
 
 from __future__ import annotations
