@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from stream.sim import INVALID_REASONS, SCENARIOS, FaultConfig, SimConfig, Simulator, TsFormatter, generate
+from stream.sim import INVALID_REASONS, SCENARIOS, Delivery, FaultConfig, SimConfig, Simulator, TsFormatter, generate
 from tests.reference.calculator import Reference, validate
 
 START = 1_763_629_200_000  # 2025-11-20T09:00:00Z
@@ -171,13 +171,13 @@ def test_ts_formatter_matches_the_contract():
     assert {parse_ts(f) for f in forms} == {START + 5}
 
 
-def _dialed_leads(out) -> list[tuple[str, str]]:
+def _dialed_leads(out: list[Delivery]) -> list[tuple[str, str]]:
     """(list_id, lead_id) of every call.dialed, in delivery order."""
     evs = (json.loads(d.value) for d in out)
     return [(e["list_id"], e["lead_id"]) for e in evs if e["type"] == "call.dialed"]
 
 
-def test_repeat_leads_are_a_share_of_the_dials_and_deterministic(clean):
+def test_repeat_leads_are_a_share_of_the_dials_and_deterministic(clean: tuple) -> None:
     plain = _dialed_leads(clean[2])
     assert len({lead for _, lead in plain}) == len(plain)  # by default every dial a new lead
     # Within a run a repeat re-calls one of the run's earlier leads of the same list.
