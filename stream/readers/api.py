@@ -21,7 +21,7 @@ from stream.kpi.errors import QueryError
 from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
 from stream.kpi.windows import Range, check_range, check_readable, resolve_window
 from stream.readers import history
-from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
+from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, memberships
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query
@@ -148,10 +148,10 @@ def forbidden(scope: Scope) -> Forbidden:
 
 
 async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
-    """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
+    """Refuse a scope the token may not read (an agent's membership: `auth.memberships`)."""
     if grant.matches(scope.kind, scope.ident):
         return
-    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live()).agents):
+    if scope.kind == "agent" and grant.sees(scope, await memberships(ctx.store, [scope.ident])):
         return
     raise forbidden(scope)
 
@@ -256,8 +256,8 @@ async def series_payload(ctx: ApiContext, params: dict[str, str],
 async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
                             grant: Grant = OPEN) -> dict[str, Any]:
     """The answer of `GET /api/v1/breakdown`. A ranking of scopes covers the center; a
-    scope-restricted token gets the rows of the scopes it may read (agents: while they work in
-    its teams or campaigns). The heatmap and the disposition codes need the scope itself."""
+    scope-restricted token gets the rows of the scopes it may read (agents: those working in its
+    teams or campaigns, and those of its teams who have logged off since). The heatmap and the disposition codes need the scope itself."""
     now = ctx.now_ms()
     scope = parse_scope(params.get("scope"))
     by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
@@ -294,8 +294,8 @@ async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
     sort = history.parse_sort(params.get("sort"), kpis)
     visible = None
     if grant.restricted:
-        live_agents = (await ctx.store.live())[0]
-        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
+        members = await memberships(ctx.store) if by is history.BreakdownBy.AGENT else None
+        visible = lambda s: grant.sees(s, members)  # noqa: E731
     result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now, visible)
     out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
                total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
@@ -342,9 +342,9 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
-        live_agents = (await ctx.store.live()).agents if grant.restricted else None
+        members = await memberships(ctx.store) if grant.restricted else None
         out: dict[str, Any] = {
-            kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
+            kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), members)]
             for kind in LISTED_KINDS}
         out["center"] = grant.matches("center")
         return _json(out)
