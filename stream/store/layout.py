@@ -92,10 +92,15 @@ class Layout:
         return f"{self.prefix}st:call:{call_id}"
 
     def agent_key(self, agent_id: str) -> str:
+        """The states part of an agent's state (`Parts.STATES`; before the two parts, all of it)."""
         return f"{self.prefix}st:agent:{agent_id}"
 
+    def agent_calls_key(self, agent_id: str) -> str:
+        """The calls part of an agent's state (`Parts.CALLS`), versioned on its own."""
+        return f"{self.prefix}st:agent-calls:{agent_id}"
+
     def key(self, name: str) -> str:
-        """Singleton keys: offsets, watermarks, agents, live:calls, live:agents, pipeline,
+        """Singleton keys: offsets, watermarks, agents, agent_calls, live:calls, live:agents, pipeline,
         gauges, workers, updates."""
         return f"{self.prefix}{name}"
 
