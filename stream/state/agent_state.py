@@ -255,10 +255,10 @@ class AgentState:
         """The states part's share of the agent's record (`AgentRecord.from_parts`)."""
         newest = max((t for t in (self.points[-1].ts_ms if self.points else None, self.floor)
                       if t is not None), default=None)
-        logouts = self.logouts()
+        logout = next((p.ts_ms for p in reversed(self.points) if p.state == "logged_out"), None)
         seen = self.states_team
         return {"t": seen.team if seen else None, "tk": seen.key if seen else None, "n": newest,
-                "s": self.has_states, "p": self.current(), "l": logouts[-1] if logouts else None}
+                "s": self.has_states, "p": self.current(), "l": logout}
 
     def calls_record(self) -> dict[str, Any]:
         """The calls part's share of the agent's record: its latest call end and newest time."""
