@@ -16,7 +16,6 @@ from stream.contract import Event
 from stream.kpi.contributions import Thresholds
 from stream.state.agent_state import (
     AgentCall,
-    AgentRecord,
     AgentState,
     Connect,
     GapInputs,
@@ -56,11 +55,9 @@ class Outcome:
     live_calls: dict[str, LiveCall | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
-    agent_records: dict[str, AgentRecord] = field(default_factory=dict)
-    """The record of every agent whose state is written: it outlives the state."""
     agent_parts: dict[str, Parts] = field(default_factory=dict)
-    """Per agent of `agents`, the parts of its state to write (`Parts`); an agent not here
-    changed nothing (its state need not be written)."""
+    """Per agent of `agents`, the parts of its state to write (`Parts`), each with its share of
+    the record that outlives the state; an agent not here changed nothing."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -227,11 +224,9 @@ class _Batch:
             state.prune(agent_state_ms, watermark_ms)
             if state.pruned_to != horizon:  # both parts cut, and the gap horizon moved
                 self.parts[agent_id] |= Parts.BOTH
-        records = {a: st.record() for a, st in self.agents.items()}
         parts = {a: p for a, p in self.parts.items() if p}
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
-                       self.agents, moves, self.live_calls, self.live_agents, self.stats,
-                       records, parts)
+                       self.agents, moves, self.live_calls, self.live_agents, self.stats, parts)
 
 
 def live_agent(state: AgentState) -> dict[str, Any] | None:
