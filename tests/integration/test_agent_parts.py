@@ -105,6 +105,7 @@ def to_whole_states(url: str, prefix: str) -> int:
         agent = key[len(f"{prefix}st:agent:"):]
         calls_key = f"{prefix}st:agent-calls:{agent}"
         version, raw = r.hmget(key, "v", "s")
+        assert version is not None and raw is not None, key
         raw_calls = r.hget(calls_key, "s")
         whole = AgentState.join(StatesPart.from_json(json.loads(raw)),
                                 CallsPart.from_json(json.loads(raw_calls)) if raw_calls else None)
