@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -290,6 +290,26 @@ class _Checker:
                              f"got {_type(value)}")
         return value
 
+    def entries(self, raw: Any, base: Path_, allowed: Collection[str], required: Sequence[str],
+                what: str, hint: str = "") -> Iterator[tuple[int, Path_, Mapping[str, Any]]]:
+        """Each table of an array of tables (`[[targets]]`, ...) with its index and path, checked
+        for unknown keys and for the `required` ones (`what`: "a target", ...)."""
+        for i, t in enumerate(self.array_of_tables(raw, base)):
+            p = base + (i,)
+            t = self.table(t, p, allowed)
+            for key in required:
+                if key not in t:
+                    raise self.error(p, f"{what} needs {key} = ...{hint}")
+            yield i, p, t
+
+    def one_of(self, value: Any, path: Path_, choices: Sequence[str], what: str) -> str:
+        """A string from a closed list (`what`: "window", ...), a near miss suggested."""
+        s = self.string(value, path)
+        if s not in choices:
+            raise self.error(path, f"unknown {what} {s!r}{_suggest(s, choices)}; use one of "
+                             f"{', '.join(choices)}")
+        return s
+
     def number(self, value: Any, path: Path_, *, minimum: float | None = None,
                maximum: float | None = None, hint: str = "") -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -480,13 +500,8 @@ def token_scope_problem(pattern: str) -> str | None:
 
 def _tokens(ck: _Checker, raw: Any, base: Path_) -> tuple[ApiToken, ...]:
     out: list[ApiToken] = []
-    for i, t in enumerate(ck.array_of_tables(raw, base)):
-        p = base + (i,)
-        t = ck.table(t, p, _TOKEN)
-        for required in ("name", "sha256"):
-            if required not in t:
-                raise ck.error(p, f"a token needs {required} = ... (hash a new token with "
-                               "`callkpi hash-token`)")
+    for _, p, t in ck.entries(raw, base, _TOKEN, ("name", "sha256"), "a token",
+                              " (hash a new token with `callkpi hash-token`)"):
         name = ck.string(t["name"], p + ("name",))
         if any(x.name == name for x in out):
             raise ck.error(p + ("name",), f"duplicate token name {name!r}")
@@ -555,12 +570,8 @@ def _targets(ck: _Checker, raw: Any, timezone: str, kpi_names: Collection[str] |
              cumulative_kpis: Collection[str] | None) -> tuple[Target, ...]:
     out: list[Target] = []
     names: dict[str, int] = {}
-    for i, t in enumerate(ck.array_of_tables(raw, ("targets",))):
-        p: Path_ = ("targets", i)
-        t = ck.table(t, p, _TARGET)
-        for required in ("kpi", "scope", "window", "goal"):
-            if required not in t:
-                raise ck.error(p, f"a target needs {required} = ...")
+    for i, p, t in ck.entries(raw, ("targets",), _TARGET, ("kpi", "scope", "window", "goal"),
+                              "a target"):
         kpi = ck.string(t["kpi"], p + ("kpi",))
         if kpi_names is not None and kpi not in kpi_names:
             raise ck.error(p + ("kpi",), f"unknown KPI {kpi!r}{_suggest(kpi, kpi_names)}")
@@ -569,11 +580,7 @@ def _targets(ck: _Checker, raw: Any, timezone: str, kpi_names: Collection[str] |
             parse_scope_pattern(scope)
         except ValueError as e:
             raise ck.error(p + ("scope",), str(e)) from None
-        window = ck.string(t["window"], p + ("window",))
-        if window not in TARGET_WINDOWS:
-            raise ck.error(p + ("window",), f"unknown window {window!r}"
-                           f"{_suggest(window, TARGET_WINDOWS)}; use one of "
-                           f"{', '.join(TARGET_WINDOWS)}")
+        window = ck.one_of(t["window"], p + ("window",), TARGET_WINDOWS, "window")
         goal = float(ck.number(t["goal"], p + ("goal",)))
         direction = ck.string(t.get("direction", "higher"), p + ("direction",))
         if direction not in DIRECTIONS:
@@ -620,12 +627,8 @@ def _experiment_kpi(ck: _Checker, value: Any, path: Path_,
 def _guardrails(ck: _Checker, raw: Any, base: Path_,
                 experiment_kpis: Mapping[str, bool] | None) -> tuple[Guardrail, ...]:
     out: list[Guardrail] = []
-    for i, g in enumerate(ck.array_of_tables(raw, base)):
-        p = base + (i,)
-        g = ck.table(g, p, _GUARDRAIL)
-        for required in ("kpi", "direction", "tolerance"):
-            if required not in g:
-                raise ck.error(p, f"a guardrail needs {required} = ...")
+    for _, p, g in ck.entries(raw, base, _GUARDRAIL, ("kpi", "direction", "tolerance"),
+                              "a guardrail"):
         kpi = _experiment_kpi(ck, g["kpi"], p + ("kpi",), experiment_kpis, primary=False)
         if any(x.kpi == kpi for x in out):
             raise ck.error(p + ("kpi",), f"guardrail {kpi!r} is listed twice")
@@ -643,12 +646,9 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
                  experiment_kpis: Mapping[str, bool] | None) -> tuple[Experiment, ...]:
     out: list[Experiment] = []
     arm_of: dict[str, tuple[str, int]] = {}
-    for i, e in enumerate(ck.array_of_tables(raw, ("experiments",))):
-        p: Path_ = ("experiments", i)
-        e = ck.table(e, p, _EXPERIMENT)
-        for required in ("name", "variants", "primary_kpi", "minimum_detectable_effect"):
-            if required not in e:
-                raise ck.error(p, f"an experiment needs {required} = ...")
+    for i, p, e in ck.entries(raw, ("experiments",), _EXPERIMENT,
+                              ("name", "variants", "primary_kpi", "minimum_detectable_effect"),
+                              "an experiment"):
         name = ck.string(e["name"], p + ("name",))
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
             raise ck.error(p + ("name",), f"bad experiment name {name!r}: 1..64 letters, digits, "
@@ -687,11 +687,7 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
         if any(g.kpi == primary for g in guardrails):
             raise ck.error(p + ("guardrails",), f"{primary!r} is the primary KPI, not a guardrail")
         campaigns = tuple(dict.fromkeys(ck.strings(e.get("campaigns", []), p + ("campaigns",))))
-        window = ck.string(e.get("window", "30d"), p + ("window",))
-        if window not in TARGET_WINDOWS:
-            raise ck.error(p + ("window",), f"unknown window {window!r}"
-                           f"{_suggest(window, TARGET_WINDOWS)}; use one of "
-                           f"{', '.join(TARGET_WINDOWS)}")
+        window = ck.one_of(e.get("window", "30d"), p + ("window",), TARGET_WINDOWS, "window")
         start = None if "start" not in e else _deadline(ck, e["start"], p + ("start",), timezone)
         end = None if "end" not in e else _deadline(ck, e["end"], p + ("end",), timezone)
         if start is not None and end is not None and end <= start:
@@ -706,20 +702,10 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
 def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
     """`source`: the configuration file (a relative directory is relative to it), or ""."""
     out: list[ReportSchedule] = []
-    for i, e in enumerate(ck.array_of_tables(raw, ("reports",))):
-        p: Path_ = ("reports", i)
-        e = ck.table(e, p, _REPORT)
-        for required in ("period", "directory"):
-            if required not in e:
-                raise ck.error(p, f"a scheduled report needs {required} = ...")
-        period = ck.string(e["period"], p + ("period",))
-        if period not in REPORT_PERIODS:
-            raise ck.error(p + ("period",), f"unknown period {period!r}{_suggest(period, REPORT_PERIODS)}; "
-                           f"use one of {', '.join(REPORT_PERIODS)}")
-        fmt = ck.string(e.get("format", "html"), p + ("format",))
-        if fmt not in REPORT_FORMATS:
-            raise ck.error(p + ("format",), f"unknown format {fmt!r}{_suggest(fmt, REPORT_FORMATS)}; "
-                           f"use one of {', '.join(REPORT_FORMATS)}")
+    for i, p, e in ck.entries(raw, ("reports",), _REPORT, ("period", "directory"),
+                              "a scheduled report"):
+        period = ck.one_of(e["period"], p + ("period",), REPORT_PERIODS, "period")
+        fmt = ck.one_of(e.get("format", "html"), p + ("format",), REPORT_FORMATS, "format")
         scopes = tuple(ck.strings(e.get("scopes", ["center"]), p + ("scopes",)))
         if not scopes:
             raise ck.error(p + ("scopes",), "give at least one scope (e.g. \"center\")")
@@ -827,14 +813,18 @@ def load_config(path: str | Path | None, *, kpi_names: Collection[str] | None = 
     """
     if path is None:
         return ServiceConfig()
-    source = str(path)
+    return parse_config(read_config_text(path, "the configuration file"), source=str(path),
+                        kpi_names=kpi_names, cumulative_kpis=cumulative_kpis,
+                        experiment_kpis=experiment_kpis)
+
+
+def read_config_text(path: str | Path, what: str) -> str:
+    """A configuration file's text; a file that cannot be read or is not UTF-8 is a
+    ConfigError naming it (`what`: which configuration it is)."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except OSError as e:
-        raise ConfigError(source, None, "", f"cannot read the configuration file: "
-                          f"{e.strerror or e}") from None
+        raise ConfigError(str(path), None, "", f"cannot read {what}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(source, None, "", f"not UTF-8 text ({e.reason} at byte "
+        raise ConfigError(str(path), None, "", f"not UTF-8 text ({e.reason} at byte "
                           f"{e.start})") from None
-    return parse_config(text, source=source, kpi_names=kpi_names,
-                        cumulative_kpis=cumulative_kpis, experiment_kpis=experiment_kpis)
