@@ -25,16 +25,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from run import (  # noqa: E402  (bench/run.py, beside this)
-    TOPIC,
-    machine,
-    produce,
-    save_result,
-    sim_events,
-    spawn,
-    stop_all,
-    worker_env,
-)
+from run import TOPIC, machine, produce, save_result, sim_events, spawn, stop_all, worker_env  # noqa: E402  (bench/run.py, beside this)
 
 from stream.cli.embedded import create_topics, start_infra  # noqa: E402
 

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard as dash_m
 
-from ..panels import (
-    AMBER,
-    BLUE,
-    GREEN,
-    GREY,
-    RED,
-    Board,
-    Column,
-    color_cell,
-    label_values_var,
-    table,
-    timeseries,
-)
+from ..panels import AMBER, BLUE, GREEN, GREY, RED, Board, Column, color_cell, label_values_var, table, timeseries
 
 
 def agents() -> Board:

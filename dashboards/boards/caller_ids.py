@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
-from ..panels import (
-    AMBER,
-    GREEN,
-    RED,
-    Board,
-    Column,
-    bargauge,
-    campaign_var,
-    table,
-    thresholds,
-    timeseries,
-)
+from ..panels import AMBER, GREEN, RED, Board, Column, bargauge, campaign_var, table, thresholds, timeseries
 from ..recording import net_increase
 
 

@@ -9,17 +9,8 @@ import re
 from typing import Any
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import (
-    BadRecord,
-    Builder,
-    Emitted,
-    Mapped,
-    by_header,
-    csv_fields,
-    datetime_to_ms,
-    line_key,
-    seconds_ms,
-)
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 _EPOCH = re.compile(r"^\d{9,13}(\.\d+)?$")
 ANSWERS = {"human", "machine", "fax", "unknown"}

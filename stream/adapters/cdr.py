@@ -11,18 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from stream.adapters.config import CDR_COLUMNS, AdapterConfig
-from stream.adapters.core import (
-    BadRecord,
-    Builder,
-    Emitted,
-    Mapped,
-    by_header,
-    csv_fields,
-    datetime_to_ms,
-    dest_region,
-    line_key,
-    seconds_ms,
-)
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, dest_region, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 _DISPOSITIONS = {"NO ANSWER": "no_answer", "NOANSWER": "no_answer", "BUSY": "busy",
                  "CONGESTION": "congestion", "CANCEL": "canceled", "FAILED": "error"}

@@ -7,9 +7,7 @@ makes the totals exact.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -40,22 +38,6 @@ class BadRecord(ValueError):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
-
-
-def csv_fields(text: str, delimiter: str = ",") -> list[str]:
-    """One CSV line's fields (the file adapters read line by line, for checkpoints)."""
-    try:
-        return next(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except (csv.Error, StopIteration):
-        raise BadRecord("bad_csv", "not a CSV line") from None
-
-
-def by_header(header: list[str], fields: list[str]) -> dict[str, str]:
-    """A data line's fields by the export's header row, which it must match column for column."""
-    if len(fields) != len(header):
-        raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
-                        f"{len(header)}")
-    return dict(zip(header, fields, strict=True))
 
 
 def event_id(source: str, instance: str, natural_key: str, kind: str) -> str:

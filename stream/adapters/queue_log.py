@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from stream.adapters.config import AdapterConfig
-from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, by_header, csv_fields, line_key, seconds_ms
+from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 DIALECTS = ("asterisk", "vicidial-qm", "pbxware")
 MEMBER_CHANGE_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})

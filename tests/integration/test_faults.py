@@ -21,15 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.harness import (
-    HOUR_MS,
-    Service,
-    faulty_stretch,
-    invalid_messages,
-    kpi_differences,
-    make_service,
-    wait_until,
-)
+from tests.harness import HOUR_MS, Service, faulty_stretch, invalid_messages, kpi_differences, make_service, wait_until
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration

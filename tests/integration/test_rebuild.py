@@ -13,15 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.harness import (
-    HOUR_MS,
-    Service,
-    api_kpis,
-    faulty_stretch,
-    kpi_differences,
-    make_service,
-    wait_until,
-)
+from tests.harness import HOUR_MS, Service, api_kpis, faulty_stretch, kpi_differences, make_service, wait_until
 from tests.reference.calculator import RefConfig, Reference
 
 pytestmark = pytest.mark.integration
