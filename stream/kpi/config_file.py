@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -309,6 +309,17 @@ class _Checker:
             raise self.error(path, f"unknown {what} {s!r}{_suggest(s, choices)}; use one of "
                              f"{', '.join(choices)}")
         return s
+
+    def entry_name(self, value: Any, path: Path_, what: str, taken: Iterable[str], why: str) -> str:
+        """The name an entry is known by outside the file (`why`: a URL, file names): 1..64
+        letters, digits, '.', '_' or '-', and not one already `taken`."""
+        name = self.string(value, path)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise self.error(path, f"bad {what} name {name!r}: 1..64 letters, digits, '.', '_' or "
+                             f"'-' ({why})")
+        if name in taken:
+            raise self.error(path, f"duplicate {what} name {name!r}")
+        return name
 
     def number(self, value: Any, path: Path_, *, minimum: float | None = None,
                maximum: float | None = None, hint: str = "") -> float:
@@ -649,12 +660,8 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
     for i, p, e in ck.entries(raw, ("experiments",), _EXPERIMENT,
                               ("name", "variants", "primary_kpi", "minimum_detectable_effect"),
                               "an experiment"):
-        name = ck.string(e["name"], p + ("name",))
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
-            raise ck.error(p + ("name",), f"bad experiment name {name!r}: 1..64 letters, digits, "
-                           "'.', '_' or '-' (it is part of the URL /api/v1/experiments/<name>)")
-        if any(x.name == name for x in out):
-            raise ck.error(p + ("name",), f"duplicate experiment name {name!r}")
+        name = ck.entry_name(e["name"], p + ("name",), "experiment", (x.name for x in out),
+                             "it is part of the URL /api/v1/experiments/<name>")
         variants = ck.strings(e["variants"], p + ("variants",))
         if len(variants) < 2:
             raise ck.error(p + ("variants",), "an experiment needs at least two variants (the "
@@ -714,12 +721,8 @@ def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
             if s != "center" and (kind not in ("campaign", "team", "agent", "caller_id", "list", "variant")
                                   or not ident):
                 raise ck.error(p + ("scopes",), f"bad scope {s!r}: center or <kind>:<id>")
-        name = ck.string(e.get("name", f"{period}-{i + 1}"), p + ("name",))
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
-            raise ck.error(p + ("name",), f"bad report name {name!r}: 1..64 letters, digits, '.', '_' "
-                           "or '-' (it names the report's files)")
-        if any(r.name == name for r in out):
-            raise ck.error(p + ("name",), f"duplicate report name {name!r}")
+        name = ck.entry_name(e.get("name", f"{period}-{i + 1}"), p + ("name",), "report",
+                             (r.name for r in out), "it names the report's files")
         directory = ck.string(e["directory"], p + ("directory",))
         if source and not Path(directory).is_absolute():
             directory = str(Path(source).parent / directory)  # relative to the configuration file

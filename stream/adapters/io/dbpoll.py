@@ -11,7 +11,8 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
@@ -97,8 +98,9 @@ def row_bytes(row: dict[str, Any]) -> bytes:
 
 
 class Poller:
-    """What the pollers share: `stop`, and reading pass after pass; after a pass that reached
-    the end of what there is, a one-shot poll ends and a following one says IDLE and waits."""
+    """What the pollers share: one connection, `stop`, and reading pass after pass; after a pass
+    that reached the end of what there is, a one-shot poll ends and a following one says IDLE
+    and waits."""
 
     poll_s: float
     follow: bool
@@ -107,15 +109,22 @@ class Poller:
     def stop(self) -> None:
         self._stop = True
 
-    def _passes(self, one_pass: Callable[[], Generator[Item, None, bool]]) -> Iterator[Item | object]:
-        """`one_pass()` yields a pass's items and returns whether it caught up."""
-        while not self._stop:
-            caught_up = yield from one_pass()
-            if caught_up:
-                if not self.follow:
-                    return
-                yield IDLE
-                time.sleep(self.poll_s)
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _pass(self, conn: Any) -> Generator[Item, None, bool]:
+        """Yield one pass's items; return whether it caught up."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Item | object]:
+        with closing(self._connect()) as conn:
+            while not self._stop:
+                caught_up = yield from self._pass(conn)
+                if caught_up:
+                    if not self.follow:
+                        return
+                    yield IDLE
+                    time.sleep(self.poll_s)
 
 
 class TablePoll(Poller):
@@ -141,12 +150,8 @@ class TablePoll(Poller):
     def checkpoint_position(self) -> dict[str, Any]:
         return {"last": self.last, "seen": sorted(self.seen)}
 
-    def __iter__(self) -> Iterator[Item | object]:
-        db = Database(self.dsn)
-        try:
-            yield from self._passes(lambda: self._pass(db))
-        finally:
-            db.close()
+    def _connect(self) -> Database:
+        return Database(self.dsn)
 
     def _pass(self, db: Database) -> Generator[Item, None, bool]:
         table, key = db.q(self.table), db.q(self.key)
@@ -190,6 +195,7 @@ class WindowPoll(Poller):
         self.cursor: str | None = position.get("cursor")
         self.seen: dict[str, str] = dict(position.get("seen", {}))
         self._caught_up = self.cursor is not None  # a resumed poll re-reads the lookback first
+        self._column: str | None = None
 
     def _time_column(self, db: Database) -> str:
         names = {c.lower(): c for c in db.columns(self.table)}
@@ -203,15 +209,13 @@ class WindowPoll(Poller):
         each item carries only the cursor."""
         return {"cursor": self.cursor, "seen": dict(self.seen)}
 
-    def __iter__(self) -> Iterator[Item | object]:
-        db = Database(self.dsn)
-        try:
-            col = self._time_column(db)
-            yield from self._passes(lambda: self._pass(db, col))
-        finally:
-            db.close()
+    def _connect(self) -> Database:
+        return Database(self.dsn)
 
-    def _pass(self, db: Database, col: str) -> Generator[Item, None, bool]:
+    def _pass(self, db: Database) -> Generator[Item, None, bool]:
+        if self._column is None:
+            self._column = self._time_column(db)
+        col = self._column
         table, qcol = db.q(self.table), db.q(col)
         since = None if self.cursor is None else datetime.fromisoformat(self.cursor)
         if since is not None and self._caught_up:

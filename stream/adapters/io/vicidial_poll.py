@@ -5,7 +5,7 @@ those) or else from the last row read; the mapper emits each phase of a row once
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
 from stream.adapters.io.dbpoll import Poller, connect, row_bytes
@@ -67,12 +67,8 @@ class VicidialPoll(Poller):
     def checkpoint_position(self) -> dict[str, Any]:
         return {"last": dict(self.last)}
 
-    def __iter__(self) -> Iterator[Item | object]:
-        conn = connect(self.dsn)
-        try:
-            yield from self._passes(lambda: self._pass(conn))
-        finally:
-            conn.close()
+    def _connect(self) -> Any:
+        return connect(self.dsn)
 
     def _pass(self, conn: Any) -> Generator[Item, None, bool]:
         with conn.cursor() as cur:
