@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,12 @@ def test_agent_cycle_phases_once_each_as_the_row_changes() -> None:
          "disposition_code=SALE")]
 
 
+
+def insert(cur: Any, table: str, **row: Any) -> None:
+    """One row by column name (the other columns keep their defaults)."""
+    cur.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                tuple(row.values()))
+
 @pytest.mark.integration
 def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: Path) -> None:
     mariadb.create_database("asterisk", DDL)
@@ -114,12 +121,9 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
     log("9001.3", t0 + 120, "AA", length=12)
     log("9001.4", t0 + 180, "DROP", length=6)
     log("9001.5", t0 + 240, "PU")
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, uniqueid, lead_id) VALUES ('6001', %s, 'E2EVICI', %s, %s, '9001.1', 1)",
-                (dt(t0 - 100), t0 - 100, t0 + 2))
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, uniqueid, lead_id) VALUES ('6002', %s, 'E2EVICI', %s, %s, '9001.5', 1)",
-                (dt(t0 - 100), t0 - 100, t0 + 243))
+    for user, uid, talk in (("6001", "9001.1", t0 + 2), ("6002", "9001.5", t0 + 243)):
+        insert(cur, "vicidial_agent_log", user=user, event_time=dt(t0 - 100), campaign_id="E2EVICI",
+               wait_epoch=t0 - 100, talk_epoch=talk, uniqueid=uid, lead_id=1)
     (tmp_path / "a.toml").write_text('instance = "vici-e2e"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk"), "--config", "a.toml"]
     summary = adapt_into(pipeline, argv, tmp_path)
@@ -163,18 +167,14 @@ def test_vicidial_in_groups_are_inbound(pipeline: Service, mariadb: MariaDB, tmp
     conn = mariadb.connect("asterisk_in")
     cur = conn.cursor()
     t0 = int(time.time()) - 3 * 3600
-    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
-                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
-                "('E2EINGRP', %s, %s, NULL, 0, 'INBND', 'VDCL', 0, NULL, '7001.1')",
-                (dt(t0), t0))
-    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
-                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
-                "('E2EINGRP', %s, %s, %s, 30, 'DROP', 'VDCL', 30, 'CALLER', '7001.2')",
-                (dt(t0 + 60), t0 + 60, t0 + 90))
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, dispo_epoch, talk_sec, dispo_sec, status, uniqueid) VALUES "
-                "('6101', %s, 'E2EINGRP', %s, %s, %s, 100, 10, 'SALE', '7001.1')",
-                (dt(t0 - 60), t0 - 60, t0 + 12, t0 + 112))
+    for uid, start, end, seconds, status, term in (("7001.1", t0, None, 0, "INBND", None),
+                                                   ("7001.2", t0 + 60, t0 + 90, 30, "DROP", "CALLER")):
+        insert(cur, "vicidial_closer_log", campaign_id="E2EINGRP", call_date=dt(start),
+               start_epoch=start, end_epoch=end, length_in_sec=seconds, status=status, user="VDCL",
+               queue_seconds=seconds, term_reason=term, uniqueid=uid)
+    insert(cur, "vicidial_agent_log", user="6101", event_time=dt(t0 - 60), campaign_id="E2EINGRP",
+           wait_epoch=t0 - 60, talk_epoch=t0 + 12, dispo_epoch=t0 + 112, talk_sec=100, dispo_sec=10,
+           status="SALE", uniqueid="7001.1")
     (tmp_path / "a.toml").write_text('instance = "vici-in"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk_in"), "--config", "a.toml"]
     adapt_into(pipeline, argv, tmp_path)
