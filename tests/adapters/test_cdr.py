@@ -7,6 +7,7 @@ from pathlib import Path
 from stream.adapters.cdr import CdrLines, CdrMapper
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import BadRecord, Builder
+from tests.adapters.golden import event_line
 
 DATA = Path(__file__).parent / "data"
 CONFIG = """instance = "pbx1"
@@ -39,30 +40,26 @@ def run(text: str, config: str = CONFIG) -> tuple[list[dict], list[str], dict[st
     return events, bad, results
 
 
-def brief(e: dict) -> tuple:
-    return tuple([e["type"], e["ts"][11:19]] + [f"{k}={v}" for k, v in e.items()
-                                                if k not in ("event_id", "type", "ts", "campaign_id")])
+def brief(e: dict) -> str:
+    return event_line(e, without=("campaign_id",))
 
 
-def dialed(call_id: str, at: str, agent: str) -> tuple:
+def dialed(call_id: str, at: str, agent: str) -> str:
     """A manual dial as `brief` shows it (the configured 3-digit region of 555...)."""
-    return ("call.dialed", at, f"call_id={call_id}", f"agent_id={agent}", "mode=manual",
-            "dest_region=555")
+    return f"call.dialed {at} call_id={call_id} agent_id={agent} mode=manual dest_region=555"
 
 
 def talked(call_id: str, agent: str, answered_at: str, ended_at: str, ring_ms: int,
-           talk_ms: int) -> list[tuple]:
+           talk_ms: int) -> list[str]:
     """An answered outbound call: answered (who answered unknown to a CDR), bridged at once,
     ended."""
-    return [("call.answered", answered_at, f"call_id={call_id}", "answered_by=unknown",
-             f"ring_ms={ring_ms}"),
-            ("call.connected", answered_at, f"call_id={call_id}", f"agent_id={agent}", "wait_ms=0"),
-            ("call.ended", ended_at, f"call_id={call_id}", f"agent_id={agent}",
-             f"talk_ms={talk_ms}")]
+    return [f"call.answered {answered_at} call_id={call_id} answered_by=unknown ring_ms={ring_ms}",
+            f"call.connected {answered_at} call_id={call_id} agent_id={agent} wait_ms=0",
+            f"call.ended {ended_at} call_id={call_id} agent_id={agent} talk_ms={talk_ms}"]
 
 
-def unanswered(call_id: str, at: str, reason: str, ring_ms: int) -> tuple:
-    return ("call.unanswered", at, f"call_id={call_id}", f"reason={reason}", f"ring_ms={ring_ms}")
+def unanswered(call_id: str, at: str, reason: str, ring_ms: int) -> str:
+    return f"call.unanswered {at} call_id={call_id} reason={reason} ring_ms={ring_ms}"
 
 
 def test_master_csv_maps_to_exactly_these_events() -> None:
@@ -79,10 +76,9 @@ def test_master_csv_maps_to_exactly_these_events() -> None:
         *talked("1795424760.5", "bob", "09:06:12", "09:07:12", ring_ms=12000, talk_ms=60000),
         dialed("1795424880.8", "09:08:00", "bob"),
         unanswered("1795424880.8", "09:08:01", "congestion", ring_ms=1000),
-        ("call.offered", "09:12:00", "call_id=1795425120.12"),
-        ("call.connected", "09:12:20", "call_id=1795425120.12", "agent_id=alice",
-         "wait_ms=20000"),
-        ("call.ended", "09:15:20", "call_id=1795425120.12", "agent_id=alice", "talk_ms=180000"),
+        "call.offered 09:12:00 call_id=1795425120.12",
+        "call.connected 09:12:20 call_id=1795425120.12 agent_id=alice wait_ms=20000",
+        "call.ended 09:15:20 call_id=1795425120.12 agent_id=alice talk_ms=180000",
         dialed("1795425360.14", "09:16:00", "alice"),
         unanswered("1795425360.14", "09:16:09", "busy", ring_ms=9000),
     ]
