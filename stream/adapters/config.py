@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -210,16 +210,6 @@ def _regex(ck: _Checker, value: Any, path: tuple[str | int, ...]) -> re.Pattern[
         raise ck.error(path, f"not a regular expression: {e}") from None
 
 
-Check = Callable[[Any, tuple[str | int, ...]], Any]
-
-
-def _checked(t: Mapping[str, Any], base: tuple[str | int, ...],
-             checks: Mapping[str, Check]) -> dict[str, Any]:
-    """The keys of `t` that `checks` names, each value through its check (given its path, for
-    the error)."""
-    return {k: check(t[k], base + (k,)) for k, check in checks.items() if k in t}
-
-
 def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
     base: tuple[str | int, ...] = ("cdr",)
     t = ck.table(raw, base, _CDR)
@@ -239,7 +229,7 @@ def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
             rules.append(DirectionRule(col, _regex(ck, r["match"], p + ("match",)),
                                        _choice(ck, r["direction"], p + ("direction",), DIRECTIONS)))
         kw["direction_rules"] = tuple(rules)
-    kw.update(_checked(t, base, {
+    kw.update(ck.fields(t, base, {
         "default_direction": lambda v, p: _choice(ck, v, p, DIRECTIONS),
         "campaign_column": lambda v, p: _choice(ck, v, p, CDR_COLUMNS + CDR_OPTIONAL_COLUMNS),
         "exclude_lastapp": lambda v, p: tuple(ck.strings(v, p)),
@@ -257,7 +247,7 @@ def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
 def _queue_log(ck: _Checker, raw: Any) -> QueueLogConfig:
     base: tuple[str | int, ...] = ("queue_log",)
     t = ck.table(raw, base, _QUEUE_LOG)
-    return QueueLogConfig(**_checked(t, base, {
+    return QueueLogConfig(**ck.fields(t, base, {
         "outbound_queues": lambda v, p: frozenset(ck.strings(v, p)),
         "exit_with_key": lambda v, p: _choice(ck, v, p, ABANDON_REASONS),
         "chanunavail": lambda v, p: _choice(ck, v, p, UNANSWERED_REASONS),
@@ -273,7 +263,7 @@ def _call_records(ck: _Checker, raw: Any) -> CallRecordsConfig:
     if "columns" in t:
         ck.table(t["columns"], base + ("columns",), RECORD_COLUMNS)
         kw["columns"] = _string_map(ck, t["columns"], base + ("columns",))
-    kw.update(_checked(t, base, {
+    kw.update(ck.fields(t, base, {
         "directions": lambda v, p: _string_map(ck, v, p, frozenset(("inbound", "outbound"))),
         "default_direction": lambda v, p: _choice(ck, v, p, ("inbound", "outbound")),
         "outcomes": lambda v, p: _string_map(ck, v, p, frozenset(OUTCOMES)),

@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -320,6 +320,12 @@ class _Checker:
         if name in taken:
             raise self.error(path, f"duplicate {what} name {name!r}")
         return name
+
+    def fields(self, t: Mapping[str, Any], base: Path_,
+               checks: Mapping[str, Callable[[Any, Path_], Any]]) -> dict[str, Any]:
+        """The keys of `t` that `checks` names, each value through its check (given its path,
+        for the error)."""
+        return {k: check(t[k], base + (k,)) for k, check in checks.items() if k in t}
 
     def number(self, value: Any, path: Path_, *, minimum: float | None = None,
                maximum: float | None = None, hint: str = "") -> float:
@@ -763,22 +769,15 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
     ck = _Checker(text, source)
     ck.table(data, (), _TOP)
     timezone = _timezone(ck, data["timezone"]) if "timezone" in data else "UTC"
-    kw: dict[str, Any] = {"timezone": timezone}
-    if "conversation_threshold_ms" in data:
-        kw["conversation_threshold_ms"] = ck.integer(
-            data["conversation_threshold_ms"], ("conversation_threshold_ms",), minimum=0)
-    if "connect_threshold_ms" in data:
-        kw["connect_threshold_ms"] = ck.integer(
-            data["connect_threshold_ms"], ("connect_threshold_ms",), minimum=0)
-    if "service_level_threshold_ms" in data:
-        kw["service_level_threshold_ms"] = ck.integer(
-            data["service_level_threshold_ms"], ("service_level_threshold_ms",), minimum=0)
-    if "max_call_gap_seconds" in data:
-        kw["max_call_gap_seconds"] = ck.integer(
-            data["max_call_gap_seconds"], ("max_call_gap_seconds",), minimum=0)
-    if "qualification_score" in data:
-        kw["qualification_score"] = float(ck.number(
-            data["qualification_score"], ("qualification_score",), minimum=0, maximum=100))
+    def count(value: Any, path: Path_) -> int:
+        return ck.integer(value, path, minimum=0)
+    kw: dict[str, Any] = {"timezone": timezone, **ck.fields(data, (), {
+        "conversation_threshold_ms": count,
+        "connect_threshold_ms": count,
+        "service_level_threshold_ms": count,
+        "max_call_gap_seconds": count,
+        "qualification_score": lambda v, p: float(ck.number(v, p, minimum=0, maximum=100)),
+    })}
     success = DEFAULT_SUCCESS
     if "success_dispositions" in data:
         success = ck.dispositions(data["success_dispositions"], ("success_dispositions",))
