@@ -514,11 +514,18 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
     for r in extra_routes:
         app.add_routes(r)
 
-    async def start_hub(_: web.Application) -> None:
-        hub.start()
-
-    async def stop_hub(_: web.Application) -> None:
-        await hub.close()
-    app.on_startup.append(start_hub)
-    app.on_cleanup.append(stop_hub)
+    run_with_app(app, hub.start, hub.close)
     return app
+
+
+def run_with_app(app: web.Application, start: Callable[[], None],
+                 close: Callable[[], Awaitable[None]]) -> None:
+    """A background part of the service (the live hub, the report scheduler): started when the
+    app starts, closed when it cleans up."""
+    async def on_startup(_: web.Application) -> None:
+        start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await close()
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
