@@ -497,11 +497,7 @@ def _cache_middleware(cache: ResponseCache) -> Any:
 
 def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = ()) -> web.Application:
     if ctx.updates is None:
-        ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
-                                max_clients=ctx.api.max_stream_clients,
-                                write_timeout_s=ctx.api.stream_write_timeout_seconds,
-                                buffer_bytes=ctx.api.stream_buffer_bytes,
-                                min_interval_s=ctx.api.stream_min_interval_seconds)
+        ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"), ctx.api)
     hub = ctx.updates
     cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
                           ctx.api.query_concurrency)
