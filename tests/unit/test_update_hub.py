@@ -10,6 +10,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from stream.kpi.config_file import ApiConfig
 from stream.readers.updates import UpdateHub
 
 CHANNEL = "ck:updates"
@@ -26,8 +27,8 @@ async def _until(condition: object, what: str, timeout_s: float = 30.0) -> None:
 
 def test_a_commit_makes_cached_answers_stale_before_its_update_is_announced(redis_url: str) -> None:
     async def main() -> None:
-        hub = UpdateHub(aioredis.from_url(redis_url), CHANNEL, max_clients=10, write_timeout_s=5,
-                        buffer_bytes=1 << 16, min_interval_s=3600, owns_client=True)
+        hub = UpdateHub(aioredis.from_url(redis_url), CHANNEL,
+                        ApiConfig(stream_min_interval_seconds=3600), owns_client=True)
         publisher = aioredis.from_url(redis_url)
         try:
             hub.start()
