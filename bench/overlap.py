@@ -24,12 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from redis_profile import cpu_s  # noqa: E402
+from redis_profile import bench_pipeline, cpu_s  # noqa: E402
 from stages import sim_messages  # noqa: E402
 
 from stream.cli.embedded import free_port, start_redis  # noqa: E402
-from stream.kpi.contributions import Thresholds  # noqa: E402
-from stream.processing.pipeline import Pipeline  # noqa: E402
 from stream.processing.pipelining import Overlapped  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 
@@ -70,12 +68,7 @@ class Timed:
 
 async def drive(url: str, messages: list[Any], batch: int) -> Timed:
     store = Store(url)
-
-    async def dead_letter(key: bytes, value: bytes) -> None:
-        return None
-
-    pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
-                        worker_id="bench")
+    pipeline = bench_pipeline(store)
     timed = Timed(store)
     batches = Overlapped(pipeline, lambda seq, error, excluded: None)
     for seq, i in enumerate(range(0, len(messages), batch)):

@@ -34,14 +34,18 @@ from stream.processing.pipeline import Pipeline  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 
 
-async def drive(url: str, messages: list[Any], batch: int) -> None:
-    store = Store(url)
-
+def bench_pipeline(store: Store) -> Pipeline:
+    """The worker's batch step with nowhere to dead-letter (these runs have no Kafka)."""
     async def dead_letter(key: bytes, value: bytes) -> None:
         return None
 
-    pipeline = Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
-                        worker_id="bench")
+    return Pipeline(store, dead_letter, Thresholds(), state_horizon_ms=72 * 3_600_000,
+                    worker_id="bench")
+
+
+async def drive(url: str, messages: list[Any], batch: int) -> None:
+    store = Store(url)
+    pipeline = bench_pipeline(store)
     for i in range(0, len(messages), batch):
         await pipeline.handle(messages[i:i + batch])
     await store.close()
