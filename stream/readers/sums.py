@@ -35,48 +35,87 @@ WINDOW_SUMS_LUA = """
 -- Returns #windows * #counters sums per scope (window-major), in one space-separated string
 -- (one reply instead of thousands: parsing replies dominated a scrape), each number with a
 -- double's precision.
+-- A field's sums are looked up when the field is first met (`resolve`), not built for every
+-- field a bucket could hold (60 minutes x every counter, thousands of strings per call), and a
+-- field that feeds one sum (one window) adds without a loop.
 local plan = cjson.decode(ARGV[1])
 local counters, nc = plan.counters, #plan.counters
 local groups = #plan.groups
-local names, slots = {}, {}
+local column = {}
+for c = 1, nc do column[counters[c]] = c end
+local windows, fields = {}, {}
 for g = 1, groups do
-  local ns, ss = {}, {}
-  for _, entry in ipairs(plan.groups[g]) do
-    for c = 1, nc do
-      local name = entry[1] .. ':' .. counters[c]
-      local t = {}
-      for _, w in ipairs(entry[2]) do t[#t + 1] = w * nc + c end
-      ns[#ns + 1] = name
-      ss[name] = t
+  local ws = {}
+  for _, entry in ipairs(plan.groups[g]) do ws[entry[1]] = entry[2] end
+  windows[g], fields[g] = ws, #plan.groups[g] * nc
+end
+local one, many, names = {}, {}, {}
+for g = 1, groups do one[g], many[g] = {}, {} end
+local function resolve(g, f)
+  local colon = string.find(f, ':', 1, true)
+  local ws = colon and windows[g][string.sub(f, 1, colon - 1)]
+  local c = colon and column[string.sub(f, colon + 1)]
+  if not (ws and c) then
+    one[g][f] = false
+    many[g][f] = false
+  elseif #ws == 1 then
+    one[g][f] = ws[1] * nc + c
+  else
+    local t = {}
+    for _, w in ipairs(ws) do t[#t + 1] = w * nc + c end
+    one[g][f] = false
+    many[g][f] = t
+  end
+end
+local function add(sums, g, f, v)
+  local slot = one[g][f]
+  if slot == nil then
+    resolve(g, f)
+    slot = one[g][f]
+  end
+  if slot then
+    sums[slot] = sums[slot] + tonumber(v)
+  else
+    local t = many[g][f]
+    if t then
+      v = tonumber(v)
+      for _, s in ipairs(t) do sums[s] = sums[s] + v end
     end
   end
-  names[g], slots[g] = ns, ss
 end
-local function add(sums, targets, v)
-  v = tonumber(v)
-  for _, slot in ipairs(targets) do sums[slot] = sums[slot] + v end
+local function names_of(g)
+  if not names[g] then
+    local ns = {}
+    for _, entry in ipairs(plan.groups[g]) do
+      for c = 1, nc do ns[#ns + 1] = entry[1] .. ':' .. counters[c] end
+    end
+    names[g] = ns
+  end
+  return names[g]
 end
+local row = '%.17g' .. string.rep(' %.17g', plan.n - 1)  -- (Lua 5.1's rep has no separator)
 local out = {}
 for first = 0, #KEYS - groups, groups do
   local sums = {}
   for i = 1, plan.n do sums[i] = 0 end
   for g = 1, groups do
-    local key, ns, ss = KEYS[first + g], names[g], slots[g]
+    local key = KEYS[first + g]
     -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
-    if redis.call('HLEN', key) <= 2 * #ns or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
-      local kv = redis.call('HGETALL', key)
+    if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
+      local kv, o = redis.call('HGETALL', key), one[g]
       for j = 1, #kv, 2 do
-        local targets = ss[kv[j]]
-        if targets then add(sums, targets, kv[j + 1]) end
+        local slot = o[kv[j]]  -- add(), inlined for the common case: known, one sum
+        if slot then sums[slot] = sums[slot] + tonumber(kv[j + 1]) else add(sums, g, kv[j], kv[j + 1]) end
       end
     else
+      local ns = names_of(g)
       local values = redis.call('HMGET', key, unpack(ns))
       for j = 1, #values do
-        if values[j] then add(sums, ss[ns[j]], values[j]) end
+        if values[j] then add(sums, g, ns[j], values[j]) end
       end
     end
   end
-  for i = 1, plan.n do out[#out + 1] = string.format('%.17g', sums[i]) end
+  out[#out + 1] = string.format(row, unpack(sums, 1, plan.n))
 end
 return table.concat(out, ' ')
 """
