@@ -25,7 +25,7 @@ from stream.readers import history
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
-from stream.readers.query import Query
+from stream.readers.query import Query, live_rows
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
@@ -400,9 +400,8 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         if not {"window", "from", "to"} & params.keys():
             params["window"] = "today"  # the agent grid's default; an explicit range replaces it
         window, rng = resolve_range(params, now, ctx.tz)
-        live_view = await ctx.query.live(scope, now, ctx.call_expiry_ms)
-        everyone = live_view["agents"]["list"]
-        rows = everyone[offset:offset + limit]
+        everyone = await ctx.query.live_agents(scope)
+        rows = live_rows(everyone[offset:offset + limit], now)  # the page's rows only
         values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now)
         out = [{**redact_agent(grant, a), "kpis": values[Scope("agent", a["agent_id"])]}
                for a in rows]

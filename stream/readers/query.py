@@ -59,22 +59,19 @@ class Query:
         counters = await self.counters(scopes, r, now_ms)
         return {s: compute_all(c) for s, c in counters.items()}
 
+    async def live_agents(self, scope: Scope) -> list[tuple[str, dict[str, Any]]]:
+        """The logged-in agents of `scope`, by id: (id, live state)."""
+        agents, _ = await self.store.live()
+        return [(agent_id, a) for agent_id, a in sorted(agents.items())
+                if scope.includes_live_agent(agent_id, a)]
+
     async def live(self, scope: Scope, now_ms: int, call_expiry_ms: int) -> dict[str, Any]:
-        agents, calls = await self.store.live()
-        listed = []
-        by_state: Counter[str] = Counter()
-        by_reason: Counter[str] = Counter()
-        for agent_id, a in sorted(agents.items()):
-            if not scope.includes_live_agent(agent_id, a):
-                continue
-            by_state[a["state"]] += 1
-            if a["state"] == "paused":
-                by_reason[a.get("reason") or "unspecified"] += 1
-            listed.append({
-                "agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
-                "state": a["state"], "reason": a.get("reason"), "since": format_ts(a["since"]),
-                "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000),
-            })
+        _, calls = await self.store.live()
+        in_scope = await self.live_agents(scope)
+        by_state: Counter[str] = Counter(a["state"] for _, a in in_scope)
+        by_reason: Counter[str] = Counter(a.get("reason") or "unspecified" for _, a in in_scope
+                                          if a["state"] == "paused")
+        listed = live_rows(in_scope, now_ms)
         status: Counter[str] = Counter()
         longest: float | None = None
         for c in calls.values():
@@ -91,6 +88,13 @@ class Query:
             "calls": {"ringing": status["ringing"], "waiting": status["waiting"],
                       "talking": status["talking"], "longest_wait_seconds": longest},
         }
+
+
+def live_rows(agents: list[tuple[str, dict[str, Any]]], now_ms: int) -> list[dict[str, Any]]:
+    """The rows of `/api/v1/live`'s agent list (and of the agent grid) for these agents."""
+    return [{"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
+             "state": a["state"], "reason": a.get("reason"), "since": format_ts(a["since"]),
+             "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000)} for agent_id, a in agents]
 
 
 LIVE_CALL_FIELD = {"campaign": "campaign", "agent": "agent", "caller_id": "caller_id",

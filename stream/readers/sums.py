@@ -163,7 +163,9 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
                 if kind == "h" else layout.day_key(scope, b)
                 for scope in scopes[i:i + chunk] for kind, b in buckets]
         await script(keys=keys, args=[argv], client=pipe)
-    flat = [float(v) for part in await pipe.execute() for v in part.split()]
+    flat: list[float] = []
+    for part in await pipe.execute():
+        flat.extend(map(float, part.split()))  # (no bytecode per number: 27,500 for 500 agents)
     out: dict[str, dict[str, dict[str, float]]] = {}
     n = len(counters)
     for k, scope in enumerate(scopes):
