@@ -209,7 +209,9 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
     The page is read in parts of `AGENTS_PER_READ` agents, all sent at once: Redis sums the
     next part while this process computes the KPIs of the one that arrived, so the two
     processes' work overlaps instead of adding up."""
-    open_time = OpenTime((await ctx.store.live()).agents, now)
+    live = (await ctx.store.live()).agents
+    # an agent's open time is its own live state's: the page's agents are all it needs
+    open_time = OpenTime({s.ident: live[s.ident] for s in scopes if s.ident in live}, now)
 
     async def part(chunk: list[Scope]) -> dict[Scope, dict[str, Any]]:
         sums = (await window_counters(ctx.store, chunk, {"w": r}, ALL_COUNTERS, open_time))["w"]

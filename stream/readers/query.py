@@ -21,22 +21,28 @@ STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
                   "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
 
 
+def open_share(live: Mapping[str, Any], r: Range, now_ms: int) -> dict[str, float]:
+    """What one logged-in agent's open state adds over `r` up to `now` (empty: nothing)."""
+    ms = overlap_ms(live["since"], now_ms, r.start, r.end)
+    if ms <= 0:
+        return {}
+    share: dict[str, float] = {"staffed_ms": ms}
+    name = STATE_COUNTERS.get(live["state"])
+    if name:
+        share[name] = ms
+    if live["state"] == "paused":
+        share[PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")] = ms
+    return share
+
+
 def add_open_time(counters: dict[str, float], scope: Scope, r: Range, now_ms: int,
                   live_agents: dict[str, dict[str, Any]]) -> None:
     """Agent time accrues with no events arriving: count each open state up to `now`."""
     for agent_id, live in live_agents.items():
         if not scope.includes_live_agent(agent_id, live):
             continue
-        ms = overlap_ms(live["since"], now_ms, r.start, r.end)
-        if ms <= 0:
-            continue
-        counters["staffed_ms"] = counters.get("staffed_ms", 0) + ms
-        name = STATE_COUNTERS.get(live["state"])
-        if name:
+        for name, ms in open_share(live, r, now_ms).items():
             counters[name] = counters.get(name, 0) + ms
-        if live["state"] == "paused":
-            key = PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")
-            counters[key] = counters.get(key, 0) + ms
 
 
 class Query:

@@ -17,7 +17,7 @@ from typing import Any
 from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to, local_day_of
-from stream.readers.query import add_open_time
+from stream.readers.query import open_share
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
 
@@ -176,9 +176,9 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
 
 class OpenTime:
     """Open agent time (each logged-in agent's current state, up to now) per scope, for the
-    ranges a scrape reads: each agent's share is computed once per range (`add_open_time` on the
-    agent's own scope) and summed per scope kind when that kind is first asked for, instead of
-    one pass over all agents per scope (5,000 agents × hundreds of scopes)."""
+    ranges a scrape reads: each agent's share is computed once per range (`open_share`) and
+    summed per scope kind when that kind is first asked for, instead of one pass over all
+    agents per scope (5,000 agents × hundreds of scopes)."""
 
     def __init__(self, live_agents: Mapping[str, dict], now_ms: int) -> None:
         self.now_ms = now_ms
@@ -188,7 +188,7 @@ class OpenTime:
         self._sums: dict[tuple[int, int, str], dict[tuple[str, str], dict[str, float]]] = {}
 
     def of(self, scope: Scope, r: Range) -> dict[str, float]:
-        """The open time `add_open_time` would add to `scope` over `r` (empty when none)."""
+        """The open time `query.add_open_time` would add to `scope` over `r` (empty when none)."""
         key = (r.start, r.end, scope.kind)
         sums = self._sums.get(key)
         if sums is None:
@@ -199,9 +199,8 @@ class OpenTime:
         shares = self._shares.get((r.start, r.end))
         if shares is None:
             shares = self._shares[(r.start, r.end)] = []
-            for agent_id, a, scopes in self._agents:
-                own: dict[str, float] = {}
-                add_open_time(own, Scope("agent", agent_id), r, self.now_ms, {agent_id: a})
+            for _, a, scopes in self._agents:
+                own = open_share(a, r, self.now_ms)
                 if own:
                     shares.append((scopes, own))
         out: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
@@ -215,10 +214,11 @@ class OpenTime:
 
 
 def _scopes_of(agent_id: str, live: dict) -> list[tuple[str, str]]:
-    """(kind, ident) of the scopes whose open time includes this live agent."""
-    scopes = [Scope("agent", agent_id), Scope("center")]
-    scopes += [Scope(kind, live[kind]) for kind in ("team", "campaign") if live.get(kind)]
-    return [(s.kind, s.ident) for s in scopes if s.includes_live_agent(agent_id, live)]
+    """(kind, ident) of the scopes whose open time includes this live agent (the scopes whose
+    `Scope.includes_live_agent` holds: the agent, the center, its live team and campaign)."""
+    scopes = [("agent", agent_id), ("center", "")]
+    scopes += [(kind, live[kind]) for kind in ("team", "campaign") if live.get(kind)]
+    return scopes
 
 
 async def window_counters(store: Any, scopes: list[Scope], ranges: Mapping[str, Range],
