@@ -289,7 +289,7 @@ _catalog_kpis = _compile_kpis()
 def compute_all(counters: Counters) -> dict[str, float | dict[str, float] | None]:
     """Every catalog KPI for one scope and window, from that window's counter sums."""
     out = _catalog_kpis(counters)
-    prefixed = sorted((name, value) for name, value in counters.items() if name not in COUNTER_NAMES)
+    prefixed = sorted((name, counters[name]) for name in counters.keys() - COUNTER_NAMES)
     out[PAUSED_BY_REASON] = {name[len(PAUSED_REASON_PREFIX):]: value * _SEC for name, value in prefixed
                              if name.startswith(PAUSED_REASON_PREFIX)}
     out[WRAPUPS_BY_CODE] = {name[len(WRAPUP_CODE_PREFIX):]: int(value) for name, value in prefixed

@@ -215,8 +215,10 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
 
     async def part(chunk: list[Scope]) -> dict[Scope, dict[str, Any]]:
         sums = (await window_counters(ctx.store, chunk, {"w": r}, ALL_COUNTERS, open_time))["w"]
-        return {s: {k: v for k, v in compute_all(c).items() if k != PAUSED_BY_REASON}
-                for s, c in sums.items()}
+        rows = {s: compute_all(c) for s, c in sums.items()}
+        for values in rows.values():
+            del values[PAUSED_BY_REASON]
+        return rows
 
     parts = await asyncio.gather(*(part(scopes[i:i + AGENTS_PER_READ])
                                    for i in range(0, len(scopes), AGENTS_PER_READ)))
