@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from stream.contract import format_ts
 from stream.kpi.catalog import PAUSED_REASON_PREFIX, compute_all
 from stream.kpi.scopes import Scope
-from stream.kpi.windows import Range, overlap_ms
+from stream.kpi.windows import Range
 from stream.store.redis_store import Store
 
 STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
@@ -23,7 +23,8 @@ STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
 
 def open_share(live: Mapping[str, Any], r: Range, now_ms: int) -> dict[str, float]:
     """What one logged-in agent's open state adds over `r` up to `now` (empty: nothing)."""
-    ms = overlap_ms(live["since"], now_ms, r.start, r.end)
+    since = live["since"]  # overlap_ms(since, now_ms, r.start, r.end), inlined: once per agent and range
+    ms = (now_ms if now_ms < r.end else r.end) - (since if since > r.start else r.start)
     if ms <= 0:
         return {}
     share: dict[str, float] = {"staffed_ms": ms}

@@ -183,7 +183,7 @@ class OpenTime:
     def __init__(self, live_agents: Mapping[str, dict], now_ms: int) -> None:
         self.now_ms = now_ms
         self._agents = [(agent_id, a, _scopes_of(agent_id, a)) for agent_id, a in live_agents.items()]
-        self._shares: dict[tuple[int, int], list[tuple[list[tuple[str, str]], dict[str, float]]]] = {}
+        self._shares: dict[tuple[int, int], list[tuple[dict[str, tuple[str, str]], dict[str, float]]]] = {}
         # keyed by (kind, ident): hashing a tuple is far cheaper than a dataclass at this volume
         self._sums: dict[tuple[int, int, str], dict[tuple[str, str], dict[str, float]]] = {}
 
@@ -205,19 +205,20 @@ class OpenTime:
                     shares.append((scopes, own))
         out: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         for scopes, own in shares:
-            for scope in scopes:
-                if scope[0] == kind:
-                    acc = out[scope]
-                    for name, ms in own.items():
-                        acc[name] = acc.get(name, 0.0) + ms
+            scope = scopes.get(kind)
+            if scope is not None:
+                acc = out[scope]
+                for name, ms in own.items():
+                    acc[name] = acc.get(name, 0.0) + ms
         return dict(out)
 
 
-def _scopes_of(agent_id: str, live: dict) -> list[tuple[str, str]]:
-    """(kind, ident) of the scopes whose open time includes this live agent (the scopes whose
-    `Scope.includes_live_agent` holds: the agent, the center, its live team and campaign)."""
-    scopes = [("agent", agent_id), ("center", "")]
-    scopes += [(kind, live[kind]) for kind in ("team", "campaign") if live.get(kind)]
+def _scopes_of(agent_id: str, live: dict) -> dict[str, tuple[str, str]]:
+    """kind → (kind, ident) of the scopes whose open time includes this live agent (those whose
+    `Scope.includes_live_agent` holds: the agent, the center, its live team and campaign; one
+    of each kind)."""
+    scopes = {"agent": ("agent", agent_id), "center": ("center", "")}
+    scopes.update((kind, (kind, live[kind])) for kind in ("team", "campaign") if live.get(kind))
     return scopes
 
 
