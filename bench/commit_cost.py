@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve() if "--repo" in sys.argv else ROOT
 sys.path.insert(0, str(REPO))
 
-from run import RESULTS  # noqa: E402  (bench/run.py, beside this)
+from run import RESULTS, machine  # noqa: E402  (bench/run.py, beside this)
 
 from stream.cli.embedded import free_port, start_redis  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
@@ -98,7 +96,7 @@ def main() -> None:
     out = {"events": len(msgs), "batches": len(batches), "rounds_us_per_event": per_event,
            "min_us_per_event": min(per_event),
            "unit": "Redis µs in the commit script and version reads per event (INFO commandstats)",
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "machine": machine(),
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(json.dumps(out, indent=2))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import threading
@@ -27,7 +25,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from run import RESULTS, TOPIC, produce, sim_events, spawn, worker_env  # noqa: E402  (bench/run.py, beside this)
+from run import TOPIC, machine, produce, save_result, sim_events, spawn, stop_all, worker_env  # noqa: E402  (bench/run.py, beside this)
 
 from stream.cli.embedded import create_topics, start_infra  # noqa: E402
 
@@ -87,13 +85,7 @@ def one_run(workers: int, events: list[tuple[bytes | None, bytes]], rate: float 
                 "conflicts_per_1000_events": round(1000 * conflicts / len(events), 2),
                 "seconds": round(elapsed, 1), "all_alive": all(p.poll() is None for p in procs)}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except Exception:  # noqa: BLE001 - a bench cleans up as it can
-                p.kill()
+        stop_all(procs, 20)
         infra.stop()
 
 
@@ -111,11 +103,8 @@ def main() -> None:
             print(json.dumps(run), flush=True)
             runs.append(run)
     result = {"runs": runs, "agents": args.agents, "hours": args.hours,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    all_results["conflicts"] = result
-    RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
+              "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    save_result("conflicts", result)
 
 
 if __name__ == "__main__":

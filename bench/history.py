@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import random
 import statistics
 import sys
@@ -38,6 +37,8 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run import machine, save_result  # noqa: E402  (bench/run.py, beside this)
+
 from stream.cli.embedded import free_port, start_redis  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
 from stream.kpi.scopes import Scope  # noqa: E402
@@ -48,7 +49,6 @@ from stream.sim import SimConfig, generate  # noqa: E402
 from stream.store.layout import month_label  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results.json"
 ZONE = ZoneInfo("Europe/Berlin")
 KINDS = ("center", "campaign", "team", "agent", "caller_id", "list")
 
@@ -227,14 +227,11 @@ def main() -> None:
     out = {
         "agents_live": args.agents, "campaigns": args.campaigns, "keys": keys,
         "reads": results, "memory_per_scope_year": memory,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-                   f"Python {platform.python_version()}",
+        "machine": machine(),
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     print(json.dumps(out, indent=2))
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["history"] = out
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    save_result("history", out)
 
 
 if __name__ == "__main__":

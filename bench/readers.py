@@ -25,7 +25,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import re
 import statistics
 import sys
@@ -39,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scrape import FILLED, RDB, RESULTS, fill, serve_at, start_redis  # noqa: E402
+from run import machine, save_result  # noqa: E402
+from scrape import FILLED, RDB, fill, serve_at, start_redis  # noqa: E402
 
 from stream.cli.embedded import free_port, wait_for_port  # noqa: E402
 
@@ -139,13 +139,11 @@ def main() -> None:
         redis_proc.terminate()
         redis_proc.wait(30)
     result["goals_s"] = GOALS
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["machine"] = machine()
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        merged[f"readers_{args.agents}"] = result
-        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+        save_result(f"readers_{args.agents}", result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -34,6 +35,29 @@ from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 TOPIC = "dialer.events"
+
+
+def machine() -> str:
+    """What a result was measured on, stored with it (the figures depend on it)."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def save_result(key: str, result: dict[str, Any]) -> None:
+    """`result` under `key` in bench/results.json, beside the other benchmarks' results."""
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged[key] = result
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def stop_all(procs: list[subprocess.Popen], timeout: float) -> None:
+    """Terminate the processes, and kill those still running `timeout` seconds later."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def produce(bootstrap: str, values: list[tuple[bytes | None, bytes]]) -> None:
@@ -422,13 +446,10 @@ def main() -> None:
     args.agents = args.agents or defaults[0]
     args.hours = args.hours or defaults[1]
     result = {"throughput": throughput, "latency": latency, "day": day}[args.what](args)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["machine"] = machine()
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
-    all_results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    key = f"latency_{args.rate:g}" if args.what == "latency" else args.what
-    all_results[key] = result
-    RESULTS.write_text(json.dumps(all_results, indent=2) + "\n")
+    save_result(f"latency_{args.rate:g}" if args.what == "latency" else args.what, result)
 
 
 if __name__ == "__main__":

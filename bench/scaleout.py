@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import RESULTS, children, consumed, cpu_of, create_input_topic, produce, sim_events, spawn, worker_env  # noqa: E402
+from run import (  # noqa: E402
+    children,
+    consumed,
+    cpu_of,
+    create_input_topic,
+    machine,
+    produce,
+    save_result,
+    sim_events,
+    spawn,
+    stop_all,
+    worker_env,
+)
 
 from stream.cli.embedded import start_infra  # noqa: E402
 
@@ -63,13 +74,7 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
         cpu1 = cpu_of(group)
         batches = int(float(r.hget("ck:pipeline", "batches") or 0))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, 30)
         infra.stop()
     conflicts = sum((workdir / f"worker{i}.log").read_text(errors="replace").count("commit conflict")
                     for i in range(k))
@@ -95,12 +100,9 @@ def main() -> None:
         print(json.dumps(runs[-1]), flush=True)
     result = {"sim": f"{args.agents} agents, {args.hours} h", "partitions": args.partitions,
               "runs": runs, "load_before": os.getloadavg(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not args.no_save:
-        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        merged["scaleout"] = result
-        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+        save_result("scaleout", result)
 
 
 if __name__ == "__main__":

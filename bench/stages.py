@@ -41,6 +41,7 @@ class MemoryStore:
         self.payload_bytes = 0
         self.marks: dict = {}
         self.records: dict[str, str] = {}
+        self.call_records: dict[str, str] = {}
 
     async def load(self, tps, keys, check=()):
         offsets = {tp: self.offsets.get(tp, -1) for tp in tps}
@@ -53,12 +54,16 @@ class MemoryStore:
     async def watermarks(self) -> dict:
         return dict(self.marks)
 
-    async def agent_records(self, agents: Iterable[str]) -> dict:
-        return {a: json.loads(self.records[a]) for a in agents if a in self.records}
+    async def agent_record_parts(self, agents: Iterable[str]) -> dict:
+        shares = {a: (json.loads(self.records[a]) if a in self.records else None,
+                      json.loads(self.call_records[a]) if a in self.call_records else None)
+                  for a in agents}
+        return {a: s for a, s in shares.items() if s != (None, None)}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         self.marks.update(batch.watermarks)
         self.records.update(batch.agent_records)
+        self.call_records.update(batch.agent_call_records)
         args = encode(batch, self.layout, now_ms)
         self.payload_bytes += sum(map(len, args))
         for e in batch.entities:

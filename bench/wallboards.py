@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -39,10 +38,11 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run import cpu_s, machine, rss_mb, save_result, spawn, stop_all  # noqa: E402  (bench/run.py, beside this)
+
 from stream.cli.embedded import create_topics, free_port, start_infra, wait_for_port  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results.json"
 TOPIC = "dialer.events"
 MIN = 60_000
 DEBOUNCE_S, MIN_REFRESH_S, POLL_S, SCOPES_EVERY_S = 0.3, 1.0, 10.0, 60.0  # as in app.js
@@ -184,23 +184,6 @@ def run_boards(base: str, scopes: list[str], seconds: float, out: Any) -> None:
 
 
 # -- the pipeline and its feed ------------------------------------------------------------------
-
-def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(argv, env={**os.environ, **env}, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 def quantiles(xs: list[float]) -> dict[str, float]:
     if not xs:
@@ -344,22 +327,14 @@ def main() -> None:
             "request_failures_sample": sorted({f for p in parts for f in p["failures"]})[:10],
             "serve_cpu_share": round(serve_cpu / (t1 - t0), 2), "serve_rss_mb": round(serve_rss, 1),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": machine(),
             "date": time.strftime("%Y-%m-%d"),
         }
         print(json.dumps(result, indent=2))
         if not args.no_save:
-            results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-            results[f"wallboards_{args.clients}"] = result
-            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            save_result(f"wallboards_{args.clients}", result)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, 10)
         infra.stop()
 
 

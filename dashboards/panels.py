@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from grafana_foundation_sdk.builders import bargauge as bargauge_b
 from grafana_foundation_sdk.builders import common as common_b
@@ -130,6 +130,11 @@ def label_values_var(name: str, metric: str, label: str, label_text: str, multi:
     )
 
 
+def campaign_var() -> dash_b.QueryVariable:
+    """The campaign selector of every per-campaign board (`$campaign`, all by default)."""
+    return label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign")
+
+
 def custom_var(name: str, label: str, values: list[str], default: str) -> dash_b.CustomVariable:
     return (
         dash_b.CustomVariable(name)
@@ -251,14 +256,20 @@ def _rename(field: str, name: str, unit: str | None = None,
     return field, props
 
 
-def table(title: str, targets: list[tuple[str, str]], columns: dict[str, tuple[str, str | None]], *,
-          description: str = "", w: int = 24, h: int = 12, sort_by: str | None = None,
-          hide: tuple[str, ...] = (),
-          extra_overrides: dict[str, list[dash_m.DynamicConfigValue]] | None = None) -> table_b.Panel:
-    """A table joining instant queries on their labels (transformation `merge`).
+class Column(NamedTuple):
+    """A table's value column: an instant query, its header and unit, more field overrides."""
 
-    columns: field name in the merged frame ("Value #A" or a label) -> (display name, unit).
-    """
+    expr: str
+    title: str
+    unit: str | None = None
+    overrides: tuple[dash_m.DynamicConfigValue, ...] = ()
+
+
+def table(title: str, labels: dict[str, str], values: list[Column], *,
+          description: str = "", w: int = 24, h: int = 12, sort_by: str | None = None,
+          hide: tuple[str, ...] = ()) -> table_b.Panel:
+    """A table joining instant queries on their labels (transformation `merge`): the `labels`
+    (label -> header) first, then a column per query (Grafana's field "Value #A", #B, ...)."""
     p = (
         table_b.Panel()
         .title(title)
@@ -278,11 +289,13 @@ def table(title: str, targets: list[tuple[str, str]], columns: dict[str, tuple[s
             )
         )
     )
-    for ref, (expr, _legend) in zip(_refs(targets), targets, strict=True):
-        p = p.with_target(query(expr, None, ref=ref, table=True))
-    for field, (name, unit) in columns.items():
-        fld, props = _rename(field, name, unit, (extra_overrides or {}).get(field))
-        p = p.override_by_name(fld, props)
+    refs = _refs([(c.expr, c.title) for c in values])
+    for ref, c in zip(refs, values, strict=True):
+        p = p.with_target(query(c.expr, None, ref=ref, table=True))
+    for label, name in labels.items():
+        p = p.override_by_name(*_rename(label, name))
+    for ref, c in zip(refs, values, strict=True):
+        p = p.override_by_name(*_rename(f"Value #{ref}", c.title, c.unit, list(c.overrides)))
     if sort_by:
         p = p.sort_by([common_b.TableSortByFieldState().display_name(sort_by).desc(True)])
     return p

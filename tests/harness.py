@@ -11,15 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from stream.cli.embedded import LocalInfra, Managed, create_topics, free_port, start_redis, wait_for_port
+from stream.sim import Delivery, FaultConfig, SimConfig, Simulator
 
 PARTITIONS = 4
 
@@ -147,6 +150,18 @@ class Service:
         producer.close()
         return n
 
+    def publish_deliveries(self, deliveries: Sequence[Delivery]) -> int:
+        """The simulator's deliveries, each with its key (a call's events on one partition)."""
+        return self.publish([d.value for d in deliveries], [d.key for d in deliveries])
+
+    def feed(self, deliveries: Sequence[Delivery], timeout: float = 120) -> int:
+        """Publish the deliveries and wait until they are consumed; returns the time publishing
+        began (the reference calculator's `now`: nothing was open before it)."""
+        published_at = int(time.time() * 1000)
+        self.publish_deliveries(deliveries)
+        self.wait_consumed(len(deliveries), timeout=timeout)
+        return published_at
+
     def get(self, path: str, **params: Any) -> Any:
         r = httpx.get(self.url + path, params=params, timeout=30)
         r.raise_for_status()
@@ -256,6 +271,34 @@ def make_service(workdir: Path, extra_env: dict[str, str] | None = None,
            "CALLKPI_PARTITIONS": str(PARTITIONS), **(extra_env or {})}
     create_topics(infra.bootstrap, {"dialer.events": PARTITIONS, "dialer.events.dlq": 1})
     return Service(infra, env, free_port())
+
+
+@contextmanager
+def running_service(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Service]:
+    """make_service with one worker and `callkpi serve` running, all stopped on exit."""
+    svc = make_service(workdir, extra_env)
+    try:
+        svc.start_worker()
+        svc.start_server()
+        yield svc
+    finally:
+        svc.stop()
+
+
+class Simulated(NamedTuple):
+    deliveries: list[Delivery]
+    stats: Counter[str]
+    """What the simulator injected: late and duplicate deliveries, invalid events by reason."""
+
+
+def faulty_stretch(seed: int, agents: int, hours: float, start_ms: int, **config: Any) -> Simulated:
+    """`hours` of simulated traffic from `start_ms` with every delivery fault on, checked to
+    hold late and duplicate deliveries (what the tests that use it are about)."""
+    sim = Simulator(SimConfig(seed=seed, agents=agents, hours=hours, start_ms=start_ms,
+                              faults=FaultConfig.all_on(), **config))
+    deliveries = list(sim)
+    assert sim.stats["late"] and sim.stats["duplicates"], sim.stats
+    return Simulated(deliveries, sim.stats)
 
 
 def jsonl(events: Iterable[dict[str, Any]]) -> list[bytes]:

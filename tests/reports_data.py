@@ -5,7 +5,6 @@ experiment and a campaign-restricted token."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import zlib
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from stream.kpi.contributions import Thresholds
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.sim import FaultConfig, SimConfig, generate
 from stream.store.redis_store import Store
+from tests.config_text import api_token, config_text, toml_table
 
 ZONE = ZoneInfo("Europe/Berlin")
 PREFIX = "ck:"
@@ -29,43 +29,16 @@ SOLAR = "solar-supervisor-token"
 OWN = "solar-q4"
 
 
-def _sha(t: str) -> str:
-    return hashlib.sha256(t.encode()).hexdigest()
-
-
-CONFIG = f"""
-timezone = "Europe/Berlin"
-
-[[api.tokens]]
-name = "admin"
-sha256 = "{_sha(ADMIN)}"
-
-[[api.tokens]]
-name = "solar supervisor"
-sha256 = "{_sha(SOLAR)}"
-scopes = ["campaign:{OWN}"]
-
-[[targets]]
-name = "connect"
-kpi = "connect_rate"
-scope = "center"
-window = "today"
-goal = 0.5
-
-[[targets]]
-name = "campaign conversion"
-kpi = "conversion_rate"
-scope = "campaign:*"
-window = "today"
-goal = 0.1
-
-[[experiments]]
-name = "script-test"
-variants = ["A", "B"]
-primary_kpi = "conversion_rate"
-minimum_detectable_effect = 0.2
-window = "30d"
-"""
+CONFIG = config_text(
+    api_token("admin", ADMIN),
+    api_token("solar supervisor", SOLAR, scopes=[f"campaign:{OWN}"]),
+    toml_table("targets", name="connect", kpi="connect_rate", scope="center", window="today",
+               goal=0.5),
+    toml_table("targets", name="campaign conversion", kpi="conversion_rate", scope="campaign:*",
+               window="today", goal=0.1),
+    toml_table("experiments", name="script-test", variants=["A", "B"],
+               primary_kpi="conversion_rate", minimum_detectable_effect=0.2, window="30d"),
+    timezone="Europe/Berlin")
 
 
 class Fed(NamedTuple):

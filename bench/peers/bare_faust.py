@@ -7,35 +7,21 @@ on the embedded broker needs. That is the baseline a Faust user's app starts fro
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import faust  # noqa: E402
-from common import Clock, peer_args  # noqa: E402
+from faust_peer import FaustPeer  # noqa: E402
 
-args = peer_args()
-clock = Clock(args.outdir)
-app = faust.App(f"bare-faust-{os.getpid()}", broker=f"kafka://{args.bootstrap}", store="memory://",
-                web_enabled=False, consumer_auto_offset_reset="earliest",
-                broker_session_timeout=6.0, broker_heartbeat_interval=1.2,
-                datadir=str(args.outdir / "faust-data"))
-topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                  value_serializer="raw")
-seen = 0
+peer = FaustPeer("bare-faust")
 
 
-@app.agent(topic, concurrency=1)
+@peer.app.agent(peer.topic, concurrency=1)
 async def count(stream: faust.StreamT) -> None:
-    global seen
     async for _ in stream:
-        clock.first()
-        seen += 1
-        if seen >= args.expected:
-            clock.done()
-            os._exit(0)
+        peer.saw(1)
 
 
 if __name__ == "__main__":
-    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    peer.run()

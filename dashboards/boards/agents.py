@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import dashboard as dash_m
 
-from ..panels import AMBER, BLUE, GREEN, GREY, RED, Board, color_cell, label_values_var, table, timeseries
+from ..panels import AMBER, BLUE, GREEN, GREY, RED, Board, Column, color_cell, label_values_var, table, timeseries
 
 
 def agents() -> Board:
@@ -33,28 +33,17 @@ def agents() -> Board:
     }}])
     b.panel(table(
         "Agents (today)",
+        {"agent": "Agent", "team": "Team"},
         [
-            (agent("state"), "state"),
-            (agent("state_seconds"), "state_seconds"),
-            (agent("handled"), "handled"),
-            (agent("aht_seconds"), "aht"),
-            (agent("avg_wrapup_seconds"), "wrapup"),
-            (agent("calls_per_agent_hour"), "cph"),
-            (agent("occupancy"), "occupancy"),
+            Column(agent("state"), "State", overrides=(state_names, color_cell())),
+            Column(agent("state_seconds"), "Time in state", "s"),
+            Column(agent("handled"), "Handled", "none"),
+            Column(agent("aht_seconds"), "AHT", "s"),
+            Column(agent("avg_wrapup_seconds"), "Avg wrap-up", "s"),
+            Column(agent("calls_per_agent_hour"), "Calls / agent-hour", "none"),
+            Column(agent("occupancy"), "Occupancy", "percentunit"),
         ],
-        {
-            "agent": ("Agent", None),
-            "team": ("Team", None),
-            "Value #A": ("State", None),
-            "Value #B": ("Time in state", "s"),
-            "Value #C": ("Handled", "none"),
-            "Value #D": ("AHT", "s"),
-            "Value #E": ("Avg wrap-up", "s"),
-            "Value #F": ("Calls / agent-hour", "none"),
-            "Value #G": ("Occupancy", "percentunit"),
-        },
         h=14, sort_by="Time in state",
-        extra_overrides={"Value #A": [state_names, color_cell()]},
         description="State and seconds in it are live; the other columns count since local midnight "
                     "(the exporter reads them from hour buckets).",
     ))

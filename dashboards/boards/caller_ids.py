@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
-from ..panels import AMBER, GREEN, RED, Board, bargauge, label_values_var, table, thresholds, timeseries
+from ..panels import AMBER, GREEN, RED, Board, Column, bargauge, campaign_var, table, thresholds, timeseries
 from ..recording import net_increase
 
 
@@ -35,7 +35,7 @@ def caller_ids() -> Board:
     )
     # Caller-ID counters have no campaign label (see _OF_CAMPAIGN): the campaign selector filters
     # the best-hour panels only, which read the per-campaign counters.
-    b.variable(label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign"))
+    b.variable(campaign_var())
     b.variable(
         dash_b.TextBoxVariable("utc_offset")
         .label("UTC offset (h)")
@@ -49,22 +49,18 @@ def caller_ids() -> Board:
 
     b.panel(table(
         "Caller IDs",
+        {"campaign": "Campaign", "caller_id": "Caller ID"},
         [
-            ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h", "rate1h"),
-            ("campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h", "others1h"),
-            ("campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h", "attempts1h"),
-            (f"{by_cid('callcenter_caller_id_connected_total', '24h')} / ({by_cid('callcenter_caller_id_attempts_completed_total', '24h')} > 0)", "rate24h"),
-            (by_cid("callcenter_caller_id_dialed_total", "24h"), "dialed24h"),
+            Column("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h",
+                   "Connect rate 1 h", "percentunit"),
+            Column("campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h",
+                   "Other caller IDs 1 h", "percentunit"),
+            Column("campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h",
+                   "Attempts 1 h", "none"),
+            Column(f"{by_cid('callcenter_caller_id_connected_total', '24h')} / ({by_cid('callcenter_caller_id_attempts_completed_total', '24h')} > 0)",
+                   "Connect rate 24 h", "percentunit"),
+            Column(by_cid("callcenter_caller_id_dialed_total", "24h"), "Dialed 24 h", "none"),
         ],
-        {
-            "campaign": ("Campaign", None),
-            "caller_id": ("Caller ID", None),
-            "Value #A": ("Connect rate 1 h", "percentunit"),
-            "Value #B": ("Other caller IDs 1 h", "percentunit"),
-            "Value #C": ("Attempts 1 h", "none"),
-            "Value #D": ("Connect rate 24 h", "percentunit"),
-            "Value #E": ("Dialed 24 h", "none"),
-        },
         h=10, sort_by="Attempts 1 h",
         description="A caller ID far below the other caller IDs is probably flagged as spam. Caller IDs are "
                     "counted across campaigns (the campaign selector does not apply here).",

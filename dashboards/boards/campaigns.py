@@ -12,10 +12,11 @@ from ..panels import (
     GREEN,
     RED,
     Board,
+    Column,
     bargauge,
+    campaign_var,
     color_cell,
     gauge,
-    label_values_var,
     stat,
     table,
     thresholds,
@@ -33,7 +34,7 @@ def campaigns() -> Board:
         time_from="now-24h",
         refresh="1m",
     )
-    b.variable(label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign"))
+    b.variable(campaign_var())
     sel = 'campaign=~"$campaign"'
 
     def total(metric: str, by: str = "") -> str:
@@ -58,21 +59,14 @@ def campaigns() -> Board:
     ))
     b.panel(table(
         "Campaign scorecard (selected time range)",
+        {"campaign": "Campaign"},
         [
-            (total("callcenter_dialed_total", "campaign"), "dialed"),
-            (catalog_quotient("connect_rate", per_campaign), "connect"),
-            (catalog_quotient("abandon_rate", per_campaign), "abandon"),
-            (catalog_quotient("conversion_rate", per_campaign), "conversion"),
-            (total("callcenter_revenue_total", "campaign"), "revenue"),
+            Column(total("callcenter_dialed_total", "campaign"), "Dialed", "none"),
+            *(Column(catalog_quotient(kpi, per_campaign), name, "percentunit")
+              for kpi, name in (("connect_rate", "Connect rate"), ("abandon_rate", "Abandon rate"),
+                                ("conversion_rate", "Conversion rate"))),
+            Column(total("callcenter_revenue_total", "campaign"), "Revenue", "none"),
         ],
-        {
-            "campaign": ("Campaign", None),
-            "Value #A": ("Dialed", "none"),
-            "Value #B": ("Connect rate", "percentunit"),
-            "Value #C": ("Abandon rate", "percentunit"),
-            "Value #D": ("Conversion rate", "percentunit"),
-            "Value #E": ("Revenue", "none"),
-        },
         w=12, h=9, sort_by="Dialed",
         description="Ratios are sums of numerators over sums of denominators over the range.",
     ))
@@ -123,26 +117,19 @@ def campaigns() -> Board:
                  text_mode=common_m.BigValueTextMode.VALUE_AND_NAME))
     b.panel(table(
         "Targets",
+        {"target": "Target", "kpi": "KPI", "scope": "Scope"},
         [
-            ("max by (target, kpi, scope) (callcenter_target_status)", "status"),
-            ("max by (target, kpi, scope) (callcenter_target_attainment_ratio)", "attainment"),
+            Column("max by (target, kpi, scope) (callcenter_target_status)", "Status", overrides=(
+                dash_m.DynamicConfigValue(id_val="mappings", value=[{"type": "value", "options": {
+                    "0": {"text": "ok", "color": GREEN, "index": 0},
+                    "1": {"text": "warn", "color": AMBER, "index": 1},
+                    "2": {"text": "critical", "color": RED, "index": 2},
+                }}]),
+                color_cell())),
+            Column("max by (target, kpi, scope) (callcenter_target_attainment_ratio)", "Attainment",
+                   "percentunit"),
         ],
-        {
-            "target": ("Target", None),
-            "kpi": ("KPI", None),
-            "scope": ("Scope", None),
-            "Value #A": ("Status", None),
-            "Value #B": ("Attainment", "percentunit"),
-        },
         w=12, h=6,
-        extra_overrides={"Value #A": [
-            dash_m.DynamicConfigValue(id_val="mappings", value=[{"type": "value", "options": {
-                "0": {"text": "ok", "color": GREEN, "index": 0},
-                "1": {"text": "warn", "color": AMBER, "index": 1},
-                "2": {"text": "critical", "color": RED, "index": 2},
-            }}]),
-            color_cell(),
-        ]},
         description="SMART targets from the configuration: status and attainment (value / goal, direction-aware).",
     ), optional=True)
     return b

@@ -10,7 +10,7 @@ the API answers with: for exact local days use the API.
 
 from __future__ import annotations
 
-from ..panels import Board, custom_var, label_values_var, timeseries
+from ..panels import Board, campaign_var, custom_var, timeseries
 from ..recording import RETRACTED, catalog_quotient
 
 SEL = 'campaign=~"$campaign"'
@@ -36,7 +36,7 @@ def history() -> Board:
         time_from="now-30d",
         refresh="1h",
     )
-    b.variable(label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign"))
+    b.variable(campaign_var())
     b.variable(custom_var("period", "Bucket", ["1d", "1w"], "1d"))
 
     b.row("Volumes per $period")

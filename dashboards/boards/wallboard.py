@@ -7,7 +7,7 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 
 from ..common import ABANDON_WARN_SHARE, DEFAULT_ABANDON_LIMIT
-from ..panels import AMBER, BLUE, GREEN, RED, Board, custom_var, label_values_var, stat, thresholds
+from ..panels import AMBER, BLUE, GREEN, RED, Board, campaign_var, custom_var, stat, thresholds
 
 RATE_WINDOWS = ["15m", "5m", "1h", "today"]
 
@@ -28,7 +28,7 @@ def wallboard() -> Board:
         refresh="10s",
     )
     b.variable(custom_var("window", "Rate window", RATE_WINDOWS, "15m"))
-    b.variable(label_values_var("campaign", "callcenter_dialed_total", "campaign", "Campaign"))
+    b.variable(campaign_var())
 
     def kpi_row(scope_kind: str, scope_filter: str, camp_filter: str) -> None:
         b.panel(stat("Connect rate", _window_gauge("connect_rate_ratio", scope_kind, scope_filter), "percentunit",

@@ -4,14 +4,13 @@ the adapter config's `[call_records]` section (docs/adapters.md)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from typing import Any
 
 from stream.adapters.config import AdapterConfig
 from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 _EPOCH = re.compile(r"^\d{9,13}(\.\d+)?$")
 ANSWERS = {"human", "machine", "fax", "unknown"}
@@ -135,17 +134,11 @@ class CallRecordLines:
             if not isinstance(record, dict):
                 raise BadRecord("not_an_object", "a JSON line must be an object")
         else:
-            try:
-                fields = next(csv.reader(io.StringIO(text), delimiter=self.mapper.c.delimiter))
-            except (csv.Error, StopIteration):
-                raise BadRecord("bad_csv", "not a CSV line") from None
+            fields = csv_fields(text, self.mapper.c.delimiter)
             if self.header is None:
                 self.header = [f.strip() for f in fields]
                 return Mapped([], "ignored")
-            if len(fields) != len(self.header):
-                raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
-                                f"{len(self.header)}")
-            record = dict(zip(self.header, fields, strict=True))
+            record = by_header(self.header, fields)
         return self.mapper.map(record, line_key(raw))
 
     def state(self) -> dict[str, Any]:

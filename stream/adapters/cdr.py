@@ -8,12 +8,11 @@ up, and then mapped together. Every rule is in docs/adapters.md.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from stream.adapters.config import CDR_COLUMNS, AdapterConfig
 from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, datetime_to_ms, dest_region, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 _DISPOSITIONS = {"NO ANSWER": "no_answer", "NOANSWER": "no_answer", "BUSY": "busy",
                  "CONGESTION": "congestion", "CANCEL": "canceled", "FAILED": "error"}
@@ -177,19 +176,13 @@ class CdrLines:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
-        try:
-            fields = next(csv.reader(io.StringIO(text)))
-        except (csv.Error, StopIteration):
-            raise BadRecord("bad_csv", "not a CSV line") from None
+        fields = csv_fields(text)
         lowered = {f.strip().lower() for f in fields}
         if self.header is None and any(m <= lowered for m in HEADER_MARKERS):
             self.header = [f.strip().lower() for f in fields]
             return Mapped([], "ignored")
         if self.header is not None:
-            if len(fields) != len(self.header):
-                raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
-                                f"{len(self.header)}")
-            record = normalize(dict(zip(self.header, fields, strict=True)))
+            record = normalize(by_header(self.header, fields))
         else:
             names = CDR_COLUMNS + self.mapper.c.columns
             if len(fields) < len(names):

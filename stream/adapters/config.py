@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream.contract import ABANDON_REASONS, DISPOSITIONS, UNANSWERED_REASONS
-from stream.kpi.config_file import ConfigError, _Checker
+from stream.kpi.config_file import ConfigError, _Checker, read_config_text
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 ANSWERED_BY_DEFAULTS = ("unknown", "human")
@@ -223,30 +223,19 @@ def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
         kw["columns"] = tuple(cols)
     if "direction_rules" in t:
         rules = []
-        for i, r in enumerate(ck.array_of_tables(t["direction_rules"], base + ("direction_rules",))):
-            p = base + ("direction_rules", i)
-            r = ck.table(r, p, _RULE)
-            for need in _RULE:
-                if need not in r:
-                    raise ck.error(p, f"a direction rule needs {need} = ...")
+        for _, p, r in ck.entries(t["direction_rules"], base + ("direction_rules",), _RULE, _RULE,
+                                  "a direction rule"):
             col = _choice(ck, r["column"], p + ("column",), CDR_COLUMNS + CDR_OPTIONAL_COLUMNS)
             rules.append(DirectionRule(col, _regex(ck, r["match"], p + ("match",)),
                                        _choice(ck, r["direction"], p + ("direction",), DIRECTIONS)))
         kw["direction_rules"] = tuple(rules)
-    if "default_direction" in t:
-        kw["default_direction"] = _choice(ck, t["default_direction"], base + ("default_direction",),
-                                          DIRECTIONS)
-    if "campaign_column" in t:
-        kw["campaign_column"] = _choice(ck, t["campaign_column"], base + ("campaign_column",),
-                                        CDR_COLUMNS + CDR_OPTIONAL_COLUMNS)
-    if "exclude_lastapp" in t:
-        kw["exclude_lastapp"] = tuple(ck.strings(t["exclude_lastapp"], base + ("exclude_lastapp",)))
-    if "internal_max_digits" in t:
-        kw["internal_max_digits"] = ck.integer(t["internal_max_digits"],
-                                               base + ("internal_max_digits",), minimum=0)
-    if "exclude_local_channels" in t:
-        kw["exclude_local_channels"] = _boolean(ck, t["exclude_local_channels"],
-                                                base + ("exclude_local_channels",))
+    kw.update(ck.fields(t, base, {
+        "default_direction": lambda v, p: _choice(ck, v, p, DIRECTIONS),
+        "campaign_column": lambda v, p: _choice(ck, v, p, CDR_COLUMNS + CDR_OPTIONAL_COLUMNS),
+        "exclude_lastapp": lambda v, p: tuple(ck.strings(v, p)),
+        "internal_max_digits": lambda v, p: ck.integer(v, p, minimum=0),
+        "exclude_local_channels": lambda v, p: _boolean(ck, v, p),
+    }))
     if "agent_channel" in t:
         rx = _regex(ck, t["agent_channel"], base + ("agent_channel",))
         if rx.groups < 1:
@@ -258,22 +247,13 @@ def _cdr(ck: _Checker, raw: Any) -> CdrConfig:
 def _queue_log(ck: _Checker, raw: Any) -> QueueLogConfig:
     base: tuple[str | int, ...] = ("queue_log",)
     t = ck.table(raw, base, _QUEUE_LOG)
-    kw: dict[str, Any] = {}
-    if "outbound_queues" in t:
-        kw["outbound_queues"] = frozenset(ck.strings(t["outbound_queues"], base + ("outbound_queues",)))
-    if "exit_with_key" in t:
-        kw["exit_with_key"] = _choice(ck, t["exit_with_key"], base + ("exit_with_key",),
-                                      ABANDON_REASONS)
-    if "chanunavail" in t:
-        kw["chanunavail"] = _choice(ck, t["chanunavail"], base + ("chanunavail",),
-                                    UNANSWERED_REASONS)
-    if "members_are_logins" in t:
-        kw["members_are_logins"] = _boolean(ck, t["members_are_logins"],
-                                            base + ("members_are_logins",))
-    if "pbxware_agent_column" in t:
-        kw["pbxware_agent_column"] = ck.string(t["pbxware_agent_column"],
-                                               base + ("pbxware_agent_column",)).lower()
-    return QueueLogConfig(**kw)
+    return QueueLogConfig(**ck.fields(t, base, {
+        "outbound_queues": lambda v, p: frozenset(ck.strings(v, p)),
+        "exit_with_key": lambda v, p: _choice(ck, v, p, ABANDON_REASONS),
+        "chanunavail": lambda v, p: _choice(ck, v, p, UNANSWERED_REASONS),
+        "members_are_logins": lambda v, p: _boolean(ck, v, p),
+        "pbxware_agent_column": lambda v, p: ck.string(v, p).lower(),
+    }))
 
 
 def _call_records(ck: _Checker, raw: Any) -> CallRecordsConfig:
@@ -283,14 +263,11 @@ def _call_records(ck: _Checker, raw: Any) -> CallRecordsConfig:
     if "columns" in t:
         ck.table(t["columns"], base + ("columns",), RECORD_COLUMNS)
         kw["columns"] = _string_map(ck, t["columns"], base + ("columns",))
-    if "directions" in t:
-        kw["directions"] = _string_map(ck, t["directions"], base + ("directions",),
-                                       frozenset(("inbound", "outbound")))
-    if "default_direction" in t:
-        kw["default_direction"] = _choice(ck, t["default_direction"], base + ("default_direction",),
-                                          ("inbound", "outbound"))
-    if "outcomes" in t:
-        kw["outcomes"] = _string_map(ck, t["outcomes"], base + ("outcomes",), frozenset(OUTCOMES))
+    kw.update(ck.fields(t, base, {
+        "directions": lambda v, p: _string_map(ck, v, p, frozenset(("inbound", "outbound"))),
+        "default_direction": lambda v, p: _choice(ck, v, p, ("inbound", "outbound")),
+        "outcomes": lambda v, p: _string_map(ck, v, p, frozenset(OUTCOMES)),
+    }))
     if "filter" in t:
         f = ck.table(t["filter"], base + ("filter",), _FILTER)
         for need in _FILTER:
@@ -394,15 +371,8 @@ def load_adapter_config(path: str | Path | None) -> AdapterConfig:
     """Read and check the adapter configuration at `path`; None gives the defaults."""
     if path is None:
         return AdapterConfig()
-    source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise ConfigError(source, None, "", f"cannot read the adapter configuration: "
-                          f"{e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(source, None, "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return parse_adapter_config(text, source=source)
+    return parse_adapter_config(read_config_text(path, "the adapter configuration"),
+                                source=str(path))
 
 
 __all__ = ["AdapterConfig", "CdrConfig", "ConfigError", "QueueLogConfig", "load_adapter_config",

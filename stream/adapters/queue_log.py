@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from stream.adapters.config import AdapterConfig
 from stream.adapters.core import BadRecord, Builder, Emitted, Mapped, line_key, seconds_ms
+from stream.adapters.csv_lines import by_header, csv_fields
 
 DIALECTS = ("asterisk", "vicidial-qm", "pbxware")
 MEMBER_CHANGE_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
@@ -181,17 +182,21 @@ class QueueLogMapper:
         if agent is not None:
             if self.dialect == "vicidial-qm":  # its CALLSTATUS line measures wrap-up from here
                 self.completed[rec.callid] = [rec.ts_ms, agent]
-            a = self.agents.setdefault(agent, {})
-            a.pop("call", None)
-            # after the call: back to what the agent was before, or to a pause taken meanwhile
-            state = "paused" if a.get("paused") else "available"
-            if self.dialect == "vicidial-qm":
-                state = "wrap_up"  # the agent dispositions the call (CALLSTATUS) before the next
-            reason = a.get("reason") if state == "paused" else None
-            out.append(self.b.agent(rec.key, rec.ts_ms, agent, state, kind="after_call",
-                                    reason=reason, team_id=self.config.team(agent)))
-            a["state"], a["shown_reason"] = state, reason
+            self.agents.setdefault(agent, {}).pop("call", None)
+            # the agent dispositions the call (vicidial-qm's CALLSTATUS) before the next
+            out.append(self._after(rec, agent, "after_call",
+                                   "wrap_up" if self.dialect == "vicidial-qm" else None))
         return Mapped(out, "mapped")
+
+    def _after(self, rec: QueueLogRecord, agent: str, kind: str, state: str | None = None) -> Emitted:
+        """The agent's state after a call or its wrap-up (`state`, else): a pause taken meanwhile
+        (with its reason), or available."""
+        a = self.agents.setdefault(agent, {})
+        state = state or ("paused" if a.get("paused") else "available")
+        reason = a.get("reason") if state == "paused" else None
+        a["state"], a["shown_reason"] = state, reason
+        return self.b.agent(rec.key, rec.ts_ms, agent, state, kind=kind, reason=reason,
+                            team_id=self.config.team(agent))
 
     def _outcall(self, rec: QueueLogRecord, campaign: str) -> Mapped:
         """QueueUpdate()'s OUTCALL line, written at the end of an outbound call:
@@ -273,12 +278,7 @@ class QueueLogMapper:
         out = [self.b.call("wrapup", rec.key, rec.ts_ms, rec.callid, campaign, agent_id=agent,
                            wrapup_ms=wrapup, disposition=self.config.disposition(code),
                            disposition_code=code[:64])]
-        a = self.agents.setdefault(agent, {})
-        state = "paused" if a.get("paused") else "available"
-        reason = a.get("reason") if state == "paused" else None
-        out.append(self.b.agent(rec.key, rec.ts_ms, agent, state, kind="after_wrapup",
-                                reason=reason, team_id=self.config.team(agent)))
-        a["state"], a["shown_reason"] = state, reason
+        out.append(self._after(rec, agent, "after_wrapup"))
         return Mapped(out, "mapped")
 
     # ---------------------------------------------------------------- agents
@@ -393,22 +393,14 @@ class PbxwareLines:
         self.mapper, self.header = mapper, header
 
     def handle(self, raw: bytes, row: Any = None) -> Mapped:
-        import csv
-        import io
         text = raw.decode("utf-8", errors="replace")
-        try:
-            fields = [f.strip() for f in next(csv.reader(io.StringIO(text)))]
-        except (csv.Error, StopIteration):
-            raise BadRecord("bad_csv", "not a CSV line") from None
+        fields = [f.strip() for f in csv_fields(text)]
         if self.header is None:
             if "event" not in [f.lower() for f in fields]:
                 raise BadRecord("missing_header", "a PBXware export starts with its header row")
             self.header = [f.lower() for f in fields]
             return Mapped([], "ignored")
-        if len(fields) != len(self.header):
-            raise BadRecord("wrong_column_count", f"{len(fields)} columns, the header has "
-                            f"{len(self.header)}")
-        r = dict(zip(self.header, fields, strict=True))
+        r = by_header(self.header, fields)
         try:
             ts_ms = int(float(r.get("date_time", "")) * 1000)
         except ValueError:

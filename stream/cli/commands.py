@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,6 +82,23 @@ def build_api(settings: Settings) -> Any:
     config = load_service_config(settings)
     ctx = build_context(settings, config, timezone_of(settings, config))
     return attach_extensions(ctx, config)
+
+
+def answer_in_process(payload: Callable[[Any], Awaitable[dict[str, Any]]],
+                      *bad_request: type[Exception]) -> dict[str, Any]:
+    """What the API would answer, computed in this process from CALLKPI_* (no `serve` needed),
+    the store closed after; the errors the API maps to 400 are usage errors here."""
+    ctx = build_api(Settings.from_env())
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await payload(ctx)
+        finally:
+            await ctx.store.close()
+    try:
+        return asyncio.run(fetch())
+    except bad_request as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -176,17 +194,7 @@ def run_kpis(args: argparse.Namespace) -> int:
         params["window"] = args.window
     if args.from_ or args.to:
         params["from"], params["to"] = args.from_ or "", args.to or ""
-    ctx = build_api(Settings.from_env())
-
-    async def fetch() -> dict[str, Any]:
-        try:
-            return await kpis_payload(ctx, params)
-        finally:
-            await ctx.store.close()
-    try:
-        data = asyncio.run(fetch())
-    except QueryError as exc:
-        raise UsageError(str(exc)) from exc
+    data = answer_in_process(lambda ctx: kpis_payload(ctx, params), QueryError)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -224,18 +232,10 @@ def run_experiments(args: argparse.Namespace) -> int:
     from stream.readers.experiments import experiments_payload
 
     params = {"window": args.window} if args.window else {}
-    ctx = build_api(Settings.from_env())
-
-    async def fetch() -> dict[str, Any]:
-        try:
-            return await experiments_payload(ctx, ctx.extensions.config.experiments, params,
-                                             name=args.name)
-        finally:
-            await ctx.store.close()
-    try:
-        data = asyncio.run(fetch())
-    except (BadRequest, NotFound, WindowError) as exc:
-        raise UsageError(str(exc)) from exc
+    data = answer_in_process(
+        lambda ctx: experiments_payload(ctx, ctx.extensions.config.experiments, params,
+                                        name=args.name),
+        BadRequest, NotFound, WindowError)
     if args.json:
         print(json.dumps(data, indent=2))
     elif not data["experiments"]:
@@ -280,17 +280,9 @@ def run_retention(args: argparse.Namespace) -> int:
     from stream.readers.api import BadRequest, Forbidden
     from stream.readers.retention import retention_payload
 
-    ctx = build_api(Settings.from_env())
-
-    async def fetch() -> dict[str, Any]:
-        try:
-            return await retention_payload(ctx, {"scope": args.scope, "period": args.period})
-        finally:
-            await ctx.store.close()
-    try:
-        data = asyncio.run(fetch())
-    except (BadRequest, ScopeError, Forbidden) as exc:
-        raise UsageError(str(exc)) from exc
+    data = answer_in_process(
+        lambda ctx: retention_payload(ctx, {"scope": args.scope, "period": args.period}),
+        BadRequest, ScopeError, Forbidden)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
-from stream.cli.commands import UsageError, build_api
-from stream.settings import Settings
+from stream.cli.commands import UsageError, answer_in_process
 
 
 def add_parser(sub: Any) -> None:
@@ -39,18 +37,11 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.format == "xlsx" and not args.out:
         raise UsageError("--format xlsx writes a binary file: give --out PATH")
-    ctx = build_api(Settings.from_env())
 
-    async def make() -> dict[str, Any]:
-        try:
-            span = requested_span(args.period, args.date, ctx.now_ms(), ctx.tz)
-            return await build_report(ctx, span, args.scope or None)
-        finally:
-            await ctx.store.close()
-    try:
-        report = asyncio.run(make())
-    except (BadRequest, ScopeError, WindowError, Forbidden) as exc:
-        raise UsageError(str(exc)) from exc
+    async def make(ctx: Any) -> dict[str, Any]:
+        span = requested_span(args.period, args.date, ctx.now_ms(), ctx.tz)
+        return await build_report(ctx, span, args.scope or None)
+    report = answer_in_process(make, BadRequest, ScopeError, WindowError, Forbidden)
     body = (json.dumps(report, indent=2).encode() + b"\n" if args.format == "json"
             else render(report, args.format))
     if args.out:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
 import json
 from typing import Any
 
-from stream.cli.commands import UsageError, build_api
-from stream.settings import Settings
+from stream.cli.commands import UsageError, answer_in_process
 
 
 def add_parser(sub: Any) -> None:
@@ -48,17 +46,8 @@ def run_series(args: argparse.Namespace) -> int:
     from stream.readers.api import BadRequest, series_payload
 
     params = params_of(args)
-    ctx = build_api(Settings.from_env())
-
-    async def fetch() -> dict[str, Any]:
-        try:
-            return await series_payload(ctx, params)
-        finally:
-            await ctx.store.close()
-    try:
-        data = asyncio.run(fetch())
-    except (BadRequest, ScopeError, WindowError) as exc:
-        raise UsageError(str(exc)) from exc
+    data = answer_in_process(lambda ctx: series_payload(ctx, params),
+                             BadRequest, ScopeError, WindowError)
     if args.json:
         print(json.dumps(data, indent=2))
     elif args.csv:

@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="invalid messages per valid event (every rejection reason)")
     p.add_argument("--reorder-window", type=float, default=None,
                    help="shuffle delivery order within this many simulated seconds")
+    p.add_argument("--repeat-lead-rate", type=float, default=0.0,
+                   help="share of dials re-calling a lead dialed earlier in the run (0..1)")
     p.add_argument("--ts-style", choices=("rfc3339", "mixed"), default="rfc3339",
                    help="'mixed' also sends +08:00 offsets and integer epoch ms")
     p.add_argument("--bootstrap", default=None,
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = SimConfig(seed=args.seed, agents=args.agents, hours=args.hours,
                         start_ms=start_ms_from(args, now_ms),
                         scenario=args.scenario, scenario_at=args.scenario_at,
-                        faults=faults_from(args), teams_of=args.teams_of, ts_style=args.ts_style)
+                        faults=faults_from(args), teams_of=args.teams_of, ts_style=args.ts_style,
+                        repeat_lead_rate=args.repeat_lead_rate)
     except ValueError as exc:
         print(f"callkpi simulate: {exc}", file=sys.stderr)
         return 2

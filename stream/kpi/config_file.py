@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -290,6 +290,43 @@ class _Checker:
                              f"got {_type(value)}")
         return value
 
+    def entries(self, raw: Any, base: Path_, allowed: Collection[str], required: Sequence[str],
+                what: str, hint: str = "") -> Iterator[tuple[int, Path_, Mapping[str, Any]]]:
+        """Each table of an array of tables (`[[targets]]`, ...) with its index and path, checked
+        for unknown keys and for the `required` ones (`what`: "a target", ...)."""
+        for i, t in enumerate(self.array_of_tables(raw, base)):
+            p = base + (i,)
+            t = self.table(t, p, allowed)
+            for key in required:
+                if key not in t:
+                    raise self.error(p, f"{what} needs {key} = ...{hint}")
+            yield i, p, t
+
+    def one_of(self, value: Any, path: Path_, choices: Sequence[str], what: str) -> str:
+        """A string from a closed list (`what`: "window", ...), a near miss suggested."""
+        s = self.string(value, path)
+        if s not in choices:
+            raise self.error(path, f"unknown {what} {s!r}{_suggest(s, choices)}; use one of "
+                             f"{', '.join(choices)}")
+        return s
+
+    def entry_name(self, value: Any, path: Path_, what: str, taken: Iterable[str], why: str) -> str:
+        """The name an entry is known by outside the file (`why`: a URL, file names): 1..64
+        letters, digits, '.', '_' or '-', and not one already `taken`."""
+        name = self.string(value, path)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
+            raise self.error(path, f"bad {what} name {name!r}: 1..64 letters, digits, '.', '_' or "
+                             f"'-' ({why})")
+        if name in taken:
+            raise self.error(path, f"duplicate {what} name {name!r}")
+        return name
+
+    def fields(self, t: Mapping[str, Any], base: Path_,
+               checks: Mapping[str, Callable[[Any, Path_], Any]]) -> dict[str, Any]:
+        """The keys of `t` that `checks` names, each value through its check (given its path,
+        for the error)."""
+        return {k: check(t[k], base + (k,)) for k, check in checks.items() if k in t}
+
     def number(self, value: Any, path: Path_, *, minimum: float | None = None,
                maximum: float | None = None, hint: str = "") -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -480,13 +517,8 @@ def token_scope_problem(pattern: str) -> str | None:
 
 def _tokens(ck: _Checker, raw: Any, base: Path_) -> tuple[ApiToken, ...]:
     out: list[ApiToken] = []
-    for i, t in enumerate(ck.array_of_tables(raw, base)):
-        p = base + (i,)
-        t = ck.table(t, p, _TOKEN)
-        for required in ("name", "sha256"):
-            if required not in t:
-                raise ck.error(p, f"a token needs {required} = ... (hash a new token with "
-                               "`callkpi hash-token`)")
+    for _, p, t in ck.entries(raw, base, _TOKEN, ("name", "sha256"), "a token",
+                              " (hash a new token with `callkpi hash-token`)"):
         name = ck.string(t["name"], p + ("name",))
         if any(x.name == name for x in out):
             raise ck.error(p + ("name",), f"duplicate token name {name!r}")
@@ -555,12 +587,8 @@ def _targets(ck: _Checker, raw: Any, timezone: str, kpi_names: Collection[str] |
              cumulative_kpis: Collection[str] | None) -> tuple[Target, ...]:
     out: list[Target] = []
     names: dict[str, int] = {}
-    for i, t in enumerate(ck.array_of_tables(raw, ("targets",))):
-        p: Path_ = ("targets", i)
-        t = ck.table(t, p, _TARGET)
-        for required in ("kpi", "scope", "window", "goal"):
-            if required not in t:
-                raise ck.error(p, f"a target needs {required} = ...")
+    for i, p, t in ck.entries(raw, ("targets",), _TARGET, ("kpi", "scope", "window", "goal"),
+                              "a target"):
         kpi = ck.string(t["kpi"], p + ("kpi",))
         if kpi_names is not None and kpi not in kpi_names:
             raise ck.error(p + ("kpi",), f"unknown KPI {kpi!r}{_suggest(kpi, kpi_names)}")
@@ -569,11 +597,7 @@ def _targets(ck: _Checker, raw: Any, timezone: str, kpi_names: Collection[str] |
             parse_scope_pattern(scope)
         except ValueError as e:
             raise ck.error(p + ("scope",), str(e)) from None
-        window = ck.string(t["window"], p + ("window",))
-        if window not in TARGET_WINDOWS:
-            raise ck.error(p + ("window",), f"unknown window {window!r}"
-                           f"{_suggest(window, TARGET_WINDOWS)}; use one of "
-                           f"{', '.join(TARGET_WINDOWS)}")
+        window = ck.one_of(t["window"], p + ("window",), TARGET_WINDOWS, "window")
         goal = float(ck.number(t["goal"], p + ("goal",)))
         direction = ck.string(t.get("direction", "higher"), p + ("direction",))
         if direction not in DIRECTIONS:
@@ -620,12 +644,8 @@ def _experiment_kpi(ck: _Checker, value: Any, path: Path_,
 def _guardrails(ck: _Checker, raw: Any, base: Path_,
                 experiment_kpis: Mapping[str, bool] | None) -> tuple[Guardrail, ...]:
     out: list[Guardrail] = []
-    for i, g in enumerate(ck.array_of_tables(raw, base)):
-        p = base + (i,)
-        g = ck.table(g, p, _GUARDRAIL)
-        for required in ("kpi", "direction", "tolerance"):
-            if required not in g:
-                raise ck.error(p, f"a guardrail needs {required} = ...")
+    for _, p, g in ck.entries(raw, base, _GUARDRAIL, ("kpi", "direction", "tolerance"),
+                              "a guardrail"):
         kpi = _experiment_kpi(ck, g["kpi"], p + ("kpi",), experiment_kpis, primary=False)
         if any(x.kpi == kpi for x in out):
             raise ck.error(p + ("kpi",), f"guardrail {kpi!r} is listed twice")
@@ -643,18 +663,11 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
                  experiment_kpis: Mapping[str, bool] | None) -> tuple[Experiment, ...]:
     out: list[Experiment] = []
     arm_of: dict[str, tuple[str, int]] = {}
-    for i, e in enumerate(ck.array_of_tables(raw, ("experiments",))):
-        p: Path_ = ("experiments", i)
-        e = ck.table(e, p, _EXPERIMENT)
-        for required in ("name", "variants", "primary_kpi", "minimum_detectable_effect"):
-            if required not in e:
-                raise ck.error(p, f"an experiment needs {required} = ...")
-        name = ck.string(e["name"], p + ("name",))
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
-            raise ck.error(p + ("name",), f"bad experiment name {name!r}: 1..64 letters, digits, "
-                           "'.', '_' or '-' (it is part of the URL /api/v1/experiments/<name>)")
-        if any(x.name == name for x in out):
-            raise ck.error(p + ("name",), f"duplicate experiment name {name!r}")
+    for i, p, e in ck.entries(raw, ("experiments",), _EXPERIMENT,
+                              ("name", "variants", "primary_kpi", "minimum_detectable_effect"),
+                              "an experiment"):
+        name = ck.entry_name(e["name"], p + ("name",), "experiment", (x.name for x in out),
+                             "it is part of the URL /api/v1/experiments/<name>")
         variants = ck.strings(e["variants"], p + ("variants",))
         if len(variants) < 2:
             raise ck.error(p + ("variants",), "an experiment needs at least two variants (the "
@@ -687,11 +700,7 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
         if any(g.kpi == primary for g in guardrails):
             raise ck.error(p + ("guardrails",), f"{primary!r} is the primary KPI, not a guardrail")
         campaigns = tuple(dict.fromkeys(ck.strings(e.get("campaigns", []), p + ("campaigns",))))
-        window = ck.string(e.get("window", "30d"), p + ("window",))
-        if window not in TARGET_WINDOWS:
-            raise ck.error(p + ("window",), f"unknown window {window!r}"
-                           f"{_suggest(window, TARGET_WINDOWS)}; use one of "
-                           f"{', '.join(TARGET_WINDOWS)}")
+        window = ck.one_of(e.get("window", "30d"), p + ("window",), TARGET_WINDOWS, "window")
         start = None if "start" not in e else _deadline(ck, e["start"], p + ("start",), timezone)
         end = None if "end" not in e else _deadline(ck, e["end"], p + ("end",), timezone)
         if start is not None and end is not None and end <= start:
@@ -706,20 +715,10 @@ def _experiments(ck: _Checker, raw: Any, timezone: str,
 def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
     """`source`: the configuration file (a relative directory is relative to it), or ""."""
     out: list[ReportSchedule] = []
-    for i, e in enumerate(ck.array_of_tables(raw, ("reports",))):
-        p: Path_ = ("reports", i)
-        e = ck.table(e, p, _REPORT)
-        for required in ("period", "directory"):
-            if required not in e:
-                raise ck.error(p, f"a scheduled report needs {required} = ...")
-        period = ck.string(e["period"], p + ("period",))
-        if period not in REPORT_PERIODS:
-            raise ck.error(p + ("period",), f"unknown period {period!r}{_suggest(period, REPORT_PERIODS)}; "
-                           f"use one of {', '.join(REPORT_PERIODS)}")
-        fmt = ck.string(e.get("format", "html"), p + ("format",))
-        if fmt not in REPORT_FORMATS:
-            raise ck.error(p + ("format",), f"unknown format {fmt!r}{_suggest(fmt, REPORT_FORMATS)}; "
-                           f"use one of {', '.join(REPORT_FORMATS)}")
+    for i, p, e in ck.entries(raw, ("reports",), _REPORT, ("period", "directory"),
+                              "a scheduled report"):
+        period = ck.one_of(e["period"], p + ("period",), REPORT_PERIODS, "period")
+        fmt = ck.one_of(e.get("format", "html"), p + ("format",), REPORT_FORMATS, "format")
         scopes = tuple(ck.strings(e.get("scopes", ["center"]), p + ("scopes",)))
         if not scopes:
             raise ck.error(p + ("scopes",), "give at least one scope (e.g. \"center\")")
@@ -728,12 +727,8 @@ def _reports(ck: _Checker, raw: Any, source: str) -> tuple[ReportSchedule, ...]:
             if s != "center" and (kind not in ("campaign", "team", "agent", "caller_id", "list", "variant")
                                   or not ident):
                 raise ck.error(p + ("scopes",), f"bad scope {s!r}: center or <kind>:<id>")
-        name = ck.string(e.get("name", f"{period}-{i + 1}"), p + ("name",))
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name):
-            raise ck.error(p + ("name",), f"bad report name {name!r}: 1..64 letters, digits, '.', '_' "
-                           "or '-' (it names the report's files)")
-        if any(r.name == name for r in out):
-            raise ck.error(p + ("name",), f"duplicate report name {name!r}")
+        name = ck.entry_name(e.get("name", f"{period}-{i + 1}"), p + ("name",), "report",
+                             (r.name for r in out), "it names the report's files")
         directory = ck.string(e["directory"], p + ("directory",))
         if source and not Path(directory).is_absolute():
             directory = str(Path(source).parent / directory)  # relative to the configuration file
@@ -774,22 +769,15 @@ def parse_config(text: str, *, source: str = "<config>", kpi_names: Collection[s
     ck = _Checker(text, source)
     ck.table(data, (), _TOP)
     timezone = _timezone(ck, data["timezone"]) if "timezone" in data else "UTC"
-    kw: dict[str, Any] = {"timezone": timezone}
-    if "conversation_threshold_ms" in data:
-        kw["conversation_threshold_ms"] = ck.integer(
-            data["conversation_threshold_ms"], ("conversation_threshold_ms",), minimum=0)
-    if "connect_threshold_ms" in data:
-        kw["connect_threshold_ms"] = ck.integer(
-            data["connect_threshold_ms"], ("connect_threshold_ms",), minimum=0)
-    if "service_level_threshold_ms" in data:
-        kw["service_level_threshold_ms"] = ck.integer(
-            data["service_level_threshold_ms"], ("service_level_threshold_ms",), minimum=0)
-    if "max_call_gap_seconds" in data:
-        kw["max_call_gap_seconds"] = ck.integer(
-            data["max_call_gap_seconds"], ("max_call_gap_seconds",), minimum=0)
-    if "qualification_score" in data:
-        kw["qualification_score"] = float(ck.number(
-            data["qualification_score"], ("qualification_score",), minimum=0, maximum=100))
+    def count(value: Any, path: Path_) -> int:
+        return ck.integer(value, path, minimum=0)
+    kw: dict[str, Any] = {"timezone": timezone, **ck.fields(data, (), {
+        "conversation_threshold_ms": count,
+        "connect_threshold_ms": count,
+        "service_level_threshold_ms": count,
+        "max_call_gap_seconds": count,
+        "qualification_score": lambda v, p: float(ck.number(v, p, minimum=0, maximum=100)),
+    })}
     success = DEFAULT_SUCCESS
     if "success_dispositions" in data:
         success = ck.dispositions(data["success_dispositions"], ("success_dispositions",))
@@ -827,14 +815,18 @@ def load_config(path: str | Path | None, *, kpi_names: Collection[str] | None = 
     """
     if path is None:
         return ServiceConfig()
-    source = str(path)
+    return parse_config(read_config_text(path, "the configuration file"), source=str(path),
+                        kpi_names=kpi_names, cumulative_kpis=cumulative_kpis,
+                        experiment_kpis=experiment_kpis)
+
+
+def read_config_text(path: str | Path, what: str) -> str:
+    """A configuration file's text; a file that cannot be read or is not UTF-8 is a
+    ConfigError naming it (`what`: which configuration it is)."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except OSError as e:
-        raise ConfigError(source, None, "", f"cannot read the configuration file: "
-                          f"{e.strerror or e}") from None
+        raise ConfigError(str(path), None, "", f"cannot read {what}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise ConfigError(source, None, "", f"not UTF-8 text ({e.reason} at byte "
+        raise ConfigError(str(path), None, "", f"not UTF-8 text ({e.reason} at byte "
                           f"{e.start})") from None
-    return parse_config(text, source=source, kpi_names=kpi_names,
-                        cumulative_kpis=cumulative_kpis, experiment_kpis=experiment_kpis)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
 from stream.contract import Event
 from stream.kpi.catalog import WRAPUP_CODE_PREFIX
@@ -29,8 +30,9 @@ class Thresholds:
     success_dispositions: Collection[str] = SUCCESS_DEFAULT
     goal_dispositions: Collection[str] = field(
         default_factory=lambda: SUCCESS_DEFAULT | {"qualified_lead"})
-    timezone: str = "UTC"
-    """The center's zone: the local weeks and months customer retention is kept for."""
+    timezone: str | tzinfo = "UTC"
+    """The center's zone (its name, or the zone itself): the local weeks and months customer
+    retention is kept for; the same zone the store's day buckets are cut in."""
 
 
 def _answered(f: dict, out: dict[str, float]) -> None:

@@ -21,11 +21,10 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, Respon
 from stream.contract import Event, Rejection, validate
 from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
-from stream.processing import horizon
+from stream.processing import agent_parts, horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
 from stream.processing.loading import Loader, State, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
-from stream.state.agent_state import AgentRecord, AgentState
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
 from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite
@@ -246,13 +245,12 @@ class Pipeline:
         versions = {key: v for key, (v, _) in calls.items()}
         loaded = Loaded(calls={cid: calls[k][1] for cid, k in call_keys.items()})
         fresh = [r for _, r in pending if isinstance(r, Event)]
-        agent_keys = {a: self.store.layout.agent_key(a) for a in agents_needed(fresh, loaded.calls)}
-        _, agents = await self.loader.load(view, (), agent_keys.values(), AgentState.from_json)
+        agent_keys = agent_parts.agent_keys(self.store.layout, agents_needed(fresh, loaded.calls))
+        _, agents = await self.loader.load(view, (), [k for ks in agent_keys.values() for k in ks],
+                                           agent_parts.decode_part)
         versions.update({key: v for key, (v, _) in agents.items()})
-        loaded.agents = {a: agents[k][1] for a, k in agent_keys.items()}
-        records = await self.store.agent_records(a for a, st in loaded.agents.items() if st is None)
-        loaded.agents.update({a: AgentState.returning(AgentRecord.from_json(r))
-                              for a, r in records.items()})
+        assembled = await agent_parts.assemble(self.store, agent_keys, agents)
+        loaded.agents = assembled.agents
         now = self.now_ms()
         marks = horizon.merged(await self.store.watermarks(), view.watermarks,
                                [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
@@ -268,27 +266,28 @@ class Pipeline:
                     dead_lettered.add((m.tp, m.offset))
                     if delivery is not Delivery.FULL:
                         job.dead_letter_degraded[f"dead_letter_{delivery.value}"] += 1
+        agent_writes = agent_parts.agent_writes(outcome, agent_keys, versions, assembled.forced,
+                                                int(self.horizon_ms), _dumps)
         batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
-                                   call_keys, agent_keys, now,
+                                   call_keys, agent_writes, now,
                                    {**gauges, **reconciled.gauges}, guard)
         for name, n in (*reconciled.counters.items(), *job.dead_letter_degraded.items()):
             batch.pipeline[name] = batch.pipeline.get(name, 0) + n
         reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
-        written.update({agent_keys[a]: st for a, st in outcome.agents.items()})
+        written.update(agent_writes.written)
         return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
 
     def _commit_batch(self, checked: list[Checked], pending: list[Checked], offsets: dict[str, int],
                       outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
-                      agent_keys: dict[str, str], now: int,
+                      agent_writes: agent_parts.AgentWrites, now: int,
                       gauges: dict[str, float], guard: dict[str, int]) -> CommitBatch:
         horizon = int(self.horizon_ms)
         entities = [EntityWrite(call_keys[cid], versions[call_keys[cid]], st.encode(), horizon)
                     for cid, st in outcome.calls.items()]
-        entities += [EntityWrite(agent_keys[a], versions[agent_keys[a]], st.encode(), horizon)
-                     for a, st in outcome.agents.items()]
+        entities += agent_writes.entities
         last: dict[str, int] = {}
         for m, _ in checked:
             last[m.tp] = max(last.get(m.tp, -1), m.offset)
@@ -325,7 +324,8 @@ class Pipeline:
             gauges={**gauges, **newest},
             notify=bool(pending),
             worker=self.worker_id,
-            agent_records={a: _dumps(r.to_json()) for a, r in outcome.agent_records.items()},
+            agent_records=agent_writes.records,
+            agent_call_records=agent_writes.call_records,
         )
 
 

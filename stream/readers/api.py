@@ -22,7 +22,7 @@ from stream.kpi.errors import QueryError
 from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
 from stream.kpi.windows import Range, check_range, check_readable, resolve_window
 from stream.readers import history
-from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of
+from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, memberships
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query, live_rows
@@ -114,6 +114,8 @@ def _per_agent_json(data: Any) -> web.Response:
 def resolve_range(q: dict[str, str], now_ms: int, tz: ZoneInfo) -> tuple[str | None, Range]:
     """`window=` or `from=`/`to=` (RFC 3339 or epoch ms) → the range to read."""
     window = q.get("window")
+    if window == "":  # `?window=` from a form left empty: a mistake, not the 15m default
+        raise BadRequest("'window' is empty: give a window (e.g. 15m, today) or leave it out")
     if window and ("from" in q or "to" in q):
         raise BadRequest("give either 'window' or 'from' and 'to', not both")
     if window:
@@ -156,10 +158,10 @@ def forbidden(scope: Scope) -> Forbidden:
 
 
 async def require(ctx: ApiContext, grant: Grant, scope: Scope) -> None:
-    """Refuse a scope the token may not read (an agent's membership is its live team/campaign)."""
+    """Refuse a scope the token may not read (an agent's membership: `auth.memberships`)."""
     if grant.matches(scope.kind, scope.ident):
         return
-    if scope.kind == "agent" and grant.sees(scope, (await ctx.store.live()).agents):
+    if scope.kind == "agent" and grant.sees(scope, await memberships(ctx.store, [scope.ident])):
         return
     raise forbidden(scope)
 
@@ -282,8 +284,8 @@ async def series_payload(ctx: ApiContext, params: dict[str, str],
 async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
                             grant: Grant = OPEN) -> dict[str, Any]:
     """The answer of `GET /api/v1/breakdown`. A ranking of scopes covers the center; a
-    scope-restricted token gets the rows of the scopes it may read (agents: while they work in
-    its teams or campaigns). The heatmap and the disposition codes need the scope itself."""
+    scope-restricted token gets the rows of the scopes it may read (agents: those working in its
+    teams or campaigns, and those of its teams who have logged off since). The heatmap and the disposition codes need the scope itself."""
     now = ctx.now_ms()
     scope = parse_scope(params.get("scope"))
     by = _enum(history.BreakdownBy, params.get("by"), "by", history.BreakdownBy.AGENT)
@@ -320,8 +322,8 @@ async def breakdown_payload(ctx: ApiContext, params: dict[str, str],
     sort = history.parse_sort(params.get("sort"), kpis)
     visible = None
     if grant.restricted:
-        live_agents = (await ctx.store.live())[0]
-        visible = lambda s: grant.sees(s, live_agents)  # noqa: E731
+        members = await memberships(ctx.store) if by is history.BreakdownBy.AGENT else None
+        visible = lambda s: grant.sees(s, members)  # noqa: E731
     result = await history.breakdown(ctx.store, by, rng, kpis, sort, limit, now, visible)
     out.update(sort=f"{sort.kpi}:{'desc' if sort.descending else 'asc'}", rows=result.rows,
                total_rows=result.total_rows, shown_kpis=result.shown, all_kpis=result.everyone)
@@ -368,9 +370,9 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
     async def scopes(request: web.Request) -> web.Response:
         grant = grant_of(request)
         known = await ctx.store.scopes()
-        live_agents = (await ctx.store.live()).agents if grant.restricted else None
+        members = await memberships(ctx.store) if grant.restricted else None
         out: dict[str, Any] = {
-            kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), live_agents)]
+            kind: [i for i in known.get(kind, []) if grant.sees(Scope(kind, i), members)]
             for kind in LISTED_KINDS}
         out["center"] = grant.matches("center")
         return _json(out)
@@ -522,11 +524,7 @@ def _cache_middleware(cache: ResponseCache) -> Any:
 
 def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = ()) -> web.Application:
     if ctx.updates is None:
-        ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"),
-                                max_clients=ctx.api.max_stream_clients,
-                                write_timeout_s=ctx.api.stream_write_timeout_seconds,
-                                buffer_bytes=ctx.api.stream_buffer_bytes,
-                                min_interval_s=ctx.api.stream_min_interval_seconds)
+        ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"), ctx.api)
     hub = ctx.updates
     cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
                           ctx.api.query_concurrency)
@@ -539,11 +537,18 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
     for r in extra_routes:
         app.add_routes(r)
 
-    async def start_hub(_: web.Application) -> None:
-        hub.start()
-
-    async def stop_hub(_: web.Application) -> None:
-        await hub.close()
-    app.on_startup.append(start_hub)
-    app.on_cleanup.append(stop_hub)
+    run_with_app(app, hub.start, hub.close)
     return app
+
+
+def run_with_app(app: web.Application, start: Callable[[], None],
+                 close: Callable[[], Awaitable[None]]) -> None:
+    """A background part of the service (the live hub, the report scheduler): started when the
+    app starts, closed when it cleans up."""
+    async def on_startup(_: web.Application) -> None:
+        start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await close()
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)

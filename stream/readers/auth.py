@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,25 +62,43 @@ class Grant:
         text = "center" if kind == "center" else f"{kind}:{ident}"
         return any(p.fullmatch(text) for p in self._compiled)
 
-    def sees(self, scope: Scope, live_agents: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
+    def sees(self, scope: Scope, members: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
         """Whether this token may read `scope`. An agent is visible when a pattern names it, or
-        while its live state puts it in a visible team or campaign (a supervisor sees the agents
-        working for them)."""
+        when its membership (`memberships`: `team`, `campaign`) is in a visible team or campaign
+        (a supervisor sees the agents working for them)."""
         if self.matches(scope.kind, scope.ident):
             return True
-        if scope.kind == "agent" and live_agents is not None:
-            return self.sees_live_agent(live_agents.get(scope.ident))
+        if scope.kind == "agent" and members is not None:
+            return self.sees_member(members.get(scope.ident))
         return False
 
-    def sees_live_agent(self, live: Mapping[str, Any] | None) -> bool:
-        if live is None:
+    def sees_member(self, member: Mapping[str, Any] | None) -> bool:
+        if member is None:
             return False
-        return bool((live.get("team") and self.matches("team", live["team"]))
-                    or (live.get("campaign") and self.matches("campaign", live["campaign"])))
+        return bool((member.get("team") and self.matches("team", member["team"]))
+                    or (member.get("campaign") and self.matches("campaign", member["campaign"])))
 
     def cache_key(self) -> str:
         """Requests of tokens with the same rights may share one cached answer."""
         return "*" if self.patterns is None else "\x00".join(sorted(self.patterns))
+
+
+async def memberships(store: Any, agents: Iterable[str] | None = None
+                      ) -> dict[str, Mapping[str, Any]]:
+    """Each agent's team and campaign as a grant sees them (`agents` None: every agent the
+    store has a record of): a logged-in agent's live state; else its stored record's team (the
+    team its whole history counts for, since a team move takes it along), so a supervisor's
+    rankings and series of past periods keep the agents who have logged off since. A logged-off
+    agent has no campaign: counters are kept per scope, not per agent and campaign."""
+    live: dict[str, Mapping[str, Any]] = dict((await store.live()).agents)
+    if agents is None:
+        raw = await store.redis.hgetall(store.layout.key("agents"))
+        records = {a: json.loads(v) for a, v in raw.items() if a not in live}
+    else:
+        records = await store.agent_records(a for a in agents if a not in live)
+    out: dict[str, Mapping[str, Any]] = {a: {"team": rec.get("t")} for a, rec in records.items()}
+    out.update(live)
+    return out
 
 
 OPEN = Grant.of("", None, True)

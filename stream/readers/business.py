@@ -106,8 +106,8 @@ class Business:
             start, end = window_range(t.window, now, self.ctx.tz)
             r = Range(start, end)
             scopes = [parse_scope(s) for s in expand_scopes(t.scope, known, team_of)]
-            try:  # e.g. `week` in Asia/Kolkata once its first half hour's minutes expired
-                check_readable(r, now)
+            try:  # whole local days from day buckets: `week` in Asia/Kolkata too
+                check_readable(r, now, self.ctx.tz)
                 refused = None
             except WindowError as exc:
                 refused = f"window {t.window!r} cannot be answered exactly now: {exc}"

@@ -146,7 +146,7 @@ async def experiment_report(ctx: Any, exp: Experiment, now: int,
     if r is None:
         counters: dict[str, dict[str, float]] = {v: {} for v in exp.variants}
     else:
-        check_readable(r, now)
+        check_readable(r, now, ctx.tz)  # whole local days further back: day buckets
         scopes = [Scope("variant", v) for v in exp.variants]
         sums = await ctx.query.counters(scopes, r, now)
         counters = {s.ident: c for s, c in sums.items()}

@@ -22,10 +22,7 @@ def build_context(settings: Any, config: Any, tz: ZoneInfo) -> ApiContext:
     store = Store(settings.redis_url, settings.key_prefix, tz, max_connections=api.redis_connections,
                   wait_seconds=api.redis_wait_seconds)
     hub = UpdateHub(aioredis.from_url(settings.redis_url, decode_responses=True),
-                    store.layout.key("updates"), max_clients=api.max_stream_clients,
-                    write_timeout_s=api.stream_write_timeout_seconds,
-                    buffer_bytes=api.stream_buffer_bytes,
-                    min_interval_s=api.stream_min_interval_seconds, owns_client=True)
+                    store.layout.key("updates"), api, owns_client=True)
     health = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=2, timeout=1))
     return ApiContext(store=store, query=Query(store, tz), tz=tz,

@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from stream.kpi.config_file import ApiConfig
+
 log = logging.getLogger(__name__)
 RESUBSCRIBE_S = (0.5, 5.0)
 REPORT_S = 30.0
@@ -30,18 +32,19 @@ class SlowClient(Exception):
 
 
 class UpdateHub:
-    def __init__(self, redis: aioredis.Redis, channel: str, *, max_clients: int,
-                 write_timeout_s: float, buffer_bytes: int, min_interval_s: float = 1.0,
+    def __init__(self, redis: aioredis.Redis, channel: str, limits: ApiConfig, *,
                  owns_client: bool = False) -> None:
         """`redis`: a client of its own (`owns_client`: closed with the hub) whose one
-        connection holds the subscription."""
+        connection holds the subscription; `limits`: the `[api]` stream settings
+        (`max_stream_clients`, `stream_write_timeout_seconds`, `stream_buffer_bytes`,
+        `stream_min_interval_seconds`)."""
         self._redis = redis
         self._owns_client = owns_client
         self.channel = channel
-        self.max_clients = max_clients
-        self.write_timeout_s = write_timeout_s
-        self.buffer_bytes = buffer_bytes
-        self.min_interval_s = min_interval_s
+        self.max_clients = limits.max_stream_clients
+        self.write_timeout_s = limits.stream_write_timeout_seconds
+        self.buffer_bytes = limits.stream_buffer_bytes
+        self.min_interval_s = min_interval_s = limits.stream_min_interval_seconds
         self.generation = 0
         """Bumped on every announcement (after store commits, at most one per `min_interval_s`,
         and after a resubscription, since commits may have gone unannounced meanwhile): cached

@@ -78,6 +78,11 @@ class SimConfig:
     abandon_target: float = 0.025     # the predictive dialers' pacing target (abandoned/connected)
     utc_offset_min: int = 0           # the center's local time, for the hour-of-day answer curve
     ts_style: str = "rfc3339"         # "rfc3339" (UTC, ms) or "mixed" (also +08:00 and epoch ms)
+    repeat_lead_rate: float = 0.0     # share of dials re-calling an earlier lead of the same list
+    earlier_leads: tuple[str, ...] = ()
+    """Leads of earlier runs of the same center that repeat dials re-call (instead of this run's
+    own), e.g. the customers of the days before (`Simulator.customers`): a month of daily runs
+    chained this way has customers who buy in more than one week (customer retention)."""
 
     def __post_init__(self) -> None:
         if self.scenario is not None and self.scenario not in SCENARIOS:
@@ -86,6 +91,8 @@ class SimConfig:
             raise ValueError("agents, hours and teams_of must be positive")
         if not 0 <= self.scenario_at <= 1:
             raise ValueError("scenario_at is a fraction of the run (0..1)")
+        if not 0 <= self.repeat_lead_rate <= 1:
+            raise ValueError("repeat_lead_rate is a share of the dials (0..1)")
         if self.ts_style not in ("rfc3339", "mixed"):
             raise ValueError("ts_style is 'rfc3339' or 'mixed'")
 

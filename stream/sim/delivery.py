@@ -98,6 +98,12 @@ class Simulator:
         fmt = self.fmt if cfg.ts_style == "mixed" else self.fmt.utc
         self.model = Model(cfg, self._push_fast if not self._faulty else self._push_faulty, fmt)
 
+    @property
+    def customers(self) -> tuple[str, ...]:
+        """The leads that bought in this run (after iterating it), in order: as the next run's
+        `SimConfig.earlier_leads`, its repeat dials re-call customers (renewals, win-back)."""
+        return tuple(self.model.customers)
+
     def __iter__(self) -> Iterator[Delivery]:
         out = self._out
         for clock in self.model.steps():

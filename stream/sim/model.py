@@ -149,12 +149,14 @@ CSAT_NEUTRAL = _cumulative((0.06, 0.09, 0.22, 0.36, 0.27))
 
 
 class _List:
-    __slots__ = ("id", "weight", "quality", "invalid", "regions", "leads")
+    __slots__ = ("id", "weight", "quality", "invalid", "regions", "leads", "dialed", "earlier")
 
     def __init__(self, id: str, weight: float, quality: float, invalid: float, regions: list[str]):
         self.id, self.weight, self.quality, self.invalid = id, weight, quality, invalid
         self.regions = regions
         self.leads = 0
+        self.dialed: list[str] = []   # the new leads this run dialed from the list
+        self.earlier: list[str] = []  # the list's leads of SimConfig.earlier_leads
 
 
 class _Did:
@@ -248,7 +250,14 @@ class Model:
         self.experiment: str | None = None  # ab_test / aa_test once the scenario has started
         # Its own generator: the variant draws leave every other scenario's run unchanged.
         self.variant_r = Random(f"variant:{cfg.seed}")
+        self.lead_r = Random(f"lead:{cfg.seed}")  # likewise for the repeat-lead draws
         self.campaigns = [_Campaign(spec, i, cfg) for i, spec in enumerate(CAMPAIGNS)]
+        by_id = {lst.id: lst for camp in self.campaigns for lst in camp.lists}
+        for lead in cfg.earlier_leads:
+            lst = by_id.get(lead.rsplit("-", 2)[0])
+            if lst is not None:
+                lst.earlier.append(lead)
+        self.customers: dict[str, None] = {}  # the leads with a sale, in order (a set)
         self.agents: list[_Agent] = []
         self._staff()
 
@@ -494,8 +503,7 @@ class Model:
         self.ncalls += 1
         lst = camp.lists[bisect.bisect(camp.list_cum, rng.random())]
         did = camp.dids[int(rng.random() * 4)]
-        lst.leads += 1
-        call = _Call(f"c-{self.run_id}-{self.ncalls}", camp, f"{lst.id}-{lst.leads}", agent)
+        call = _Call(f"c-{self.run_id}-{self.ncalls}", camp, self._lead(lst), agent)
         fields = {"list_id": lst.id, "lead_id": call.lead, "caller_id": did.number,
                   "dest_region": lst.regions[int(rng.random() * 4)], "mode": camp.mode}
         if agent is not None:
@@ -548,6 +556,20 @@ class Model:
             self._unanswered(call, t, "canceled", 2000 + int(13000 * rng.random()))
         else:
             self._unanswered(call, t, "no_answer", 24000 + int(8000 * rng.random()))
+
+    def _lead(self, lst: _List) -> str:
+        """A new lead of the list (unique across runs: the run id is in it), or with
+        `repeat_lead_rate` an earlier one of the same list, uniformly: one of
+        `SimConfig.earlier_leads` if the list has any, else one dialed before in this run."""
+        r = self.lead_r
+        if self.cfg.repeat_lead_rate and r.random() < self.cfg.repeat_lead_rate:
+            pool = lst.earlier or lst.dialed
+            if pool:
+                return pool[int(r.random() * len(pool))]
+        lst.leads += 1
+        lead = f"{lst.id}-{self.run_id}-{lst.leads}"
+        lst.dialed.append(lead)
+        return lead
 
     def _unanswered(self, call: _Call, t: int, reason: str, ring: int) -> None:
         t_end = t + ring
@@ -702,6 +724,8 @@ class Model:
             fields["intent"] = self._intent(dispo)
             fields["resolved"] = dispo in ALWAYS_RESOLVED and rng.random() < 0.92
         self._call_event(call, t_wrapped, "call.wrapup", fields)
+        if dispo == "sale":
+            self.customers[call.lead] = None
         self._at(t_wrapped, Action.WRAP_END, agent)
         if camp.predictive and agent.pending_pause is None and not agent.pending_logout:
             sec = agent.free_sec = t_wrapped // 1000

@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Flag, auto
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -58,6 +59,29 @@ class TeamKey(NamedTuple):
 
     ts_ms: int
     event_id: str
+
+
+class TeamSeen(NamedTuple):
+    """The latest team observation of one part of the agent's state."""
+
+    team: str
+    key: TeamKey
+
+
+class Parts(Flag):
+    """The two separately versioned parts of an agent's stored state (docs/scaling.md#agent-state-in-two-parts).
+
+    Calls are keyed by call, so every worker writes the calls part of every active agent; an
+    agent's own `agent.state` events write the states part. A batch writes (and the commit
+    checks the version of) only the parts it changed, or both when what it changed is read by
+    the other part's updates (sessions, the team, the pruning horizon)."""
+
+    NONE = 0
+    STATES = auto()
+    """points, floor, `has_states`, the team seen in `agent.state` events"""
+    CALLS = auto()
+    """the agent's calls (connects and ends, for call gaps), the team seen in `call.connected`"""
+    BOTH = STATES | CALLS
 
 
 class PointsApplied(NamedTuple):
@@ -135,6 +159,22 @@ class AgentRecord(NamedTuple):
         return cls(d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None, d.get("n"),
                    bool(d.get("s")), d.get("e"), Point(*d["p"]) if d.get("p") else None)
 
+    @classmethod
+    def from_parts(cls, states: dict[str, Any] | None, calls: dict[str, Any] | None) -> AgentRecord:
+        """The record from the states part's share and the calls part's (either may be absent;
+        a record written before the two parts is a whole one, with its own `e`)."""
+        st, ca = states or {}, calls or {}
+        seen = [(TeamKey(*d["tk"]), d["t"]) for d in (st, ca) if d.get("tk")]
+        key, team = max(seen) if seen else (None, None)
+        newest = max((d["n"] for d in (st, ca) if d.get("n") is not None), default=None)
+        if calls is None:
+            open_end = st.get("e")
+        else:
+            end, logout = ca.get("e"), st.get("l")
+            open_end = end if end is not None and (logout is None or logout < end) else None
+        return cls(team, key, newest, bool(st.get("s")), open_end,
+                   Point(*st["p"]) if st.get("p") else None)
+
 
 @dataclass
 class AgentState:
@@ -149,6 +189,10 @@ class AgentState:
     has_states: bool = False
     """The agent has had an `agent.state` event (see `AgentRecord.has_states`)."""
     encoded_points: EncodedPrefix | None = field(default=None, repr=False, compare=False)
+    states_team: TeamSeen | None = None
+    """The team observation kept with the states part (`team` is the latest of both parts)."""
+    calls_team: TeamSeen | None = None
+    """The team observation kept with the calls part."""
 
     @classmethod
     def returning(cls, record: AgentRecord) -> AgentState:
@@ -159,7 +203,8 @@ class AgentState:
                  if record.open_end_ms is not None else {})
         return cls(points=[record.last_point] if record.last_point else [], team=record.team,
                    team_key=record.team_key, calls=calls, floor=record.newest_ms,
-                   pruned_to=record.newest_ms, has_states=record.has_states)
+                   pruned_to=record.newest_ms, has_states=record.has_states,
+                   states_team=_seen(record.team, record.team_key))
 
     def record(self) -> AgentRecord:
         newest = self.newest_ms()
@@ -173,16 +218,55 @@ class AgentState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AgentState:
+        """The whole state in one JSON (as stores written before the two parts kept it)."""
+        team, team_key = d.get("t"), TeamKey(*d["tk"]) if d.get("tk") else None
         return cls(
             points=[Point(*p) for p in d.get("p", [])],
-            team=d.get("t"),
-            team_key=TeamKey(*d["tk"]) if d.get("tk") else None,
-            calls={cid: AgentCall([Connect(*x) for x in c[0]], c[1], c[2], c[3])
-                   for cid, c in d.get("c", {}).items()},
+            team=team,
+            team_key=team_key,
+            calls=_calls_of(d.get("c", {})),
             floor=d.get("f"),
             pruned_to=d.get("ph"),
             has_states=bool(d.get("hs")),
+            states_team=_seen(team, team_key),
         )
+
+    @classmethod
+    def join(cls, states: StatesPart | None, calls: CallsPart | None) -> AgentState | None:
+        """The agent's state from its two stored parts (None: neither is stored)."""
+        if states is None and calls is None:
+            return None
+        st = states or StatesPart()
+        ca = calls or CallsPart()
+        seen = [t for t in (st.team, ca.team) if t is not None]
+        latest = max(seen, key=lambda t: t.key) if seen else None
+        horizons = [h for h in (st.pruned_to, ca.pruned_to) if h is not None]
+        return cls(st.points, latest.team if latest else None, latest.key if latest else None,
+                   ca.calls, st.floor, max(horizons) if horizons else None, st.has_states,
+                   st.encoded_points, st.team, ca.team)
+
+    def split(self) -> tuple[StatesPart, CallsPart]:
+        """The two parts to store (they share the state's containers: encode, then drop)."""
+        return (StatesPart(self.points, self.states_team, self.floor, self.pruned_to,
+                           self.has_states, self.encoded_points),
+                CallsPart(self.calls, self.calls_team, self.pruned_to))
+
+    def states_record(self) -> dict[str, Any]:
+        """The states part's share of the agent's record (`AgentRecord.from_parts`)."""
+        newest = max((t for t in (self.points[-1].ts_ms if self.points else None, self.floor)
+                      if t is not None), default=None)
+        logout = next((p.ts_ms for p in reversed(self.points) if p.state == "logged_out"), None)
+        seen = self.states_team
+        return {"t": seen.team if seen else None, "tk": seen.key if seen else None, "n": newest,
+                "s": self.has_states, "p": self.current(), "l": logout}
+
+    def calls_record(self) -> dict[str, Any]:
+        """The calls part's share of the agent's record: its latest call end and newest time."""
+        ends = [c.ends[-1] for c in self.calls.values() if c.ends]
+        times = ends + [c.connects[-1].ts_ms for c in self.calls.values() if c.connects]
+        seen = self.calls_team
+        return {"t": seen.team if seen else None, "tk": seen.key if seen else None,
+                "n": max(times, default=None), "e": max(ends, default=None)}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (tuples encode as arrays: no copies, this runs for every agent a batch
@@ -205,15 +289,28 @@ class AgentState:
         """An independent copy to process: points are tuples and an `AgentCall` is replaced,
         never changed, so copying the containers is enough."""
         return AgentState(list(self.points), self.team, self.team_key, dict(self.calls),
-                          self.floor, self.pruned_to, self.has_states, self.encoded_points)
+                          self.floor, self.pruned_to, self.has_states, self.encoded_points,
+                          self.states_team, self.calls_team)
 
     # -- team ---------------------------------------------------------------------------------
 
-    def observe_team(self, team: str, ts_ms: int, event_id: str) -> None:
-        """The team is that of the latest (ts, event_id) observation, in any arrival order."""
+    def observe_team(self, team: str, ts_ms: int, event_id: str, by_call: bool = False) -> Parts:
+        """The team is that of the latest (ts, event_id) observation, in any arrival order.
+        Returns the parts changed: the observing part's, or both if the team itself changed."""
         key = TeamKey(ts_ms, event_id)
+        changed = Parts.NONE
+        part = self.calls_team if by_call else self.states_team
+        if part is None or key > part.key:
+            changed = Parts.CALLS if by_call else Parts.STATES
+            if by_call:
+                self.calls_team = TeamSeen(team, key)
+            else:
+                self.states_team = TeamSeen(team, key)
         if self.team_key is None or key > self.team_key:
+            if team != self.team:
+                changed = Parts.BOTH
             self.team, self.team_key = team, key
+        return changed
 
     # -- agent time ---------------------------------------------------------------------------
 
@@ -335,6 +432,71 @@ class AgentState:
             if len(carry) == 2:
                 break
         return carry
+
+
+def _seen(team: str | None, key: TeamKey | None) -> TeamSeen | None:
+    return TeamSeen(team, key) if team is not None and key is not None else None
+
+
+def _seen_json(d: Any) -> TeamSeen | None:
+    return TeamSeen(d[0], TeamKey(*d[1])) if d else None
+
+
+def _calls_of(d: dict[str, Any]) -> dict[str, AgentCall]:
+    return {cid: AgentCall([Connect(*x) for x in c[0]], c[1], c[2], c[3]) for cid, c in d.items()}
+
+
+@dataclass
+class StatesPart:
+    """The part of an agent's state its own `agent.state` events drive (`Parts.STATES`)."""
+
+    points: list[Point] = field(default_factory=list)
+    team: TeamSeen | None = None
+    floor: int | None = None
+    pruned_to: int | None = None
+    has_states: bool = False
+    encoded_points: EncodedPrefix | None = field(default=None, repr=False, compare=False)
+    legacy_calls: CallsPart | None = None
+    """Set when the stored JSON is a whole state (written before the two parts): its calls."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StatesPart:
+        if "c" in d:  # a whole state, as stores written before the two parts hold it
+            states, calls = AgentState.from_json(d).split()
+            states.legacy_calls = calls
+            return states
+        return cls([Point(*p) for p in d.get("p", [])], _seen_json(d.get("st")), d.get("f"),
+                   d.get("ph"), bool(d.get("hs")))
+
+    def encode(self) -> str:
+        points, self.encoded_points = encode_list(self.points, self.encoded_points)
+        return (f'{{"p":{points},"st":{dumps(self.team)},"f":{dumps(self.floor)},'
+                f'"ph":{dumps(self.pruned_to)},"hs":{dumps(self.has_states)}}}')
+
+    def clone(self) -> StatesPart:
+        return StatesPart(list(self.points), self.team, self.floor, self.pruned_to,
+                          self.has_states, self.encoded_points,
+                          self.legacy_calls.clone() if self.legacy_calls else None)
+
+
+@dataclass
+class CallsPart:
+    """The part of an agent's state the calls it handles drive (`Parts.CALLS`)."""
+
+    calls: dict[str, AgentCall] = field(default_factory=dict)
+    team: TeamSeen | None = None
+    pruned_to: int | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CallsPart:
+        return cls(_calls_of(d.get("c", {})), _seen_json(d.get("ct")), d.get("ph"))
+
+    def encode(self) -> str:
+        calls = ",".join(c.encode(cid) for cid, c in self.calls.items())
+        return f'{{"c":{{{calls}}},"ct":{dumps(self.team)},"ph":{dumps(self.pruned_to)}}}'
+
+    def clone(self) -> CallsPart:
+        return CallsPart(dict(self.calls), self.team, self.pruned_to)
 
 
 def _point_ts(p: Point) -> int:

@@ -14,7 +14,15 @@ from typing import Any, NamedTuple
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.state.agent_state import AgentCall, AgentRecord, AgentState, Connect, GapInputs, changed_times, gap_deltas
+from stream.state.agent_state import (
+    AgentCall,
+    AgentState,
+    Connect,
+    GapInputs,
+    Parts,
+    changed_times,
+    gap_deltas,
+)
 from stream.state.call_state import CallState, LiveCall, event_agent, live_call
 from stream.state.deltas import Deltas
 
@@ -47,8 +55,9 @@ class Outcome:
     live_calls: dict[str, LiveCall | None]
     live_agents: dict[str, dict[str, Any] | None]
     stats: Counter[str]
-    agent_records: dict[str, AgentRecord] = field(default_factory=dict)
-    """The record of every agent whose state is written: it outlives the state."""
+    agent_parts: dict[str, Parts] = field(default_factory=dict)
+    """Per agent of `agents`, the parts of its state to write (`Parts`), each with its share of
+    the record that outlives the state; an agent not here changed nothing."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -112,6 +121,9 @@ class _Batch:
         self.live_calls: dict[str, LiveCall | None] = {}
         self.live_agents: dict[str, dict[str, Any] | None] = {}
         self.stats: Counter[str] = Counter()
+        self.parts: defaultdict[str, Parts] = defaultdict(lambda: Parts.NONE)
+        """Per agent, the parts of its state this batch changed or must keep others from
+        changing meanwhile (`Parts`)."""
 
     def agent(self, agent_id: str) -> AgentState:
         state = self.agents.get(agent_id)
@@ -139,7 +151,8 @@ class _Batch:
         for e in events:
             team = e.fields.get("team_id")
             if team and e.agent_id and e.type in ("agent.state", "call.connected"):
-                self.agent(e.agent_id).observe_team(team, e.ts_ms, e.event_id)
+                self.parts[e.agent_id] |= self.agent(e.agent_id).observe_team(
+                    team, e.ts_ms, e.event_id, by_call=e.type == "call.connected")
 
     def apply_call(self, call_id: str, events: list[Event]) -> None:
         state = self.calls.get(call_id) or self.loaded.calls.get(call_id) or CallState()
@@ -161,6 +174,7 @@ class _Batch:
                 agent.calls[call_id] = after[agent_id]
             else:
                 agent.calls.pop(call_id, None)
+            self.parts[agent_id] |= Parts.CALLS  # its gaps read sessions: changed with BOTH
         self.live_calls[call_id] = live_call(state, self.team_of(state.attrs().agent))
 
     def team_of(self, agent_id: str | None) -> str | None:
@@ -178,14 +192,17 @@ class _Batch:
         if not state.has_states:  # its gaps now follow login sessions, not the cap
             state.has_states = True
             self.gap_since[agent_id] = -(2**62)
+            self.parts[agent_id] |= Parts.BOTH
         applied = state.add_points(agent_id, events, self.deltas)
         self.stats["duplicates"] += len(events) - applied.added - applied.beyond
         self.stats["beyond_horizon"] += applied.beyond
         if applied.added:
+            self.parts[agent_id] |= Parts.STATES
             self.live_agents[agent_id] = live_agent(state)
             logouts = [e.ts_ms for e in events if e.fields.get("state") == "logged_out"]
             if logouts:  # a new session boundary: gaps across it from there on change
                 self.gap_since[agent_id] = min(self.gap_since.get(agent_id, logouts[0]), *logouts)
+                self.parts[agent_id] |= Parts.BOTH  # the gaps read the calls part
 
     def finish(self, agent_state_ms: int, watermark_ms: int | None = None) -> Outcome:
         max_gap = self.thresholds.max_call_gap_ms
@@ -203,11 +220,13 @@ class _Batch:
                 moves.append(TeamMove(agent_id, old_team, state.team))
                 if agent_id not in self.live_agents:
                     self.live_agents[agent_id] = live_agent(state)
+            horizon = state.pruned_to
             state.prune(agent_state_ms, watermark_ms)
-        records = {a: st.record() for a, st in self.agents.items()}
+            if state.pruned_to != horizon:  # both parts cut, and the gap horizon moved
+                self.parts[agent_id] |= Parts.BOTH
+        parts = {a: p for a, p in self.parts.items() if p}
         return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
-                       self.agents, moves, self.live_calls, self.live_agents, self.stats,
-                       records)
+                       self.agents, moves, self.live_calls, self.live_agents, self.stats, parts)
 
 
 def live_agent(state: AgentState) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ new one, in their own buckets (an abandon seen before its call's `call.offered` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any, Literal, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -179,7 +180,9 @@ def _lead_sale(e: Event, lead: str | None, thresholds: Thresholds, deltas: Delta
     campaign, for the local week and month of the wrap-up (`stream.kpi.retention`)."""
     if lead is None or e.type != "call.wrapup" or e.fields.get("disposition") != SALE_DISPOSITION:
         return
-    tz = ZoneInfo(thresholds.timezone)
+    tz = thresholds.timezone
+    if not isinstance(tz, tzinfo):
+        tz = ZoneInfo(tz)
     for period in PERIODS:
         span = period_of(period, e.ts_ms, tz)
         for scope in ("center", f"campaign:{e.campaign_id}"):

@@ -81,12 +81,11 @@ local function add(key, field, delta, integer)
   end
   local s = v[1] + d
   if integer and v[2] then
-    if not string.match(tostring(delta), '^-?%d+$') then
-      problem = problem or {'invalid', 'integer increment is not an integer: ' .. tostring(delta), key, field}
-      return
-    end
-    if s >= INT_LIMIT or s <= -INT_LIMIT then
-      problem = problem or {'invalid', 'counter would overflow 64 bits', key, field}
+    local refused = (not string.match(tostring(delta), '^-?%d+$')
+                     and 'integer increment is not an integer: ' .. tostring(delta))
+                    or ((s >= INT_LIMIT or s <= -INT_LIMIT) and 'counter would overflow 64 bits')
+    if refused then
+      problem = problem or {'invalid', refused, key, field}
       return
     end
     plan[#plan + 1] = {'HINCRBY', key, field, delta}
@@ -191,7 +190,7 @@ for _, s in ipairs(b.scopes) do of_type(s[1], 'zset') end
 for _, s in ipairs(b.months or {}) do of_type(s[1], 'set') end
 for _, r in ipairs(b.retire or {}) do of_type(r[1], 'zset') end
 for _, p in ipairs(b.pipeline) do add(P .. 'pipeline', p[1], p[2], false) end
-for _, name in ipairs({'gauges', 'offsets', 'watermarks', 'workers', 'agents'}) do of_type(P .. name, 'hash') end
+for _, name in ipairs({'gauges', 'offsets', 'watermarks', 'workers', 'agents', 'agent_calls'}) do of_type(P .. name, 'hash') end
 -- Customer retention sets: sorted sets, integer deltas (commit.py makes them), integer expiry.
 for _, r in ipairs(b.leads or {}) do
   of_type(r[1], 'zset')
@@ -237,11 +236,13 @@ for _, x in ipairs(b.expire) do
   redis.call('PEXPIREAT', x[1], x[2])
 end
 
--- 5. Entity states: {key, version, ARGV index of the JSON state or false, ttl_ms}.
+-- 5. Entity states: {key, version, ARGV index of the JSON state or false, ttl_ms, sibling key
+-- or false}. The sibling (the other part of an agent's state) expires with it, unchanged.
 for _, e in ipairs(b.entities) do
   if e[3] then
     redis.call('HSET', e[1], 'v', e[2] + 1, 's', ARGV[e[3]])
     redis.call('PEXPIRE', e[1], e[4])
+    if e[5] then redis.call('PEXPIRE', e[5], e[4]) end
   else
     redis.call('DEL', e[1])
   end
@@ -270,6 +271,7 @@ for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) en
 for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end
 for _, w in ipairs(b.watermarks or {}) do redis.call('HSET', P .. 'watermarks', w[1], w[2]) end
 for _, a in ipairs(b.agents or {}) do redis.call('HSET', P .. 'agents', a[1], a[2]) end
+for _, a in ipairs(b.agent_calls or {}) do redis.call('HSET', P .. 'agent_calls', a[1], a[2]) end
 if b.worker then redis.call('HSET', P .. 'workers', b.worker[1], b.worker[2]) end
 if b.notify then redis.call('PUBLISH', P .. 'updates', b.notify) end
 return {'ok'}

@@ -49,6 +49,8 @@ class EntityWrite:
     json: str | None
     """The new state, encoded (None: delete it)."""
     ttl_ms: int
+    sibling: str | None = None
+    """A key that expires with this one (the other part of an agent's state), not rewritten."""
 
 
 @dataclass
@@ -67,7 +69,10 @@ class CommitBatch:
     worker: str = ""  # heartbeat: the committing worker's id
     watermarks: dict[str, PartitionProgress] = field(default_factory=dict)  # per source tp
     agent_records: dict[str, str] = field(default_factory=dict)
-    """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state."""
+    """agent id → its record (JSON) in the `agents` hash, which outlives the agent's state: the
+    states part's share (`AgentState.states_record`)."""
+    agent_call_records: dict[str, str] = field(default_factory=dict)
+    """agent id → the calls part's share of its record, in the `agent_calls` hash."""
     lead_sales: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     """(scope, period, period id, lead_id) → change in that lead's sales (customer retention)."""
 
@@ -167,8 +172,8 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     payload = {
         "prefix": layout.prefix,
         "offsets": [[tp, exp, str(new)] for tp, exp, new in batch.offsets],
-        "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms]
-                     for i, e in enumerate(batch.entities)],
+        "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms,
+                      e.sibling or False] for i, e in enumerate(batch.entities)],
         "moves": moves,
         "incr": increments.payload(),
         "expire": [[k, t] for k, t in expire.items()],
@@ -183,6 +188,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
         "watermarks": [[tp, progress.encode()] for tp, progress in batch.watermarks.items()],
         "agents": [[a, r] for a, r in batch.agent_records.items()],
+        "agent_calls": [[a, r] for a, r in batch.agent_call_records.items()],
         "leads": lead_sets(batch, layout),
     }
     return [json.dumps(payload, separators=(",", ":")),

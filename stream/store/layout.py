@@ -10,7 +10,7 @@ All keys start with a configurable prefix (default `ck:`).
 | `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
-| `st:call:<id>` / `st:agent:<id>` | hash | entity state: `v` version, `s` JSON | state horizon |
+| `st:call:<id>` / `st:agent:<id>` / `st:agent-calls:<id>` | hash | entity state: `v` version, `s` JSON (an agent's in two parts, versioned apart) | state horizon |
 | `agents` | hash | agent id → JSON record that outlives its state: team, newest event, had `agent.state` | none |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
 | `watermarks` | hash | `<topic>:<partition>` → `<newest event ms applied>:<caught up 0/1>` | none |
@@ -92,10 +92,15 @@ class Layout:
         return f"{self.prefix}st:call:{call_id}"
 
     def agent_key(self, agent_id: str) -> str:
+        """The states part of an agent's state (`Parts.STATES`; before the two parts, all of it)."""
         return f"{self.prefix}st:agent:{agent_id}"
 
+    def agent_calls_key(self, agent_id: str) -> str:
+        """The calls part of an agent's state (`Parts.CALLS`), versioned on its own."""
+        return f"{self.prefix}st:agent-calls:{agent_id}"
+
     def key(self, name: str) -> str:
-        """Singleton keys: offsets, watermarks, agents, live:calls, live:agents, pipeline,
+        """Singleton keys: offsets, watermarks, agents, agent_calls, live:calls, live:agents, pipeline,
         gauges, workers, updates."""
         return f"{self.prefix}{name}"
 

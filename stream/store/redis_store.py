@@ -143,13 +143,19 @@ class Store:
         raw = cast(dict[str, str], await self.redis.hgetall(self.layout.key("watermarks")))
         return {k: PartitionProgress.decode(v) for k, v in raw.items()}
 
-    async def agent_records(self, agents: Iterable[str]) -> dict[str, Json]:
-        """The stored records (`agents` hash) of these agents, for those whose state is gone."""
+    async def agent_record_parts(self, agents: Iterable[str]
+                                 ) -> dict[str, tuple[Json | None, Json | None]]:
+        """The two shares of these agents' records (`agents`, `agent_calls` hashes), for those
+        with a part of their state gone; agents with neither are left out."""
         agents = list(agents)
         if not agents:
             return {}
-        raw = await self.redis.hmget(self.layout.key("agents"), agents)
-        return {a: json.loads(v) for a, v in zip(agents, raw, strict=True) if v}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.layout.key("agents"), agents)
+        pipe.hmget(self.layout.key("agent_calls"), agents)
+        states, calls = await pipe.execute()
+        return {a: (json.loads(s) if s else None, json.loads(c) if c else None)
+                for a, s, c in zip(agents, states, calls, strict=True) if s or c}
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from stream.cli.embedded import free_port
-from tests.harness import Service, make_service
+from tests.harness import Service, running_service
 
 
 class MariaDB:
@@ -96,13 +96,8 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = make_service(tmp_path_factory.mktemp("adapters-e2e"))
-    try:
-        svc.start_worker()
-        svc.start_server()
+    with running_service(tmp_path_factory.mktemp("adapters-e2e")) as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 def run_adapter(svc: Service | None, argv: list[str], cwd: Path, timeout: float = 120,

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from datetime import datetime, tzinfo
+from typing import Any, NamedTuple
+
+INSERT_QUEUE_LOG = ("INSERT INTO queue_log (time, callid, queuename, agent, event, data1, data2, data3, "
+                    "data4, data5) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
+
+
+def queue_log_row(line: str, tz: tzinfo) -> tuple[Any, ...]:
+    """A queue_log file line as the realtime table's row (INSERT_QUEUE_LOG): its time as the
+    table's text in `tz`, then callid, queue, agent, event and data1..data5."""
+    p = line.split("|")
+    t = datetime.fromtimestamp(int(p[0]), tz).strftime("%Y-%m-%d %H:%M:%S.000000")
+    return (t, p[1], p[2], p[3], p[4], *(p[5:] + [""] * 5)[:5])
 
 
 class Expected(NamedTuple):

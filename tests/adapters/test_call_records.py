@@ -9,13 +9,13 @@ import pytest
 
 from stream.adapters.config import ConfigError, parse_adapter_config
 from tests.adapters.conftest import adapt_into, run_adapter
+from tests.adapters.golden import event_line
 
 DATA = Path(__file__).parent / "data"
 
 
-def brief(e: dict) -> tuple:
-    return tuple([e["type"], e["ts"][11:19]] + [f"{k}={v}" for k, v in e.items()
-                                                if k not in ("event_id", "type", "ts")])
+def brief(e: dict) -> str:
+    return event_line(e)
 
 
 def test_contact_records_csv(tmp_path: Path) -> None:
@@ -28,30 +28,23 @@ def test_contact_records_csv(tmp_path: Path) -> None:
     assert summary["bad"] == {"bad_timestamp": 1}
     events = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
     assert [brief(e) for e in events] == [
-        ("call.dialed", "09:00:00", "call_id=c1", "campaign_id=solar", "agent_id=alice"),
-        ("call.answered", "09:00:08", "call_id=c1", "campaign_id=solar", "answered_by=human",
-         "ring_ms=8000"),
-        ("call.connected", "09:00:10", "call_id=c1", "campaign_id=solar", "agent_id=alice",
-         "wait_ms=2000"),
-        ("call.ended", "09:02:10", "call_id=c1", "campaign_id=solar", "agent_id=alice",
-         "talk_ms=115000", "hold_ms=5000"),
-        ("call.wrapup", "09:02:30", "call_id=c1", "campaign_id=solar", "agent_id=alice",
-         "wrapup_ms=20000", "disposition=sale", "disposition_code=Sold"),
-        ("call.dialed", "09:01:00", "call_id=c2", "campaign_id=solar"),
-        ("call.unanswered", "09:01:30", "call_id=c2", "campaign_id=solar", "reason=no_answer"),
-        ("call.dialed", "09:02:00", "call_id=c3", "campaign_id=solar"),
-        ("call.answered", "09:02:06", "call_id=c3", "campaign_id=solar", "answered_by=machine",
-         "ring_ms=6000"),
-        ("call.offered", "09:03:01", "call_id=c4", "campaign_id=support", "queue_id=support"),
-        ("call.connected", "09:03:21", "call_id=c4", "campaign_id=support", "agent_id=bob",
-         "wait_ms=20000"),
-        ("call.ended", "09:05:21", "call_id=c4", "campaign_id=support", "agent_id=bob",
-         "talk_ms=120000"),
-        ("call.wrapup", "09:05:31", "call_id=c4", "campaign_id=support", "agent_id=bob",
-         "wrapup_ms=10000", "disposition=not_interested", "disposition_code=NotNow"),
-        ("call.offered", "09:04:01", "call_id=c5", "campaign_id=support", "queue_id=support"),
-        ("call.abandoned", "09:04:46", "call_id=c5", "campaign_id=support", "wait_ms=45000",
-         "reason=customer_hangup"),
+        "call.dialed 09:00:00 call_id=c1 campaign_id=solar agent_id=alice",
+        "call.answered 09:00:08 call_id=c1 campaign_id=solar answered_by=human ring_ms=8000",
+        "call.connected 09:00:10 call_id=c1 campaign_id=solar agent_id=alice wait_ms=2000",
+        "call.ended 09:02:10 call_id=c1 campaign_id=solar agent_id=alice talk_ms=115000 hold_ms=5000",
+        ("call.wrapup 09:02:30 call_id=c1 campaign_id=solar agent_id=alice wrapup_ms=20000 disposition=sale "
+         "disposition_code=Sold"),
+        "call.dialed 09:01:00 call_id=c2 campaign_id=solar",
+        "call.unanswered 09:01:30 call_id=c2 campaign_id=solar reason=no_answer",
+        "call.dialed 09:02:00 call_id=c3 campaign_id=solar",
+        "call.answered 09:02:06 call_id=c3 campaign_id=solar answered_by=machine ring_ms=6000",
+        "call.offered 09:03:01 call_id=c4 campaign_id=support queue_id=support",
+        "call.connected 09:03:21 call_id=c4 campaign_id=support agent_id=bob wait_ms=20000",
+        "call.ended 09:05:21 call_id=c4 campaign_id=support agent_id=bob talk_ms=120000",
+        ("call.wrapup 09:05:31 call_id=c4 campaign_id=support agent_id=bob wrapup_ms=10000 "
+         "disposition=not_interested disposition_code=NotNow"),
+        "call.offered 09:04:01 call_id=c5 campaign_id=support queue_id=support",
+        "call.abandoned 09:04:46 call_id=c5 campaign_id=support wait_ms=45000 reason=customer_hangup",
     ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from stream.adapters.cdr import CdrLines, CdrMapper
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import BadRecord, Builder
+from tests.adapters.golden import event_line
 
 DATA = Path(__file__).parent / "data"
 CONFIG = """instance = "pbx1"
@@ -39,9 +40,26 @@ def run(text: str, config: str = CONFIG) -> tuple[list[dict], list[str], dict[st
     return events, bad, results
 
 
-def brief(e: dict) -> tuple:
-    return tuple([e["type"], e["ts"][11:19]] + [f"{k}={v}" for k, v in e.items()
-                                                if k not in ("event_id", "type", "ts", "campaign_id")])
+def brief(e: dict) -> str:
+    return event_line(e, without=("campaign_id",))
+
+
+def dialed(call_id: str, at: str, agent: str) -> str:
+    """A manual dial as `brief` shows it (the configured 3-digit region of 555...)."""
+    return f"call.dialed {at} call_id={call_id} agent_id={agent} mode=manual dest_region=555"
+
+
+def talked(call_id: str, agent: str, answered_at: str, ended_at: str, ring_ms: int,
+           talk_ms: int) -> list[str]:
+    """An answered outbound call: answered (who answered unknown to a CDR), bridged at once,
+    ended."""
+    return [f"call.answered {answered_at} call_id={call_id} answered_by=unknown ring_ms={ring_ms}",
+            f"call.connected {answered_at} call_id={call_id} agent_id={agent} wait_ms=0",
+            f"call.ended {ended_at} call_id={call_id} agent_id={agent} talk_ms={talk_ms}"]
+
+
+def unanswered(call_id: str, at: str, reason: str, ring_ms: int) -> str:
+    return f"call.unanswered {at} call_id={call_id} reason={reason} ring_ms={ring_ms}"
 
 
 def test_master_csv_maps_to_exactly_these_events() -> None:
@@ -49,34 +67,20 @@ def test_master_csv_maps_to_exactly_these_events() -> None:
     assert bad == ["wrong_column_count"]
     assert results == {"mapped": 7, "excluded": 2}  # the extension call and the conference
     assert [brief(e) for e in events] == [
-        ("call.dialed", "09:00:00", "call_id=1795424400.1", "agent_id=alice", "mode=manual",
-         "dest_region=555"),
-        ("call.answered", "09:00:10", "call_id=1795424400.1", "answered_by=unknown",
-         "ring_ms=10000"),
-        ("call.connected", "09:00:10", "call_id=1795424400.1", "agent_id=alice", "wait_ms=0"),
-        ("call.ended", "09:02:10", "call_id=1795424400.1", "agent_id=alice", "talk_ms=120000"),
-        ("call.dialed", "09:05:00", "call_id=1795424700.3", "agent_id=alice", "mode=manual",
-         "dest_region=555"),
-        ("call.unanswered", "09:05:25", "call_id=1795424700.3", "reason=no_answer",
-         "ring_ms=25000"),
+        dialed("1795424400.1", "09:00:00", "alice"),
+        *talked("1795424400.1", "alice", "09:00:10", "09:02:10", ring_ms=10000, talk_ms=120000),
+        dialed("1795424700.3", "09:05:00", "alice"),
+        unanswered("1795424700.3", "09:05:25", "no_answer", ring_ms=25000),
         # two failover legs with one uniqueid: one attempt, answered on the second trunk
-        ("call.dialed", "09:06:00", "call_id=1795424760.5", "agent_id=bob", "mode=manual",
-         "dest_region=555"),
-        ("call.answered", "09:06:12", "call_id=1795424760.5", "answered_by=unknown",
-         "ring_ms=12000"),
-        ("call.connected", "09:06:12", "call_id=1795424760.5", "agent_id=bob", "wait_ms=0"),
-        ("call.ended", "09:07:12", "call_id=1795424760.5", "agent_id=bob", "talk_ms=60000"),
-        ("call.dialed", "09:08:00", "call_id=1795424880.8", "agent_id=bob", "mode=manual",
-         "dest_region=555"),
-        ("call.unanswered", "09:08:01", "call_id=1795424880.8", "reason=congestion",
-         "ring_ms=1000"),
-        ("call.offered", "09:12:00", "call_id=1795425120.12"),
-        ("call.connected", "09:12:20", "call_id=1795425120.12", "agent_id=alice",
-         "wait_ms=20000"),
-        ("call.ended", "09:15:20", "call_id=1795425120.12", "agent_id=alice", "talk_ms=180000"),
-        ("call.dialed", "09:16:00", "call_id=1795425360.14", "agent_id=alice", "mode=manual",
-         "dest_region=555"),
-        ("call.unanswered", "09:16:09", "call_id=1795425360.14", "reason=busy", "ring_ms=9000"),
+        dialed("1795424760.5", "09:06:00", "bob"),
+        *talked("1795424760.5", "bob", "09:06:12", "09:07:12", ring_ms=12000, talk_ms=60000),
+        dialed("1795424880.8", "09:08:00", "bob"),
+        unanswered("1795424880.8", "09:08:01", "congestion", ring_ms=1000),
+        "call.offered 09:12:00 call_id=1795425120.12",
+        "call.connected 09:12:20 call_id=1795425120.12 agent_id=alice wait_ms=20000",
+        "call.ended 09:15:20 call_id=1795425120.12 agent_id=alice talk_ms=180000",
+        dialed("1795425360.14", "09:16:00", "alice"),
+        unanswered("1795425360.14", "09:16:09", "busy", ring_ms=9000),
     ]
 
 
@@ -101,12 +105,8 @@ def test_header_export_with_freepbx_calldate() -> None:
     events, bad, _ = run(text, CONFIG + '\n')
     assert bad == []
     assert [brief(e) for e in events] == [
-        ("call.dialed", "10:00:00", "call_id=1795428000.1", "agent_id=alice", "mode=manual",
-         "dest_region=555"),
-        ("call.answered", "10:00:10", "call_id=1795428000.1", "answered_by=unknown",
-         "ring_ms=10000"),
-        ("call.connected", "10:00:10", "call_id=1795428000.1", "agent_id=alice", "wait_ms=0"),
-        ("call.ended", "10:00:40", "call_id=1795428000.1", "agent_id=alice", "talk_ms=30000")]
+        dialed("1795428000.1", "10:00:00", "alice"),
+        *talked("1795428000.1", "alice", "10:00:10", "10:00:40", ring_ms=10000, talk_ms=30000)]
     assert events[0]["campaign_id"] == "solar"  # accountcode
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.adapters.conftest import Postgres, adapt_into
-from tests.adapters.scenario import outbound_queue_log
+from tests.adapters.scenario import INSERT_QUEUE_LOG, outbound_queue_log, queue_log_row
 from tests.adapters.test_queue_log_e2e import assert_exact, config, kpis, wait_for
 from tests.harness import Service, wait_until
 
@@ -33,12 +33,7 @@ def test_realtime_queue_log_on_postgres(pipeline: Service, postgres: Postgres, t
     postgres.create_database("asterisk_pg", QUEUE_LOG)
     with postgres.connect("asterisk_pg") as conn:
         for ln in lines:
-            p = ln.split("|")
-            t = datetime.fromtimestamp(int(p[0]), UTC).strftime("%Y-%m-%d %H:%M:%S.000000")
-            data = (p[5:] + [""] * 5)[:5]
-            conn.execute("INSERT INTO queue_log (time, callid, queuename, agent, event, data1, "
-                         "data2, data3, data4, data5) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                         (t, p[1], p[2], p[3], p[4], *data))
+            conn.execute(INSERT_QUEUE_LOG, queue_log_row(ln, UTC))
     (tmp_path / "a.toml").write_text(config("e2e-pg", "q-pg", "pg1"))
     summary = adapt_into(pipeline, ["queue-log", "--dsn", postgres.dsn("asterisk_pg"), "--config",
                                "a.toml"], tmp_path)

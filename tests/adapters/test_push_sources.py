@@ -12,6 +12,7 @@ from stream.adapters.config import parse_adapter_config
 from stream.adapters.connect import ConnectMapper
 from stream.adapters.core import BadRecord, Builder
 from stream.adapters.twilio import TaskRouter, TwilioVoice
+from tests.adapters.golden import event_line
 
 CONFIG = parse_adapter_config("""instance = "cloud"
 dest_region_digits = 4
@@ -24,12 +25,11 @@ map = { "Sold" = "sale" }
 T = "Mon, 23 Nov 2026 09:00:{:02d} +0000"
 
 
-def brief(e: dict) -> tuple:
-    return tuple([e["type"], e["ts"][11:19]] + [f"{k}={v}" for k, v in e.items()
-                                                if k not in ("event_id", "type", "ts")])
+def brief(e: dict) -> str:
+    return event_line(e)
 
 
-def voice(*callbacks: dict, query: dict | None = None) -> list[tuple]:
+def voice(*callbacks: dict, query: dict | None = None) -> list[str]:
     v = TwilioVoice(CONFIG, Builder("tw", "cloud"))
     out = []
     for cb in callbacks:
@@ -45,18 +45,15 @@ def cb(status: str, sec: int, **more: str) -> dict:
 def test_voice_answered_by_a_machine_with_sync_amd() -> None:
     assert voice(cb("initiated", 0), cb("ringing", 2), cb("in-progress", 9, AnsweredBy="machine_start"),
                  cb("completed", 40, CallDuration="31")) == [
-        ("call.dialed", "09:00:00", "call_id=CA1", "campaign_id=solar", "caller_id=+15550001111",
-         "dest_region=1212"),
-        ("call.answered", "09:00:09", "call_id=CA1", "campaign_id=solar", "answered_by=machine",
-         "ring_ms=7000"),
-        ("call.ended", "09:00:40", "call_id=CA1", "campaign_id=solar", "talk_ms=31000")]
+        "call.dialed 09:00:00 call_id=CA1 campaign_id=solar caller_id=+15550001111 dest_region=1212",
+        "call.answered 09:00:09 call_id=CA1 campaign_id=solar answered_by=machine ring_ms=7000",
+        "call.ended 09:00:40 call_id=CA1 campaign_id=solar talk_ms=31000"]
 
 
 def test_voice_unanswered_and_out_of_order() -> None:
     assert voice(cb("busy", 5), cb("initiated", 0)) == [
-        ("call.unanswered", "09:00:05", "call_id=CA1", "campaign_id=solar", "reason=busy"),
-        ("call.dialed", "09:00:00", "call_id=CA1", "campaign_id=solar", "caller_id=+15550001111",
-         "dest_region=1212")]
+        "call.unanswered 09:00:05 call_id=CA1 campaign_id=solar reason=busy",
+        "call.dialed 09:00:00 call_id=CA1 campaign_id=solar caller_id=+15550001111 dest_region=1212"]
 
 
 def test_voice_async_amd_gives_one_answer_at_the_answer_time() -> None:
@@ -66,9 +63,8 @@ def test_voice_async_amd_gives_one_answer_at_the_answer_time() -> None:
     events = v.status({"CallSid": "CA1", "AnsweredBy": "human", "MachineDetectionDuration": "2500",
                        "Timestamp": T.format(12)}, q, 0)
     assert [brief(e.event) for e in events] == [
-        ("call.answered", "09:00:09", "call_id=CA1", "campaign_id=solar", "answered_by=human"),
-        ("call.connected", "09:00:09", "call_id=CA1", "campaign_id=solar", "agent_id=alice",
-         "team_id=north", "wait_ms=0")]
+        "call.answered 09:00:09 call_id=CA1 campaign_id=solar answered_by=human",
+        "call.connected 09:00:09 call_id=CA1 campaign_id=solar agent_id=alice team_id=north wait_ms=0"]
     timeout = v.amd_timeout("CA1")  # a timer after the verdict: same event id, a duplicate
     assert timeout[0].event["event_id"] == events[0].event["event_id"]
 
@@ -87,17 +83,14 @@ def test_taskrouter_flex_inbound_call() -> None:
         out += [brief(e.event) for e in tr.event({**base, "EventType": kind,
                                                   "Timestamp": str(1795424400 + sec), **more}, 0)]
     assert out == [
-        ("call.offered", "09:00:00", "call_id=CA9", "campaign_id=support", "queue_id=support"),
-        ("call.connected", "09:00:12", "call_id=CA9", "campaign_id=support", "agent_id=alice",
-         "team_id=north", "wait_ms=12000"),
-        ("agent.state", "09:00:12", "agent_id=alice", "state=on_call", "campaign_id=support"),
-        ("call.ended", "09:01:12", "call_id=CA9", "campaign_id=support", "agent_id=alice",
-         "talk_ms=60000"),
-        ("agent.state", "09:01:12", "agent_id=alice", "state=wrap_up"),
-        ("call.wrapup", "09:01:30", "call_id=CA9", "campaign_id=support", "agent_id=alice",
-         "wrapup_ms=18000", "disposition=sale", "disposition_code=Sold"),
-        ("agent.state", "09:01:35", "agent_id=alice", "state=paused", "reason=Break",
-         "team_id=north")]
+        "call.offered 09:00:00 call_id=CA9 campaign_id=support queue_id=support",
+        "call.connected 09:00:12 call_id=CA9 campaign_id=support agent_id=alice team_id=north wait_ms=12000",
+        "agent.state 09:00:12 agent_id=alice state=on_call campaign_id=support",
+        "call.ended 09:01:12 call_id=CA9 campaign_id=support agent_id=alice talk_ms=60000",
+        "agent.state 09:01:12 agent_id=alice state=wrap_up",
+        ("call.wrapup 09:01:30 call_id=CA9 campaign_id=support agent_id=alice wrapup_ms=18000 disposition=sale "
+         "disposition_code=Sold"),
+        "agent.state 09:01:35 agent_id=alice state=paused reason=Break team_id=north"]
 
 
 def connect_event(kind: str, **detail: object) -> dict:
@@ -125,12 +118,10 @@ def test_connect_outbound_contact() -> None:
     for kind, more in steps:
         out += [brief(e.event) for e in m.record(connect_event(kind, **common, **more))]
     assert out == [
-        ("call.dialed", "09:00:00", "call_id=c-1", "campaign_id=solar"),
-        ("call.answered", "09:00:08", "call_id=c-1", "campaign_id=solar", "answered_by=human"),
-        ("call.connected", "09:00:10", "call_id=c-1", "campaign_id=solar", "agent_id=alice",
-         "team_id=north", "wait_ms=2000"),
-        ("call.ended", "09:02:10", "call_id=c-1", "campaign_id=solar", "agent_id=alice",
-         "talk_ms=120000")]
+        "call.dialed 09:00:00 call_id=c-1 campaign_id=solar",
+        "call.answered 09:00:08 call_id=c-1 campaign_id=solar answered_by=human",
+        "call.connected 09:00:10 call_id=c-1 campaign_id=solar agent_id=alice team_id=north wait_ms=2000",
+        "call.ended 09:02:10 call_id=c-1 campaign_id=solar agent_id=alice talk_ms=120000"]
 
 
 def test_connect_inbound_abandon_and_agent_events() -> None:
@@ -151,12 +142,10 @@ def test_connect_inbound_abandon_and_agent_events() -> None:
     agent["EventId"] = "e-2"
     out += [brief(e.event) for e in m.record(agent)]
     assert out == [
-        ("call.offered", "09:00:00", "call_id=c-1", "campaign_id=support", "queue_id=support"),
-        ("call.abandoned", "09:00:45", "call_id=c-1", "campaign_id=support", "wait_ms=45000",
-         "reason=customer_hangup"),
-        ("agent.state", "09:01:00", "agent_id=alice", "state=paused", "reason=Lunch",
-         "team_id=north"),
-        ("agent.state", "09:01:00", "agent_id=alice", "state=on_call", "team_id=north")]
+        "call.offered 09:00:00 call_id=c-1 campaign_id=support queue_id=support",
+        "call.abandoned 09:00:45 call_id=c-1 campaign_id=support wait_ms=45000 reason=customer_hangup",
+        "agent.state 09:01:00 agent_id=alice state=paused reason=Lunch team_id=north",
+        "agent.state 09:01:00 agent_id=alice state=on_call team_id=north"]
 
 
 def test_connect_contact_event_without_any_time_is_a_bad_record() -> None:

@@ -10,6 +10,7 @@ import pytest
 from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import BadRecord, Builder, LineKeys
 from stream.adapters.queue_log import QueueLogLines, QueueLogMapper
+from tests.adapters.golden import event_line
 
 DATA = Path(__file__).parent / "data"
 CONFIG = parse_adapter_config((DATA / "adapter.toml").read_text(), source="adapter.toml")
@@ -31,45 +32,35 @@ def map_all(text: str, dialect: str = "asterisk") -> tuple[list[dict], list[str]
     return events, bad
 
 
-def brief(e: dict) -> tuple:
-    skip = {"event_id", "campaign_id"}
-    return tuple([e["type"], e["ts"][11:19]] +
-                 [f"{k}={v}" for k, v in e.items() if k not in skip | {"type", "ts"}])
+def brief(e: dict) -> str:
+    return event_line(e, without=("campaign_id",))
 
 
 def test_the_fixture_maps_to_exactly_these_events() -> None:
     events, bad = map_all((DATA / "queue_log.asterisk").read_text())
     assert bad == ["short_line", "bad_timestamp"]
     assert [brief(e) for e in events] == [
-        ("agent.state", "09:00:00", "agent_id=alice", "state=available", "team_id=north"),
-        ("agent.state", "09:00:00", "agent_id=bob", "state=available", "team_id=south"),
-        ("call.offered", "09:01:00", "call_id=1795424460.1", "queue_id=support"),
-        ("call.connected", "09:01:08", "call_id=1795424460.1", "agent_id=alice",
-         "team_id=north", "wait_ms=8000"),
-        ("agent.state", "09:01:08", "agent_id=alice", "state=on_call", "team_id=north"),
-        ("call.ended", "09:03:08", "call_id=1795424460.1", "agent_id=alice", "talk_ms=120000",
-         "hangup_by=customer"),
-        ("agent.state", "09:03:08", "agent_id=alice", "state=available", "team_id=north"),
-        ("call.offered", "09:01:40", "call_id=1795424500.3", "queue_id=support"),
-        ("call.abandoned", "09:02:10", "call_id=1795424500.3", "wait_ms=30000",
-         "reason=customer_hangup"),
-        ("agent.state", "09:03:20", "agent_id=bob", "state=paused", "reason=lunch",
-         "team_id=south"),
-        ("call.offered", "09:05:00", "call_id=1795424700.4", "queue_id=support"),
-        ("call.connected", "09:05:15", "call_id=1795424700.4", "agent_id=alice",
-         "team_id=north", "wait_ms=15000"),
-        ("agent.state", "09:05:15", "agent_id=alice", "state=on_call", "team_id=north"),
+        "agent.state 09:00:00 agent_id=alice state=available team_id=north",
+        "agent.state 09:00:00 agent_id=bob state=available team_id=south",
+        "call.offered 09:01:00 call_id=1795424460.1 queue_id=support",
+        "call.connected 09:01:08 call_id=1795424460.1 agent_id=alice team_id=north wait_ms=8000",
+        "agent.state 09:01:08 agent_id=alice state=on_call team_id=north",
+        "call.ended 09:03:08 call_id=1795424460.1 agent_id=alice talk_ms=120000 hangup_by=customer",
+        "agent.state 09:03:08 agent_id=alice state=available team_id=north",
+        "call.offered 09:01:40 call_id=1795424500.3 queue_id=support",
+        "call.abandoned 09:02:10 call_id=1795424500.3 wait_ms=30000 reason=customer_hangup",
+        "agent.state 09:03:20 agent_id=bob state=paused reason=lunch team_id=south",
+        "call.offered 09:05:00 call_id=1795424700.4 queue_id=support",
+        "call.connected 09:05:15 call_id=1795424700.4 agent_id=alice team_id=north wait_ms=15000",
+        "agent.state 09:05:15 agent_id=alice state=on_call team_id=north",
         # the pause taken during the call starts when the transfer ends the agent's leg
-        ("call.ended", "09:06:15", "call_id=1795424700.4", "agent_id=alice", "talk_ms=60000",
-         "hangup_by=agent"),
-        ("agent.state", "09:06:15", "agent_id=alice", "state=paused", "reason=break",
-         "team_id=north"),
-        ("call.offered", "09:06:40", "call_id=1795424800.6", "queue_id=support"),
-        ("call.abandoned", "09:07:40", "call_id=1795424800.6", "wait_ms=60000",
-         "reason=no_agent"),
-        ("agent.state", "09:08:20", "agent_id=bob", "state=available", "team_id=south"),
-        ("agent.state", "09:10:00", "agent_id=alice", "state=logged_out", "team_id=north"),
-        ("agent.state", "09:10:00", "agent_id=bob", "state=logged_out", "team_id=south"),
+        "call.ended 09:06:15 call_id=1795424700.4 agent_id=alice talk_ms=60000 hangup_by=agent",
+        "agent.state 09:06:15 agent_id=alice state=paused reason=break team_id=north",
+        "call.offered 09:06:40 call_id=1795424800.6 queue_id=support",
+        "call.abandoned 09:07:40 call_id=1795424800.6 wait_ms=60000 reason=no_agent",
+        "agent.state 09:08:20 agent_id=bob state=available team_id=south",
+        "agent.state 09:10:00 agent_id=alice state=logged_out team_id=north",
+        "agent.state 09:10:00 agent_id=bob state=logged_out team_id=south",
     ]
     assert all(e["campaign_id"] == "support" for e in events if e["type"].startswith("call."))
     for number in ("5551234567", "5559876543", "5550001111", "5550002222"):  # callers' ids
@@ -106,7 +97,7 @@ def test_identical_lines_in_one_second_get_distinct_ids() -> None:
 def test_outbound_queue_entry_is_an_answer_with_the_configured_verdict() -> None:
     events, _ = map_all("1795424460|77.1|sales|NONE|ENTERQUEUE||5551234567|1\n")
     assert [brief(e) for e in events] == [
-        ("call.answered", "09:01:00", "call_id=77.1", "answered_by=unknown")]
+        "call.answered 09:01:00 call_id=77.1 answered_by=unknown"]
     assert events[0]["campaign_id"] == "solar"
 
 
@@ -116,18 +107,17 @@ def test_outbound_queue_entry_is_an_answer_with_the_configured_verdict() -> None
 def test_outcall_unanswered(status: str, reason: str) -> None:
     events, _ = map_all(f"1795424460|9.1|sales|PJSIP/1001|OUTCALL|{status}|0|25\n")
     assert [brief(e) for e in events] == [
-        ("call.dialed", "09:00:35", "call_id=9.1", "mode=manual", "agent_id=alice"),
-        ("call.unanswered", "09:01:00", "call_id=9.1", f"reason={reason}", "ring_ms=25000")]
+        "call.dialed 09:00:35 call_id=9.1 mode=manual agent_id=alice",
+        f"call.unanswered 09:01:00 call_id=9.1 reason={reason} ring_ms=25000"]
 
 
 def test_outcall_answered() -> None:
     events, _ = map_all("1795424460|9.1|sales|PJSIP/1001|OUTCALL|ANSWER|40|50\n")
     assert [brief(e) for e in events] == [
-        ("call.dialed", "09:00:10", "call_id=9.1", "mode=manual", "agent_id=alice"),
-        ("call.answered", "09:00:20", "call_id=9.1", "answered_by=unknown", "ring_ms=10000"),
-        ("call.connected", "09:00:20", "call_id=9.1", "agent_id=alice", "team_id=north",
-         "wait_ms=0"),
-        ("call.ended", "09:01:00", "call_id=9.1", "agent_id=alice", "talk_ms=40000")]
+        "call.dialed 09:00:10 call_id=9.1 mode=manual agent_id=alice",
+        "call.answered 09:00:20 call_id=9.1 answered_by=unknown ring_ms=10000",
+        "call.connected 09:00:20 call_id=9.1 agent_id=alice team_id=north wait_ms=0",
+        "call.ended 09:01:00 call_id=9.1 agent_id=alice talk_ms=40000"]
 
 
 def test_vicidial_qm_outbound_call_with_disposition() -> None:
@@ -137,16 +127,13 @@ def test_vicidial_qm_outbound_call_with_disposition() -> None:
         "1795424522|V1|solar|Agent/1001|COMPLETEAGENT|2|60|1\n"
         "1795424540|V1|solar|Agent/1001|CALLSTATUS|SALE\n", dialect="vicidial-qm")
     assert [brief(e) for e in events] == [
-        ("call.answered", "09:01:00", "call_id=V1", "answered_by=unknown"),
-        ("call.connected", "09:01:02", "call_id=V1", "agent_id=alice", "team_id=north",
-         "wait_ms=2000"),
-        ("agent.state", "09:01:02", "agent_id=alice", "state=on_call", "team_id=north"),
-        ("call.ended", "09:02:02", "call_id=V1", "agent_id=alice", "talk_ms=60000",
-         "hangup_by=agent"),
-        ("agent.state", "09:02:02", "agent_id=alice", "state=wrap_up", "team_id=north"),
-        ("call.wrapup", "09:02:20", "call_id=V1", "agent_id=alice", "wrapup_ms=18000",
-         "disposition=sale", "disposition_code=SALE"),
-        ("agent.state", "09:02:20", "agent_id=alice", "state=available", "team_id=north")]
+        "call.answered 09:01:00 call_id=V1 answered_by=unknown",
+        "call.connected 09:01:02 call_id=V1 agent_id=alice team_id=north wait_ms=2000",
+        "agent.state 09:01:02 agent_id=alice state=on_call team_id=north",
+        "call.ended 09:02:02 call_id=V1 agent_id=alice talk_ms=60000 hangup_by=agent",
+        "agent.state 09:02:02 agent_id=alice state=wrap_up team_id=north",
+        "call.wrapup 09:02:20 call_id=V1 agent_id=alice wrapup_ms=18000 disposition=sale disposition_code=SALE",
+        "agent.state 09:02:20 agent_id=alice state=available team_id=north"]
 
 
 def test_members_as_logins_when_configured() -> None:
@@ -170,28 +157,21 @@ def test_pbxware_csv_export() -> None:
     for raw in (DATA / "pbxware_queue_log.csv").read_bytes().splitlines():
         events += [e.event for e in h.handle(raw).events]
     assert [brief(e) for e in events] == [
-        ("agent.state", "09:00:00", "agent_id=alice", "state=available", "team_id=north"),
-        ("call.offered", "09:01:00", "call_id=1795424460.7", "queue_id=support"),
-        ("call.connected", "09:01:10", "call_id=1795424460.7", "agent_id=alice",
-         "team_id=north", "wait_ms=10000"),
-        ("agent.state", "09:01:10", "agent_id=alice", "state=on_call", "team_id=north"),
-        ("call.ended", "09:03:10", "call_id=1795424460.7", "agent_id=alice", "talk_ms=120000",
-         "hangup_by=agent"),
-        ("agent.state", "09:03:10", "agent_id=alice", "state=available", "team_id=north"),
+        "agent.state 09:00:00 agent_id=alice state=available team_id=north",
+        "call.offered 09:01:00 call_id=1795424460.7 queue_id=support",
+        "call.connected 09:01:10 call_id=1795424460.7 agent_id=alice team_id=north wait_ms=10000",
+        "agent.state 09:01:10 agent_id=alice state=on_call team_id=north",
+        "call.ended 09:03:10 call_id=1795424460.7 agent_id=alice talk_ms=120000 hangup_by=agent",
+        "agent.state 09:03:10 agent_id=alice state=available team_id=north",
         # two OUTDIAL retries on one callid: two attempts
-        ("call.dialed", "09:03:20", "call_id=1795424600.8#1", "agent_id=alice", "mode=manual"),
-        ("call.unanswered", "09:03:32", "call_id=1795424600.8#1", "reason=canceled",
-         "ring_ms=12000"),
-        ("call.dialed", "09:03:40", "call_id=1795424600.8#2", "agent_id=alice", "mode=manual"),
-        ("call.answered", "09:03:48", "call_id=1795424600.8#2", "answered_by=unknown",
-         "ring_ms=8000"),
-        ("call.connected", "09:03:48", "call_id=1795424600.8#2", "agent_id=alice",
-         "team_id=north", "wait_ms=0"),
-        ("call.ended", "09:05:00", "call_id=1795424600.8#2", "agent_id=alice", "talk_ms=72000",
-         "hangup_by=customer"),
-        ("call.offered", "09:05:20", "call_id=1795424720.9", "queue_id=support"),
-        ("call.abandoned", "09:06:05", "call_id=1795424720.9", "wait_ms=45000",
-         "reason=customer_hangup"),
+        "call.dialed 09:03:20 call_id=1795424600.8#1 agent_id=alice mode=manual",
+        "call.unanswered 09:03:32 call_id=1795424600.8#1 reason=canceled ring_ms=12000",
+        "call.dialed 09:03:40 call_id=1795424600.8#2 agent_id=alice mode=manual",
+        "call.answered 09:03:48 call_id=1795424600.8#2 answered_by=unknown ring_ms=8000",
+        "call.connected 09:03:48 call_id=1795424600.8#2 agent_id=alice team_id=north wait_ms=0",
+        "call.ended 09:05:00 call_id=1795424600.8#2 agent_id=alice talk_ms=72000 hangup_by=customer",
+        "call.offered 09:05:20 call_id=1795424720.9 queue_id=support",
+        "call.abandoned 09:06:05 call_id=1795424720.9 wait_ms=45000 reason=customer_hangup",
     ]
     assert "5559990000" not in repr(events) and "5551234567" not in repr(events)
     assert events[6]["campaign_id"] == "solar"

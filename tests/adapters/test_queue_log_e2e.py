@@ -10,7 +10,7 @@ import pytest
 
 from stream.contract import format_ts
 from tests.adapters.conftest import MariaDB, adapt_into
-from tests.adapters.scenario import Expected, outbound_queue_log
+from tests.adapters.scenario import INSERT_QUEUE_LOG, Expected, outbound_queue_log, queue_log_row
 from tests.harness import Service, wait_until
 
 pytestmark = pytest.mark.integration
@@ -100,12 +100,7 @@ def test_realtime_table_in_mariadb(pipeline: Service, mariadb: MariaDB, tmp_path
         conn = mariadb.connect("asterisk")
         with conn.cursor() as cur:
             for ln in rows:
-                p = ln.split("|")
-                local = datetime.fromtimestamp(int(p[0]), tz).strftime("%Y-%m-%d %H:%M:%S.000000")
-                data = (p[5:] + [""] * 5)[:5]
-                cur.execute("INSERT INTO queue_log (time, callid, queuename, agent, event, data1,"
-                            " data2, data3, data4, data5) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                            (local, p[1], p[2], p[3], p[4], *data))
+                cur.execute(INSERT_QUEUE_LOG, queue_log_row(ln, tz))
         conn.close()
     half = len(lines) // 2
     insert(lines[:half])

@@ -5,8 +5,10 @@ pipeline with exact KPIs; a re-poll emits nothing new."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from stream.adapters.config import parse_adapter_config
 from stream.adapters.core import Builder
 from stream.adapters.vicidial import VicidialMapper, disposition_of
 from tests.adapters.conftest import MariaDB, adapt_into
+from tests.adapters.golden import event_line
 from tests.adapters.test_queue_log_e2e import kpis
 from tests.adapters.vicidial_schema import DDL
 from tests.harness import Service, wait_until
@@ -25,23 +28,22 @@ def dt(s: int) -> str:
     return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def brief(e: dict) -> tuple:
-    return tuple([e["type"]] + [f"{k}={v}" for k, v in e.items()
-                                if k not in ("event_id", "type", "ts", "campaign_id", "call_id")])
+def brief(e: dict) -> str:
+    return event_line(e, without=("ts", "campaign_id", "call_id"))
 
 
 @pytest.mark.parametrize("status,expected", [
-    ("NA", [("call.dialed", "mode=predictive"), ("call.unanswered", "reason=no_answer")]),
-    ("B", [("call.dialed", "mode=predictive"), ("call.unanswered", "reason=busy")]),
-    ("DC", [("call.dialed", "mode=predictive"), ("call.unanswered", "reason=invalid_number")]),
-    ("CPDREJ", [("call.dialed", "mode=predictive"), ("call.unanswered", "reason=rejected")]),
-    ("AA", [("call.dialed", "mode=predictive"), ("call.answered", "answered_by=machine")]),
-    ("AFAX", [("call.dialed", "mode=predictive"), ("call.answered", "answered_by=fax")]),
-    ("DROP", [("call.dialed", "mode=predictive"), ("call.answered", "answered_by=human"),
-              ("call.abandoned", "wait_ms=5000", "reason=no_agent")]),
+    ("NA", ["call.dialed mode=predictive", "call.unanswered reason=no_answer"]),
+    ("B", ["call.dialed mode=predictive", "call.unanswered reason=busy"]),
+    ("DC", ["call.dialed mode=predictive", "call.unanswered reason=invalid_number"]),
+    ("CPDREJ", ["call.dialed mode=predictive", "call.unanswered reason=rejected"]),
+    ("AA", ["call.dialed mode=predictive", "call.answered answered_by=machine"]),
+    ("AFAX", ["call.dialed mode=predictive", "call.answered answered_by=fax"]),
+    ("DROP", ["call.dialed mode=predictive", "call.answered answered_by=human",
+              "call.abandoned wait_ms=5000 reason=no_agent"]),
     ("DNCL", []),
 ])
-def test_outbound_statuses(status: str, expected: list[tuple]) -> None:
+def test_outbound_statuses(status: str, expected: list[str]) -> None:
     m = VicidialMapper(CONFIG, Builder("vici", "vici1"))
     row = {"uniqueid": "1.1", "call_date": dt(1795424400), "start_epoch": 1795424400,
            "end_epoch": 1795424405, "length_in_sec": 5, "status": status, "user": "VDAD",
@@ -73,15 +75,29 @@ def test_agent_cycle_phases_once_each_as_the_row_changes() -> None:
     row.update(dispo_epoch=t + 150, talk_sec=60, dead_sec=5, dispo_sec=20, status="SALE")
     seen += [brief(e.event) for e in m.map("vicidial_agent_log", row).mapped.events]
     assert seen == [
-        ("agent.state", "agent_id=6001", "state=paused", "reason=lunch"),
-        ("agent.state", "agent_id=6001", "state=available"),
-        ("call.connected", "agent_id=6001", "wait_ms=0"),
-        ("agent.state", "agent_id=6001", "state=on_call"),
-        ("call.ended", "agent_id=6001", "talk_ms=55000"),
-        ("agent.state", "agent_id=6001", "state=wrap_up"),
-        ("call.wrapup", "agent_id=6001", "wrapup_ms=20000", "disposition=sale",
-         "disposition_code=SALE")]
+        "agent.state agent_id=6001 state=paused reason=lunch",
+        "agent.state agent_id=6001 state=available",
+        "call.connected agent_id=6001 wait_ms=0",
+        "agent.state agent_id=6001 state=on_call",
+        "call.ended agent_id=6001 talk_ms=55000",
+        "agent.state agent_id=6001 state=wrap_up",
+        "call.wrapup agent_id=6001 wrapup_ms=20000 disposition=sale disposition_code=SALE"]
 
+
+
+def insert(cur: Any, table: str, **row: Any) -> None:
+    """One row by column name (the other columns keep their defaults)."""
+    cur.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                tuple(row.values()))
+
+
+def kpis_once(pipeline: Service, campaign: str, start: int, end: int,
+              arrived: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The campaign's KPIs once `arrived` says the adapter's events are in, read again a second
+    later (nothing still in flight)."""
+    wait_until(lambda: arrived(kpis(pipeline, campaign, start, end)), 180, pipeline.logs)
+    time.sleep(1)
+    return kpis(pipeline, campaign, start, end)
 
 @pytest.mark.integration
 def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tmp_path: Path) -> None:
@@ -114,12 +130,9 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
     log("9001.3", t0 + 120, "AA", length=12)
     log("9001.4", t0 + 180, "DROP", length=6)
     log("9001.5", t0 + 240, "PU")
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, uniqueid, lead_id) VALUES ('6001', %s, 'E2EVICI', %s, %s, '9001.1', 1)",
-                (dt(t0 - 100), t0 - 100, t0 + 2))
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, uniqueid, lead_id) VALUES ('6002', %s, 'E2EVICI', %s, %s, '9001.5', 1)",
-                (dt(t0 - 100), t0 - 100, t0 + 243))
+    for user, uid, talk in (("6001", "9001.1", t0 + 2), ("6002", "9001.5", t0 + 243)):
+        insert(cur, "vicidial_agent_log", user=user, event_time=dt(t0 - 100), campaign_id="E2EVICI",
+               wait_epoch=t0 - 100, talk_epoch=talk, uniqueid=uid, lead_id=1)
     (tmp_path / "a.toml").write_text('instance = "vici-e2e"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk"), "--config", "a.toml"]
     summary = adapt_into(pipeline, argv, tmp_path)
@@ -139,12 +152,7 @@ def test_vicidial_tables_into_exact_kpis(pipeline: Service, mariadb: MariaDB, tm
     summary = adapt_into(pipeline, argv, tmp_path)  # nothing changed: nothing new
     assert summary["events"] == {}
     conn.close()
-
-    def arrived() -> bool:
-        return kpis(pipeline, "E2EVICI", t0 - 300, t0 + 600)["wrapups"] >= 2
-    wait_until(arrived, 180, pipeline.logs)
-    time.sleep(1)
-    k = kpis(pipeline, "E2EVICI", t0 - 300, t0 + 600)
+    k = kpis_once(pipeline, "E2EVICI", t0 - 300, t0 + 600, lambda k: k["wrapups"] >= 2)
     assert (k["dialed"], k["answered"], k["connected"], k["machine_answered"], k["abandoned"],
             k["agent_connected"], k["handled"], k["conversions"], k["wrapups"]) == (
         5, 4, 3, 1, 1, 2, 2, 1, 2)
@@ -163,18 +171,14 @@ def test_vicidial_in_groups_are_inbound(pipeline: Service, mariadb: MariaDB, tmp
     conn = mariadb.connect("asterisk_in")
     cur = conn.cursor()
     t0 = int(time.time()) - 3 * 3600
-    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
-                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
-                "('E2EINGRP', %s, %s, NULL, 0, 'INBND', 'VDCL', 0, NULL, '7001.1')",
-                (dt(t0), t0))
-    cur.execute("INSERT INTO vicidial_closer_log (campaign_id, call_date, start_epoch, end_epoch,"
-                " length_in_sec, status, user, queue_seconds, term_reason, uniqueid) VALUES "
-                "('E2EINGRP', %s, %s, %s, 30, 'DROP', 'VDCL', 30, 'CALLER', '7001.2')",
-                (dt(t0 + 60), t0 + 60, t0 + 90))
-    cur.execute("INSERT INTO vicidial_agent_log (user, event_time, campaign_id, wait_epoch,"
-                " talk_epoch, dispo_epoch, talk_sec, dispo_sec, status, uniqueid) VALUES "
-                "('6101', %s, 'E2EINGRP', %s, %s, %s, 100, 10, 'SALE', '7001.1')",
-                (dt(t0 - 60), t0 - 60, t0 + 12, t0 + 112))
+    for uid, start, end, seconds, status, term in (("7001.1", t0, None, 0, "INBND", None),
+                                                   ("7001.2", t0 + 60, t0 + 90, 30, "DROP", "CALLER")):
+        insert(cur, "vicidial_closer_log", campaign_id="E2EINGRP", call_date=dt(start),
+               start_epoch=start, end_epoch=end, length_in_sec=seconds, status=status, user="VDCL",
+               queue_seconds=seconds, term_reason=term, uniqueid=uid)
+    insert(cur, "vicidial_agent_log", user="6101", event_time=dt(t0 - 60), campaign_id="E2EINGRP",
+           wait_epoch=t0 - 60, talk_epoch=t0 + 12, dispo_epoch=t0 + 112, talk_sec=100, dispo_sec=10,
+           status="SALE", uniqueid="7001.1")
     (tmp_path / "a.toml").write_text('instance = "vici-in"\ntimezone = "UTC"\n')
     argv = ["vicidial", "--dsn", mariadb.dsn("asterisk_in"), "--config", "a.toml"]
     adapt_into(pipeline, argv, tmp_path)
@@ -183,12 +187,7 @@ def test_vicidial_in_groups_are_inbound(pipeline: Service, mariadb: MariaDB, tmp
     summary = adapt_into(pipeline, argv, tmp_path)
     assert summary["events"] == {}
     conn.close()
-
-    def arrived() -> bool:
-        return kpis(pipeline, "E2EINGRP", t0 - 60, t0 + 300)["offered"] >= 2
-    wait_until(arrived, 180, pipeline.logs)
-    time.sleep(1)
-    k = kpis(pipeline, "E2EINGRP", t0 - 60, t0 + 300)
+    k = kpis_once(pipeline, "E2EINGRP", t0 - 60, t0 + 300, lambda k: k["offered"] >= 2)
     assert (k["offered"], k["inbound_answered"], k["inbound_abandoned"], k["abandoned"],
             k["handled"], k["conversions"]) == (2, 1, 1, 0, 1, 1)
     assert k["avg_speed_of_answer_seconds"] == pytest.approx(12)

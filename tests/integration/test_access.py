@@ -232,3 +232,33 @@ def test_hash_token_command(tmp_path: Path) -> None:
     token = next(line.split(":", 1)[1].strip() for line in made.stdout.splitlines()
                  if line.startswith("token:"))
     assert len(token) >= 32 and f'sha256 = "{hash_token(token)}"' in made.stdout
+
+
+def test_past_rankings_and_series_keep_the_agents_of_a_team_who_logged_out(
+        known: dict[str, Any], tmp_path: Path) -> None:
+    """A team's agents who have logged out since still belong to it in the past (its counters
+    hold their calls): a team supervisor's ranking over the period lists them and their series
+    is readable; agents of other teams stay hidden, logged in or not."""
+    r = redis.Redis.from_url(known["url"], decode_responses=True)
+    live = r.hgetall("ck:live:agents")
+    ours = sorted(a for a, v in known["live"].items() if v.get("team") == OWN_TEAM)
+    others = sorted(a for a, v in known["live"].items()
+                    if v.get("team") != OWN_TEAM and v.get("campaign") != OWN)
+    assert len(ours) >= 2 and others
+    gone = ours + others[:3]  # the end of their shift: off the live board
+    r.hdel("ck:live:agents", *gone)
+    try:
+        answers = fetch_all(known, tmp_path, [
+            ("supervisor", "/api/v1/breakdown?by=agent&window=24h&limit=1000"),
+            ("supervisor", f"/api/v1/series?scope=agent:{ours[0]}&window=today&step=1h"),
+            ("supervisor", f"/api/v1/kpis?scope=agent:{ours[1]}&window=24h"),
+            ("supervisor", f"/api/v1/series?scope=agent:{others[0]}&window=today&step=1h")])
+    finally:
+        r.hset("ck:live:agents", mapping={a: live[a] for a in gone})
+        r.close()
+    (s1, ranking), (s2, series), (s3, kpis), (s4, hidden) = answers
+    assert (s1, s2, s3, s4) == (200, 200, 200, 403), (ranking[:300], series[:300], hidden[:300])
+    rows = {row["id"] for row in json.loads(ranking)["rows"]}
+    assert set(ours) <= rows, sorted(set(ours) - rows)
+    assert not rows & set(others[:3])
+    assert json.loads(series)["points"]

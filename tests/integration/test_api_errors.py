@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 RANGE = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:00:00Z"}
 
 BAD_SCOPES = ["nowhere", "campaign:", "planet:mars", ":x"]
-BAD_WINDOWS = [{"window": "2h"}, {"window": "forever"}, {"window": "15M"}]
+BAD_WINDOWS = [{"window": "2h"}, {"window": "forever"}, {"window": "15M"}, {"window": ""}]
 BAD_RANGES = [
     {"window": "15m", **RANGE},                                        # both
     {"from": RANGE["from"]},                                           # no end

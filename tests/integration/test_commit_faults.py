@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,27 +89,30 @@ def test_a_batch_that_would_overflow_a_counter_leaves_redis_as_it_was(redis_url:
                for rec in caplog.records), [rec.getMessage() for rec in caplog.records]
 
 
-def test_a_counter_of_the_wrong_type_is_refused_before_any_write(redis_url: str) -> None:
-    r = redis.Redis.from_url(redis_url)
-    r.set("wt:t:campaign:c1", "not a hash")
-    before = snapshot(r, "wt:")
-    with pytest.raises(CommitRejected, match="not a hash"):
-        asyncio.run(pipeline(redis_url, "wt:").handle(calls(3)))
-    after = snapshot(r, "wt:")
-    after.pop(b"wt:pipeline", None)
-    assert after == before
+def a_string_for_a_hash(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    r.set(f"{prefix}t:campaign:c1", "not a hash")
 
 
-def test_a_non_numeric_counter_is_refused_before_any_write(redis_url: str) -> None:
-    r = redis.Redis.from_url(redis_url)
-    asyncio.run(pipeline(redis_url, "probe2:").handle(calls(2)))
+def a_word_for_a_count(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    asyncio.run(pipeline(redis_url, "probe2:").handle(calls(2)))  # a real counter's field name
     name = next(f for f in r.hkeys("probe2:t:campaign:c1"))
-    r.hset("nn:t:campaign:c1", name, "twelve")
-    before = snapshot(r, "nn:")
-    with pytest.raises(CommitRejected, match="not a number"):
-        asyncio.run(pipeline(redis_url, "nn:").handle(calls(2)))
-    after = snapshot(r, "nn:")
-    after.pop(b"nn:pipeline", None)
+    r.hset(f"{prefix}t:campaign:c1", name, "twelve")
+
+
+@pytest.mark.parametrize(("spoil", "prefix", "problem"), [
+    (a_string_for_a_hash, "wt:", "not a hash"),
+    (a_word_for_a_count, "nn:", "not a number"),
+])
+def test_a_bad_counter_is_refused_before_any_write(
+        redis_url: str, spoil: Callable[[redis.Redis, str, str], None], prefix: str,
+        problem: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    spoil(r, redis_url, prefix)
+    before = snapshot(r, prefix)
+    with pytest.raises(CommitRejected, match=problem):
+        asyncio.run(pipeline(redis_url, prefix).handle(calls(3)))
+    after = snapshot(r, prefix)
+    after.pop(f"{prefix}pipeline".encode(), None)
     assert after == before
 
 

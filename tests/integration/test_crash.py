@@ -22,7 +22,7 @@ from stream.kpi.contributions import Thresholds
 from stream.state.agent_state import AgentState
 from stream.state.batch import Loaded, process
 from stream.state.call_state import CallState
-from tests.harness import Service, jsonl, make_service, wait_until
+from tests.harness import Service, children_of, jsonl, make_service, wait_until
 
 pytestmark = pytest.mark.integration
 NOW = int(time.time() * 1000)
@@ -147,19 +147,6 @@ def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path: Path) -> None:
         assert first.proc.poll() is None
     finally:
         svc.stop()
-
-
-def children_of(pid: int) -> list[int]:
-    from pathlib import Path
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def assert_exact(svc: Service, events: list[dict]) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, hour_ranges, make_service, same
+from stream.sim import INVALID_REASONS
+from tests.harness import Service, faulty_stretch, kpi_differences, running_service
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -24,20 +23,11 @@ Day = tuple[Service, Reference, int, int]
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
     now = int(time.time() * 1000)
-    sim = Simulator(SimConfig(seed=2026, agents=AGENTS, hours=HOURS, start_ms=now - int(HOURS * HOUR),
-                              faults=FaultConfig.all_on()))
-    deliveries = list(sim)
+    deliveries, stats = faulty_stretch(2026, AGENTS, HOURS, now - int(HOURS * HOUR))
     # Every rejection reason and every delivery fault actually occurs in this day.
-    from stream.sim import INVALID_REASONS
-    assert {f"invalid:{r}" for r in INVALID_REASONS} <= set(sim.stats), sim.stats
-    assert sim.stats["late"] and sim.stats["duplicates"], sim.stats
-    svc = make_service(tmp_path_factory.mktemp("equivalence"))
-    try:
-        svc.start_worker()
-        svc.start_server()
-        published_at = int(time.time() * 1000)
-        svc.publish([d.value for d in deliveries], [d.key for d in deliveries])
-        svc.wait_consumed(len(deliveries), timeout=300)
+    assert {f"invalid:{r}" for r in INVALID_REASONS} <= set(stats), stats
+    with running_service(tmp_path_factory.mktemp("equivalence")) as svc:
+        published_at = svc.feed(deliveries, timeout=300)
         # The whole day arrives as a backlog, consumed unevenly across partitions: no valid
         # agent event may fall outside the kept agent history (docs/architecture.md).
         assert svc.pipeline_counter("beyond_horizon") == 0
@@ -45,8 +35,6 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
         first_hour = (now - int(HOURS * HOUR)) // HOUR * HOUR
         last_hour = int(time.time() * 1000) // HOUR * HOUR
         yield svc, ref, first_hour, last_hour
-    finally:
-        svc.stop()
 
 
 def test_rejections_match(day: Day) -> None:
@@ -56,25 +44,12 @@ def test_rejections_match(day: Day) -> None:
 
 
 def test_every_kpi_every_scope_every_hour(day: Day) -> None:
-    from stream.contract import format_ts
     svc, ref, first_hour, last_hour = day
     scopes = ["center", *ref.scopes()]
     api_scopes = svc.get("/api/v1/scopes")
     assert len(scopes) > 50 and api_scopes["team"] and api_scopes["caller_id"]
-    failures: list[str] = []
-    compared = 0
-    client = httpx.Client(base_url=svc.url, timeout=30)
-    for start, end in hour_ranges(first_hour, last_hour):
-        for scope in scopes:
-            expected = ref.kpis(scope, start, end, now_ms=end)
-            got = client.get("/api/v1/kpis", params={"scope": scope, "from": format_ts(start),
-                                                     "to": format_ts(end)}).json()["kpis"]
-            for name, value in expected.items():
-                compared += 1
-                if name not in got:
-                    failures.append(f"{name} missing from the API")
-                elif not same(got[name], value):
-                    failures.append(f"{name} {scope} [{format_ts(start)}, {format_ts(end)}): "
-                                    f"pipeline {got[name]!r} reference {value!r}")
+    compared, failures = kpi_differences(
+        svc.url, lambda scope, start, end: ref.kpis(scope, start, end, now_ms=end), scopes,
+        first_hour, last_hour)
     assert compared > 10_000
     assert not failures, f"{len(failures)} of {compared} values differ:\n" + "\n".join(failures[:40])

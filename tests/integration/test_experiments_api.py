@@ -10,7 +10,6 @@ often as α says)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ import pytest
 
 from stream.contract import format_ts
 from stream.kpi.experiments import compare, wilson_interval
-from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, make_service
+from tests.config_text import api_token, config_text, toml_table
+from tests.harness import Service, faulty_stretch, running_service
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -32,45 +31,16 @@ AGENTS, HOURS, SEED = 40, 8.0, 2026
 ADMIN, SOLAR, ARMS = "admin-token", "solar-token", "variants-token"
 
 
-def _sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-CONFIG = f"""
-timezone = "UTC"
-
-[[api.tokens]]
-name = "admin"
-sha256 = "{_sha(ADMIN)}"
-
-[[api.tokens]]
-name = "solar supervisor"
-sha256 = "{_sha(SOLAR)}"
-scopes = ["campaign:solar-q4"]
-
-[[api.tokens]]
-name = "experiment analyst"
-sha256 = "{_sha(ARMS)}"
-scopes = ["variant:*"]
-
-[[experiments]]
-name = "script-test"
-variants = ["A", "B"]
-primary_kpi = "conversion_rate"
-minimum_detectable_effect = 0.2
-campaigns = ["solar-q4", "insure-renew", "fiber-upgrade", "b2b-leads", "vip-winback"]
-window = "24h"
-
-[[experiments.guardrails]]
-kpi = "complaint_rate"
-direction = "lower"
-tolerance = 0.5
-
-[[experiments.guardrails]]
-kpi = "aht_seconds"
-direction = "lower"
-tolerance = 0.5
-"""
+CONFIG = config_text(
+    api_token("admin", ADMIN),
+    api_token("solar supervisor", SOLAR, scopes=["campaign:solar-q4"]),
+    api_token("experiment analyst", ARMS, scopes=["variant:*"]),
+    toml_table("experiments", name="script-test", variants=["A", "B"],
+               primary_kpi="conversion_rate", minimum_detectable_effect=0.2,
+               campaigns=["solar-q4", "insure-renew", "fiber-upgrade", "b2b-leads", "vip-winback"],
+               window="24h"),
+    *(toml_table("experiments.guardrails", kpi=kpi, direction="lower", tolerance=0.5)
+      for kpi in ("complaint_rate", "aht_seconds")))
 
 
 class Day:
@@ -96,21 +66,13 @@ def day(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     # every count (ids differ by the start, counts do not) and the verdict is the seed's.
     start = (now - int(HOURS * HOUR)) // HOUR * HOUR
     nine = ((9 - start // HOUR % 24) % 24) * 60
-    sim = Simulator(SimConfig(seed=SEED, agents=AGENTS, hours=HOURS, scenario=scenario,
-                              scenario_at=0.0, start_ms=start, utc_offset_min=nine,
-                              faults=FaultConfig.all_on()))
-    deliveries = list(sim)
-    assert sim.stats["late"] and sim.stats["duplicates"], sim.stats
+    deliveries, _ = faulty_stretch(SEED, AGENTS, HOURS, start, scenario=scenario,
+                                   scenario_at=0.0, utc_offset_min=nine)
     workdir = tmp_path_factory.mktemp(scenario)
     config = Path(workdir) / "callkpi.toml"
     config.write_text(CONFIG)
-    svc = make_service(workdir / "run", {"CALLKPI_CONFIG": str(config)})
-    try:
-        svc.start_worker()
-        svc.start_server()
-        published_at = int(time.time() * 1000)
-        svc.publish([d.value for d in deliveries], [d.key for d in deliveries])
-        svc.wait_consumed(len(deliveries), timeout=600)
+    with running_service(workdir / "run", {"CALLKPI_CONFIG": str(config)}) as svc:
+        published_at = svc.feed(deliveries, timeout=600)
         ref = Reference([d.value for d in deliveries], now_ms=published_at)
         first_hour = start
         last_hour = int(time.time() * 1000) // HOUR * HOUR
@@ -118,8 +80,6 @@ def day(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         d.scenario = scenario  # type: ignore[attr-defined]
         yield d
         d.http.close()
-    finally:
-        svc.stop()
 
 
 def _close(a: float | None, b: float | None) -> bool:

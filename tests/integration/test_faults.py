@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import HOUR_MS, Service, invalid_messages, kpi_differences, make_service, wait_until
+from tests.harness import HOUR_MS, Service, faulty_stretch, invalid_messages, kpi_differences, make_service, wait_until
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -49,10 +48,7 @@ def settled(svc: Service, expected: int, quiet_s: float = 3.0) -> bool:
 def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)
-    sim = Simulator(SimConfig(seed=4242, agents=AGENTS, hours=HOURS, start_ms=start,
-                              faults=FaultConfig.all_on()))
-    deliveries = list(sim)
-    assert sim.stats["late"] and sim.stats["duplicates"], sim.stats
+    deliveries, injected = faulty_stretch(4242, AGENTS, HOURS, start)
     size = len(deliveries) // CHUNKS + 1
     chunks = [deliveries[i:i + size] for i in range(0, len(deliveries), size)]
     bursts = [invalid_messages(now, seed=s) for s in range(2)]
@@ -124,7 +120,7 @@ def test_every_fault_at_once_keeps_every_kpi_exact(tmp_path: Path) -> None:
         counters = svc.pipeline_counters()
         assert counters.get("consumed") == len(sent)
         assert sum(ref.rejected.values()) >= 2 * 48 + sum(
-            n for k, n in sim.stats.items() if k.startswith("invalid:"))
+            n for k, n in injected.items() if k.startswith("invalid:"))
         for reason in {*ref.rejected, *(k[len("rejected:"):] for k in counters
                                         if k.startswith("rejected:"))}:
             assert counters.get(f"rejected:{reason}", 0) == ref.rejected[reason], reason

@@ -3,8 +3,10 @@ fault on, fed straight into the pipeline (a month through the broker is too slow
 whose DST changes twice inside that month (a 23-hour and a 25-hour local day), across a month
 boundary, plus an import of events older than the hour retention (day buckets only).
 
-Series (every step, with comparisons), breakdowns and the best-hour heatmap must equal what the
-reference computes from the raw messages alone.
+Every call is in an A/B test and half of the dials re-call customers of earlier days. Series
+(every step, with comparisons), breakdowns, the best-hour heatmap, the experiment's numbers and
+customer retention (week and month, center and campaigns) must equal what the reference computes
+from the raw messages alone.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ import redis
 
 from stream.cli.embedded import free_port, start_redis
 from stream.kpi.contributions import Thresholds
+from stream.kpi.experiments import Experiment, Guardrail, compare
 from stream.kpi.windows import WindowError
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.readers.api import ApiContext, BadRequest, breakdown_payload, series_payload
+from stream.readers.experiments import experiments_payload
 from stream.readers.query import Query
-from stream.sim import FaultConfig, SimConfig, generate
+from stream.readers.retention import retention_payload
+from stream.sim import FaultConfig, SimConfig, Simulator
+from stream.sim.model import CAMPAIGNS
 from stream.store.redis_store import Store
-from tests.reference.calculator import Reference
+from tests.reference.calculator import Reference, period_starts
 from tests.zones import dst_zone
 
 pytestmark = pytest.mark.integration
@@ -85,16 +91,27 @@ def with_code(value: bytes) -> bytes:
     return json.dumps(d).encode()
 
 
+REPEAT_LEADS = 0.5
+"""The share of dials re-calling a customer of an earlier day: customers who buy in more than
+one week and month."""
+
+
 def messages() -> list[RawMessage]:
+    """The runs as one center: each run re-calls the customers of the runs before it, and every
+    call is in the A/B test (variant A or B, B with a real effect on conversion)."""
     offsets = [0] * 4
     out: list[RawMessage] = []
+    customers: dict[str, None] = {}
     for seed, (start, hours) in enumerate(runs(), 1):
-        cfg = SimConfig(seed=seed, agents=3, hours=hours, start_ms=start, teams_of=2,
-                        faults=FaultConfig.all_on())
-        for d in generate(cfg):
+        sim = Simulator(SimConfig(seed=seed, agents=3, hours=hours, start_ms=start, teams_of=2,
+                                  faults=FaultConfig.all_on(), scenario="ab_test",
+                                  scenario_at=0.0, repeat_lead_rate=REPEAT_LEADS,
+                                  earlier_leads=tuple(customers)))
+        for d in sim:
             p = zlib.crc32(d.key or b"") % 4
             out.append(RawMessage(TOPIC, p, offsets[p], with_code(d.value), d.deliver_ms))
             offsets[p] += 1
+        customers.update(dict.fromkeys(sim.customers))
     return out
 
 
@@ -107,7 +124,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Referen
     async def feed() -> None:
         async def dead_letter(key: bytes, value: bytes) -> None:
             return None
-        p = Pipeline(Store(url, "hist:", ZONE), dead_letter, Thresholds(),
+        p = Pipeline(Store(url, "hist:", ZONE), dead_letter, Thresholds(timezone=ZONE),
                      state_horizon_ms=72 * H, clock=lambda: NOW_S)
         for i in range(0, len(msgs), 1000):
             await p.handle(msgs[i:i + 1000])
@@ -119,18 +136,18 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Referen
         server.stop()
 
 
-def ctx_of(url: str) -> ApiContext:
+def ctx_of(url: str, now_s: float = NOW_S) -> ApiContext:
     store = Store(url, "hist:", ZONE)
     return ApiContext(store=store, query=Query(store, ZONE), tz=ZONE, call_expiry_ms=4 * H,
-                      clock=lambda: NOW_S)
+                      clock=lambda: now_s)
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _call(url: str, fn: Any, params: dict[str, str]) -> Any:
-    ctx = ctx_of(url)
+async def _call(url: str, fn: Any, params: dict[str, str], now_ms: int = NOW_MS) -> Any:
+    ctx = ctx_of(url, now_ms / 1000)
     try:
         return await fn(ctx, params)
     finally:
@@ -308,3 +325,86 @@ def test_disposition_codes_equal_the_reference(fed: tuple[str, Reference]) -> No
         assert counts == sorted(counts, reverse=True)
         for c in out["codes"]:
             assert same(c["share"], c["wrapups"] / want["wrapups"])
+
+
+def _set_kept(period: str, start_ms: int) -> bool:
+    """Whether the store still keeps a period's set of buying leads at NOW: two periods after
+    its end plus a week (`stream.kpi.retention.keep_until_ms`; here in local days, which the
+    week's margin covers)."""
+    end = period_starts(period, start_ms, ZONE)[2]
+    two_later = period_starts(period, period_starts(period, end, ZONE)[2], ZONE)[2]
+    return two_later + 7 * D > NOW_MS
+
+
+def test_retention_per_week_and_month_equals_the_reference(fed: tuple[str, Reference]) -> None:
+    """Repeat leads over the month (and the imports before it): buying, repeat and previous
+    buying customers of the center and each campaign, per local week and month, as the API
+    answers them now, a week ago and in the previous month, equal the reference's sets."""
+    url, ref = fed
+    month_start = period_starts("month", NOW_MS, ZONE)[1]
+    clocks = (NOW_MS, NOW_MS - 7 * D, month_start - 60_000, local(MONTH_START, 12))
+    checked = repeats = 0
+    for scope in ("center", *(f"campaign:{c}" for c in ref.ids("campaign"))):
+        for period in ("week", "month"):
+            for at in clocks:
+                body = run(_call(url, retention_payload, {"scope": scope, "period": period},
+                                 now_ms=at))
+                for key in ("current", "previous"):
+                    row = body[key]
+                    start = ms(row["from"])
+                    if not _set_kept(period, period_starts(period, start, ZONE)[0]):
+                        continue  # the set before it has expired (the reference keeps all)
+                    want = ref.retention(scope, period, start, ZONE)
+                    assert {k: row[k] for k in want} == want, (scope, period, key, row["from"])
+                    checked += 1
+                    repeats += want["repeat_customers"]
+    assert checked >= 40 and repeats >= 10, (checked, repeats)
+    assert "L1-" not in json.dumps(body)  # counts only, no lead
+
+
+EXPERIMENT = Experiment(
+    name="script-test", variants=("A", "B"), control="A", primary_kpi="conversion_rate",
+    minimum_detectable_effect=0.2, campaigns=tuple(sorted(c.id for c in CAMPAIGNS)),
+    guardrails=(Guardrail("aht_seconds", "lower", 0.5), Guardrail("abandon_rate", "lower", 0.5)))
+
+
+def check_experiment(url: str, ref: Reference, params: dict[str, str]) -> dict[str, Any]:
+    out = run(_call(url, lambda ctx, p: experiments_payload(ctx, (EXPERIMENT,), p), params))
+    e = out["experiments"][0]
+    start, end = ms(e["from"]), ms(e["to"])
+    arms = ref.conversion_arms(EXPERIMENT.variants, start, end)
+    rows = {v["variant"]: v for v in e["variants"]}
+    for variant, (s, n) in arms.items():
+        assert (rows[variant]["successes"], rows[variant]["trials"]) == (s, n), (variant, params)
+    cmp = compare(arms["A"], arms["B"], EXPERIMENT.minimum_detectable_effect)
+    b = rows["B"]
+    assert same(b["rate"], cmp.rate) and same(b["lift"], cmp.lift), params
+    assert same(b["p_value"], cmp.p_value) and b["test"] == cmp.test
+    assert b["needed_per_arm"] == cmp.needed_per_arm
+    for variant in EXPERIMENT.variants:
+        want = ref.kpis(f"variant:{variant}", start, end, now_ms=NOW_MS)
+        for g in rows[variant]["guardrails"]:
+            assert same(g["value"], want[g["kpi"]]), (variant, g["kpi"], params)
+    return e
+
+
+def test_experiment_over_the_month_equals_the_reference(fed: tuple[str, Reference]) -> None:
+    """The A/B test's numbers over the simulated month (both DST changes and the month boundary
+    inside), each calendar window and each DST day equal the reference's arms."""
+    url, ref = fed
+    month = check_experiment(url, ref, {"from": str(local(TODAY - timedelta(days=33))),
+                                        "to": str(local(TODAY))})
+    control, b = month["variants"]
+    assert control["trials"] > 500 and b["trials"] > 500
+    assert b["lift"] > 0.2 and b["p_value"] < 0.05, b  # the simulated effect is found
+    check_experiment(url, ref, {})  # its own window (30d)
+    for window in ("last_week", "week", "month", "30d"):
+        check_experiment(url, ref, {"window": window})
+    for d in (TODAY - timedelta(days=20), TODAY - timedelta(days=9)):
+        check_experiment(url, ref, {"from": str(local(d)), "to": str(local(d + timedelta(days=1)))})
+    check_experiment(url, ref, {"from": str(local(MONTH_START, -3)),
+                                "to": str(local(MONTH_START, 3))})
+    # Older than the hour buckets: whole local days from the day buckets (the imports).
+    check_experiment(url, ref, {"window": "last_month"})
+    check_experiment(url, ref, {"from": str(local(TODAY - timedelta(days=91))),
+                                "to": str(local(TODAY))})

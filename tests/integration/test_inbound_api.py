@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stream.contract import format_ts
-from tests.harness import make_service
+from tests.harness import running_service
 from tests.reference.calculator import Reference
 from tests.reference.test_calculator import T0, inbound_scenario
 
@@ -25,10 +25,7 @@ def test_inbound_codes_and_variants_through_the_api(tmp_path: Path) -> None:
     events = [dict(d, ts=d["ts"] - T0 + start) for d in inbound_scenario()]
     raws = [json.dumps(d).encode() for d in events]
     ref = Reference(raws, now_ms=now)
-    svc = make_service(tmp_path)
-    try:
-        svc.start_worker()
-        svc.start_server()
+    with running_service(tmp_path) as svc:
         svc.publish(raws)
         svc.wait_consumed(len(raws), timeout=300)
         assert "B" in svc.get("/api/v1/scopes")["variant"]
@@ -48,5 +45,3 @@ def test_inbound_codes_and_variants_through_the_api(tmp_path: Path) -> None:
                              "--to", window["to"]])
         assert table.returncode == 0, table.stderr
         assert "wrapups_by_code" in table.stdout and "NI 1" in table.stdout
-    finally:
-        svc.stop()

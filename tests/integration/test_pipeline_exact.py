@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import Service, jsonl, make_service, topic_records
+from tests.harness import Service, jsonl, running_service, topic_records
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -76,10 +76,7 @@ def crafted() -> tuple[list[bytes], dict]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = make_service(tmp_path_factory.mktemp("exact"))
-    try:
-        svc.start_worker()
-        svc.start_server()
+    with running_service(tmp_path_factory.mktemp("exact")) as svc:
         messages, _ = crafted()
         events_file = svc.infra.workdir / "crafted.jsonl"
         events_file.write_bytes(b"\n".join(messages) + b"\n")
@@ -87,8 +84,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         assert replay.returncode == 0 and f"published {len(messages)} events" in replay.stdout
         svc.wait_consumed(len(messages))
         yield svc
-    finally:
-        svc.stop()
 
 
 def kpis(svc: Service, scope: str, start: int = T0, end: int = T0 + 10 * MIN) -> dict:

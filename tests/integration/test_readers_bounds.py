@@ -203,37 +203,3 @@ def test_late_agent_state_never_makes_a_total_go_down(service: tuple[str, Feed])
     assert after[retracted] - before.get(retracted, 0) == 5 * 60
     # what a recording rule computes: increase(total) - increase(retracted) = the net change
     assert (after[key] - before[key]) - (after[retracted] - before.get(retracted, 0)) == -5 * 60
-
-
-def test_week_target_in_kolkata_says_it_cannot_be_answered(service: tuple[str, Feed]) -> None:
-    """Asia/Kolkata's week starts at Sunday 18:30 UTC; from Tuesday evening the minute buckets
-    of 18:30-19:00 are gone. The target is then no_data with the reason, not a short value; a
-    whole-hour zone's week target is evaluated as always."""
-    from zoneinfo import ZoneInfo
-
-    from stream.kpi.config_file import parse_config
-    from stream.kpi.targets import window_range
-    from stream.readers.api import ApiContext
-    from stream.readers.business import Business
-    from stream.readers.query import Query
-
-    _, feed = service
-    config = parse_config('[[targets]]\nname = "Handled this week"\nkpi = "dialed"\n'
-                          'scope = "center"\nwindow = "week"\ngoal = 10\n', kpi_names=None)
-
-    async def rows(zone: str) -> list[dict]:
-        tz = ZoneInfo(zone)
-        store = Store(feed.url)
-        ctx = ApiContext(store=store, query=Query(store, tz), tz=tz, call_expiry_ms=1_800_000)
-        start, _ = window_range("week", NOW, tz)
-        ctx.clock = lambda: max(NOW, start + 3 * 86_400_000) / 1000  # at least 3 days in
-        try:
-            return await Business(ctx, config).targets(ctx.now_ms())
-        finally:
-            await store.close()
-
-    [kolkata] = asyncio.run(rows("Asia/Kolkata"))
-    assert kolkata["status"] == "no_data" and kolkata["value"] is None
-    assert "whole hour" in kolkata["error"]
-    [utc] = asyncio.run(rows("UTC"))
-    assert "error" not in utc and utc["value"] is not None

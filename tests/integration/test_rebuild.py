@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import HOUR_MS, Service, api_kpis, kpi_differences, make_service, wait_until
+from tests.harness import HOUR_MS, Service, api_kpis, faulty_stretch, kpi_differences, make_service, wait_until
 from tests.reference.calculator import RefConfig, Reference
 
 pytestmark = pytest.mark.integration
@@ -64,9 +63,7 @@ def assert_equals_reference(url: str, ref: Reference, first_hour: int, last_hour
 def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     start = now - int(HOURS * HOUR_MS)
-    sim = Simulator(SimConfig(seed=99, agents=AGENTS, hours=HOURS, start_ms=start,
-                              faults=FaultConfig.all_on()))
-    deliveries = list(sim)
+    deliveries, _ = faulty_stretch(99, AGENTS, HOURS, start)
     values, keys = [d.value for d in deliveries], [d.key for d in deliveries]
     first, second = int(len(values) * 0.6), int(len(values) * 0.9)
     svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "500"})

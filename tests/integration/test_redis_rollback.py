@@ -17,8 +17,7 @@ import pytest
 import redis
 
 from stream.cli.embedded import start_redis
-from stream.sim import FaultConfig, SimConfig, Simulator
-from tests.harness import Service, hour_ranges, jsonl, make_service, same, wait_until
+from tests.harness import Service, faulty_stretch, hour_ranges, jsonl, make_service, same, wait_until
 from tests.integration.test_crash import oracle, store_totals, stream
 from tests.reference.calculator import Reference
 
@@ -47,28 +46,26 @@ def restart_redis_from(svc: Service, snapshot: Path) -> None:
 def test_redis_restored_to_an_older_snapshot_loses_nothing(tmp_path: Path) -> None:
     now = int(time.time() * 1000)
     hours = 3.0
-    sim = Simulator(SimConfig(seed=909, agents=20, hours=hours, start_ms=now - int(hours * HOUR),
-                              faults=FaultConfig.all_on()))
-    deliveries = list(sim)
+    deliveries, _ = faulty_stretch(909, 20, hours, now - int(hours * HOUR))
     third = len(deliveries) // 3
     chunks = [deliveries[:third], deliveries[third:2 * third], deliveries[2 * third:]]
     svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300"})
     try:
         r = two_workers(svc)
         published_at = int(time.time() * 1000)
-        svc.publish([d.value for d in chunks[0]], [d.key for d in chunks[0]])
+        svc.publish_deliveries(chunks[0])
         svc.wait_consumed(len(chunks[0]), timeout=240)
         time.sleep(1)
         r.save()
         snapshot = tmp_path / "snapshot.rdb"
         shutil.copy(svc.infra.workdir / "dump.rdb", snapshot)
         at_snapshot = svc.pipeline_counter("consumed")
-        svc.publish([d.value for d in chunks[1]], [d.key for d in chunks[1]])
+        svc.publish_deliveries(chunks[1])
         svc.wait_consumed(len(chunks[0]) + len(chunks[1]), timeout=240)
         time.sleep(3)  # Kafka's committed offsets move past the snapshot
         restart_redis_from(svc, snapshot)
         assert svc.pipeline_counter("consumed") == at_snapshot  # the rollback happened
-        svc.publish([d.value for d in chunks[2]], [d.key for d in chunks[2]])
+        svc.publish_deliveries(chunks[2])
         svc.wait_consumed(len(deliveries), timeout=200)
         time.sleep(2)
         assert svc.pipeline_counter("consumed") == len(deliveries)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from tests.harness import jsonl, make_service
+from tests.harness import jsonl, running_service
 from tests.reference.calculator import Reference
 
 pytestmark = pytest.mark.integration
@@ -76,10 +76,7 @@ def test_retention_equals_the_reference(tmp_path: Path) -> None:
              "campaign_id": "camp-b", "lead_id": "L8"}]
     config = tmp_path / "callkpi.toml"
     config.write_text('timezone = "America/New_York"\n')
-    svc = make_service(tmp_path / "run", {"CALLKPI_CONFIG": str(config)})
-    try:
-        svc.start_worker()
-        svc.start_server()
+    with running_service(tmp_path / "run", {"CALLKPI_CONFIG": str(config)}) as svc:
         svc.publish(jsonl(first))
         svc.wait_consumed(len(first), timeout=180)
         svc.publish(jsonl(late))
@@ -108,5 +105,3 @@ def test_retention_equals_the_reference(tmp_path: Path) -> None:
         keys = list(r.scan_iter("ck:ret:*"))
         assert keys and all(r.pttl(k) > 14 * 24 * HOUR for k in keys)
         r.close()
-    finally:
-        svc.stop()

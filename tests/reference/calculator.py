@@ -284,6 +284,21 @@ def _first(events: list[dict]) -> dict | None:
     return min(events, key=lambda e: (e["ts"], e["event_id"])) if events else None
 
 
+def period_starts(period: str, at_ms: int, tz: Any) -> list[int]:
+    """The starts (epoch ms) of the local calendar week (from Monday) or month before the one
+    containing `at_ms`, of that one and of the next one."""
+    local = datetime.fromtimestamp(at_ms / 1000, tz).date()
+    if period == "week":
+        first = local - timedelta(days=local.weekday())
+        starts = [first + timedelta(days=7 * k) for k in (-1, 0, 1)]
+    else:
+        first = local.replace(day=1)
+        before = (first - timedelta(days=1)).replace(day=1)
+        after = (first + timedelta(days=32)).replace(day=1)
+        starts = [before, first, after]
+    return [int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() * 1000) for d in starts]
+
+
 class Reference:
     def __init__(self, raw_messages: Iterable[bytes], *, now_ms: int, config: RefConfig | None = None):
         self.config = config = config or RefConfig()
@@ -567,16 +582,7 @@ class Reference:
     def retention(self, scope: str, period: str, at_ms: int, tz: Any) -> dict[str, Any]:
         """buying_customers, repeat_customers and retention_rate of the local calendar week
         (from Monday) or month containing `at_ms`, as sets."""
-        local = datetime.fromtimestamp(at_ms / 1000, tz).date()
-        if period == "week":
-            first = local - timedelta(days=local.weekday())
-            starts = [first + timedelta(days=7 * k) for k in (-1, 0, 1)]
-        else:
-            first = local.replace(day=1)
-            before = (first - timedelta(days=1)).replace(day=1)
-            after = (first + timedelta(days=32)).replace(day=1)
-            starts = [before, first, after]
-        ms = [int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp() * 1000) for d in starts]
+        ms = period_starts(period, at_ms, tz)
         now, prev = self.buyers(scope, ms[1], ms[2]), self.buyers(scope, ms[0], ms[1])
         return {"buying_customers": len(now), "repeat_customers": len(now & prev),
                 "previous_buying_customers": len(prev),

@@ -10,6 +10,7 @@ import pytest
 
 from stream.kpi.config_file import ConfigError, ServiceConfig, load_config, parse_config
 from stream.kpi.experiments import Experiment, Guardrail, experiment_kpis
+from tests.config_text import Value, toml_table
 from tests.unit.test_config_file import EXAMPLE, marked_line
 
 KPIS = experiment_kpis()
@@ -68,113 +69,50 @@ def test_the_example_file_declares_an_experiment():
     assert c.experiments and c.experiments[0].primary_kpi == "conversion_rate"
 
 
-BASE = """
-    [[experiments]]
-    name = "ab"
-    variants = ["A", "B"]
-    primary_kpi = "conversion_rate"
-    minimum_detectable_effect = 0.1
-    """
+def experiment(mark: str | None = None, **fields: Value) -> str:
+    """The smallest valid experiment with `fields` over it; `mark` as in toml_table."""
+    return toml_table("experiments", mark, **{
+        "name": "ab", "variants": ["A", "B"], "primary_kpi": "conversion_rate",
+        "minimum_detectable_effect": 0.1, **fields})
+
+
+def guardrail(mark: str | None = None, **fields: Value) -> str:
+    return toml_table("experiments.guardrails", mark, **{
+        "kpi": "complaint_rate", "direction": "lower", "tolerance": 0.1, **fields})
+
+
 ERRORS = [
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A", "B"]
-     primary_kpi = "aht_seconds"  # <-
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].primary_kpi: 'aht_seconds' is not a ratio of counts"),
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A", "B"]
-     primary_kpi = "occupancy"  # <-
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].primary_kpi: 'occupancy' is not a ratio of counts"),
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A", "B"]
-     primary_kpi = "conversoin_rate"  # <-
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].primary_kpi: unknown KPI 'conversoin_rate' (did you mean "
-          "'conversion_rate'?)"),
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A"]  # <-
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].variants: an experiment needs at least two variants"),
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A", "B"]
-     control = "C"  # <-
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].control: the control 'C' is not one of the variants A, B"),
-    ("""
-     [[experiments]]
-     name = "ab"
-     variants = ["A", "B"]
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 10.5  # <-
-     """, "experiments[0].minimum_detectable_effect: must be a relative change in (0, 10]"),
-    ("""
-     [[experiments]]  # <-
-     name = "ab"
-     variants = ["A", "B"]
-     primary_kpi = "conversion_rate"
-     """, "experiments[0]: an experiment needs minimum_detectable_effect = ..."),
-    (BASE + """
-     window = "fortnight"  # <-
-     """, "experiments[0].window: unknown window 'fortnight'"),
-    (BASE + """
-     colour = "red"  # <-
-     """, "experiments[0].colour: unknown key 'colour'"),
-    (BASE + """
-     start = 2026-12-01T10:00:00Z
-     end = 2026-12-01T09:00:00Z  # <-
-     """, "experiments[0].end: the end must be after the start"),
-    (BASE + """
-     [[experiments.guardrails]]
-     kpi = "complaint_rate"
-     direction = "down"  # <-
-     tolerance = 0.1
-     """, "experiments[0].guardrails[0].direction: must be 'higher' (more is better) or 'lower'"),
-    (BASE + """
-     [[experiments.guardrails]]
-     kpi = "complaint_rate"
-     direction = "lower"
-     tolerance = -0.1  # <-
-     """, "experiments[0].guardrails[0].tolerance: must be ≥ 0"),
-    (BASE + """
-     [[experiments.guardrails]]
-     kpi = "cost_per_call"  # <-
-     direction = "lower"
-     tolerance = 0.1
-     """, "experiments[0].guardrails[0].kpi: unknown KPI 'cost_per_call'"),
-    (BASE + """
-     [[experiments]]
-     name = "ab2"
-     variants = ["B", "C"]  # <-
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 0.1
-     """, "experiments[1].variants: variant 'B' is already an arm of experiment 'ab'"),
-    (BASE + """
-     [[experiments]]
-     name = "ab"  # <-
-     variants = ["C", "D"]
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 0.1
-     """, "experiments[1].name: duplicate experiment name 'ab'"),
-    ("""
-     [[experiments]]
-     name = "a b"  # <-
-     variants = ["A", "B"]
-     primary_kpi = "conversion_rate"
-     minimum_detectable_effect = 0.1
-     """, "experiments[0].name: bad experiment name 'a b'"),
+    (experiment("primary_kpi", primary_kpi="aht_seconds"),
+     "experiments[0].primary_kpi: 'aht_seconds' is not a ratio of counts"),
+    (experiment("primary_kpi", primary_kpi="occupancy"),
+     "experiments[0].primary_kpi: 'occupancy' is not a ratio of counts"),
+    (experiment("primary_kpi", primary_kpi="conversoin_rate"),
+     "experiments[0].primary_kpi: unknown KPI 'conversoin_rate' (did you mean "
+     "'conversion_rate'?)"),
+    (experiment("variants", variants=["A"]),
+     "experiments[0].variants: an experiment needs at least two variants"),
+    (experiment("control", control="C"),
+     "experiments[0].control: the control 'C' is not one of the variants A, B"),
+    (experiment("minimum_detectable_effect", minimum_detectable_effect=10.5),
+     "experiments[0].minimum_detectable_effect: must be a relative change in (0, 10]"),
+    (experiment("experiments", minimum_detectable_effect=None),
+     "experiments[0]: an experiment needs minimum_detectable_effect = ..."),
+    (experiment("window", window="fortnight"), "experiments[0].window: unknown window 'fortnight'"),
+    (experiment("colour", colour="red"), "experiments[0].colour: unknown key 'colour'"),
+    (experiment("end", start=datetime(2026, 12, 1, 10, tzinfo=UTC),
+                end=datetime(2026, 12, 1, 9, tzinfo=UTC)),
+     "experiments[0].end: the end must be after the start"),
+    (experiment() + guardrail("direction", direction="down"),
+     "experiments[0].guardrails[0].direction: must be 'higher' (more is better) or 'lower'"),
+    (experiment() + guardrail("tolerance", tolerance=-0.1),
+     "experiments[0].guardrails[0].tolerance: must be ≥ 0"),
+    (experiment() + guardrail("kpi", kpi="cost_per_call"),
+     "experiments[0].guardrails[0].kpi: unknown KPI 'cost_per_call'"),
+    (experiment() + experiment("variants", name="ab2", variants=["B", "C"]),
+     "experiments[1].variants: variant 'B' is already an arm of experiment 'ab'"),
+    (experiment() + experiment("name", variants=["C", "D"]),
+     "experiments[1].name: duplicate experiment name 'ab'"),
+    (experiment("name", name="a b"), "experiments[0].name: bad experiment name 'a b'"),
 ]
 
 

@@ -7,10 +7,13 @@ The DSN is `mysql://user:password@host:port/database` (also `mariadb://`) or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -94,7 +97,37 @@ def row_bytes(row: dict[str, Any]) -> bytes:
     return json.dumps(row, default=str, sort_keys=True).encode()
 
 
-class TablePoll:
+class Poller:
+    """What the pollers share: one connection, `stop`, and reading pass after pass; after a pass
+    that reached the end of what there is, a one-shot poll ends and a following one says IDLE
+    and waits."""
+
+    poll_s: float
+    follow: bool
+    _stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _pass(self, conn: Any) -> Generator[Item, None, bool]:
+        """Yield one pass's items; return whether it caught up."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Item | object]:
+        with closing(self._connect()) as conn:
+            while not self._stop:
+                caught_up = yield from self._pass(conn)
+                if caught_up:
+                    if not self.follow:
+                        return
+                    yield IDLE
+                    time.sleep(self.poll_s)
+
+
+class TablePoll(Poller):
     """Rows by an increasing integer key (the realtime queue_log's `id`).
 
     An autoincrement id is taken at insert but becomes visible at commit, so concurrent writers
@@ -113,48 +146,38 @@ class TablePoll:
         self.last: int | None = position.get("last", None)
         self.seen: set[int] = set(position.get("seen", []))
         self.poll_s, self.page, self.follow, self.gap_window = poll_s, page, follow, gap_window
-        self._stop = False
-
-    def stop(self) -> None:
-        self._stop = True
 
     def checkpoint_position(self) -> dict[str, Any]:
         return {"last": self.last, "seen": sorted(self.seen)}
 
-    def __iter__(self) -> Iterator[Item | object]:
-        db = Database(self.dsn)
+    def _connect(self) -> Database:
+        return Database(self.dsn)
+
+    def _pass(self, db: Database) -> Generator[Item, None, bool]:
         table, key = db.q(self.table), db.q(self.key)
-        try:
-            while not self._stop:
-                low = None if self.last is None else self.last - self.gap_window
-                if low is None:
-                    rows = db.rows(f"SELECT * FROM {table} ORDER BY {key} LIMIT %s", (self.page,))
-                else:
-                    rows = db.rows(f"SELECT * FROM {table} WHERE {key} > %s ORDER BY {key} "
-                                   "LIMIT %s", (low, self.page + len(self.seen)))
-                fresh = 0
-                for row in rows:
-                    k = int(row[self.key])
-                    if k in self.seen:
-                        continue
-                    fresh += 1
-                    self.seen.add(k)
-                    if self.last is None or k > self.last:
-                        self.last = k
-                    yield Item(row_bytes(row), row, {"last": self.last, "id": k})
-                if self.last is not None:
-                    floor = self.last - self.gap_window
-                    self.seen = {k for k in self.seen if k > floor}
-                if fresh < self.page:
-                    if not self.follow:
-                        return
-                    yield IDLE
-                    time.sleep(self.poll_s)
-        finally:
-            db.close()
+        low = None if self.last is None else self.last - self.gap_window
+        if low is None:
+            rows = db.rows(f"SELECT * FROM {table} ORDER BY {key} LIMIT %s", (self.page,))
+        else:
+            rows = db.rows(f"SELECT * FROM {table} WHERE {key} > %s ORDER BY {key} "
+                           "LIMIT %s", (low, self.page + len(self.seen)))
+        fresh = 0
+        for row in rows:
+            k = int(row[self.key])
+            if k in self.seen:
+                continue
+            fresh += 1
+            self.seen.add(k)
+            if self.last is None or k > self.last:
+                self.last = k
+            yield Item(row_bytes(row), row, {"last": self.last, "id": k})
+        if self.last is not None:
+            floor = self.last - self.gap_window
+            self.seen = {k for k in self.seen if k > floor}
+        return fresh < self.page
 
 
-class WindowPoll:
+class WindowPoll(Poller):
     """Polling a table whose rows have a time but no increasing id (the `cdr` table: `start`
     or FreePBX's `calldate`). A CDR row is inserted when its call ends, with the call's start
     time, so a long call's row lands behind rows already read: each poll re-reads the last
@@ -171,10 +194,8 @@ class WindowPoll:
         position = position or {}
         self.cursor: str | None = position.get("cursor")
         self.seen: dict[str, str] = dict(position.get("seen", {}))
-        self._stop = False
-
-    def stop(self) -> None:
-        self._stop = True
+        self._caught_up = self.cursor is not None  # a resumed poll re-reads the lookback first
+        self._column: str | None = None
 
     def _time_column(self, db: Database) -> str:
         names = {c.lower(): c for c in db.columns(self.table)}
@@ -188,45 +209,38 @@ class WindowPoll:
         each item carries only the cursor."""
         return {"cursor": self.cursor, "seen": dict(self.seen)}
 
-    def __iter__(self) -> Iterator[Item | object]:
-        import hashlib
-        from datetime import datetime, timedelta
-        db = Database(self.dsn)
-        try:
-            col = self._time_column(db)
-            table, qcol = db.q(self.table), db.q(col)
-            caught_up = self.cursor is not None  # a resumed poll re-reads the lookback first
-            while not self._stop:
-                since = None if self.cursor is None else datetime.fromisoformat(self.cursor)
-                if since is not None and caught_up:
-                    since -= timedelta(seconds=self.lookback_s)
-                if since is None:
-                    rows = db.rows(f"SELECT * FROM {table} ORDER BY {qcol} LIMIT %s", (self.page,))
-                else:
-                    rows = db.rows(f"SELECT * FROM {table} WHERE {qcol} >= %s ORDER BY {qcol} "
-                                   "LIMIT %s", (since, self.page))
-                fresh = 0
-                for row in rows:
-                    raw = row_bytes(row)
-                    key = hashlib.sha1(raw).hexdigest()[:20]
-                    t = row[col]
-                    t_text = t.isoformat() if hasattr(t, "isoformat") else str(t)
-                    if key in self.seen:
-                        continue
-                    fresh += 1
-                    self.seen[key] = t_text
-                    if self.cursor is None or t_text > self.cursor:
-                        self.cursor = t_text
-                    yield Item(raw, row, {"cursor": self.cursor})
-                if self.cursor is not None:
-                    floor = (datetime.fromisoformat(self.cursor)
-                             - timedelta(seconds=self.lookback_s)).isoformat()
-                    self.seen = {k: v for k, v in self.seen.items() if v >= floor}
-                caught_up = len(rows) < self.page or not fresh
-                if caught_up:
-                    if not self.follow:
-                        return
-                    yield IDLE
-                    time.sleep(self.poll_s)
-        finally:
-            db.close()
+    def _connect(self) -> Database:
+        return Database(self.dsn)
+
+    def _pass(self, db: Database) -> Generator[Item, None, bool]:
+        if self._column is None:
+            self._column = self._time_column(db)
+        col = self._column
+        table, qcol = db.q(self.table), db.q(col)
+        since = None if self.cursor is None else datetime.fromisoformat(self.cursor)
+        if since is not None and self._caught_up:
+            since -= timedelta(seconds=self.lookback_s)
+        if since is None:
+            rows = db.rows(f"SELECT * FROM {table} ORDER BY {qcol} LIMIT %s", (self.page,))
+        else:
+            rows = db.rows(f"SELECT * FROM {table} WHERE {qcol} >= %s ORDER BY {qcol} "
+                           "LIMIT %s", (since, self.page))
+        fresh = 0
+        for row in rows:
+            raw = row_bytes(row)
+            key = hashlib.sha1(raw).hexdigest()[:20]
+            t = row[col]
+            t_text = t.isoformat() if hasattr(t, "isoformat") else str(t)
+            if key in self.seen:
+                continue
+            fresh += 1
+            self.seen[key] = t_text
+            if self.cursor is None or t_text > self.cursor:
+                self.cursor = t_text
+            yield Item(raw, row, {"cursor": self.cursor})
+        if self.cursor is not None:
+            floor = (datetime.fromisoformat(self.cursor)
+                     - timedelta(seconds=self.lookback_s)).isoformat()
+            self.seen = {k: v for k, v in self.seen.items() if v >= floor}
+        self._caught_up = len(rows) < self.page or not fresh
+        return self._caught_up

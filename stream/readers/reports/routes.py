@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from stream.kpi.scopes import parse_scope
-from stream.readers.api import ApiContext, BadRequest, json_response
+from stream.readers.api import ApiContext, BadRequest, json_response, run_with_app
 from stream.readers.auth import grant_of
 from stream.readers.reports import build_report, requested_span
 from stream.readers.reports.render import CONTENT_TYPES, FORMATS, STATIC, render
@@ -66,11 +66,4 @@ def routes(ctx: ApiContext, scheduler: Scheduler) -> web.RouteTableDef:
 def attach(app: web.Application, ctx: ApiContext, scheduler: Scheduler) -> None:
     """Start the schedules with the app, stop them with it."""
     app[SCHEDULER] = scheduler
-
-    async def start(_: web.Application) -> None:
-        scheduler.start()
-
-    async def stop(_: web.Application) -> None:
-        await scheduler.close()
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    run_with_app(app, scheduler.start, scheduler.close)
