@@ -95,7 +95,8 @@ async def memberships(store: Any, agents: Iterable[str] | None = None
         raw = await store.redis.hgetall(store.layout.key("agents"))
         records = {a: json.loads(v) for a, v in raw.items() if a not in live}
     else:
-        records = await store.agent_records(a for a in agents if a not in live)
+        parts = await store.agent_record_parts(a for a in agents if a not in live)
+        records = {a: states for a, (states, _) in parts.items() if states is not None}
     out: dict[str, Mapping[str, Any]] = {a: {"team": rec.get("t")} for a, rec in records.items()}
     out.update(live)
     return out

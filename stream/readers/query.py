@@ -14,11 +14,26 @@ from zoneinfo import ZoneInfo
 from stream.contract import format_ts
 from stream.kpi.catalog import PAUSED_REASON_PREFIX, compute_all
 from stream.kpi.scopes import Scope
-from stream.kpi.windows import Range, overlap_ms
+from stream.kpi.windows import Range
 from stream.store.redis_store import Store
 
 STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
                   "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
+
+
+def open_share(live: Mapping[str, Any], r: Range, now_ms: int) -> dict[str, float]:
+    """What one logged-in agent's open state adds over `r` up to `now` (empty: nothing)."""
+    since = live["since"]  # overlap_ms(since, now_ms, r.start, r.end), inlined: once per agent and range
+    ms = (now_ms if now_ms < r.end else r.end) - (since if since > r.start else r.start)
+    if ms <= 0:
+        return {}
+    share: dict[str, float] = {"staffed_ms": ms}
+    name = STATE_COUNTERS.get(live["state"])
+    if name:
+        share[name] = ms
+    if live["state"] == "paused":
+        share[PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")] = ms
+    return share
 
 
 def add_open_time(counters: dict[str, float], scope: Scope, r: Range, now_ms: int,
@@ -27,16 +42,8 @@ def add_open_time(counters: dict[str, float], scope: Scope, r: Range, now_ms: in
     for agent_id, live in live_agents.items():
         if not scope.includes_live_agent(agent_id, live):
             continue
-        ms = overlap_ms(live["since"], now_ms, r.start, r.end)
-        if ms <= 0:
-            continue
-        counters["staffed_ms"] = counters.get("staffed_ms", 0) + ms
-        name = STATE_COUNTERS.get(live["state"])
-        if name:
+        for name, ms in open_share(live, r, now_ms).items():
             counters[name] = counters.get(name, 0) + ms
-        if live["state"] == "paused":
-            key = PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")
-            counters[key] = counters.get(key, 0) + ms
 
 
 class Query:
@@ -59,22 +66,19 @@ class Query:
         counters = await self.counters(scopes, r, now_ms)
         return {s: compute_all(c) for s, c in counters.items()}
 
+    async def live_agents(self, scope: Scope) -> list[tuple[str, dict[str, Any]]]:
+        """The logged-in agents of `scope`, by id: (id, live state)."""
+        agents, _ = await self.store.live()
+        return [(agent_id, a) for agent_id, a in sorted(agents.items())
+                if scope.includes_live_agent(agent_id, a)]
+
     async def live(self, scope: Scope, now_ms: int, call_expiry_ms: int) -> dict[str, Any]:
-        agents, calls = await self.store.live()
-        listed = []
-        by_state: Counter[str] = Counter()
-        by_reason: Counter[str] = Counter()
-        for agent_id, a in sorted(agents.items()):
-            if not scope.includes_live_agent(agent_id, a):
-                continue
-            by_state[a["state"]] += 1
-            if a["state"] == "paused":
-                by_reason[a.get("reason") or "unspecified"] += 1
-            listed.append({
-                "agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
-                "state": a["state"], "reason": a.get("reason"), "since": format_ts(a["since"]),
-                "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000),
-            })
+        _, calls = await self.store.live()
+        in_scope = await self.live_agents(scope)
+        by_state: Counter[str] = Counter(a["state"] for _, a in in_scope)
+        by_reason: Counter[str] = Counter(a.get("reason") or "unspecified" for _, a in in_scope
+                                          if a["state"] == "paused")
+        listed = live_rows(in_scope, now_ms)
         status: Counter[str] = Counter()
         longest: float | None = None
         for c in calls.values():
@@ -91,6 +95,13 @@ class Query:
             "calls": {"ringing": status["ringing"], "waiting": status["waiting"],
                       "talking": status["talking"], "longest_wait_seconds": longest},
         }
+
+
+def live_rows(agents: list[tuple[str, dict[str, Any]]], now_ms: int) -> list[dict[str, Any]]:
+    """The rows of `/api/v1/live`'s agent list (and of the agent grid) for these agents."""
+    return [{"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
+             "state": a["state"], "reason": a.get("reason"), "since": format_ts(a["since"]),
+             "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000)} for agent_id, a in agents]
 
 
 LIVE_CALL_FIELD = {"campaign": "campaign", "agent": "agent", "caller_id": "caller_id",

@@ -171,3 +171,32 @@ def test_agents_kept_between_scrapes_are_re_read_round_robin(redis_url: str, mon
     for values in seen:
         for scope, kpis in values.items():
             assert all(_close(v, ref[scope][k]) for k, v in kpis.items()), scope
+
+
+def test_agent_grid_read_in_parts_is_the_grid_read_at_once(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/api/v1/agents` reads its page in parts (`api.AGENTS_PER_READ`) so that Redis and this
+    process work at the same time: each row is exactly what one read of the whole page gives,
+    and what `/api/v1/kpis?scope=agent:<id>` gives (less per-reason pause time)."""
+    from stream.kpi.catalog import PAUSED_BY_REASON
+    from stream.readers import api
+
+    async def grid(ctx: ApiContext, per_read: int) -> dict[Scope, dict[str, Any]]:
+        monkeypatch.setattr(api, "AGENTS_PER_READ", per_read)
+        now = ctx.now_ms()
+        live, _ = await ctx.store.live()
+        return await api.agent_kpis(ctx, [Scope("agent", a) for a in sorted(live)],
+                                    resolve_window("today", now, TZ), now)
+
+    async def check(ctx: ApiContext) -> tuple[dict, dict, dict]:
+        at = ctx.clock()
+        ctx.clock = lambda: at  # open agent time grows with the clock: the same now for all three
+        parts, whole = await grid(ctx, 7), await grid(ctx, 10_000)
+        now = ctx.now_ms()
+        return parts, whole, await ctx.query.kpis(list(whole), resolve_window("today", now, TZ), now)
+
+    parts, whole, ref = asyncio.run(_run(check)(redis_url))
+    assert len(whole) > 14 and list(parts) == list(whole) and parts == whole
+    for scope, values in whole.items():
+        assert values.keys() == ref[scope].keys() - {PAUSED_BY_REASON}
+        for k, v in values.items():
+            assert (v == ref[scope][k]) if isinstance(v, dict) else _close(v, ref[scope][k]), (scope, k)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, WRAPUPS_BY_CODE, compute_all
 
@@ -139,3 +141,20 @@ def test_docs_are_generated_from_the_catalog() -> None:
 def test_formula_text_keeps_sums_together() -> None:
     """HELP texts and docs/kpis.md must read as the arithmetic is done."""
     assert KPI_BY_NAME["occupancy"].formula.startswith("(on_call_ms + wrap_up_ms) ÷ (")
+
+
+VALUES = st.one_of(st.sampled_from([0, 0.0, -0.0, 1, 3.0, 1e17, -4.0, 0.1]),
+                   st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(COUNTER_NAMES) + ["paused_ms:lunch", "wrapups:SALE", "x:y"]),
+                       VALUES))
+def test_compute_all_is_each_kpis_compute(counters: dict[str, float]) -> None:
+    """`compute_all` runs the catalog compiled into one function (it runs for every grid row):
+    each value is exactly `Kpi.compute`'s, of the same type, in catalog order."""
+    got = compute_all(counters)
+    assert list(got) == [k.name for k in KPIS] + [PAUSED_BY_REASON, WRAPUPS_BY_CODE]
+    for kpi in KPIS:
+        want = kpi.compute(counters)
+        assert type(got[kpi.name]) is type(want) and repr(got[kpi.name]) == repr(want), kpi.name
