@@ -28,7 +28,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import machine, save_result  # noqa: E402
-from scrape import FILLED, RDB, fill, serve_at, start_redis  # noqa: E402
+from scrape import FILLED, add_data_options, data_dir, fill, serve_at, start_redis  # noqa: E402
 
 from stream.cli.embedded import free_port, wait_for_port  # noqa: E402
 
@@ -117,13 +116,9 @@ def main() -> None:
     p.add_argument("--copies", type=int, default=3)
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--no-save", action="store_true")
-    p.add_argument("--data", type=Path, default=None, help="keep Redis' dump here (default: a temp dir)")
-    p.add_argument("--reuse", action="store_true", help="measure the dump in --data, do not refill")
+    add_data_options(p)
     args = p.parse_args()
-    if args.reuse and not (args.data and (args.data / RDB).exists() and (args.data / FILLED).exists()):
-        p.error(f"--reuse needs --data with the {RDB} and {FILLED} of an earlier run")
-    workdir = args.data or Path(tempfile.mkdtemp(prefix="callkpi-readers-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = data_dir(p, args, "callkpi-readers-")
     redis_proc, redis_url = start_redis(workdir)
     try:
         if args.reuse:

@@ -183,6 +183,21 @@ def measure(redis_url: str, scrapes: int, data_end_ms: int) -> dict:
             "scrapes": scrapes, "largest_families": dict(per_family.most_common(6))}
 
 
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """`--data`/`--reuse`: a filled Redis measured again without the minutes of filling."""
+    p.add_argument("--data", type=Path, default=None, help="keep Redis' dump here (default: a temp dir)")
+    p.add_argument("--reuse", action="store_true", help="measure the dump in --data, do not refill")
+
+
+def data_dir(p: argparse.ArgumentParser, args: argparse.Namespace, prefix: str) -> Path:
+    """The directory of Redis' dump (made if new); `--reuse` needs one filled by an earlier run."""
+    if args.reuse and not (args.data and (args.data / RDB).exists() and (args.data / FILLED).exists()):
+        p.error(f"--reuse needs --data with the {RDB} and {FILLED} of an earlier run")
+    workdir: Path = args.data or Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--agents", type=int, default=5000)
@@ -191,14 +206,10 @@ def main() -> None:
                    help="commit the simulated counters again this many times, each --hours earlier")
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--scrapes", type=int, default=7)
-    p.add_argument("--data", type=Path, default=None, help="keep Redis' dump here (default: a temp dir)")
-    p.add_argument("--reuse", action="store_true", help="measure the dump in --data, do not refill")
     p.add_argument("--no-save", action="store_true", help="print only, leave bench/results.json alone")
+    add_data_options(p)
     args = p.parse_args()
-    if args.reuse and not (args.data and (args.data / RDB).exists() and (args.data / FILLED).exists()):
-        p.error(f"--reuse needs --data with the {RDB} and {FILLED} of an earlier run")
-    workdir = args.data or Path(tempfile.mkdtemp(prefix="callkpi-scrape-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = data_dir(p, args, "callkpi-scrape-")
     redis_proc, redis_url = start_redis(workdir)
     try:
         result: dict = {"agents": args.agents, "simulated_hours": args.hours,
