@@ -187,6 +187,16 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         except (RedisError, OSError) as exc:  # a Redis outage must not crash the worker
             log.warning("heartbeat skipped, Redis unavailable: %s", exc)
 
+    async def forget_heartbeat(*_: Any, **__: Any) -> None:
+        """Sent once the consumer has stopped (Faust's `on_before_shutdown`)."""
+        try:  # bounded: a stop must not hang on a Redis that does not answer
+            await asyncio.wait_for(store.forget_worker(worker_id), 2.0)
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("heartbeat left behind, Redis unavailable: %s", exc)
+
+    # (mode's signal stubs want a receiver typed with its own signal class; any callable works)
+    app.on_before_shutdown.connect(cast(Any, forget_heartbeat))
+
     app.conf.callkpi_call_expiry_ms = 1800 * 1000  # replaced by the CLI from the config file
     return app
 

@@ -76,6 +76,20 @@ end
 return gone
 """
 
+WORKER_FORGET_MS = 3_600_000
+"""A worker silent this long is forgotten (its `callcenter_pipeline_worker_up` series ends).
+Worker ids default to `<host>:<pid>`, new at every restart: kept forever, every crashed worker's
+id would report it down for good. An hour leaves CallkpiWorkerDown time to page someone."""
+
+FORGET_WORKERS_LUA = """
+-- KEYS[1]: workers. ARGV[1]: cutoff. Atomic, so a beat written meanwhile is never deleted.
+local flat, gone = redis.call('HGETALL', KEYS[1]), 0
+for i = 1, #flat, 2 do
+  if tonumber(flat[i + 1]) < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[1], flat[i]); gone = gone + 1 end
+end
+return gone
+"""
+
 
 class Store:
     """All Redis access of the service. One instance per process; safe for concurrent readers."""
@@ -179,7 +193,12 @@ class Store:
         if gauges:
             # (redis-py's mapping type is invariant in the key: a dict[str, float] is not one)
             pipe.hset(self.layout.key("gauges"), mapping=cast(Mapping[FieldT, EncodableT], gauges))
+        pipe.eval(FORGET_WORKERS_LUA, 1, self.layout.key("workers"), now_ms - WORKER_FORGET_MS)
         await pipe.execute()
+
+    async def forget_worker(self, worker: str) -> None:
+        """A worker that stops cleanly is gone, not down: its heartbeat goes with it."""
+        await self.redis.hdel(self.layout.key("workers"), worker)
 
     async def retire_idle_watermarks(self, now_ms: int) -> int:
         """Drop the watermarks of partitions whose newest event is older than the retention (a
