@@ -281,13 +281,16 @@ def _partition_ends(app: faust.App, batch: list[RawMessage]
 
 
 def _assigned_lag(app: faust.App) -> dict[str, float]:
-    """Lag of every assigned partition, also when idle (so a stalled consumer shows)."""
+    """Lag of every assigned partition, also when idle (so a stalled consumer shows): the
+    high watermark against the last offset read, which `fetch.py` records in Faust's
+    `_read_offset` (tests/test_upstream.py guards it). A partition not read yet has none."""
     out: dict[str, float] = {}
     try:
         consumer = app.consumer
+        read = consumer._read_offset  # type: ignore[attr-defined]
         for tp in consumer.assignment():
             hw = consumer.highwater(tp)
-            pos = consumer._last_offset.get(tp) if hasattr(consumer, "_last_offset") else None
+            pos = read.get(tp)
             if hw is not None and pos is not None:
                 out[f"lag:{tp.topic}:{tp.partition}"] = max(0, hw - pos - 1)
     except Exception:  # noqa: BLE001 - telemetry only

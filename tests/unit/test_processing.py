@@ -191,3 +191,20 @@ def test_slowest_partition_holds_the_agent_horizon_back() -> None:
     late = e("w4", "agent.state", 300, agent_id="a8", state="paused", reason="break")
     out = process([late], Loaded({}, {"a8": kept}), Thresholds(), now_ms=NOW, agent_state_ms=3600 * S)
     assert out.stats["beyond_horizon"] == 0
+
+
+def test_the_heartbeat_reports_the_lag_of_every_assigned_partition_also_when_idle() -> None:
+    """`_assigned_lag` reads the offsets `fetch.py` records (`Consumer._read_offset`, guarded by
+    tests/test_upstream.py); it read `_last_offset`, which this Faust lacks, and reported none."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from stream.processing.app import _assigned_lag
+    busy, idle, unread = TP("dialer.events", 0), TP("dialer.events", 1), TP("dialer.events", 2)
+    read: defaultdict[TP, int | None] = defaultdict(lambda: None, {busy: 41, idle: 9})
+    consumer = SimpleNamespace(assignment=lambda: {busy, idle, unread},
+                               highwater={busy: 50, idle: 10, unread: None}.get, _read_offset=read)
+    lag = _assigned_lag(SimpleNamespace(consumer=consumer))  # type: ignore[arg-type]
+    assert lag == {"lag:dialer.events:0": 8, "lag:dialer.events:1": 0}
