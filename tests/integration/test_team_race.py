@@ -7,12 +7,11 @@ state change that leaves its team alone must not make the call event conflict.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
 
-from stream.processing.pipeline import Pipeline
+from stream.processing.pipeline import Pipeline, RawMessage
 from tests.integration.test_agent_parts import T0, WARM_UP, S, call, records, reference, state
 from tests.integration.test_pipelining import Interleaved, pipeline, stored
 
@@ -35,16 +34,6 @@ MOVES = {
 WRAPUP = records(1, [wrapup("k0", T0 + 40 * S)], first=4)
 
 
-def with_other_worker_first(url: str, prefix: str,
-                            other_first: Callable[[], Awaitable[None]]) -> tuple[Pipeline, Interleaved]:
-    """A worker whose first commit lets `other_first` (another worker's commit) go first: it
-    prepared on the store as it was before."""
-    worker = pipeline(url, prefix)
-    store = Interleaved(url, prefix, other_first)
-    worker.store = worker.loader.store = store
-    return worker, store
-
-
 async def warm_up(other: Pipeline, url: str, prefix: str, before_team_field: bool) -> None:
     """The agent in team t1; `before_team_field`: its states part as commits before the team
     field wrote it (no `t`)."""
@@ -60,22 +49,33 @@ def team_totals(url: str, prefix: str) -> dict[str, dict[str, float]]:
             for t in ("t1", "t2")}
 
 
+def race(url: str, prefix: str, first: list[RawMessage], mine: list[RawMessage], *,
+         warm: bool = True, before_team_field: bool = False) -> Interleaved:
+    """Another worker commits `first` between the preparation and the commit of `mine` (after
+    the warm-up, if `warm`). Returns the store of `mine`'s worker (it counts the conflicts)."""
+    other, worker = pipeline(url, prefix), pipeline(url, prefix)
+
+    async def other_first() -> None:
+        await other.handle(first)
+
+    store = Interleaved(url, prefix, other_first)
+    worker.store = worker.loader.store = store
+
+    async def run() -> None:
+        if warm:
+            await warm_up(other, url, prefix, before_team_field)
+        await worker.handle(mine)
+    asyncio.run(run())
+    return store
+
+
 @pytest.mark.parametrize("before_team_field", [False, True])
 @pytest.mark.parametrize("mover", sorted(MOVES))
 def test_a_call_event_does_not_count_for_the_team_its_agent_left_meanwhile(
         redis_url: str, mover: str, before_team_field: bool) -> None:
     move, prefix = MOVES[mover], f"tm{mover[3]}{int(before_team_field)}:"
-    other = pipeline(redis_url, prefix)
-
-    async def move_first() -> None:
-        await other.handle(move)
-
-    worker, store = with_other_worker_first(redis_url, prefix, move_first)
-
-    async def run() -> None:
-        await warm_up(other, redis_url, prefix, before_team_field)
-        await worker.handle(WRAPUP)  # prepared on t1; the move to t2 commits before it does
-    asyncio.run(run())
+    # the wrapup is prepared on t1; the move to t2 commits before it does
+    store = race(redis_url, prefix, move, WRAPUP, before_team_field=before_team_field)
     expected = reference(redis_url, f"{prefix}ref:", WARM_UP, move, WRAPUP)
     assert team_totals(redis_url, prefix) == team_totals(redis_url, f"{prefix}ref:")
     assert team_totals(redis_url, prefix)["t1"].get("wrapups", 0) == 0
@@ -88,13 +88,7 @@ def test_a_call_event_of_an_agent_first_seen_meanwhile_counts_for_its_team(redis
     agent's history joins team t2) commits in between."""
     first_state = records(0, [in_team(state("s0", T0, "available"), "t2")])
     wrapup_first = records(1, [wrapup("k0", T0 + 40 * S)])
-    other = pipeline(redis_url, "tn:")
-
-    async def first_state_first() -> None:
-        await other.handle(first_state)
-
-    worker, store = with_other_worker_first(redis_url, "tn:", first_state_first)
-    asyncio.run(worker.handle(wrapup_first))
+    store = race(redis_url, "tn:", first_state, wrapup_first, warm=False)
     expected = reference(redis_url, "tnref:", first_state, wrapup_first)
     assert team_totals(redis_url, "tn:") == team_totals(redis_url, "tnref:")
     assert team_totals(redis_url, "tn:")["t2"].get("wrapups") == 1
@@ -109,16 +103,6 @@ def test_an_agent_state_that_keeps_the_team_does_not_conflict_with_its_call_even
     while another worker commits a wrapup that only read its team."""
     same_team = records(0, [state("s1", T0 + 60 * S, "paused")], first=1)
     prefix = f"ts{int(before_team_field)}:"
-    other = pipeline(redis_url, prefix)
-
-    async def state_first() -> None:
-        await other.handle(same_team)
-
-    worker, store = with_other_worker_first(redis_url, prefix, state_first)
-
-    async def run() -> None:
-        await warm_up(other, redis_url, prefix, before_team_field)
-        await worker.handle(WRAPUP)
-    asyncio.run(run())
+    store = race(redis_url, prefix, same_team, WRAPUP, before_team_field=before_team_field)
     assert store.conflicts == 0
     assert stored(redis_url, prefix) == reference(redis_url, f"{prefix}ref:", WARM_UP, same_team, WRAPUP)
