@@ -84,12 +84,20 @@ class AgentWrites(NamedTuple):
     """key → the part object each entity write encodes (for the state cache)."""
     records: dict[str, str]
     call_records: dict[str, str]
+    teams: dict[str, str]
+    """states key → the team ("" none) the batch counted an agent in without writing its state:
+    the commit checks the agent still has it (`Outcome.teams_read`)."""
 
 
 def agent_writes(outcome: Outcome, keys: dict[str, AgentKeys], versions: dict[str, int],
                  forced: dict[str, Parts], ttl_ms: int, dumps: Any) -> AgentWrites:
-    """The entity writes of the parts each agent's batch changed (and their records)."""
-    out = AgentWrites([], {}, {}, {})
+    """The entity writes of the parts each agent's batch changed (and their records), and the
+    team checks of the agents whose team it read. The states part carries the agent's team
+    beside its JSON (every team change writes it), where the commit compares it."""
+    out = AgentWrites([], {}, {}, {}, {})
+    for a, team in outcome.teams_read.items():
+        if a not in forced:  # a forced write is version-checked (as are the batch's own writes)
+            out.teams[keys[a].states] = team or ""
     for a, state in outcome.agents.items():
         parts = outcome.agent_parts.get(a, Parts.NONE) | forced.get(a, Parts.NONE)
         if not parts:
@@ -98,7 +106,7 @@ def agent_writes(outcome: Outcome, keys: dict[str, AgentKeys], versions: dict[st
         states, calls = state.split()
         if Parts.STATES in parts:
             out.entities.append(EntityWrite(k.states, versions[k.states], states.encode(),
-                                            ttl_ms, k.calls))
+                                            ttl_ms, k.calls, state.team or ""))
             out.written[k.states] = states
             out.records[a] = dumps(state.states_record())
             state.encoded_points = states.encoded_points

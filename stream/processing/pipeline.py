@@ -326,6 +326,7 @@ class Pipeline:
             worker=self.worker_id,
             agent_records=agent_writes.records,
             agent_call_records=agent_writes.call_records,
+            agent_teams=agent_writes.teams,
         )
 
 

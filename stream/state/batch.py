@@ -58,6 +58,11 @@ class Outcome:
     agent_parts: dict[str, Parts] = field(default_factory=dict)
     """Per agent of `agents`, the parts of its state to write (`Parts`), each with its share of
     the record that outlives the state; an agent not here changed nothing."""
+    teams_read: dict[str, str | None] = field(default_factory=dict)
+    """Per agent whose team the batch counted in (its `team:` counters, its live call) without
+    writing its state: that team (None: it had none). Its state is not version-checked, so the
+    commit checks that this is still the agent's team: a team move committed meanwhile took the
+    agent's history to the new team, and this batch's share must follow it there."""
 
 
 def call_ids(events: Iterable[Event]) -> set[str]:
@@ -124,6 +129,8 @@ class _Batch:
         self.parts: defaultdict[str, Parts] = defaultdict(lambda: Parts.NONE)
         """Per agent, the parts of its state this batch changed or must keep others from
         changing meanwhile (`Parts`)."""
+        self.teams_read: dict[str, str | None] = {}
+        """Per agent, the team its `team:` counters and live calls were given (`Outcome.teams_read`)."""
 
     def agent(self, agent_id: str) -> AgentState:
         state = self.agents.get(agent_id)
@@ -175,7 +182,10 @@ class _Batch:
             else:
                 agent.calls.pop(call_id, None)
             self.parts[agent_id] |= Parts.CALLS  # its gaps read sessions: changed with BOTH
-        self.live_calls[call_id] = live_call(state, self.team_of(state.attrs().agent))
+        of_call = state.attrs().agent
+        live = self.live_calls[call_id] = live_call(state, self.team_of(of_call))
+        if live is not None and of_call is not None:
+            self.teams_read[of_call] = live["team"]
 
     def team_of(self, agent_id: str | None) -> str | None:
         """The agent's team as this batch leaves it, without touching (and so rewriting) the
@@ -225,8 +235,10 @@ class _Batch:
             if state.pruned_to != horizon:  # both parts cut, and the gap horizon moved
                 self.parts[agent_id] |= Parts.BOTH
         parts = {a: p for a, p in self.parts.items() if p}
-        return Outcome(with_teams(self.deltas, self.agents, self.loaded.agents), self.calls,
-                       self.agents, moves, self.live_calls, self.live_agents, self.stats, parts)
+        deltas = with_teams(self.deltas, self.agents, self.loaded.agents, self.teams_read)
+        read = {a: t for a, t in self.teams_read.items() if a not in parts}
+        return Outcome(deltas, self.calls, self.agents, moves, self.live_calls, self.live_agents,
+                       self.stats, parts, read)
 
 
 def live_agent(state: AgentState) -> dict[str, Any] | None:
@@ -239,11 +251,13 @@ def live_agent(state: AgentState) -> dict[str, Any] | None:
 
 
 def with_teams(deltas: Deltas, agents: dict[str, AgentState],
-               loaded: dict[str, AgentState | None]) -> Deltas:
-    """Every `agent:` delta also counts for the agent's (final) team (added in place)."""
+               loaded: dict[str, AgentState | None], teams_read: dict[str, str | None]) -> Deltas:
+    """Every `agent:` delta also counts for the agent's (final) team (added in place);
+    `teams_read` gets the team (or None) each agent's deltas were given."""
     for scope, minute, counters in deltas.groups("agent:"):
         agent_id = scope[6:]
         state = agents.get(agent_id) or loaded.get(agent_id)
+        teams_read[agent_id] = state.team if state is not None else None
         if state is not None and state.team:
             team = deltas.group(f"team:{state.team}", minute)
             for name, value in counters.items():

@@ -22,6 +22,14 @@ for _, e in ipairs(b.entities) do
   local cur = tonumber(redis.call('HGET', e[1], 'v') or '0')
   if cur ~= e[2] then return {'conflict', 'entity', e[1]} end
 end
+-- ... and on the team of every agent the batch counted in without writing its state (the
+-- version would conflict with every write of the agent's state; the team changes only with a
+-- team move, which writes `t`). No `t`: nothing has written the agent's states part since this
+-- version of the script (a team move would have), so the team the batch read is still its team.
+for _, g in ipairs(b.teams or {}) do
+  local cur = redis.call('HGET', g[1], 't')
+  if cur and cur ~= g[2] then return {'conflict', 'team', g[1]} end
+end
 
 -- 3. Validation, and the plan of the few increments that are not counters (team moves, pipeline
 -- counters). `vals[key][field]` follows each field they touch through the batch as the writes
@@ -237,10 +245,15 @@ for _, x in ipairs(b.expire) do
 end
 
 -- 5. Entity states: {key, version, ARGV index of the JSON state or false, ttl_ms, sibling key
--- or false}. The sibling (the other part of an agent's state) expires with it, unchanged.
+-- or false, agent's team or false}. The sibling (the other part of an agent's state) expires
+-- with it, unchanged; an agent's states part keeps the agent's team as field `t`.
 for _, e in ipairs(b.entities) do
   if e[3] then
-    redis.call('HSET', e[1], 'v', e[2] + 1, 's', ARGV[e[3]])
+    if e[6] then
+      redis.call('HSET', e[1], 'v', e[2] + 1, 's', ARGV[e[3]], 't', e[6])
+    else
+      redis.call('HSET', e[1], 'v', e[2] + 1, 's', ARGV[e[3]])
+    end
     redis.call('PEXPIRE', e[1], e[4])
     if e[5] then redis.call('PEXPIRE', e[5], e[4]) end
   else

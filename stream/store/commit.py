@@ -51,6 +51,9 @@ class EntityWrite:
     ttl_ms: int
     sibling: str | None = None
     """A key that expires with this one (the other part of an agent's state), not rewritten."""
+    team: str | None = None
+    """An agent's states part: the agent's team ("" none), stored as its own small field `t`
+    (`CommitBatch.agent_teams` compares it without decoding the JSON)."""
 
 
 @dataclass
@@ -73,6 +76,10 @@ class CommitBatch:
     states part's share (`AgentState.states_record`)."""
     agent_call_records: dict[str, str] = field(default_factory=dict)
     """agent id → the calls part's share of its record, in the `agent_calls` hash."""
+    agent_teams: dict[str, str] = field(default_factory=dict)
+    """states key → the team ("" none) the batch counted the agent in without writing its
+    state: the commit conflicts if the stored team (`t`) is another (a team move committed
+    since the batch read it)."""
     lead_sales: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     """(scope, period, period id, lead_id) → change in that lead's sales (customer retention)."""
 
@@ -173,7 +180,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "prefix": layout.prefix,
         "offsets": [[tp, exp, str(new)] for tp, exp, new in batch.offsets],
         "entities": [[e.key, e.version, i + 2 if e.json is not None else False, e.ttl_ms,
-                      e.sibling or False] for i, e in enumerate(batch.entities)],
+                      e.sibling or False, e.team if e.team is not None else False]
+                     for i, e in enumerate(batch.entities)],
+        "teams": [[k, t] for k, t in batch.agent_teams.items()],
         "moves": moves,
         "incr": increments.payload(),
         "expire": [[k, t] for k, t in expire.items()],

@@ -10,7 +10,7 @@ All keys start with a configurable prefix (default `ck:`).
 | `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
-| `st:call:<id>` / `st:agent:<id>` / `st:agent-calls:<id>` | hash | entity state: `v` version, `s` JSON (an agent's in two parts, versioned apart) | state horizon |
+| `st:call:<id>` / `st:agent:<id>` / `st:agent-calls:<id>` | hash | entity state: `v` version, `s` JSON (an agent's in two parts, versioned apart; its states part also `t`, the agent's team) | state horizon |
 | `agents` | hash | agent id → JSON record that outlives its state: team, newest event, had `agent.state` | none |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
 | `watermarks` | hash | `<topic>:<partition>` → `<newest event ms applied>:<caught up 0/1>` | none |

@@ -81,3 +81,14 @@ def test_the_two_shares_of_the_record_are_the_whole_record() -> None:
     agent = run(settled(), call("k1", T0 + 5 * MIN)).agents["a1"]
     assert AgentRecord.from_parts(agent.states_record(), agent.calls_record()) == agent.record()
     assert AgentRecord.from_parts(agent.record().to_json(), None) == agent.record()  # a whole one
+
+
+def test_an_agent_counted_in_its_team_without_a_write_is_team_checked() -> None:
+    """A wrapup writes neither part but counts in the agent's team: the commit checks that team
+    (`Outcome.teams_read`); an agent whose state the batch writes is version-checked instead."""
+    wrapup = Event(event_id="k0-w", type="call.wrapup", ts_ms=T0 + 3 * MIN, campaign_id="c1",
+                   call_id="k0", agent_id="a1", fields={"wrapup_ms": 5000, "disposition": "sale"})
+    read = run(settled(), [wrapup])
+    assert read.agent_parts == {} and read.teams_read == {"a1": "t1"}
+    assert run(Loaded(), [wrapup]).teams_read == {"a1": None}  # no team yet: checked as none
+    assert run(settled(), [wrapup, *call("k1", T0 + 5 * MIN)]).teams_read == {}
