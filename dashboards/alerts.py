@@ -47,13 +47,6 @@ def _alert(
     }
 
 
-#: The exporter's caller-ID counters carry no campaign label (the store counts per caller ID across
-#: campaigns), so the caller-ID rules compare a number with all other numbers of the center; a
-#: source that adds `campaign` gets the comparison per campaign from the same rules.
-_OF_CAMPAIGN = "{{ with $labels.campaign }} of campaign {{ . }}{{ end }}"
-_OF_CAMPAIGN_OR_CENTER = "{{ with $labels.campaign }} of campaign {{ . }}{{ else }} of the center{{ end }}"
-
-
 def _kpi_alerts() -> list[AlertRule]:
     return [
         _alert(
@@ -91,24 +84,25 @@ def _kpi_alerts() -> list[AlertRule]:
         _alert(
             "CallerIdConnectRateCollapse",
             """
-            campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h
-              < 0.5 * campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h
+            caller_id:callcenter_caller_id_connect_rate:ratio_rate1h
+              < 0.5 * caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h
             and
-            campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h
-              >= 0.8 * (campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h offset 1h)
+            caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h
+              >= 0.8 * (caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h offset 1h)
             and
-            campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h >= 50
+            caller_id:callcenter_caller_id_attempts_completed:increase1h >= 50
             and
-            campaign_caller_id:callcenter_caller_id_others_attempts_completed:increase1h >= 100
+            caller_id:callcenter_caller_id_others_attempts_completed:increase1h >= 100
             """,
             "15m",
             "warning",
             "kpi",
-            "Caller ID {{ $labels.caller_id }}" + _OF_CAMPAIGN + " may be flagged as spam",
+            "Caller ID {{ $labels.caller_id }} may be flagged as spam",
             """
             Over the last hour caller ID {{ $labels.caller_id }} connected less than half as often as
-            the other caller IDs""" + _OF_CAMPAIGN_OR_CENTER + """, while those held at least 80% of
-            their rate of an hour earlier (at least 50 attempts on this number, 100 on the others).
+            the other caller IDs of the center (caller IDs are counted across campaigns), while those
+            held at least 80% of their rate of an hour earlier (at least 50 attempts on this number,
+            100 on the others).
             A number that collapses alone is typically labelled "spam likely" by carriers.
             """,
             """

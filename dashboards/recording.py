@@ -181,45 +181,42 @@ def _window_rules(
 
 
 def _caller_id_rules(window: str) -> list[RecordingRule]:
-    """Per caller ID connect rate, and the rate of the campaign's *other* caller IDs."""
+    """Per caller ID connect rate, and the rate of the center's *other* caller IDs.
+
+    The exporter's caller-ID series carry `caller_id` only (the store counts a number across
+    campaigns), so a number is compared with all other numbers of the center."""
     rules: list[RecordingRule] = []
     for name in ("dialed", "attempts_completed", "connected"):
         rules.append(
             _rule(
-                f"campaign_caller_id:callcenter_caller_id_{name}:increase{window}",
-                net_increase(f"callcenter_caller_id_{name}_total", window, "campaign, caller_id"),
+                f"caller_id:callcenter_caller_id_{name}:increase{window}",
+                net_increase(f"callcenter_caller_id_{name}_total", window, "caller_id"),
             )
         )
     for name in ("attempts_completed", "connected"):
         rules.append(
             _rule(
-                f"campaign:callcenter_caller_id_{name}:increase{window}",
-                f"sum by (campaign) (campaign_caller_id:callcenter_caller_id_{name}:increase{window})",
+                f"center:callcenter_caller_id_{name}:increase{window}",
+                f"sum(caller_id:callcenter_caller_id_{name}:increase{window})",
             )
         )
     for name in ("attempts_completed", "connected"):
-        # campaign total minus this caller ID, kept with the caller ID's labels
+        # center total minus this caller ID, kept with the caller ID's label
         rules.append(
             _rule(
-                f"campaign_caller_id:callcenter_caller_id_others_{name}:increase{window}",
-                f"campaign_caller_id:callcenter_caller_id_{name}:increase{window} * -1"
-                f" + on (campaign) group_left () campaign:callcenter_caller_id_{name}:increase{window}",
+                f"caller_id:callcenter_caller_id_others_{name}:increase{window}",
+                f"caller_id:callcenter_caller_id_{name}:increase{window} * -1"
+                f" + on () group_left () center:callcenter_caller_id_{name}:increase{window}",
             )
         )
-    rules.append(
-        _rule(
-            f"campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate{window}",
-            f"campaign_caller_id:callcenter_caller_id_connected:increase{window}"
-            f" / (campaign_caller_id:callcenter_caller_id_attempts_completed:increase{window} > 0)",
+    for which in ("", "others_"):
+        rules.append(
+            _rule(
+                f"caller_id:callcenter_caller_id_{which}connect_rate:ratio_rate{window}",
+                f"caller_id:callcenter_caller_id_{which}connected:increase{window}"
+                f" / (caller_id:callcenter_caller_id_{which}attempts_completed:increase{window} > 0)",
+            )
         )
-    )
-    rules.append(
-        _rule(
-            f"campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate{window}",
-            f"campaign_caller_id:callcenter_caller_id_others_connected:increase{window}"
-            f" / (campaign_caller_id:callcenter_caller_id_others_attempts_completed:increase{window} > 0)",
-        )
-    )
     return rules
 
 

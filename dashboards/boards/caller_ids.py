@@ -33,8 +33,8 @@ def caller_ids() -> Board:
         time_from="now-24h",
         refresh="1m",
     )
-    # Caller-ID counters have no campaign label (see _OF_CAMPAIGN): the campaign selector filters
-    # the best-hour panels only, which read the per-campaign counters.
+    # Caller-ID counters have no campaign label (the store counts a number across campaigns): the
+    # campaign selector filters the best-hour panels only, which read the per-campaign counters.
     b.variable(campaign_var())
     b.variable(
         dash_b.TextBoxVariable("utc_offset")
@@ -45,17 +45,17 @@ def caller_ids() -> Board:
     sel = 'campaign=~"$campaign"'
 
     def by_cid(metric: str, window: str) -> str:
-        return net_increase(metric, window, "campaign, caller_id")
+        return net_increase(metric, window, "caller_id")
 
     b.panel(table(
         "Caller IDs",
-        {"campaign": "Campaign", "caller_id": "Caller ID"},
+        {"caller_id": "Caller ID"},
         [
-            Column("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h",
+            Column("caller_id:callcenter_caller_id_connect_rate:ratio_rate1h",
                    "Connect rate 1 h", "percentunit"),
-            Column("campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h",
+            Column("caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h",
                    "Other caller IDs 1 h", "percentunit"),
-            Column("campaign_caller_id:callcenter_caller_id_attempts_completed:increase1h",
+            Column("caller_id:callcenter_caller_id_attempts_completed:increase1h",
                    "Attempts 1 h", "none"),
             Column(f"{by_cid('callcenter_caller_id_connected_total', '24h')} / ({by_cid('callcenter_caller_id_attempts_completed_total', '24h')} > 0)",
                    "Connect rate 24 h", "percentunit"),
@@ -66,11 +66,11 @@ def caller_ids() -> Board:
                     "counted across campaigns (the campaign selector does not apply here).",
     ))
     b.panel(timeseries("Connect rate per caller ID (1 h)", [
-        ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h", "{{caller_id}}"),
+        ("caller_id:callcenter_caller_id_connect_rate:ratio_rate1h", "{{caller_id}}"),
     ], "percentunit", w=12))
     b.panel(timeseries("Caller ID vs the other caller IDs (1 h)", [
-        ("campaign_caller_id:callcenter_caller_id_connect_rate:ratio_rate1h"
-         " / (campaign_caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h > 0)",
+        ("caller_id:callcenter_caller_id_connect_rate:ratio_rate1h"
+         " / (caller_id:callcenter_caller_id_others_connect_rate:ratio_rate1h > 0)",
          "{{caller_id}}"),
     ], "percentunit", w=12, max_val=None, th=thresholds(RED, (0.5, AMBER), (0.8, GREEN)),
         description="1 = as good as the others; the spam-flag alert fires below 0.5."))

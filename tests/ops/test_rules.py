@@ -211,3 +211,28 @@ def test_every_ratio_rule_sums_the_catalogs_numerator_and_denominator():
         assert factor == pytest.approx(expected), f"{name}: factor {factor}, the catalog's scale gives {expected}"
         checked += 1
     assert checked >= 9 * 2 * 3, "expected every ratio and average at both levels in 5m, 15m and 1h"
+
+
+def _grouping_labels(expr: str) -> set[str]:
+    """Labels an expression groups or matches by: `by (...)` and `on (...)` lists."""
+    return {label.strip() for group in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr)
+            for label in group.split(",") if label.strip()}
+
+
+def test_caller_id_rules_group_by_the_labels_the_caller_id_series_carry():
+    """The caller-ID series carry `caller_id` only (the store counts a number across campaigns):
+    a rule or alert grouping them by `campaign` would record nothing a reader could trust."""
+    from stream.readers.exporter import _caller_id_families
+
+    carried = {label for fam in _caller_id_families({"caller_id:D1": {}}) for s in fam.samples
+               for label in s.labels} - {"counter"}
+    build = load_build()
+    rules = [r for g in build.rule_groups() for r in g["rules"]
+             if "caller_id" in r.get("record", "") or "callcenter_caller_id_" in r["expr"]]
+    assert len(rules) >= 10
+    bad = {r.get("record") or r["alert"]: sorted(_grouping_labels(r["expr"]) - carried) for r in rules
+           if _grouping_labels(r["expr"]) - carried
+           or (r.get("record") or "").split(":")[0] not in ("", "caller_id", "center")}
+    assert not bad, f"caller-ID rules grouping by labels the series lack, or named for them: {bad}"
+    text = " ".join(str(v) for r in rules if "alert" in r for v in r["annotations"].values())
+    assert "$labels.campaign" not in text
