@@ -99,6 +99,8 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "callcenter_pipeline_store_offset_resets_total", "callcenter_pipeline_store_offset_ahead",
         "callcenter_redis_memory_used_bytes", "callcenter_redis_memory_max_bytes",
         "callcenter_redis_noeviction",
+        "callcenter_pipeline_dead_letters_minimal_total", "callcenter_pipeline_dead_letters_lost_total",
+        "callcenter_pipeline_events_replayed_total", "callcenter_pipeline_events_beyond_horizon_total",
         "up",
     ]
 )

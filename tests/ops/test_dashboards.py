@@ -206,3 +206,38 @@ def test_history_shows_daily_or_weekly_net_increases_per_campaign():
         for t in p["targets"]:
             assert "[$period]" in t["expr"] and "callcenter_retracted_total" in t["expr"]
             assert 'campaign=~"$campaign"' in t["expr"]
+
+
+def _store_health_metrics() -> set[str]:
+    """Every series the exporter writes about the pipeline and the store (`_pipeline_families`)."""
+    from stream.readers.exporter import _pipeline_families
+
+    families = _pipeline_families({"rejected:bad_json": 1}, {"lag:t:0": 1, "store_ahead:t:0": 1,
+                                                              "newest_event:c": 1}, {"w": 0}, 0)
+    return {s.name for fam in families for s in fam.samples}
+
+
+def test_pipeline_board_shows_every_store_health_metric_and_links_the_runbooks():
+    """An SRE sees every pipeline/store series on the pipeline board, and a panel showing what an
+    alert watches links that alert's runbook."""
+    from dashboards.alerts import runbook_url
+
+    build = load_build()
+    model = _load(GRAFANA / "pipeline.json")
+    panels = [p for p in _panels(model["panels"]) if p.get("targets")]
+    shown = {m for p in panels for t in p["targets"] for m in metric_names(t["expr"])}
+    assert not _store_health_metrics() - shown - {"callcenter_pipeline_event_to_store_seconds_sum",
+                                                  "callcenter_pipeline_event_to_store_seconds_count"}
+    store_row = next(i for i, p in enumerate(_panels(model["panels"])) if p.get("title") == "Store health")
+    store_panels = list(_panels(model["panels"]))[store_row + 1:]
+    assert len(store_panels) >= 8
+    assert all(p.get("description") and p["fieldConfig"]["defaults"].get("unit") for p in store_panels)
+    pipeline_alerts = [r for g in build.rule_groups() if g["name"] == "callkpi.alerts.pipeline"
+                       for r in g["rules"]]
+    unlinked = []
+    for alert in pipeline_alerts:
+        watched = {m for m in metric_names(alert["expr"]) if m.startswith(("callcenter_pipeline_", "callcenter_redis_"))}
+        linked = [p for p in panels if runbook_url(alert["alert"]) in p.get("description", "")]
+        if watched and not any(watched & {m for t in p["targets"] for m in metric_names(t["expr"])} for p in linked):
+            unlinked.append(alert["alert"])
+    assert not unlinked, f"no panel of what these alerts watch links their runbook: {unlinked}"
