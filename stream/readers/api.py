@@ -74,6 +74,8 @@ class ApiContext:
     api: ApiConfig = field(default_factory=ApiConfig)
     updates: UpdateHub | None = None
     """The shared subscription (`create_web_app` makes one when none is given)."""
+    cache: ResponseCache | None = None
+    """Answers shared per store generation (`create_web_app` makes it; /metrics reports it)."""
     health_redis: Any = None
     """A connection of its own for /health, so a busy query pool does not fail the check."""
 
@@ -526,8 +528,8 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
     if ctx.updates is None:
         ctx.updates = UpdateHub(ctx.store.redis, ctx.store.layout.key("updates"), ctx.api)
     hub = ctx.updates
-    cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
-                          ctx.api.query_concurrency)
+    cache = ctx.cache = ResponseCache(ctx.api.response_cache_seconds, lambda: hub.generation,
+                                      ctx.api.query_concurrency)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
                                        _cache_middleware(cache), _errors_middleware])
     ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]

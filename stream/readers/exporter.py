@@ -487,8 +487,28 @@ async def scrape(ctx: Any) -> bytes:
         _agent_family(live_agents, agents, now),
         *_pipeline_families(p, _current_gauges(g, set(scopes["campaign"])), w, now),
         *business,
+        *_serve_families(ctx.updates, ctx.cache),
     ]
     return render(families)
+
+
+def _serve_families(hub: Any, cache: Any) -> list[Metric]:
+    """This `serve` process's own health (per process: each one scraped is its own target)."""
+    out: list[Metric] = []
+    if cache is not None:
+        out += [CounterMetricFamily("callcenter_api_response_cache_hits",
+                                    "answers served from the shared cache", value=cache.hits),
+                CounterMetricFamily("callcenter_api_response_cache_misses",
+                                    "answers computed (no current cached answer)", value=cache.misses)]
+    if hub is not None:
+        out += [GaugeMetricFamily("callcenter_api_stream_clients", "open /api/v1/stream clients",
+                                  value=hub.clients),
+                CounterMetricFamily("callcenter_api_stream_refused",
+                                    "stream clients refused at api.max_stream_clients", value=hub.refused),
+                CounterMetricFamily("callcenter_api_stream_dropped_slow",
+                                    "stream clients dropped for not reading what they were sent",
+                                    value=hub.dropped_slow)]
+    return out
 
 
 def _current_gauges(gauges: Mapping[str, float], campaigns: set[str]) -> dict[str, float]:

@@ -101,6 +101,9 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "callcenter_redis_noeviction",
         "callcenter_pipeline_dead_letters_minimal_total", "callcenter_pipeline_dead_letters_lost_total",
         "callcenter_pipeline_events_replayed_total", "callcenter_pipeline_events_beyond_horizon_total",
+        "callcenter_api_response_cache_hits_total", "callcenter_api_response_cache_misses_total",
+        "callcenter_api_stream_clients", "callcenter_api_stream_refused_total",
+        "callcenter_api_stream_dropped_slow_total",
         "up",
     ]
 )
