@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME
+from stream.kpi.catalog import COUNTER_NAMES, FLOAT_COUNTERS, KPI_BY_NAME
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to, local_day_of
 from stream.readers.query import open_share
@@ -94,14 +94,39 @@ local function names_of(g)
   return names[g]
 end
 local row = '%.17g' .. string.rep(' %.17g', plan.n - 1)  -- (Lua 5.1's rep has no separator)
+-- plan.short[g] (a minute hash whose windows all read its first k minutes, e.g. `today` in the
+-- current hour): when the hour's newest written minute (its `mx:` key, offset `mark` in the
+-- scope's keys) is before k, the minutes before k hold all of the hour so far, so the integer
+-- counters are the hour hash's fields (`hf`, offset `hour`), the float ones still the minutes'
+-- (`mf`: summed in minute order, as the old read's order was the hash's own); `hs`/`ms`: the
+-- sums each field adds to. No such key (a store written before them): the minutes, as before.
+local short, stride = {}, groups
+for g, s in pairs(plan.short) do
+  short[tonumber(g)] = s
+  stride = stride + 2
+end
+local function add_fields(sums, key, names, slots)
+  local values = redis.call('HMGET', key, unpack(names))
+  for j = 1, #values do
+    if values[j] then
+      local v = tonumber(values[j])
+      for _, slot in ipairs(slots[j]) do sums[slot] = sums[slot] + v end
+    end
+  end
+end
 local out = {}
-for first = 0, #KEYS - groups, groups do
+for first = 0, #KEYS - stride, stride do
   local sums = {}
   for i = 1, plan.n do sums[i] = 0 end
   for g = 1, groups do
     local key = KEYS[first + g]
+    local s = short[g]
+    local newest = s and tonumber(redis.call('GET', KEYS[first + s.mark]) or '')
+    if newest and newest < s.k then
+      if #s.hf > 0 then add_fields(sums, KEYS[first + s.hour], s.hf, s.hs) end
+      if #s.mf > 0 then add_fields(sums, key, s.mf, s.ms) end
     -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
-    if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
+    elseif redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
       local kv, o = redis.call('HGETALL', key), one[g]
       for j = 1, #kv, 2 do
         local slot = o[kv[j]]  -- add(), inlined for the common case: known, one sum
@@ -140,7 +165,42 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
     buckets = sorted(need)
     groups = [[[index, ws] for index, ws in need[b].items()] for b in buckets]
     fields = sum(len(g) for g in groups) * len(counters)
-    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters)}, fields
+    short: dict[str, dict[str, Any]] = {}
+    for g, (kind, hour) in enumerate(list(buckets)):
+        k = _prefix_length(need[(kind, hour)]) if kind == "m" else None
+        if k is not None:
+            short[str(g + 1)] = _hour_reading(hour, k, need[(kind, hour)]["0"], counters,
+                                              mark=len(buckets) + 1, hour_offset=len(buckets) + 2)
+            buckets += [("x", hour), ("h", hour)]
+    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
+                     "short": short}, fields
+
+
+def _prefix_length(indexes: Mapping[str, list[int]]) -> int | None:
+    """k when every window reading this minute hash reads exactly its first k minutes (the
+    hour's start up to the range's end), else None."""
+    ws = indexes.get("0")
+    k = len(indexes)
+    if not ws or any(indexes.get(str(i)) != ws for i in range(k)):
+        return None
+    return k
+
+
+def _hour_reading(hour: int, k: int, ws: list[int], counters: tuple[str, ...], mark: int,
+                  hour_offset: int) -> dict[str, Any]:
+    """The script's plan for reading the first k minutes of `hour` from its hour field."""
+    nc, of_day = len(counters), (hour % DAY_MS) // HOUR_MS
+    hf, hs, mf, ms = [], [], [], []
+    for c, name in enumerate(counters):
+        slots = [w * nc + c + 1 for w in ws]
+        if name in FLOAT_COUNTERS:
+            for i in range(k):
+                mf.append(f"{i}:{name}")
+                ms.append(slots)
+        else:
+            hf.append(f"{of_day}:{name}")
+            hs.append(slots)
+    return {"mark": mark, "hour": hour_offset, "k": k, "hf": hf, "hs": hs, "mf": mf, "ms": ms}
 
 
 async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range],
@@ -160,7 +220,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), chunk):
         keys = [layout.minute_key(scope, b) if kind == "m" else layout.hour_key(scope, b)
-                if kind == "h" else layout.day_key(scope, b)
+                if kind == "h" else layout.newest_minute_key(scope, b) if kind == "x" else layout.day_key(scope, b)
                 for scope in scopes[i:i + chunk] for kind, b in buckets]
         await script(keys=keys, args=[argv], client=pipe)
     flat: list[float] = []
