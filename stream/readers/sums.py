@@ -172,8 +172,10 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
     taken: set[int] = set()  # hour hashes already read with one minute hash's hour (one each)
     for g, (kind, hour) in enumerate(list(buckets)):
         k = _prefix_length(need[(kind, hour)]) if kind == "m" else None
+        if k is None:
+            continue
         h = buckets.index(("h", floor_to(hour, DAY_MS))) if ("h", floor_to(hour, DAY_MS)) in need else -1
-        if k is None or h in taken:
+        if h in taken:
             continue
         taken.add(h)
         own = dict(need[("h", floor_to(hour, DAY_MS))]) if h >= 0 else {}

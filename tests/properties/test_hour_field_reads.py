@@ -70,6 +70,7 @@ class Runner:
             ranges = {w: resolve_window(w, NOW, TZ) for w in ("today", "5m", "15m", "1h")}
             hour = NOW - NOW % HOUR_MS
             ranges |= {f"to{e}": Range(hour - 2 * HOUR_MS, hour + e * MINUTE_MS) for e in ends}
+            ranges["3d"] = Range(hour - 72 * HOUR_MS, hour + ends[0] * MINUTE_MS)  # day buckets too
             alone = {w: (await window_sums(store, scopes, {w: r}, COUNTERS)) for w, r in ranges.items()}
             together = await window_sums(store, scopes, ranges, COUNTERS)
             minutes = {w: await store.window_counters(scopes, r) for w, r in ranges.items()}
