@@ -41,16 +41,20 @@ WINDOW_SUMS_LUA = """
 local plan = cjson.decode(ARGV[1])
 local counters, nc = plan.counters, #plan.counters
 local groups = #plan.groups
+-- the bucket hashes' entries, then those of plan.alt: an hour hash read with the current hour too
+local entries = {}
+for g = 1, groups do entries[g] = plan.groups[g] end
+for j, e in ipairs(plan.alt or {}) do entries[groups + j] = e end
 local column = {}
 for c = 1, nc do column[counters[c]] = c end
 local windows, fields = {}, {}
-for g = 1, groups do
+for g = 1, #entries do
   local ws = {}
-  for _, entry in ipairs(plan.groups[g]) do ws[entry[1]] = entry[2] end
-  windows[g], fields[g] = ws, #plan.groups[g] * nc
+  for _, entry in ipairs(entries[g]) do ws[entry[1]] = entry[2] end
+  windows[g], fields[g] = ws, #entries[g] * nc
 end
 local one, many, names = {}, {}, {}
-for g = 1, groups do one[g], many[g] = {}, {} end
+for g = 1, #entries do one[g], many[g] = {}, {} end
 local function resolve(g, f)
   local colon = string.find(f, ':', 1, true)
   local ws = colon and windows[g][string.sub(f, 1, colon - 1)]
@@ -86,7 +90,7 @@ end
 local function names_of(g)
   if not names[g] then
     local ns = {}
-    for _, entry in ipairs(plan.groups[g]) do
+    for _, entry in ipairs(entries[g]) do
       for c = 1, nc do ns[#ns + 1] = entry[1] .. ':' .. counters[c] end
     end
     names[g] = ns
@@ -94,26 +98,49 @@ local function names_of(g)
   return names[g]
 end
 local row = '%.17g' .. string.rep(' %.17g', plan.n - 1)  -- (Lua 5.1's rep has no separator)
+-- plan.short[g] = {mark, k, h, hour, alt}: a minute hash whose windows all read its first k
+-- minutes (`today` in the current hour). When the hour's newest written minute (its `mx:` key,
+-- at offset `mark` among the scope's keys) is before k, those minutes hold all of the hour so
+-- far, so the hour's fields answer instead: the day's hour hash (group `h`, or the key at
+-- offset `hour` when no group reads it) is read with the entries of alt group `alt` (its own
+-- and this hour's), and the minute hash not at all. No `mx:` key (a store written before
+-- them) or a newer minute: the minutes, as before.
+local short, stride = {}, groups
+for g, s in pairs(plan.short or {}) do  -- (history.py's plans have none)
+  short[tonumber(g)] = s
+  stride = stride + (s.hour > 0 and 2 or 1)
+end
+local function read(sums, key, g)
+  -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
+  if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
+    local kv, o = redis.call('HGETALL', key), one[g]
+    for j = 1, #kv, 2 do
+      local slot = o[kv[j]]  -- add(), inlined for the common case: known, one sum
+      if slot then sums[slot] = sums[slot] + tonumber(kv[j + 1]) else add(sums, g, kv[j], kv[j + 1]) end
+    end
+  else
+    local ns = names_of(g)
+    local values = redis.call('HMGET', key, unpack(ns))
+    for j = 1, #values do
+      if values[j] then add(sums, g, ns[j], values[j]) end
+    end
+  end
+end
 local out = {}
-for first = 0, #KEYS - groups, groups do
+for first = 0, #KEYS - stride, stride do
   local sums = {}
   for i = 1, plan.n do sums[i] = 0 end
-  for g = 1, groups do
-    local key = KEYS[first + g]
-    -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
-    if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
-      local kv, o = redis.call('HGETALL', key), one[g]
-      for j = 1, #kv, 2 do
-        local slot = o[kv[j]]  -- add(), inlined for the common case: known, one sum
-        if slot then sums[slot] = sums[slot] + tonumber(kv[j + 1]) else add(sums, g, kv[j], kv[j + 1]) end
-      end
-    else
-      local ns = names_of(g)
-      local values = redis.call('HMGET', key, unpack(ns))
-      for j = 1, #values do
-        if values[j] then add(sums, g, ns[j], values[j]) end
-      end
+  local as = {}  -- group -> the group whose entries read it, or false: not read
+  for g, s in pairs(short) do
+    local newest = tonumber(redis.call('GET', KEYS[first + s.mark]) or '')
+    if newest and newest < s.k then
+      as[g] = false
+      if s.h > 0 then as[s.h] = s.alt else read(sums, KEYS[first + s.hour], s.alt) end
     end
+  end
+  for g = 1, groups do
+    local t = as[g]
+    if t ~= false then read(sums, KEYS[first + g], t or g) end
   end
   out[#out + 1] = string.format(row, unpack(sums, 1, plan.n))
 end
@@ -140,7 +167,39 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
     buckets = sorted(need)
     groups = [[[index, ws] for index, ws in need[b].items()] for b in buckets]
     fields = sum(len(g) for g in groups) * len(counters)
-    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters)}, fields
+    short: dict[str, dict[str, Any]] = {}
+    alt: list[list[list[Any]]] = []
+    taken: set[int] = set()  # hour hashes already read with one minute hash's hour (one each)
+    for g, (kind, hour) in enumerate(list(buckets)):
+        k = _prefix_length(need[(kind, hour)]) if kind == "m" else None
+        if k is None:
+            continue
+        h = buckets.index(("h", floor_to(hour, DAY_MS))) if ("h", floor_to(hour, DAY_MS)) in need else -1
+        if h in taken:
+            continue
+        taken.add(h)
+        own = dict(need[("h", floor_to(hour, DAY_MS))]) if h >= 0 else {}
+        index = str((hour % DAY_MS) // HOUR_MS)
+        own[index] = [*own.get(index, []), *need[(kind, hour)]["0"]]
+        alt.append([[i, ws] for i, ws in own.items()])
+        buckets.append(("x", hour))
+        s = {"mark": len(buckets), "k": k, "h": h + 1, "hour": 0, "alt": len(groups) + len(alt)}
+        if h < 0:
+            buckets.append(("h", hour))
+            s["hour"] = len(buckets)
+        short[str(g + 1)] = s
+    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
+                     "short": short, "alt": alt}, fields
+
+
+def _prefix_length(indexes: Mapping[str, list[int]]) -> int | None:
+    """k when every window reading this minute hash reads exactly its first k minutes (the
+    hour's start up to the range's end), else None."""
+    ws = indexes.get("0")
+    k = len(indexes)
+    if not ws or any(indexes.get(str(i)) != ws for i in range(k)):
+        return None
+    return k
 
 
 async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range],
@@ -160,7 +219,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), chunk):
         keys = [layout.minute_key(scope, b) if kind == "m" else layout.hour_key(scope, b)
-                if kind == "h" else layout.day_key(scope, b)
+                if kind == "h" else layout.newest_minute_key(scope, b) if kind == "x" else layout.day_key(scope, b)
                 for scope in scopes[i:i + chunk] for kind, b in buckets]
         await script(keys=keys, args=[argv], client=pipe)
     flat: list[float] = []

@@ -209,6 +209,27 @@ for _, r in ipairs(b.leads or {}) do
     end
   end
 end
+-- Newest minute per scope-hour (b.newest = {{key, minute index, expiry, minute hash}}), read by
+-- readers that take the hour field for a prefix of the hour. Only raised; a minute hash that
+-- exists without one was written before them, so its hour's newest minute is unknown: 59.
+local newest = {}
+for _, x in ipairs(b.newest or {}) do
+  local cur = redis.pcall('GET', x[1])
+  if type(cur) == 'table' and cur.err then
+    problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', x[1])['ok'] .. ', not a string', x[1], ''}
+  else
+    whole(x[3], x[1])
+    local want = x[2]
+    if not cur then
+      if redis.call('EXISTS', x[4]) == 1 then want = 59 end
+    elseif not tonumber(cur) then
+      want = 59
+    elseif tonumber(cur) >= want then
+      want = nil
+    end
+    if want then newest[#newest + 1] = {x[1], want, x[3]} end
+  end
+end
 if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
@@ -220,6 +241,10 @@ for _, x in ipairs(b.incr) do
     redis.call((odd and odd[ints[i]]) and 'HINCRBYFLOAT' or 'HINCRBY', key, ints[i], ints[i + 1])
   end
   for i = 1, #floats, 2 do redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1]) end
+end
+for _, x in ipairs(newest) do
+  redis.call('SET', x[1], x[2])
+  redis.call('PEXPIREAT', x[1], x[3])
 end
 for _, t in ipairs(ttls) do redis.call('PEXPIRE', t[1], t[2]) end
 for _, x in ipairs(indexed) do

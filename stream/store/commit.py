@@ -9,7 +9,7 @@ from typing import Any
 
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.kpi.retention import keep_until_ms
-from stream.kpi.windows import local_day_of
+from stream.kpi.windows import HOUR_MS, MINUTE_MS, local_day_of
 from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
@@ -141,6 +141,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
     months: set[tuple[str, str]] = set()  # (month index key, id)
     increments = _Increments()
+    newest: dict[str, list[Any]] = {}  # newest-minute key → [key, minute index, expiry, minute hash]
     for (scope, minute), deltas in batch.counters.items():
         named = [(name, v) for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
         if not named:
@@ -151,6 +152,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         if minute_key_expiry(minute) > now_ms:
             buckets.append((layout.minute_key(scope, minute), minute_field(minute, ""),
                             minute_key_expiry(minute)))
+            note_newest_minute(newest, layout, scope, minute, (minute % HOUR_MS) // MINUTE_MS)
         if hour_key_expiry(minute) > now_ms:
             buckets.append((layout.hour_key(scope, minute), hour_field(minute, ""),
                             hour_key_expiry(minute)))
@@ -170,6 +172,11 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
                 months.add((ix, ident))
                 expire[ix] = month_index_expiry(day.month, layout.tz)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
+    for _, old, new in batch.team_moves:  # a moved minute hash: any minute may have changed
+        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
+            if kind == "m" and minute_key_expiry(int(bucket)) > now_ms:
+                for team in (old, new) if old else (new,):
+                    note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
@@ -185,6 +192,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "teams": [[k, t] for k, t in batch.agent_teams.items()],
         "moves": moves,
         "incr": increments.payload(),
+        "newest": list(newest.values()),
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
@@ -202,6 +210,18 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     }
     return [json.dumps(payload, separators=(",", ":")),
             *(e.json if e.json is not None else "" for e in batch.entities)]
+
+
+def note_newest_minute(newest: dict[str, list[Any]], layout: Layout, scope: str, minute: int,
+                       index: int) -> None:
+    """Raise the newest minute written into the scope's hour to `index` (commit.lua keeps the
+    largest, 59 for a minute hash written before the markers)."""
+    key = layout.newest_minute_key(scope, minute)
+    mark = newest.get(key)
+    if mark is None:
+        newest[key] = [key, index, minute_key_expiry(minute), layout.minute_key(scope, minute)]
+    elif index > mark[1]:
+        mark[1] = index
 
 
 def team_move_keys(moves: list[TeamMove], layout: Layout,

@@ -5,6 +5,7 @@ All keys start with a configurable prefix (default `ck:`).
 | key | type | holds | TTL |
 |---|---|---|---|
 | `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
+| `mx:<scope>:<hour_ms>` | string | newest minute (0..59) written into `m:<scope>:<hour_ms>`; 59 when unknown (team moves, hashes written before it) | as the minute hash |
 | `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
 | `d:<scope>:<YYYY-MM-DD>` | hash | counters of that local day (the center's zone), field `<day of month>:<counter>` | day end + 401 d |
 | `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
@@ -61,6 +62,12 @@ class Layout:
 
     def minute_key(self, scope: str, minute_ms: int) -> str:
         return f"{self.prefix}m:{scope}:{floor_to(minute_ms, HOUR_MS)}"
+
+    def newest_minute_key(self, scope: str, minute_ms: int) -> str:
+        """The newest minute index (0..59) written into the scope's minute hash of that hour: a
+        reader of a prefix of the hour ending after it takes the hour field instead
+        (`stream/readers/sums.py`)."""
+        return f"{self.prefix}mx:{scope}:{floor_to(minute_ms, HOUR_MS)}"
 
     def hour_key(self, scope: str, hour_ms: int) -> str:
         return f"{self.prefix}h:{scope}:{floor_to(hour_ms, DAY_MS)}"
