@@ -5,6 +5,7 @@ cleanly alerted forever after each deploy, and one left by a crash stayed foreve
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -21,11 +22,11 @@ HOUR_MS = 3_600_000
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    svc = make_service(tmp_path)
-    try:
+    """A broker and a Redis; each test starts its worker when its store is set up."""
+    with contextlib.ExitStack() as stack:
+        svc = make_service(tmp_path)
+        stack.callback(svc.stop)
         yield svc
-    finally:
-        svc.stop()
 
 
 def heartbeats(svc: Service) -> dict[str, str]:
