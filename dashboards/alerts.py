@@ -477,6 +477,25 @@ def _store_alerts() -> list[AlertRule]:
             smaller CALLKPI_BATCH_MAX, or dialer message keys by agent reduce it.
             """,
         ),
+        _alert(
+            "CallkpiStreamClientsRefused",
+            """
+            sum(increase(callcenter_api_stream_refused_total[10m])) >= 1
+            """,
+            "1m",
+            "warning",
+            "pipeline",
+            "Wallboards are being refused their live stream",
+            """
+            A serve process turned wallboard streams away in the last 10 minutes: it already holds
+            api.max_stream_clients open streams. Those boards fall back to a poll every 10 seconds,
+            so their numbers lag by up to 10 seconds.
+            """,
+            """
+            See docs/operations.md#callkpistreamclientsrefused: run another serve process behind the
+            load balancer, or raise api.max_stream_clients if serve's CPU allows.
+            """,
+        ),
     ]
 
 

@@ -89,6 +89,7 @@ def pipeline() -> Board:
     ], "reqps", th=thresholds(GREEN, (0.01, RED)),
         description="Redis errors the workers saw (connection loss, timeouts, refusals); they retry."))
     _store_health(b)
+    _serve_health(b)
     return b
 
 
@@ -151,3 +152,40 @@ def _store_health(b: Board) -> None:
     ], "cps", description="Rejected events and what became of their dead-letter records: minimal when the broker "
                           "refused the full record, lost when it refused even that "
                           "(docs/operations.md#bad-input-rejected-counted-dead-lettered-never-fatal)."))
+
+
+def _serve_health(b: Board) -> None:
+    """`callkpi serve`'s own health: whether its answer cache works and whether wallboards get
+    their live stream (each serve process is its own scrape target; the panels sum them)."""
+    hits, misses = "callcenter_api_response_cache_hits_total", "callcenter_api_response_cache_misses_total"
+    refused, dropped = "callcenter_api_stream_refused_total", "callcenter_api_stream_dropped_slow_total"
+    b.row("Serve (API and wallboards)")
+    b.panel(stat("Answer cache hit ratio", f"sum(rate({hits}[10m])) / ((sum(rate({hits}[10m])) + sum(rate({misses}[10m]))) > 0)",
+                 "percentunit", thresholds(AMBER, (0.5, GREEN)), decimals=0, w=6,
+                 description="Share of API answers served from serve's shared cache over 10 minutes. Every commit "
+                             "makes cached answers stale, so many boards on the same scopes share one computation "
+                             "per commit; a low ratio with many boards means each asks for something different "
+                             "(docs/wallboard.md). No value while nothing asks."), optional=True)
+    b.panel(stat("Wallboard streams open", "sum(callcenter_api_stream_clients) or vector(0)", "none",
+                 thresholds(BLUE), decimals=0, w=6,
+                 description="Open /api/v1/stream connections, all serve processes (api.max_stream_clients "
+                             "per process)." + _runbooks("CallkpiStreamClientsRefused")))
+    b.panel(stat("Streams refused (1 h)", f"sum(increase({refused}[1h])) or vector(0)", "none",
+                 thresholds(GREEN, (1, AMBER)), decimals=0, w=6,
+                 description="Wallboards turned away at api.max_stream_clients (they fall back to a 10 s poll "
+                             "and retry)." + _runbooks("CallkpiStreamClientsRefused")))
+    b.panel(stat("Slow streams dropped (1 h)", f"sum(increase({dropped}[1h])) or vector(0)", "none",
+                 thresholds(GREEN, (1, AMBER)), decimals=0, w=6,
+                 description="Stream clients dropped for not reading what they were sent (a stalled browser or "
+                             "network); the page reconnects."))
+    b.panel(timeseries("API answers", [
+        (_rate(hits), "from cache"),
+        (_rate(misses), "computed"),
+    ], "reqps", stacked=True, description="Answers per second, from the shared cache or computed; computed "
+                                           "answers cost Redis reads and serve CPU."))
+    b.panel(timeseries("Wallboard streams", [
+        ("sum by (instance) (callcenter_api_stream_clients)", "open: {{instance}}"),
+        (_rate(refused), "refused / s"),
+        (_rate(dropped), "dropped slow / s"),
+    ], "none", description="Open streams per serve process, and the rates of refused and dropped ones."
+                           + _runbooks("CallkpiStreamClientsRefused")))

@@ -267,6 +267,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         done = re.search(r"simulate: done, ([\d,]+) events", sim.stderr)
         assert sim.returncode == 0 and done, sim.stdout + sim.stderr
         svc.wait_consumed(int(done.group(1).replace(",", "")), timeout=180)
+        for _ in range(3):  # a reader, so that serve's answer-cache panels have data
+            assert httpx.get(f"{svc.url}/api/v1/kpis", params={"window": "15m"}, timeout=30).status_code == 200
         consumed_at = time.time()
         wait_until(lambda: _last_scrape(prom_url) > consumed_at + 1, 30, "no scrape after the last commit")
         rules = load_build().rule_groups()

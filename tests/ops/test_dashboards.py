@@ -229,7 +229,8 @@ def test_pipeline_board_shows_every_store_health_metric_and_links_the_runbooks()
     assert not _store_health_metrics() - shown - {"callcenter_pipeline_event_to_store_seconds_sum",
                                                   "callcenter_pipeline_event_to_store_seconds_count"}
     store_row = next(i for i, p in enumerate(_panels(model["panels"])) if p.get("title") == "Store health")
-    store_panels = list(_panels(model["panels"]))[store_row + 1:]
+    after = list(_panels(model["panels"]))[store_row + 1:]
+    store_panels = after[:next((i for i, p in enumerate(after) if p.get("type") == "row"), len(after))]
     assert len(store_panels) >= 8
     assert all(p.get("description") and p["fieldConfig"]["defaults"].get("unit") for p in store_panels)
     pipeline_alerts = [r for g in build.rule_groups() if g["name"] == "callkpi.alerts.pipeline"
@@ -241,3 +242,20 @@ def test_pipeline_board_shows_every_store_health_metric_and_links_the_runbooks()
         if watched and not any(watched & {m for t in p["targets"] for m in metric_names(t["expr"])} for p in linked):
             unlinked.append(alert["alert"])
     assert not unlinked, f"no panel of what these alerts watch links their runbook: {unlinked}"
+
+
+def test_pipeline_board_shows_serve_health():
+    """An SRE sees serve's own families (answer cache, wallboard streams) on the pipeline board,
+    in a row of their own, each panel described, the refused-stream alert's runbook linked."""
+    from dashboards.alerts import runbook_url
+
+    model = _load(GRAFANA / "pipeline.json")
+    everything = list(_panels(model["panels"]))
+    row = next(i for i, p in enumerate(everything) if p.get("title") == "Serve (API and wallboards)")
+    serve_panels = everything[row + 1:]
+    shown = {m for p in serve_panels for t in p.get("targets", []) for m in metric_names(t["expr"])}
+    assert shown >= {"callcenter_api_response_cache_hits_total", "callcenter_api_response_cache_misses_total",
+                     "callcenter_api_stream_clients", "callcenter_api_stream_refused_total",
+                     "callcenter_api_stream_dropped_slow_total"}
+    assert all(p.get("description") for p in serve_panels)
+    assert any(runbook_url("CallkpiStreamClientsRefused") in p["description"] for p in serve_panels)
