@@ -52,13 +52,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.cli.commands import UsageError, load_service_config, thresholds_of
+    import dataclasses
+
+    from stream.cli.commands import UsageError, load_service_config, thresholds_of, timezone_of
     live = Settings.from_env()
     target = Settings.from_env(key_prefix=args.prefix, redis_url=args.redis_url)
     is_live = (target.redis_url, target.key_prefix) == (live.redis_url, live.key_prefix)
     if not target.key_prefix:
         raise UsageError("the rebuilt store needs a non-empty key prefix")
-    thresholds = thresholds_of(load_service_config(target), target)
+    config = load_service_config(target)
+    # day buckets are local days of the center's zone: cut them as the workers do (run_worker)
+    target = dataclasses.replace(target, timezone=str(timezone_of(target, config)))
+    thresholds = thresholds_of(config, target)
     bar = ProgressBar(sys.stderr, quiet=args.quiet)
     try:
         return asyncio.run(_rebuild(args, target, thresholds, is_live, bar))
@@ -80,7 +85,7 @@ async def _rebuild(args: argparse.Namespace, target: Settings, thresholds: objec
     from stream.processing.rebuild import Rebuild, covers, group_committed, no_dead_letter, target_is_empty
     from stream.store.redis_store import Store
 
-    store = Store(target.redis_url, target.key_prefix)
+    store = Store(target.redis_url, target.key_prefix, target.zone)
     try:
         where = f"{target.redis_url} prefix {target.key_prefix!r}"
         if not args.resume and not await target_is_empty(store):

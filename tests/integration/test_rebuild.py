@@ -162,3 +162,46 @@ def test_rebuild_during_live_traffic_equals_the_live_store_and_switches_over(tmp
     finally:
         r.close()
         svc.stop()
+
+
+def _zone_with_other_dates(start_ms: int, end_ms: int) -> str:
+    """A zone whose local dates differ from UTC's at both ends of the range: day buckets cut in
+    UTC would then have other keys than those cut in it."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+    for name in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # UTC+14, UTC-11
+        if all(datetime.fromtimestamp(t / 1000, ZoneInfo(name)).date()
+               != datetime.fromtimestamp(t / 1000, UTC).date() for t in (start_ms, end_ms)):
+            return name
+    raise AssertionError("no zone whose dates differ from UTC's over the range")
+
+
+@pytest.mark.timeout(600)
+def test_a_rebuild_cuts_day_buckets_in_the_centers_zone(tmp_path: Path) -> None:
+    """A center outside UTC: the rebuilt store's local-day buckets (`d:`) equal the live
+    worker's, which cuts them in the center's zone (docs/history.md)."""
+    now = int(time.time() * 1000)
+    start = now - 20 * 60_000
+    deliveries, _ = faulty_stretch(5, 8, 20 / 60, start)
+    values, keys = [d.value for d in deliveries], [d.key for d in deliveries]
+    zone = _zone_with_other_dates(start, now)
+    svc = make_service(tmp_path, {"CALLKPI_TIMEZONE": zone})
+    r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+    try:
+        svc.start_worker()
+        svc.publish(values, keys)
+        svc.wait_consumed(len(values), timeout=300)
+        rebuild = svc.spawn("rebuild", ["rebuild", "--prefix", "rb:", "--quiet"])
+        svc.extra.append(rebuild)
+        assert rebuild.proc.wait(300) == 0, svc.logs()
+
+        def days(prefix: str) -> dict[str, dict[str, float]]:
+            return {key[len(prefix):]: {f: float(v) for f, v in r.hgetall(key).items()}
+                    for key in r.scan_iter(match=prefix + "d:*", count=1000)}
+        live = days("ck:")
+        assert live, "the live worker wrote no day buckets"
+        assert sorted(days("rb:")) == sorted(live)
+        assert not counter_differences(live, days("rb:"))
+    finally:
+        r.close()
+        svc.stop()
