@@ -196,7 +196,7 @@ def test_a_rebuild_cuts_day_buckets_in_the_centers_zone(tmp_path: Path) -> None:
         assert rebuild.proc.wait(300) == 0, svc.logs()
 
         def days(prefix: str) -> dict[str, dict[str, float]]:
-            return {key[len(prefix):]: {f: float(v) for f, v in r.hgetall(key).items()}
+            return {str(key)[len(prefix):]: {str(f): float(v) for f, v in r.hgetall(key).items()}
                     for key in r.scan_iter(match=prefix + "d:*", count=1000)}
         live = days("ck:")
         assert live, "the live worker wrote no day buckets"
