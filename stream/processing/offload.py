@@ -142,10 +142,14 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
     collected, busy = time.monotonic(), False
     while True:
         try:
-            seq, batch, gauges, highwaters = await loop.run_in_executor(None, requests.get, True,
-                                                                        IDLE_S)
+            seq, batch, gauges, highwaters = requests.get_nowait()
         except queue.Empty:
-            seq = None
+            await batches.release()  # no batch waiting to read first: the commit goes out now
+            try:
+                seq, batch, gauges, highwaters = await loop.run_in_executor(None, requests.get,
+                                                                            True, IDLE_S)
+            except queue.Empty:
+                seq = None
         if (seq is None and busy) or time.monotonic() - collected > FULL_GC_EVERY_S:
             gc.collect()
             collected, busy = time.monotonic(), False
