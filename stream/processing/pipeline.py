@@ -233,8 +233,13 @@ class Pipeline:
         tps = sorted({m.tp for m, _ in checked})
         events = [r for _, r in checked if isinstance(r, Event)]
         call_keys = {cid: self.store.layout.call_key(cid) for cid in call_ids(events)}
-        (offsets, calls), stored_marks = await asyncio.gather(
+        # One round trip for what the events name (their calls and agents) and the watermarks;
+        # a second only for agents known through a loaded call alone.
+        named = agent_parts.agent_keys(self.store.layout, {e.agent_id for e in events if e.agent_id})
+        (offsets, calls), (_, agents), stored_marks = await asyncio.gather(
             self.loader.load(view, tps, call_keys.values(), CallState.from_json),
+            self.loader.load(view, (), [k for ks in named.values() for k in ks],
+                             agent_parts.decode_part),
             self.store.watermarks())
         guard = dict(offsets)  # what the commit expects the store to hold
         first: dict[str, int] = {}
@@ -252,8 +257,10 @@ class Pipeline:
         loaded = Loaded(calls={cid: calls[k][1] for cid, k in call_keys.items()})
         fresh = [r for _, r in pending if isinstance(r, Event)]
         agent_keys = agent_parts.agent_keys(self.store.layout, agents_needed(fresh, loaded.calls))
-        _, agents = await self.loader.load(view, (), [k for ks in agent_keys.values() for k in ks],
-                                           agent_parts.decode_part)
+        unnamed = [k for a, ks in agent_keys.items() if a not in named for k in ks]
+        if unnamed:
+            agents.update((await self.loader.load(view, (), unnamed, agent_parts.decode_part))[1])
+        agents = {k: agents[k] for ks in agent_keys.values() for k in ks}
         versions.update({key: v for key, (v, _) in agents.items()})
         assembled = await agent_parts.assemble(self.store, agent_keys, agents, view.records)
         if self.after_reads is not None:
