@@ -37,12 +37,12 @@ def event_of(m: RawMessage) -> Event | None:
 
 
 class Racing(Store):
-    """Records which entity keys were read, and lets another worker commit just before the
-    first commit of this one goes out."""
+    """Records which entity keys were read, and lets another worker commit just before this
+    worker's commit number `at` (from 1) goes out."""
 
-    def __init__(self, url: str, prefix: str, other: Pipeline, copy: RawMessage) -> None:
+    def __init__(self, url: str, prefix: str, other: Pipeline, copy: RawMessage, at: int) -> None:
         super().__init__(url, prefix)
-        self.other, self.copy = other, copy
+        self.other, self.copy, self.at = other, copy, at
         self.read: set[str] = set()
         self.read_before_other: set[str] | None = None
         self.commits = 0
@@ -56,7 +56,7 @@ class Racing(Store):
 
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         self.commits += 1
-        if self.read_before_other is None:
+        if self.commits == self.at:
             self.read_before_other = set(self.read)
             await self.other.handle([self.copy])
         try:
@@ -69,22 +69,24 @@ class Racing(Store):
 def test_a_state_read_ahead_of_the_commit_before_and_changed_meanwhile_is_redone(
         redis_url: str) -> None:
     parts = batches(day(), 300)
-    in_first = {call_of(m) for m in parts[0]} - {None}
-    # The first event of a call that only the second batch has, without an agent: the other
-    # worker's commit of it changes that call's state and nothing the first batch writes.
-    moved = next(m for m in parts[1] for e in [event_of(m)]
-                 if e is not None and e.call_id and e.call_id not in in_first
+    at = 3  # the other worker commits just before the third batch's commit goes out
+    earlier = {call_of(m) for part in parts[:at] for m in part} - {None}
+    # The first event of a call that only the fourth batch has, without an agent: the other
+    # worker's commit of it changes that call's state and nothing the third batch writes.
+    moved = next(m for m in parts[at] for e in [event_of(m)]
+                 if e is not None and e.call_id and e.call_id not in earlier
                  and not e.agent_id and e.type == "call.dialed")
     copy = RawMessage(TOPIC, 9, 0, moved.value, moved.timestamp_ms)  # a duplicate delivery
     worker = pipeline(redis_url, "race:")
-    store = Racing(redis_url, "race:", pipeline(redis_url, "race:"), copy)
+    store = Racing(redis_url, "race:", pipeline(redis_url, "race:"), copy, at)
     worker.store = worker.loader.store = store
 
     asyncio.run(overlapped(worker, parts))
     call_key = store.layout.call_key(call_of(moved) or "")
-    # The second batch read the call before the first batch's commit went out (the new order)...
+    # The fourth batch read the call before the third batch's commit went out (the order of
+    # reads ahead of the commit before them)...
     assert store.read_before_other is not None and call_key in store.read_before_other
-    # ...so the first commit applied, the second conflicted on that call and was redone.
-    assert store.conflicted == [2]
-    asyncio.run(sequentially(pipeline(redis_url, "raceref:"), [[copy], *parts]))
+    # ...so the third commit applied, the fourth conflicted on that call and was redone.
+    assert store.conflicted == [at + 1]
+    asyncio.run(sequentially(pipeline(redis_url, "raceref:"), [*parts[:at - 1], [copy], *parts[at - 1:]]))
     assert stored(redis_url, "race:") == stored(redis_url, "raceref:")
