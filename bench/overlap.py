@@ -39,7 +39,7 @@ class Timed:
 
     def __init__(self, store: Store) -> None:
         self.commit_s = self.read_s = self.read_during_commit_s = self.idle_s = 0.0
-        self.commits_out = self.reads = 0
+        self.commits_out = self.reads = self.round_trips = self._reading = 0
         for name in ("load", "watermarks", "agent_record_parts"):
             setattr(store, name, self._read(getattr(store, name)))
         store.commit = self._commit(store.commit)  # type: ignore[method-assign]
@@ -59,11 +59,16 @@ class Timed:
 
     def _read(self, fn: Any) -> Any:
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            if fn.__name__ == "agent_record_parts" and not args[0]:
+                return await fn(*args, **kwargs)  # no agent without a part: no round trip
             during, t = self.commits_out > 0, time.monotonic()
             self.reads += 1
+            self.round_trips += self._reading == 0  # reads sent together: one round trip
+            self._reading += 1
             try:
                 return await fn(*args, **kwargs)
             finally:
+                self._reading -= 1
                 dt = time.monotonic() - t
                 self.read_s += dt
                 if during:
@@ -111,10 +116,12 @@ def main() -> None:
         own, redis_cpu = time.process_time() - own0, cpu_s(server.proc.pid) - redis0
     finally:
         server.stop()
+    batches = -(-len(messages) // args.batch)
     print(f"{len(messages):,} events, batches of {args.batch}: wall {wall:.1f} s; CPU: this "
           f"process {own:.1f} s, Redis {redis_cpu:.1f} s (sum {own + redis_cpu:.1f}, larger "
           f"{max(own, redis_cpu):.1f}); commits in flight {timed.commit_s:.1f} s; prepare's reads "
-          f"({timed.reads / -(-len(messages) // args.batch):.1f} per batch) {timed.read_s:.1f} s, of which {timed.read_during_commit_s:.1f} s sent while a commit "
+          f"({timed.reads / batches:.1f} calls, {timed.round_trips / batches:.1f} round trips per "
+          f"batch) {timed.read_s:.1f} s, of which {timed.read_during_commit_s:.1f} s sent while a commit "
           f"was in flight; this process waited for Redis (idle) {timed.idle_s:.1f} s; load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
 
 
