@@ -118,7 +118,8 @@ class Overlapped:
 
     async def release(self) -> None:
         """Let the held commit go out (no read of the next batch is to precede it), and
-        return once it is sent, so that it runs in Redis while this process works on."""
+        return once it is sent, so that it runs in Redis while this process works on. A batch
+        redone after a conflict releases too: the held commit still waits for that batch's."""
         hold, self._held = self._held, None
         if hold is None:
             return
