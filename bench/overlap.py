@@ -7,7 +7,9 @@ Drives the pipeline process's own path (`Pipeline.check`, then `Overlapped.submi
 compares the wall time with this process's CPU and Redis's: overlapped, wall ≈ the larger of
 the two; taking turns, wall ≈ their sum. Also the time `prepare`'s reads from Redis spent in
 flight while a commit was: Redis runs one command at a time, so a read sent during a commit's
-script is answered only once the script ends.
+script is answered only once the script ends. And the time this process sat idle waiting for
+Redis (its event loop in `select`): on a busy machine the wall time mostly measures the other
+load, the idle time does not.
 """
 
 from __future__ import annotations
@@ -36,18 +38,37 @@ class Timed:
     """Wall time of the store's commits, of its reads, and of reads while a commit was out."""
 
     def __init__(self, store: Store) -> None:
-        self.commit_s = self.read_s = self.read_during_commit_s = 0.0
-        self.commits_out = 0
-        for name in ("load", "watermarks"):
+        self.commit_s = self.read_s = self.read_during_commit_s = self.idle_s = 0.0
+        self.commits_out = self.reads = self.round_trips = self._reading = 0
+        for name in ("load", "watermarks", "agent_record_parts"):
             setattr(store, name, self._read(getattr(store, name)))
         store.commit = self._commit(store.commit)  # type: ignore[method-assign]
 
+    def count_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time the event loop sat in `select` with nothing to do: waiting for Redis."""
+        selector = loop._selector  # type: ignore[attr-defined]
+        select = selector.select
+
+        def timed(timeout: float | None = None) -> Any:
+            t = time.monotonic()
+            try:
+                return select(timeout)
+            finally:
+                self.idle_s += time.monotonic() - t
+        selector.select = timed
+
     def _read(self, fn: Any) -> Any:
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            if fn.__name__ == "agent_record_parts" and not args[0]:
+                return await fn(*args, **kwargs)  # no agent without a part: no round trip
             during, t = self.commits_out > 0, time.monotonic()
+            self.reads += 1
+            self.round_trips += self._reading == 0  # reads sent together: one round trip
+            self._reading += 1
             try:
                 return await fn(*args, **kwargs)
             finally:
+                self._reading -= 1
                 dt = time.monotonic() - t
                 self.read_s += dt
                 if during:
@@ -70,6 +91,7 @@ async def drive(url: str, messages: list[Any], batch: int) -> Timed:
     store = Store(url)
     pipeline = bench_pipeline(store)
     timed = Timed(store)
+    timed.count_idle(asyncio.get_running_loop())
     batches = Overlapped(pipeline, lambda seq, error, excluded: None)
     for seq, i in enumerate(range(0, len(messages), batch)):
         await batches.submit(seq, pipeline.check(messages[i:i + batch]))
@@ -94,11 +116,13 @@ def main() -> None:
         own, redis_cpu = time.process_time() - own0, cpu_s(server.proc.pid) - redis0
     finally:
         server.stop()
+    batches = -(-len(messages) // args.batch)
     print(f"{len(messages):,} events, batches of {args.batch}: wall {wall:.1f} s; CPU: this "
           f"process {own:.1f} s, Redis {redis_cpu:.1f} s (sum {own + redis_cpu:.1f}, larger "
           f"{max(own, redis_cpu):.1f}); commits in flight {timed.commit_s:.1f} s; prepare's reads "
-          f"{timed.read_s:.1f} s, of which {timed.read_during_commit_s:.1f} s sent while a commit "
-          f"was in flight; load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
+          f"({timed.reads / batches:.1f} calls, {timed.round_trips / batches:.1f} round trips per "
+          f"batch) {timed.read_s:.1f} s, of which {timed.read_during_commit_s:.1f} s sent while a commit "
+          f"was in flight; this process waited for Redis (idle) {timed.idle_s:.1f} s; load average {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
 
 
 if __name__ == "__main__":

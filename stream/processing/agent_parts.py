@@ -14,7 +14,8 @@ both convert it). Workers of the old code must not run on a store new workers ha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from stream.state.agent_state import AgentRecord, AgentState, CallsPart, Parts, StatesPart
@@ -45,9 +46,12 @@ class Assembled(NamedTuple):
     store written before the two parts, or restored from the record (a part had expired)."""
 
 
-async def assemble(store: Store, keys: dict[str, AgentKeys],
-                   loaded: dict[str, tuple[int, Any]]) -> Assembled:
-    """Each agent's state from its two loaded parts, and from its record where a part is gone."""
+async def assemble(store: Store, keys: dict[str, AgentKeys], loaded: dict[str, tuple[int, Any]],
+                   ahead: Mapping[str, tuple[str | None, str | None]] | None = None) -> Assembled:
+    """Each agent's state from its two loaded parts, and from its record where a part is gone.
+
+    `ahead`: the records the batch committing ahead of this one writes (`StoreView.records`):
+    they are read from Redis before that commit applies (`pipelining.py`)."""
     agents: dict[str, AgentState | None] = {}
     forced: dict[str, Parts] = {}
     missing: list[str] = []
@@ -63,6 +67,12 @@ async def assemble(store: Store, keys: dict[str, AgentKeys],
             missing.append(a)
         parts[a] = (states, calls)
     records = await store.agent_record_parts(missing)
+    written = ahead or {}
+    for a in (a for a in missing if a in written):
+        stored_states, stored_calls = records.get(a, (None, None))
+        new_states, new_calls = written[a]
+        records[a] = (json.loads(new_states) if new_states is not None else stored_states,
+                      json.loads(new_calls) if new_calls is not None else stored_calls)
     for a, (states, calls) in parts.items():
         record = records.get(a)
         if record is not None and ((states is None and record[0] is not None)

@@ -29,6 +29,8 @@ class StoreView:
     """key → (version, state, size of its JSON)"""
     watermarks: dict[str, PartitionProgress] = field(default_factory=dict)
     """tp → progress of the source partitions the batch applied (`horizon.py`)."""
+    records: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """agent → the two shares of its record the batch writes (JSON; None: not written)."""
 
     @classmethod
     def after(cls, batch: CommitBatch, states: dict[str, State]) -> StoreView:
@@ -36,7 +38,9 @@ class StoreView:
         return cls({tp: new for tp, _, new in batch.offsets},
                    {e.key: ((e.version + 1, states[e.key], len(e.json)) if e.json is not None
                             else (0, None, 0)) for e in batch.entities},
-                   dict(batch.watermarks))
+                   dict(batch.watermarks),
+                   {a: (batch.agent_records.get(a), batch.agent_call_records.get(a))
+                    for a in {*batch.agent_records, *batch.agent_call_records}})
 
 
 class Loader:

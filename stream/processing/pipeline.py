@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -126,6 +126,9 @@ class Pipeline:
         """Commits Redis refused for want of memory (retried; counted once one goes through)."""
         self.conflicts = 0
         """Commit conflicts with another writer not yet counted in a commit."""
+        self.after_reads: Callable[[], Awaitable[None]] | None = None
+        """Awaited once a batch's reads are answered, before it is processed: the commit held
+        until then may go out (`pipelining.Overlapped`)."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -223,13 +226,21 @@ class Pipeline:
         `ahead`: a batch whose commit is still on its way; this one is prepared on what the
         store will hold after it (its applied offsets and entity states), so that one batch's
         processing overlaps the other's commit (`pipelining.py`). Committing it is only valid
-        once `ahead` has been committed as prepared."""
+        once `ahead` has been committed as prepared. Once every read from the store is
+        answered, `after_reads` is awaited (`ahead`'s commit may go out then)."""
         checked, dead_lettered, gauges = job.checked, job.dead_lettered, job.gauges
         view = ahead.after if ahead is not None else StoreView()
         tps = sorted({m.tp for m, _ in checked})
         events = [r for _, r in checked if isinstance(r, Event)]
         call_keys = {cid: self.store.layout.call_key(cid) for cid in call_ids(events)}
-        offsets, calls = await self.loader.load(view, tps, call_keys.values(), CallState.from_json)
+        # One round trip for what the events name (their calls and agents) and the watermarks;
+        # a second only for agents known through a loaded call alone.
+        named = agent_parts.agent_keys(self.store.layout, {e.agent_id for e in events if e.agent_id})
+        (offsets, calls), (_, agents), stored_marks = await asyncio.gather(
+            self.loader.load(view, tps, call_keys.values(), CallState.from_json),
+            self.loader.load(view, (), [k for ks in named.values() for k in ks],
+                             agent_parts.decode_part),
+            self.store.watermarks())
         guard = dict(offsets)  # what the commit expects the store to hold
         first: dict[str, int] = {}
         for m, _ in checked:
@@ -246,13 +257,17 @@ class Pipeline:
         loaded = Loaded(calls={cid: calls[k][1] for cid, k in call_keys.items()})
         fresh = [r for _, r in pending if isinstance(r, Event)]
         agent_keys = agent_parts.agent_keys(self.store.layout, agents_needed(fresh, loaded.calls))
-        _, agents = await self.loader.load(view, (), [k for ks in agent_keys.values() for k in ks],
-                                           agent_parts.decode_part)
+        unnamed = [k for a, ks in agent_keys.items() if a not in named for k in ks]
+        if unnamed:
+            agents.update((await self.loader.load(view, (), unnamed, agent_parts.decode_part))[1])
+        agents = {k: agents[k] for ks in agent_keys.values() for k in ks}
         versions.update({key: v for key, (v, _) in agents.items()})
-        assembled = await agent_parts.assemble(self.store, agent_keys, agents)
+        assembled = await agent_parts.assemble(self.store, agent_keys, agents, view.records)
+        if self.after_reads is not None:
+            await self.after_reads()
         loaded.agents = assembled.agents
         now = self.now_ms()
-        marks = horizon.merged(await self.store.watermarks(), view.watermarks,
+        marks = horizon.merged(stored_marks, view.watermarks,
                                [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
                           agent_state_ms=self.agent_state_ms,

@@ -3,14 +3,23 @@
 A batch's commit is one Lua script that Redis runs for about a third of the time the batch
 takes to process, and the pipeline process would otherwise wait for it idle. Here the next
 batch is prepared meanwhile, on the store as it will be once the previous commit has applied
-(`Pipeline.prepare(ahead=...)`): its applied offsets and entity states come from that batch,
-the rest from Redis, which that commit does not change.
+(`Pipeline.prepare(ahead=...)`): its applied offsets, entity states, watermarks and agent
+records come from that batch, the rest from Redis, which that commit does not change.
+
+Redis runs one command at a time, so a read sent after a commit's script waits for the whole
+script. When the next batch is already known (a backlog), its reads therefore go out first:
+a batch's commit is held until the next batch's reads are answered (`release`), and the next
+batch is processed while the commit runs. When no batch is waiting, the commit goes out at
+once (`release` is called before waiting for one). The reads are valid before the commit
+because the view supplies everything that commit writes; another worker's commit in between
+is caught by the version checks of the later commit, as any other.
 
 That is speculation, and it is checked. Commits go out in order, one at a time. A batch
 prepared ahead is committed only if the batch it was prepared on was committed exactly as
 prepared. If that batch had to be redone (a conflict with another worker, or Redis was away),
 this one is prepared again on what Redis holds. At most one batch is prepared ahead of a
-commit in flight, so a view never needs more than the one batch before it.
+commit in flight, so a view never needs more than the one batch before it, and a batch's
+reads go out only once the commit before the one it is prepared on has returned.
 """
 
 from __future__ import annotations
@@ -47,6 +56,16 @@ def count_outage(pipeline: Pipeline, exc: BaseException, doing: str, delay: floa
         pipeline.redis_errors += 1
         log.warning("Redis unavailable while %s (%s); %s", doing, exc, retry)
 
+class Hold:
+    """A queued commit held back until the next batch's reads are answered."""
+
+    def __init__(self, previous: asyncio.Task[Prepared] | None) -> None:
+        self.previous = previous
+        """The commit before it: until that one is done, this one cannot go out anyway."""
+        self.released = asyncio.Event()
+        self.sent = False
+
+
 Reply = Callable[[int, "str | None", "dict[str, Exclusion]"], None]
 """Reports a batch (by sequence number) committed (None) or failed (why: the worker stops), and
 the partitions left out of it (not to be acked: `offsets.py`)."""
@@ -70,14 +89,18 @@ class Overlapped:
 
     def __init__(self, pipeline: Pipeline, reply: Reply) -> None:
         self.pipeline = pipeline
+        pipeline.after_reads = self.release
         self.reply = reply
         self._last: tuple[asyncio.Task[Prepared], Prepared | None] | None = None
         """The newest batch's commit, and what it was prepared as."""
         self._before_last: asyncio.Task[Prepared] | None = None
+        self._held: Hold | None = None
+        """The newest batch's commit, held until the next batch's reads are answered."""
 
     async def submit(self, seq: int, job: Job) -> None:
         """Prepare `job` (ahead of the commit in flight, if any) and queue its commit; returns
-        once it is queued. `reply(seq, None)` follows when it is committed."""
+        once it is queued. `reply(seq, None)` follows when it is committed. The commit is
+        held until the next batch's reads are answered or `release` is called."""
         if self._before_last is not None:
             await asyncio.wait([self._before_last])  # one commit in flight while preparing
         previous, ahead = None, None
@@ -85,18 +108,36 @@ class Overlapped:
             previous, previous_prepared = self._last
             if not previous.done():
                 ahead = previous_prepared
-        prepared = await self._prepare(job, ahead)
-        task = asyncio.create_task(self._settle(seq, job, prepared, previous))
-        self._before_last, self._last = previous, (task, prepared)
+        try:
+            prepared = await self._prepare(job, ahead)
+        finally:
+            await self.release()
+        hold = Hold(previous)
+        task = asyncio.create_task(self._settle(seq, job, prepared, previous, hold))
+        self._before_last, self._last, self._held = previous, (task, prepared), hold
+
+    async def release(self) -> None:
+        """Let the held commit go out (no read of the next batch is to precede it), and
+        return once it is sent, so that it runs in Redis while this process works on. A batch
+        redone after a conflict releases too: the held commit still waits for that batch's."""
+        hold, self._held = self._held, None
+        if hold is None:
+            return
+        hold.released.set()
+        for _ in range(100):  # the commit's task runs until it waits for Redis's reply
+            if hold.sent or (hold.previous is not None and not hold.previous.done()):
+                break
+            await asyncio.sleep(0)
 
     async def drain(self) -> None:
         """Wait until every queued batch is committed."""
+        await self.release()
         if self._last is not None:
             await asyncio.wait([self._last[0]])
 
     async def _prepare(self, job: Job, ahead: Prepared | None) -> Prepared | None:
         """Prepared on `ahead`, or None when Redis is away (then it is redone once the commit
-        before it has settled)."""
+        before it has settled). The held commit goes out once the batch's reads are answered."""
         try:
             return await self.pipeline.prepare(job, ahead)
         except REDIS_ERRORS as exc:
@@ -104,10 +145,13 @@ class Overlapped:
             return None
 
     async def _settle(self, seq: int, job: Job, prepared: Prepared | None,
-                      previous: asyncio.Task[Prepared] | None) -> Prepared:
-        """Commit after `previous`; redo the batch if its preparation no longer holds."""
+                      previous: asyncio.Task[Prepared] | None, hold: Hold) -> Prepared:
+        """Commit after `previous`, once released; redo the batch if its preparation no longer
+        holds."""
         try:
             committed_before = await previous if previous is not None else None
+            await hold.released.wait()
+            hold.sent = True  # from here the task runs until its script is sent
             if prepared is not None:
                 stale = prepared.ahead is not None and prepared.ahead is not committed_before
                 prepared.ahead = None  # checked; else every batch would keep all before it
