@@ -183,9 +183,13 @@ def _minute(minute: int, layout: Layout, now_ms: int) -> _Minute:
                    floor_to(minute, DAY_MS), h_exp)
 
 
-def _add(sums: dict[str, float], named: list[tuple[str, float]]) -> None:
-    for name, v in named:
-        sums[name] = sums.get(name, 0) + v
+def _add(sums: dict[str, float], named: dict[str, float]) -> None:
+    if not sums:
+        sums.update(named)
+        return
+    get = sums.get
+    for name, v in named.items():
+        sums[name] = get(name, 0) + v
 
 
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]:
@@ -204,19 +208,26 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
     newest: dict[str, list[Any]] = {}  # newest-minute key → [key, minute index, expiry, minute hash]
     minutes: dict[int, _Minute] = {}
     P = layout.prefix
+    day_sums: dict[str, dict[str, float]] = {}  # day key → its sums
+    scope_days: list[tuple[str, dict[str, float]]] = []  # (scope, a day's sums): the totals
+    retracted: dict[str, dict[str, float]] = {}  # scope → what late events took back
     for (scope, minute), deltas in batch.counters.items():
         # integral values of integer counters as ints (HINCRBY), the rest as floats
-        named = [(name, v if name in FLOAT_COUNTERS or v.__class__ is int or v != int(v) else int(v))
-                 for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
+        named = {name: v if name in FLOAT_COUNTERS or v.__class__ is int or v != int(v) else int(v)
+                 for name, v in deltas.items() if v or name in FLOAT_COUNTERS}
         if not named:
             continue
         m = minutes.get(minute)
         if m is None:
             m = minutes[minute] = _minute(minute, layout, now_ms)
         key = f"{P}d:{scope}:{m.date}"
-        _add(index(key, str(m.day.day)), named)
-        expire[key] = m.day_expiry
-        if m.minute_index is not None:
+        sums = day_sums.get(key)
+        if sums is None:
+            sums = day_sums[key] = index(key, str(m.day.day))
+            scope_days.append((scope, sums))
+            expire[key] = m.day_expiry
+        _add(sums, named)
+        if m.minute_index is not None:  # one group per (scope, minute): its deltas as they are
             key = f"{P}m:{scope}:{m.hour_ms}"
             _add(index(key, m.minute_index), named)
             expire[key] = m.minute_expiry
@@ -228,11 +239,11 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
             expire[key] = m.hour_expiry
         # what a late event takes back also grows the total's `retracted:` field, so that what
         # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
-        key = f"{P}t:{scope}"
-        _add(index(key, ""), named)
-        retracted = [(name, -v) for name, v in named if v < 0]
-        if retracted:
-            _add(index(key, "retracted"), retracted)
+        if min(named.values()) < 0:
+            back = retracted.get(scope)
+            if back is None:
+                back = retracted[scope] = {}
+            _add(back, {name: -v for name, v in named.items() if v < 0})
         kind, _, ident = scope.partition(":")
         if ident:
             seen = (layout.scopes_key(kind), ident)
@@ -242,6 +253,10 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
             if (ix, ident) not in months:
                 months.add((ix, ident))
                 expire[ix] = month_index_expiry(m.day.month, layout.tz)
+    for scope, sums in scope_days:  # every group went to its day: the totals are the days' sums
+        _add(index(f"{P}t:{scope}", ""), sums)
+    for scope, back in retracted.items():
+        _add(index(f"{P}t:{scope}", "retracted"), back)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, old, new in batch.team_moves:  # a moved minute hash: any minute may have changed
         for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
