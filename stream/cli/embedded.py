@@ -83,13 +83,14 @@ def _spawn(name: str, cmd: list[str], port: int, logdir: Path, env: dict | None 
     return managed
 
 
-REDIS_TUNING: list[str] = []
-"""Redis's hash encoding is left at its default (hashes of up to 128 fields are compact
-ziplists/listpacks). `hash-max-ziplist-entries 32` made the commit's HINCRBYs into minute hashes
-cheaper (BENCHMARKS.md, "Redis per event": half of Redis's CPU was the field-by-field search of
-60-128-field ziplists), but it also turns every local-day hash (~45 fields, kept 400 days) into a
-hash table, 3.7 times the memory of the history (docs/history.md). Memory for 400 days of history
-wins here; a deployment short of Redis CPU rather than memory can set it."""
+REDIS_TUNING: list[str] = ["--hash-max-ziplist-entries", "128"]
+"""Hashes of up to 128 fields are compact (a ziplist; a listpack in Redis 7, whose default this
+is; the bundled 6.2 binary's default is 512). A compact hash is searched field by field by every
+HINCRBY: at 512 an hour hash (up to 24 hours × the counters) stays compact most of its day. At
+128 the local-day hashes (40-70 fields, kept 400 days) still stay compact, which keeps the
+history small (below about 64 they would become hash tables: 3.7 times the memory). Minute
+hashes are made hash tables by the commit itself at 32 fields (`commit.PROMOTE_AT`), whatever
+this setting. BENCHMARKS.md, "Where Redis's CPU per event went"; docs/operations.md#redis-settings."""
 
 
 def start_broker(port: int, logdir: Path) -> Managed:

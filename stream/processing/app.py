@@ -29,7 +29,7 @@ from stream.processing.offsets import Action, Exclusion
 from stream.processing.pipeline import Pipeline, RawMessage
 from stream.processing.pipelining import run_until_committed
 from stream.settings import Settings
-from stream.store.redis_store import Store
+from stream.store.redis_store import Store, hash_setting_advice
 
 log = logging.getLogger(__name__)
 EVICTION_REFUSED_EXIT = 78  # EX_CONFIG
@@ -58,9 +58,19 @@ def check_redis_policy(settings: Settings) -> bool:
         policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
     except (RedisError, OSError) as exc:
         log.warning("could not read Redis's maxmemory-policy (%s); checked once Redis answers", exc)
+        client.close()
         return False
+    try:
+        config = client.config_get("hash-max-*")  # decode_responses: str names and values
+        advice = hash_setting_advice({str(k): str(v) for k, v in config.items()})
+    except (RedisError, OSError) as exc:  # a managed Redis may refuse CONFIG
+        advice = None
+        log.info("could not read Redis's hash-max-listpack-entries (%s): minute hashes are made "
+                 "hash tables by the commit whatever it is; docs/operations.md#redis-settings", exc)
     finally:
         client.close()
+    if advice:
+        log.warning("%s", advice)
     problem = eviction_problem(policy, settings)
     if problem:
         log.error("%s", problem)

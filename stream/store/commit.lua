@@ -142,51 +142,74 @@ for _, m in ipairs(b.moves) do
 end
 -- Counters: b.incr = {{key, {field, int_delta, ...}, {field, float_delta, ...}}, ...}, summed per
 -- (hash, field) by commit.py, so each field appears once: one HMGET per hash reads what the
--- checks need. `nonint[key][field]`: an integer delta for a field that does not hold an integer,
--- added with HINCRBYFLOAT.
-local nonint = {}
+-- checks need. Validation costs Lua time per field, so the common case is checked with length
+-- tests and one pattern: an integer delta of at most 15 digits onto a stored integer of at most
+-- 15 digits (or none) cannot overflow 64 bits, and their sum is below 2^53, exact in a double:
+-- the new value is computed here and all such fields of a hash go in one HSET (the bytes
+-- HINCRBY would store; one command per hash instead of one per field). Anything else takes the
+-- exact path: HINCRBY, or HINCRBYFLOAT where the field does not hold an integer (or the delta
+-- is a float).
+local find, format = string.find, string.format
+local INT = '^-?[1-9]%d*$'  -- what HINCRBY takes (besides '0'): no sign, blanks, leading zeros
+local counter_writes = {}
+local function max_args(list, from, to)  -- unpack is bounded by Lua's C stack (8000)
+  return unpack(list, from, math.min(to, #list))
+end
 for _, x in ipairs(b.incr) do
   local key, ints, floats = x[1], x[2], x[3]
   local fields = {}
   for i = 1, #ints, 2 do fields[#fields + 1] = ints[i] end
   for i = 1, #floats, 2 do fields[#fields + 1] = floats[i] end
   -- a key of another type fails the HMGET itself: caught here, before any write
-  local raws = redis.pcall('HMGET', key, unpack(fields))
+  local raws = {}
+  for i = 1, #fields, 4000 do
+    local part = redis.pcall('HMGET', key, max_args(fields, i, i + 3999))
+    if part.err then raws = part break end
+    for j = 1, #part do raws[i + j - 1] = part[j] end
+  end
   if raws.err then
     problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
   else
     local moved = vals[key]
     local n_ints = #ints / 2
+    local fresh, incr, float_incr = {}, {}, {}
     for j = 1, #fields do
       local f, raw, int_delta = fields[j], raws[j], j <= n_ints
       local delta = int_delta and ints[j * 2] or floats[(j - n_ints) * 2]
-      local cur, cur_int = 0, true
       local m = moved and moved[f]
-      if m then
-        cur, cur_int = m[1], m[2]
-      elseif raw then
-        cur = tonumber(raw)
-        if cur == nil or cur ~= cur then
-          problem = problem or {'invalid', 'field is not a number', key, f}
-          break
-        end
-        cur_int = (not int_delta) or string.match(raw, '^-?%d+$') ~= nil
-      end
-      local s = cur + tonumber(delta)
-      if int_delta and cur_int then
-        if s >= INT_LIMIT or s <= -INT_LIMIT then
-          problem = problem or {'invalid', 'counter would overflow 64 bits', key, f}
-        end
+      if int_delta and not m and #delta <= 15 and (not raw or (#raw <= 15 and (find(raw, INT) or raw == '0'))) then
+        fresh[#fresh + 1] = f
+        -- below 2^53 a double adds integers exactly, and %d prints them as HINCRBY would
+        fresh[#fresh + 1] = raw and format('%d', tonumber(raw) + tonumber(delta)) or delta
       else
-        if s ~= s or s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
-          problem = problem or {'invalid', 'sum would not be finite', key, f}
+        local cur, cur_int = 0, true
+        if m then
+          cur, cur_int = m[1], m[2]
+        elseif raw then
+          cur = tonumber(raw)
+          if cur == nil or cur ~= cur then
+            problem = problem or {'invalid', 'field is not a number', key, f}
+            break
+          end
+          cur_int = (not int_delta) or find(raw, INT) ~= nil or raw == '0'
         end
-        if int_delta then
-          nonint[key] = nonint[key] or {}
-          nonint[key][f] = true
+        local s = cur + tonumber(delta)
+        if int_delta and cur_int then
+          if s >= INT_LIMIT or s <= -INT_LIMIT then
+            problem = problem or {'invalid', 'counter would overflow 64 bits', key, f}
+          end
+          incr[#incr + 1] = f
+          incr[#incr + 1] = delta
+        else
+          if s ~= s or s >= FLOAT_LIMIT or s <= -FLOAT_LIMIT then
+            problem = problem or {'invalid', 'sum would not be finite', key, f}
+          end
+          float_incr[#float_incr + 1] = f
+          float_incr[#float_incr + 1] = delta
         end
       end
     end
+    counter_writes[#counter_writes + 1] = {key, fresh, incr, float_incr}
   end
 end
 for _, x in ipairs(b.expire) do whole(x[2], x[1]) end
@@ -234,13 +257,24 @@ if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
 for _, w in ipairs(plan) do redis.call(w[1], w[2], w[3], w[4]) end
-for _, x in ipairs(b.incr) do
-  local key, ints, floats = x[1], x[2], x[3]
-  local odd = nonint[key]
-  for i = 1, #ints, 2 do
-    redis.call((odd and odd[ints[i]]) and 'HINCRBYFLOAT' or 'HINCRBY', key, ints[i], ints[i + 1])
+for _, w in ipairs(counter_writes) do
+  local key, fresh, incr, float_incr = w[1], w[2], w[3], w[4]
+  for i = 1, #fresh, 4000 do redis.call('HSET', key, max_args(fresh, i, i + 3999)) end
+  for i = 1, #incr, 2 do redis.call('HINCRBY', key, incr[i], incr[i + 1]) end
+  for i = 1, #float_incr, 2 do redis.call('HINCRBYFLOAT', key, float_incr[i], float_incr[i + 1]) end
+end
+-- Minute hashes with b.promote_at fields or more become hash tables (commit.py, PROMOTE_AT): a
+-- field whose value is longer than `hash-max-listpack-value` converts the hash, and deleting it
+-- again leaves the hash table (Redis never converts back while running; a hash reloaded from
+-- an RDB file may be compact again, and is promoted again by its next commit). OBJECT is asked
+-- with pcall: where it is refused, nothing is promoted and the commit goes on.
+for _, i in ipairs(b.promote or {}) do
+  local key = b.incr[i][1]
+  local enc = redis.pcall('OBJECT', 'ENCODING', key)
+  if (enc == 'listpack' or enc == 'ziplist') and redis.call('HLEN', key) >= b.promote_at then
+    redis.call('HSET', key, '~promote', string.rep('x', 1024))
+    redis.call('HDEL', key, '~promote')
   end
-  for i = 1, #floats, 2 do redis.call('HINCRBYFLOAT', key, floats[i], floats[i + 1]) end
 end
 for _, x in ipairs(newest) do
   redis.call('SET', x[1], x[2])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from stream.kpi.catalog import FLOAT_COUNTERS
 from stream.kpi.retention import keep_until_ms
-from stream.kpi.windows import HOUR_MS, MINUTE_MS, local_day_of
+from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, LocalDay, floor_to, local_day_of
 from stream.state.batch import TeamMove
 from stream.state.call_state import LiveCall
 from stream.store.layout import (
@@ -17,11 +19,8 @@ from stream.store.layout import (
     Layout,
     PartitionProgress,
     agent_history_suffixes,
-    day_field,
     day_key_expiry,
-    hour_field,
     hour_key_expiry,
-    minute_field,
     minute_key_expiry,
     month_index_expiry,
     scope_cutoff,
@@ -98,38 +97,102 @@ def lead_sets(batch: CommitBatch, layout: Layout) -> list[list[Any]]:
     return list(sets.values())
 
 
+PROMOTE_AT = 32
+"""A minute hash with this many fields is made a hash table by the commit (commit.lua): a small
+hash is a listpack (a ziplist before Redis 7), which every HINCRBY searches field by field, and
+a scope's minute hash grows to hundreds of fields within its hour. Redis converts it only past
+`hash-max-listpack-entries` (128 in Redis 7, 512 in 6.2); the day and total hashes (about 50
+fields, kept 400 days or for ever) stay compact whatever that setting (BENCHMARKS.md, "Where
+Redis's CPU per event went")."""
+
+
 class _Increments:
     """Every counter increment of a batch, summed per (hash, field): each field is then one
     command in Redis (an hour or total field gets one increment, not one per minute), and the
-    script can check each against the stored value before its first write."""
+    script can check each against the stored value before its first write.
+
+    Sums are kept per hash, per field index (minute, hour or day number; "" for totals), per
+    counter name: a (scope, minute) group looks its index's dict up once per hash, and a
+    field's name (`<index>:<counter>`) is built once per batch, not once per increment."""
+
+    __slots__ = ("sums", "promote")
 
     def __init__(self) -> None:
-        self.ints: dict[str, dict[str, int]] = {}
-        self.floats: dict[str, dict[str, float]] = {}
+        self.sums: dict[str, dict[str, dict[str, float]]] = {}
+        self.promote: set[str] = set()
 
-    def add(self, key: str, fields: list[tuple[str, str, float]]) -> None:
-        """`fields`: (field, counter name, delta)."""
-        ints, floats = self.ints.setdefault(key, {}), self.floats.setdefault(key, {})
-        for f, name, value in fields:
-            if name in FLOAT_COUNTERS or value != int(value) or f in floats:
-                floats[f] = floats.get(f, 0.0) + float(value) + ints.pop(f, 0)
-            elif value:
-                ints[f] = ints.get(f, 0) + int(value)
+    def index(self, key: str, index: str) -> dict[str, float]:
+        """The sums of one field index of a hash (created empty)."""
+        of_key = self.sums.get(key)
+        if of_key is None:
+            of_key = self.sums[key] = {}
+        of_index = of_key.get(index)
+        if of_index is None:
+            of_index = of_key[index] = {}
+        return of_index
 
-    def payload(self) -> list[list[Any]]:
-        """[[key, [field, int, ...], [field, float, ...]], ...]; values as strings (Lua's own
-        number formatting keeps only 14 digits)."""
+    def payload(self) -> tuple[list[list[Any]], list[int]]:
+        """[[key, [field, int, ...], [field, float, ...]], ...]: integer sums (HINCRBY; a zero
+        one is left out), then float ones (HINCRBYFLOAT: a float counter, or a non-integral
+        sum); values as strings (Lua's own number formatting keeps only 14 digits). And the
+        positions (1-based) of the hashes to promote (`PROMOTE_AT`)."""
         out: list[list[Any]] = []
-        for key, ints in self.ints.items():
-            floats = self.floats.get(key, {})
-            i = [x for f, v in ints.items() if v for x in (f, str(v))]
-            fl = [x for f, v in floats.items() for x in (f, repr(v))]
-            if i or fl:
-                out.append([key, i, fl])
-        return out
+        promoted: list[int] = []
+        promote = self.promote
+        floats = FLOAT_COUNTERS
+        for key, of_key in self.sums.items():
+            ints: list[str] = []
+            fl: list[str] = []
+            for index, sums in of_key.items():
+                for name, v in sums.items():
+                    if v.__class__ is int and name not in floats:
+                        if v:
+                            ints += (f"{index}:{name}" if index else name, str(v))
+                    else:
+                        fl += (f"{index}:{name}" if index else name, repr(float(v)))
+            if ints or fl:
+                out.append([key, ints, fl])
+                if key in promote:
+                    promoted.append(len(out))
+        return out, promoted
 
 
-def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
+class _Minute(NamedTuple):
+    """What every scope's group of one minute shares: bucket suffixes, field indexes, expiries."""
+
+    day: LocalDay
+    date: str
+    """The local date (`LocalDay.date`, a property: computed once here)."""
+    day_expiry: int
+    minute_index: str | None
+    """None: the minute hash would expire at once (an import of old events): left out."""
+    hour_ms: int
+    minute_expiry: int
+    hour_index: str | None
+    day_ms: int
+    hour_expiry: int
+
+
+def _minute(minute: int, layout: Layout, now_ms: int) -> _Minute:
+    day = local_day_of(minute, layout.tz)
+    m_exp, h_exp = minute_key_expiry(minute), hour_key_expiry(minute)
+    return _Minute(day, day.date, day_key_expiry(day.date, layout.tz),
+                   str((minute % HOUR_MS) // MINUTE_MS) if m_exp > now_ms else None,
+                   floor_to(minute, HOUR_MS), m_exp,
+                   str((minute % DAY_MS) // HOUR_MS) if h_exp > now_ms else None,
+                   floor_to(minute, DAY_MS), h_exp)
+
+
+def _add(sums: dict[str, float], named: dict[str, float]) -> None:
+    if not sums:
+        sums.update(named)
+        return
+    get = sums.get
+    for name, v in named.items():
+        sums[name] = get(name, 0) + v
+
+
+def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]:
     """The arguments of commit.lua: a JSON description of the batch, then the entity states.
 
     Counter increments are summed per hash and field (`_Increments`): each delta goes to its
@@ -141,36 +204,59 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
     scopes: dict[tuple[str, str], int] = {}  # (index key, id) → newest minute with data
     months: set[tuple[str, str]] = set()  # (month index key, id)
     increments = _Increments()
+    index = increments.index
     newest: dict[str, list[Any]] = {}  # newest-minute key → [key, minute index, expiry, minute hash]
+    minutes: dict[int, _Minute] = {}
+    P = layout.prefix
+    day_sums: dict[str, dict[str, float]] = {}  # day key → its sums
+    scope_days: list[tuple[str, dict[str, float]]] = []  # (scope, a day's sums): the totals
+    retracted: dict[str, dict[str, float]] = {}  # scope → what late events took back
     for (scope, minute), deltas in batch.counters.items():
-        named = [(name, v) for name, v in deltas.items() if v or name in FLOAT_COUNTERS]
+        # integral values of integer counters as ints (HINCRBY), the rest as floats
+        named = {name: v if name in FLOAT_COUNTERS or v.__class__ is int or v != int(v) else int(v)
+                 for name, v in deltas.items() if v or name in FLOAT_COUNTERS}
         if not named:
             continue
-        day = local_day_of(minute, layout.tz)
-        buckets = [(layout.day_key(scope, day.date), day_field(day.day, ""),
-                    day_key_expiry(day.date, layout.tz))]
-        if minute_key_expiry(minute) > now_ms:
-            buckets.append((layout.minute_key(scope, minute), minute_field(minute, ""),
-                            minute_key_expiry(minute)))
-            note_newest_minute(newest, layout, scope, minute, (minute % HOUR_MS) // MINUTE_MS)
-        if hour_key_expiry(minute) > now_ms:
-            buckets.append((layout.hour_key(scope, minute), hour_field(minute, ""),
-                            hour_key_expiry(minute)))
-        for bucket, prefix, expiry in buckets:
-            increments.add(bucket, [(prefix + name, name, v) for name, v in named])
-            expire[bucket] = expiry
+        m = minutes.get(minute)
+        if m is None:
+            m = minutes[minute] = _minute(minute, layout, now_ms)
+        key = f"{P}d:{scope}:{m.date}"
+        sums = day_sums.get(key)
+        if sums is None:
+            sums = day_sums[key] = index(key, str(m.day.day))
+            scope_days.append((scope, sums))
+            expire[key] = m.day_expiry
+        _add(sums, named)
+        if m.minute_index is not None:  # one group per (scope, minute): its deltas as they are
+            key = f"{P}m:{scope}:{m.hour_ms}"
+            _add(index(key, m.minute_index), named)
+            expire[key] = m.minute_expiry
+            increments.promote.add(key)
+            note_newest_minute(newest, layout, scope, minute, int(m.minute_index))
+        if m.hour_index is not None:
+            key = f"{P}h:{scope}:{m.day_ms}"
+            _add(index(key, m.hour_index), named)
+            expire[key] = m.hour_expiry
         # what a late event takes back also grows the total's `retracted:` field, so that what
         # is exported (net + retracted, and retracted) only goes up (docs/observability.md)
-        increments.add(layout.total_key(scope), [(name, name, v) for name, v in named]
-                       + [(f"retracted:{name}", name, -v) for name, v in named if v < 0])
+        if min(named.values()) < 0:
+            back = retracted.get(scope)
+            if back is None:
+                back = retracted[scope] = {}
+            _add(back, {name: -v for name, v in named.items() if v < 0})
         kind, _, ident = scope.partition(":")
         if ident:
-            key = (layout.scopes_key(kind), ident)
-            scopes[key] = max(scopes.get(key, minute), minute)
-            ix = layout.month_index_key(kind, day.month)
+            seen = (layout.scopes_key(kind), ident)
+            if scopes.get(seen, minute) <= minute:
+                scopes[seen] = minute
+            ix = layout.month_index_key(kind, m.day.month)
             if (ix, ident) not in months:
                 months.add((ix, ident))
-                expire[ix] = month_index_expiry(day.month, layout.tz)
+                expire[ix] = month_index_expiry(m.day.month, layout.tz)
+    for scope, sums in scope_days:  # every group went to its day: the totals are the days' sums
+        _add(index(f"{P}t:{scope}", ""), sums)
+    for scope, back in retracted.items():
+        _add(index(f"{P}t:{scope}", "retracted"), back)
     moves = team_move_keys(batch.team_moves, layout, now_ms)
     for _, old, new in batch.team_moves:  # a moved minute hash: any minute may have changed
         for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
@@ -179,6 +265,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
                     note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
     for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
         scopes[(layout.scopes_key("team"), new_team)] = now_ms
+    incr, promote = increments.payload()
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
             for cid, v in batch.live_calls.items()]
     live += [[layout.key("live:agents"), aid, json.dumps(v) if v else False]
@@ -191,7 +278,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
                      for i, e in enumerate(batch.entities)],
         "teams": [[k, t] for k, t in batch.agent_teams.items()],
         "moves": moves,
-        "incr": increments.payload(),
+        "incr": incr,
+        "promote": promote,
+        "promote_at": PROMOTE_AT,
         "newest": list(newest.values()),
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
@@ -208,7 +297,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str]:
         "agent_calls": [[a, r] for a, r in batch.agent_call_records.items()],
         "leads": lead_sets(batch, layout),
     }
-    return [json.dumps(payload, separators=(",", ":")),
+    # orjson: the same JSON as json.dumps (ints as ints, floats in their shortest round-trip
+    # form), several times faster; redis-py sends the bytes as they are
+    return [orjson.dumps(payload),
             *(e.json if e.json is not None else "" for e in batch.entities)]
 
 

@@ -4,7 +4,7 @@ All keys start with a configurable prefix (default `ck:`).
 
 | key | type | holds | TTL |
 |---|---|---|---|
-| `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>` | hour + 49 h |
+| `m:<scope>:<hour_ms>` | hash | minute counters of that hour, field `<minute 0..59>:<counter>`; a hash table from 32 fields (commit.PROMOTE_AT) | hour + 49 h |
 | `mx:<scope>:<hour_ms>` | string | newest minute (0..59) written into `m:<scope>:<hour_ms>`; 59 when unknown (team moves, hashes written before it) | as the minute hash |
 | `h:<scope>:<day_ms>` | hash | hour counters of that UTC day, field `<hour 0..23>:<counter>` | day + 37 d |
 | `d:<scope>:<YYYY-MM-DD>` | hash | counters of that local day (the center's zone), field `<day of month>:<counter>` | day end + 401 d |

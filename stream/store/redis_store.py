@@ -328,6 +328,38 @@ class Store:
         return PipelineHealth({k: float(v) for k, v in p.items()}, gauges, {k: int(v) for k, v in w.items()})
 
 
+COMPACT_HASH_SETTINGS = ("hash-max-listpack-entries", "hash-max-ziplist-entries")
+"""Redis 7's name of the setting, and its older name (Redis 6.2 and before; 7 keeps it as an alias)."""
+DAY_HASH_FIELDS = 64
+"""A local-day hash holds one field per counter of the day: 38-51 in a simulated center, up to
+55 plus one per disposition code and pause reason seen that day. Compact hashes of at least this
+many fields keep 400 days of history small (a hash table costs about four times as much)."""
+HOUR_HASH_COMPACT_MAX = 128
+"""Redis 7's default, and what `callkpi stack` and docker-compose.yml set: an hour hash (up to
+24 hours × the counters) above it is a hash table, so a commit does not search it field by
+field. Redis 6.2's default is 512."""
+
+
+def hash_setting_advice(config: Mapping[str, str]) -> str | None:
+    """What the server's compact-hash setting (`CONFIG GET hash-max-*`) costs the store, or
+    None when it suits it. Minute hashes become hash tables at `commit.PROMOTE_AT` fields
+    whatever the setting; day and hour hashes follow it."""
+    value = next((config[name] for name in COMPACT_HASH_SETTINGS if name in config), None)
+    if value is None or not value.isdigit():
+        return None
+    entries = int(value)
+    if entries < DAY_HASH_FIELDS:
+        return (f"Redis's hash-max-listpack-entries is {entries}: local-day hashes (40-70 fields, "
+                "kept 400 days) become hash tables, about four times the history's memory. Set it "
+                f"to {HOUR_HASH_COMPACT_MAX} (docs/operations.md#redis-settings)")
+    if entries > HOUR_HASH_COMPACT_MAX:
+        return (f"Redis's hash-max-listpack-entries is {entries}: hour hashes of up to {entries} "
+                "fields stay compact lists that every commit searches field by field, which costs "
+                f"Redis CPU per event. Set it to {HOUR_HASH_COMPACT_MAX} "
+                "(docs/operations.md#redis-settings)")
+    return None
+
+
 def _as_transient(exc: ResponseError) -> ResponseError:
     """An error raised inside a script comes back wrapped ("Error running script ...: -OOM
     command not allowed ..."): give out-of-memory and read-only replies their own types, so
@@ -342,4 +374,4 @@ def _as_transient(exc: ResponseError) -> ResponseError:
     return exc
 
 
-__all__ = ["Store", "CommitBatch", "CommitConflict", "CommitRejected"]
+__all__ = ["Store", "CommitBatch", "CommitConflict", "CommitRejected", "hash_setting_advice"]
