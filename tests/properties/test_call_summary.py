@@ -147,7 +147,7 @@ def test_the_calls_cover_what_the_summary_tracks() -> None:
     assert sum(len(evs) for evs in calls_of(0)) > 200
 
 
-FIELDS = {
+FIELDS: dict[str, dict[str, object]] = {
     "call.dialed": {"caller_id": "D1", "list_id": "L1", "lead_id": "K1"},
     "call.offered": {},
     "call.answered": {"answered_by": "human"},
@@ -168,7 +168,7 @@ def hand_calls(draw: st.DrawFn) -> list[Event]:
     out = []
     for _ in range(n):
         kind = draw(st.sampled_from(sorted(FIELDS)))
-        fields = dict(FIELDS[kind])
+        fields: dict[str, object] = dict(FIELDS[kind])
         if kind == "call.dialed":
             fields["caller_id"] = draw(st.sampled_from(["D1", "D2"]))
         if kind == "call.answered":
