@@ -6,9 +6,10 @@ call's attribution changes; the difference of two calls is then exact.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 
 from stream.contract import Event
 from stream.kpi.catalog import WRAPUP_CODE_PREFIX
@@ -35,7 +36,7 @@ class Thresholds:
     retention is kept for; the same zone the store's day buckets are cut in."""
 
 
-def _answered(f: dict, out: dict[str, float]) -> None:
+def _answered(f: Mapping[str, Any], out: dict[str, float]) -> None:
     out["answered"] = 1
     by = f["answered_by"]
     if by == "human":
@@ -44,13 +45,13 @@ def _answered(f: dict, out: dict[str, float]) -> None:
         out["machine_answered"] = 1
 
 
-def _ring(f: dict, out: dict[str, float]) -> None:
+def _ring(f: Mapping[str, Any], out: dict[str, float]) -> None:
     if "ring_ms" in f:
         out["ring_ms"] = f["ring_ms"]
         out["ring_reports"] = 1
 
 
-def _wrapup(e: Event, f: dict, t: Thresholds, out: dict[str, float]) -> None:
+def _wrapup(e: Event, f: Mapping[str, Any], t: Thresholds, out: dict[str, float]) -> None:
     disposition = f["disposition"]
     out["wrapups"] = 1
     out["wrapup_ms"] = f["wrapup_ms"]
@@ -94,7 +95,7 @@ def call_counters(e: Event, t: Thresholds, inbound: bool = False,
     `call.connected` (earliest ts, then event_id), the one inbound answers are counted at.
     Both are attributes of the call, not of the event, and may change as the call's events
     arrive: the caller re-derives them and corrects what earlier events counted."""
-    f = dict(e.fields)
+    f = e.fields
     out: dict[str, float] = {}
     kind = e.type
     if kind == "call.dialed":
@@ -157,4 +158,6 @@ def call_counters(e: Event, t: Thresholds, inbound: bool = False,
             out["network_drops"] = 1
     elif kind == "call.callback":
         out["callbacks"] = 1
+    if 0 not in out.values():
+        return out
     return {k: v for k, v in out.items() if v != 0 or k in ("talk_ms",)}

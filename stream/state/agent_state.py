@@ -14,7 +14,7 @@ boundaries, pruning or arrival order.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Flag, auto
@@ -332,7 +332,8 @@ class AgentState:
         first = min((e.ts_ms, e.event_id) for e in new)
         start = max(0, bisect_left(self.points, first, key=_point_key) - 1)
         before = self.intervals(start)
-        added = beyond = 0
+        beyond = 0
+        placed: list[Point] = []
         seen: set[str] = set()
         for e in new:
             if e.event_id in seen:
@@ -342,12 +343,17 @@ class AgentState:
                 beyond += 1
                 continue
             f = e.fields
-            self.points.append(Point(e.ts_ms, e.event_id, f["state"], f.get("reason"),
-                                     e.campaign_id or f.get("campaign_id")))
-            added += 1
+            placed.append(Point(e.ts_ms, e.event_id, f["state"], f.get("reason"),
+                                e.campaign_id or f.get("campaign_id")))
+        added = len(placed)
         if not added:
             return PointsApplied(0, beyond)
-        self.points.sort(key=_point_key)
+        if added <= 8:  # keys are unique, so inserting each in place is sorting
+            for p in placed:
+                insort(self.points, p, key=_point_key)
+        else:
+            self.points.extend(placed)
+            self.points.sort(key=_point_key)
         after = self.intervals(start)
         for iv in after - before:
             interval_deltas(agent_id, iv, deltas, 1)
@@ -548,6 +554,10 @@ def logouts_of(points: list[Point]) -> list[int]:
 
 def symmetric_difference(a: list[Any], b: list[Any]) -> list[Any]:
     """What is in one list and not the other, counting repeats."""
+    if a == b:
+        return []
+    if not a or not b:  # a call's first connect or end: as below, for sorted lists
+        return list(a or b)
     ca, cb = Counter(a), Counter(b)
     return list(((ca - cb) + (cb - ca)).elements())
 
@@ -581,4 +591,4 @@ def interval_deltas(agent_id: str, iv: Interval, deltas: Deltas, sign: int) -> N
     if campaign:
         scopes.append(f"campaign:{campaign}")
     for minute, ms in split_by_minute(start, end):
-        deltas.add(scopes, minute, {n: ms for n in names}, sign)
+        deltas.add_each(scopes, minute, names, sign * ms)

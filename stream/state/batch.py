@@ -17,13 +17,12 @@ from stream.kpi.contributions import Thresholds
 from stream.state.agent_state import (
     AgentCall,
     AgentState,
-    Connect,
     GapInputs,
     Parts,
     changed_times,
     gap_deltas,
 )
-from stream.state.call_state import CallState, LiveCall, event_agent, live_call
+from stream.state.call_state import CallState, CallSummary, LiveCall, live_call
 from stream.state.deltas import Deltas
 
 LATE_AFTER_MS = 5 * 60_000
@@ -70,7 +69,8 @@ def call_ids(events: Iterable[Event]) -> set[str]:
 
 
 def agents_needed(events: Iterable[Event], calls: dict[str, CallState | None]) -> set[str]:
-    """Every agent whose state the batch reads: named by an event, or the agent of a call."""
+    """Every agent whose state the batch reads: named by an event, or the agent of a call
+    (with the batch's events added to what is known of it)."""
     events = list(events)
     needed = {e.agent_id for e in events if e.agent_id}
     by_call: defaultdict[str, list[Event]] = defaultdict(list)
@@ -79,37 +79,17 @@ def agents_needed(events: Iterable[Event], calls: dict[str, CallState | None]) -
             by_call[e.call_id].append(e)
     for cid, evs in by_call.items():
         known = calls.get(cid)
-        probe = CallState(list(known.events) if known else [])
-        probe.events.extend(evs)
-        attrs = probe.attrs()
-        if attrs.agent:
-            needed.add(attrs.agent)
-        for e in probe.events:
-            agent = event_agent(e, attrs)
-            if agent:
-                needed.add(agent)
+        probe = (known.summary() if known else CallSummary()).folded(evs, 0)
+        needed |= probe.agents
+        agent = probe.attrs().agent
+        if agent:
+            needed.add(agent)
     return needed
 
 
 def agent_calls(state: CallState) -> dict[str, AgentCall]:
     """What this call contributes to each agent's call gaps."""
-    attrs = state.attrs()
-    out: dict[str, AgentCall] = {}
-    for e in state.events:
-        if e.type == "call.connected" and e.agent_id:
-            entry = out.setdefault(e.agent_id, AgentCall(caller_id=attrs.caller_id,
-                                                         list_id=attrs.list_id))
-            entry.connects.append(Connect(e.ts_ms, e.campaign_id or ""))
-        elif e.type == "call.ended":
-            agent = event_agent(e, attrs)
-            if agent:
-                entry = out.setdefault(agent, AgentCall(caller_id=attrs.caller_id,
-                                                        list_id=attrs.list_id))
-                entry.ends.append(e.ts_ms)
-    for entry in out.values():
-        entry.connects.sort()
-        entry.ends.sort()
-    return out
+    return state.agent_calls()
 
 
 class _Batch:
@@ -163,22 +143,25 @@ class _Batch:
 
     def apply_call(self, call_id: str, events: list[Event]) -> None:
         state = self.calls.get(call_id) or self.loaded.calls.get(call_id) or CallState()
-        before = agent_calls(state)
+        before = state.agent_calls()
         fresh = state.apply(events, self.thresholds, self.deltas)
         self.stats["duplicates"] += len(events) - len(fresh)
         if not fresh:
             return
         self.calls[call_id] = state
-        after = agent_calls(state)
+        after = state.agent_calls()
         for agent_id in before.keys() | after.keys():
-            times = changed_times(before.get(agent_id), after.get(agent_id))
+            was, now = before.get(agent_id), after.get(agent_id)
+            if was is now:
+                continue  # the call's events added nothing for this agent
+            times = changed_times(was, now)
             if not times:
                 continue  # e.g. a late call.qa: the call's gaps are as they were
             agent = self.touch_gaps(agent_id, times)
             if agent is None:
                 continue
-            if agent_id in after:
-                agent.calls[call_id] = after[agent_id]
+            if now is not None:
+                agent.calls[call_id] = now
             else:
                 agent.calls.pop(call_id, None)
             self.parts[agent_id] |= Parts.CALLS  # its gaps read sessions: changed with BOTH

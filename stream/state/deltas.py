@@ -41,10 +41,27 @@ class Deltas:
 
     def add(self, scopes: Iterable[str], minute: int, counters: Mapping[str, float],
             sign: int = 1) -> None:
+        """Add `sign` × `counters` to each scope's group of `minute` (in the order given: the
+        order in which float counters are summed is part of the exact result)."""
+        values = counters.items() if sign == 1 else [(n, sign * v) for n, v in counters.items()]
+        groups = self._g
         for scope in scopes:
-            g = self.group(scope, minute)
-            for name, value in counters.items():
-                g[name] += sign * value
+            g = groups.get((scope, minute))
+            if g is None:
+                g = groups[(scope, minute)] = defaultdict(float)
+            for name, value in values:
+                g[name] += value
+
+    def add_each(self, scopes: Iterable[str], minute: int, names: Iterable[str],
+                 value: float) -> None:
+        """`add(scopes, minute, {name: value for name in names})`, without the dict."""
+        groups = self._g
+        for scope in scopes:
+            g = groups.get((scope, minute))
+            if g is None:
+                g = groups[(scope, minute)] = defaultdict(float)
+            for name in names:
+                g[name] += value
 
     def add_one(self, scope: str, minute: int, name: str, value: float) -> None:
         self.group(scope, minute)[name] += value
