@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from stream.kpi.contributions import Thresholds  # noqa: E402
 from stream.processing.pipeline import Pipeline, RawMessage  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
-from stream.store.commit import CommitBatch, encode  # noqa: E402
+from stream.store.commit import CommitBatch, commit_args  # noqa: E402
 from stream.store.layout import Layout  # noqa: E402
 
 
@@ -64,7 +64,7 @@ class MemoryStore:
         self.marks.update(batch.watermarks)
         self.records.update(batch.agent_records)
         self.call_records.update(batch.agent_call_records)
-        args = encode(batch, self.layout, now_ms)
+        args = commit_args(batch, self.layout, now_ms)
         self.payload_bytes += sum(map(len, args))
         for e in batch.entities:
             self.states[e.key] = (e.version + 1, e.json or "")

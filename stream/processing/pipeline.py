@@ -27,7 +27,14 @@ from stream.processing.loading import Loader, State, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
-from stream.store.commit import LATENCY_BUCKETS, CommitBatch, CommitConflict, CommitRejected, EntityWrite
+from stream.store.commit import (
+    LATENCY_BUCKETS,
+    CommitBatch,
+    CommitConflict,
+    CommitRejected,
+    EntityWrite,
+    encode_ahead,
+)
 from stream.store.redis_store import Store
 
 log = logging.getLogger(__name__)
@@ -292,6 +299,7 @@ class Pipeline:
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update(agent_writes.written)
+        encode_ahead(batch, self.store.layout, now)  # its commit then goes out at once (pipelining.py)
         return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
 
     def _commit_batch(self, checked: list[Checked], pending: list[Checked], offsets: dict[str, int],

@@ -81,6 +81,10 @@ class CommitBatch:
     since the batch read it)."""
     lead_sales: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     """(scope, period, period id, lead_id) → change in that lead's sales (customer retention)."""
+    encoded: tuple[int, list[str | bytes]] | None = field(default=None, repr=False, compare=False)
+    """(now_ms, the script's arguments) once `encode_ahead` made them: the worker encodes a
+    batch as the last step of preparing it, so that its commit goes out the moment it is
+    released (`stream/processing/pipelining.py`) instead of Redis idling while it is encoded."""
 
 
 def lead_sets(batch: CommitBatch, layout: Layout) -> list[list[Any]]:
@@ -190,6 +194,19 @@ def _add(sums: dict[str, float], named: dict[str, float]) -> None:
     get = sums.get
     for name, v in named.items():
         sums[name] = get(name, 0) + v
+
+
+def encode_ahead(batch: CommitBatch, layout: Layout, now_ms: int) -> None:
+    """Encode the finished batch now and keep the arguments with it (`CommitBatch.encoded`);
+    nothing may change the batch after this."""
+    batch.encoded = (now_ms, encode(batch, layout, now_ms))
+
+
+def commit_args(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]:
+    """The script's arguments: those encoded ahead for the same `now_ms`, else encoded now."""
+    if batch.encoded is not None and batch.encoded[0] == now_ms:
+        return batch.encoded[1]
+    return encode(batch, layout, now_ms)
 
 
 def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]:

@@ -15,7 +15,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Decomposition, Range, decompose, floor_to, local_day_of
-from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, encode
+from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, commit_args
 from stream.store.layout import SCOPE_KINDS, UTC, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
@@ -174,7 +174,7 @@ class Store:
     async def commit(self, batch: CommitBatch, now_ms: int) -> None:
         """Apply the batch atomically, or raise CommitConflict if anything it read changed."""
         try:
-            result = await self._commit(args=encode(batch, self.layout, now_ms))
+            result = await self._commit(args=commit_args(batch, self.layout, now_ms))
         except ResponseError as exc:
             raise _as_transient(exc) from exc
         if result[0] == "conflict":
