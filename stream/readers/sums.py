@@ -16,7 +16,18 @@ from typing import Any
 
 from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME
 from stream.kpi.scopes import Scope
-from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Range, decompose, floor_to, local_day_of
+from stream.kpi.windows import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    LocalDay,
+    Range,
+    decompose,
+    floor_to,
+    local_date,
+    local_day_of,
+    local_start,
+)
 from stream.readers.query import open_share
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
@@ -110,6 +121,15 @@ for g, s in pairs(plan.short or {}) do  -- (history.py's plans have none)
   short[tonumber(g)] = s
   stride = stride + (s.hour > 0 and 2 or 1)
 end
+-- plan.day = {seen, key, g, before}: the one window starts at a local midnight and ends in that
+-- day. A scope whose newest minute with data (its score in the scope index at offset `seen`,
+-- the member ARGV[2][i]; false: a kind whose index does not bound its data) is before `before`
+-- (the window's end rounded up to the minute) has nothing in its day after the window, so the
+-- day's hash (offset `key`, read with alt group `g`) holds the window's sums: one small hash
+-- instead of the hour hash and the current hour's.
+local day = plan.day
+local members = day and cjson.decode(ARGV[2])
+if day then stride = stride + 2 end
 local function read(sums, key, g)
   -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
   if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
@@ -131,12 +151,19 @@ for first = 0, #KEYS - stride, stride do
   local sums = {}
   for i = 1, plan.n do sums[i] = 0 end
   local as = {}  -- group -> the group whose entries read it, or false: not read
+  local member = day and members[first / stride + 1]
+  local newest = member and tonumber(redis.call('ZSCORE', KEYS[first + day.seen], member) or '')
+  if newest and newest < day.before then
+    read(sums, KEYS[first + day.key], day.g)
+    for g = 1, groups do as[g] = false end
+  else
   for g, s in pairs(short) do
     local newest = tonumber(redis.call('GET', KEYS[first + s.mark]) or '')
     if newest and newest < s.k then
       as[g] = false
       if s.h > 0 then as[s.h] = s.alt else read(sums, KEYS[first + s.hour], s.alt) end
     end
+  end
   end
   for g = 1, groups do
     local t = as[g]
@@ -151,9 +178,10 @@ FIELDS_PER_CALL = 20_000
 
 
 def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
-                 tz: Any = None) -> tuple[list[tuple[str, Any]], dict, int]:
+                 tz: Any = None, bounded: bool = False) -> tuple[list[tuple[str, Any]], dict, int]:
     """The bucket hashes a scope's windows need, the script's plan (for each bucket: the field
-    indexes to read and the windows each belongs to), and the number of fields per scope."""
+    indexes to read and the windows each belongs to), and the number of fields per scope.
+    `bounded`: some scopes' data is bounded by their index (`BOUNDED_KINDS`): plan the day path."""
     need: defaultdict[tuple[str, Any], defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for w, r in enumerate(ranges.values()):
         d = decompose(r, tz)  # whole local days from day buckets (docs/history.md)
@@ -188,8 +216,35 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
             buckets.append(("h", hour))
             s["hour"] = len(buckets)
         short[str(g + 1)] = s
-    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
-                     "short": short, "alt": alt}, fields
+    plan = {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
+            "short": short, "alt": alt}
+    today = _day_of(ranges, tz) if bounded else None
+    if today is not None:
+        alt.append([[str(today.day), [0]]])
+        buckets += [("s", ""), ("dd", today.date)]
+        plan["day"] = {"seen": len(buckets) - 1, "key": len(buckets), "g": len(groups) + len(alt),
+                       "before": floor_to(next(iter(ranges.values())).end - 1, MINUTE_MS) + MINUTE_MS}
+    return buckets, plan, fields
+
+
+BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list"})
+"""Scope kinds whose index score (`seen:<kind>`, the newest minute with data, only raised) bounds
+every minute their hashes hold: only counter writes touch them, and each raises it to its
+minute. Not teams: a team move adds an agent's history to its new team and sets the team's
+score to the commit's clock, which an agent's event stamped ahead of it (the contract's clock
+skew) can pass. The center and variants have no index."""
+
+
+def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
+    """The local day of a single window from a local midnight to a point in that day (`today`),
+    whose sums the day's hash holds when nothing later in the day has data; else None."""
+    if tz is None or len(ranges) != 1:
+        return None
+    r = next(iter(ranges.values()))
+    day = local_day_of(r.start, tz)
+    if local_start(local_date(r.start, tz), tz) != r.start or local_day_of(r.end - 1, tz) != day:
+        return None
+    return day
 
 
 def _prefix_length(indexes: Mapping[str, list[int]]) -> int | None:
@@ -209,7 +264,8 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     Redis sums (one script call per chunk of scopes, all calls pipelined), so a scrape moves a
     few numbers per scope instead of every field of every bucket.
     """
-    buckets, plan, per_scope = _bucket_plan(ranges, counters, store.layout.tz)
+    bounded = any(_bounded_member(s) for s in scopes)
+    buckets, plan, per_scope = _bucket_plan(ranges, counters, store.layout.tz, bounded)
     if not scopes or not buckets or not counters:
         return {s: {w: {} for w in ranges} for s in scopes}
     layout = store.layout
@@ -218,10 +274,12 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     argv = json.dumps(plan, separators=(",", ":"))
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), chunk):
-        keys = [layout.minute_key(scope, b) if kind == "m" else layout.hour_key(scope, b)
-                if kind == "h" else layout.newest_minute_key(scope, b) if kind == "x" else layout.day_key(scope, b)
-                for scope in scopes[i:i + chunk] for kind, b in buckets]
-        await script(keys=keys, args=[argv], client=pipe)
+        part = scopes[i:i + chunk]
+        keys = [_key(layout, scope, kind, b) for scope in part for kind, b in buckets]
+        args = [argv]
+        if "day" in plan:
+            args.append(json.dumps([_bounded_member(scope) for scope in part]))
+        await script(keys=keys, args=args, client=pipe)
     flat: list[float] = []
     for part in await pipe.execute():
         flat.extend(map(float, part.split()))  # (no bytecode per number: 27,500 for 500 agents)
@@ -231,6 +289,24 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
         row = flat[k * plan["n"]:(k + 1) * plan["n"]]
         out[scope] = {w: dict(zip(counters, row[i * n:(i + 1) * n], strict=True)) for i, w in enumerate(ranges)}
     return out
+
+
+def _key(layout: Any, scope: str, kind: str, b: Any) -> str:
+    if kind == "m":
+        return layout.minute_key(scope, b)
+    if kind == "h":
+        return layout.hour_key(scope, b)
+    if kind == "x":
+        return layout.newest_minute_key(scope, b)
+    if kind == "s":
+        return layout.scopes_key(scope.partition(":")[0])
+    return layout.day_key(scope, b)  # "d", "dd"
+
+
+def _bounded_member(scope: str) -> str | bool:
+    """The scope's member in its kind's index when that index bounds its data, else False."""
+    kind, _, ident = scope.partition(":")
+    return ident if kind in BOUNDED_KINDS and ident else False
 
 
 class OpenTime:
