@@ -141,7 +141,7 @@ def test_today_is_read_from_the_day_hash(redis_url: str) -> None:
         store = Store(redis_url, prefix=f"p{next(_stores)}:", tz=TZ)
         try:
             minute0 = NOW - NOW % MINUTE_MS
-            counters = {(s, minute0 - m * MINUTE_MS): {"dialed": 2, "talk_ms": 7}
+            counters: dict[tuple[str, int], dict[str, float]] = {(s, minute0 - m * MINUTE_MS): {"dialed": 2, "talk_ms": 7}
                         for s in ("agent:a1", "team:t1") for m in (0, 5, 40)}
             await store.commit(CommitBatch(counters=counters, notify=False), NOW)
             today = {"today": resolve_window("today", NOW, TZ)}
