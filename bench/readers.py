@@ -66,11 +66,16 @@ def paged(client: httpx.Client, path: str, params: dict[str, str]) -> float:
     return total
 
 
+WALLBOARD_AGENT_KPIS = re.search(r'const AGENT_KPIS = "([^"]+)"',
+                                 (ROOT / "stream/readers/wallboard/app.js").read_text()).group(1)  # type: ignore[union-attr]
+"""The KPIs the wallboard asks the grid for (its tiles and leader boards), as app.js asks."""
+
+
 def refresh(client: httpx.Client) -> float:
-    """One wallboard refresh of the whole center, request by request."""
+    """One wallboard refresh of the whole center, request by request, as app.js asks."""
     return (timed(client, "/api/v1/kpis", {"window": "today"})[0]
             + timed(client, "/api/v1/live", {})[0]
-            + paged(client, "/api/v1/agents", {"window": "today"})
+            + paged(client, "/api/v1/agents", {"window": "today", "kpis": WALLBOARD_AGENT_KPIS})
             + timed(client, "/api/v1/targets", {})[0]
             + timed(client, "/api/v1/compliance", {})[0]
             + paged(client, "/api/v1/campaigns", {"window": "today"}))

@@ -29,6 +29,7 @@ from stream.kpi.windows import (
     local_start,
 )
 from stream.readers.query import open_share
+from stream.store.layout import day_field
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
 
@@ -121,15 +122,6 @@ for g, s in pairs(plan.short or {}) do  -- (history.py's plans have none)
   short[tonumber(g)] = s
   stride = stride + (s.hour > 0 and 2 or 1)
 end
--- plan.day = {seen, key, g, before}: the one window starts at a local midnight and ends in that
--- day. A scope whose newest minute with data (its score in the scope index at offset `seen`,
--- the member ARGV[2][i]; false: a kind whose index does not bound its data) is before `before`
--- (the window's end rounded up to the minute) has nothing in its day after the window, so the
--- day's hash (offset `key`, read with alt group `g`) holds the window's sums: one small hash
--- instead of the hour hash and the current hour's.
-local day = plan.day
-local members = day and cjson.decode(ARGV[2])
-if day then stride = stride + 2 end
 local function read(sums, key, g)
   -- A small hash is a listpack: HMGET scans it once per field, HGETALL once in all.
   if redis.call('HLEN', key) <= 2 * fields[g] or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
@@ -151,19 +143,12 @@ for first = 0, #KEYS - stride, stride do
   local sums = {}
   for i = 1, plan.n do sums[i] = 0 end
   local as = {}  -- group -> the group whose entries read it, or false: not read
-  local member = day and members[first / stride + 1]
-  local newest = member and tonumber(redis.call('ZSCORE', KEYS[first + day.seen], member) or '')
-  if newest and newest < day.before then
-    read(sums, KEYS[first + day.key], day.g)
-    for g = 1, groups do as[g] = false end
-  else
   for g, s in pairs(short) do
     local newest = tonumber(redis.call('GET', KEYS[first + s.mark]) or '')
     if newest and newest < s.k then
       as[g] = false
       if s.h > 0 then as[s.h] = s.alt else read(sums, KEYS[first + s.hour], s.alt) end
     end
-  end
   end
   for g = 1, groups do
     local t = as[g]
@@ -178,10 +163,9 @@ FIELDS_PER_CALL = 20_000
 
 
 def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
-                 tz: Any = None, bounded: bool = False) -> tuple[list[tuple[str, Any]], dict, int]:
+                 tz: Any = None) -> tuple[list[tuple[str, Any]], dict, int]:
     """The bucket hashes a scope's windows need, the script's plan (for each bucket: the field
-    indexes to read and the windows each belongs to), and the number of fields per scope.
-    `bounded`: some scopes' data is bounded by their index (`BOUNDED_KINDS`): plan the day path."""
+    indexes to read and the windows each belongs to), and the number of fields per scope."""
     need: defaultdict[tuple[str, Any], defaultdict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for w, r in enumerate(ranges.values()):
         d = decompose(r, tz)  # whole local days from day buckets (docs/history.md)
@@ -216,17 +200,45 @@ def _bucket_plan(ranges: Mapping[str, Range], counters: tuple[str, ...],
             buckets.append(("h", hour))
             s["hour"] = len(buckets)
         short[str(g + 1)] = s
-    plan = {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
-            "short": short, "alt": alt}
-    today = _day_of(ranges, tz) if bounded else None
-    if today is not None:
-        alt.append([[str(today.day), [0]]])
-        buckets += [("s", ""), ("dd", today.date)]
-        plan["day"] = {"seen": len(buckets) - 1, "key": len(buckets), "g": len(groups) + len(alt),
-                       "before": floor_to(next(iter(ranges.values())).end - 1, MINUTE_MS) + MINUTE_MS}
-    return buckets, plan, fields
+    return buckets, {"counters": list(counters), "groups": groups, "n": len(ranges) * len(counters),
+                     "short": short, "alt": alt}, fields
 
 
+def _prefix_length(indexes: Mapping[str, list[int]]) -> int | None:
+    """k when every window reading this minute hash reads exactly its first k minutes (the
+    hour's start up to the range's end), else None."""
+    ws = indexes.get("0")
+    k = len(indexes)
+    if not ws or any(indexes.get(str(i)) != ws for i in range(k)):
+        return None
+    return k
+
+
+DAY_SUMS_LUA = """
+-- Read-only. KEYS[1]: a scope index (seen:<kind>: id -> newest minute with data, only raised);
+-- KEYS[1 + i]: scope i's day hash. ARGV[1]: the window's end rounded up to the minute (epoch
+-- ms), ARGV[2]: JSON, the day hash fields to read (<day>:<counter>), ARGV[3]: JSON, the scopes'
+-- ids in the index. A scope whose newest minute is before the end has nothing in its day after
+-- the window (the window starts at the day's local midnight): its day hash holds the window's
+-- sums, returned as stored (missing: 0). Else '-': the caller sums the buckets. One line per
+-- scope, the numbers space-separated.
+local before = tonumber(ARGV[1])
+local fields, members = cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
+local out = {}
+for i = 2, #KEYS do
+  local newest = tonumber(redis.call('ZSCORE', KEYS[1], members[i - 1]) or '')
+  if newest and newest < before then
+    local values = redis.call('HMGET', KEYS[i], unpack(fields))
+    for j = 1, #values do values[j] = values[j] or '0' end
+    out[#out + 1] = table.concat(values, ' ')
+  else
+    out[#out + 1] = '-'
+  end
+end
+return table.concat(out, '\\n')
+"""
+DAY_SCOPES_PER_CALL = 1_000
+"""Scopes per day-sums call: ~10 µs of Redis each, so a call blocks writers ~10 ms at most."""
 BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list"})
 """Scope kinds whose index score (`seen:<kind>`, the newest minute with data, only raised) bounds
 every minute their hashes hold: only counter writes touch them, and each raises it to its
@@ -247,14 +259,27 @@ def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
     return day
 
 
-def _prefix_length(indexes: Mapping[str, list[int]]) -> int | None:
-    """k when every window reading this minute hash reads exactly its first k minutes (the
-    hour's start up to the range's end), else None."""
-    ws = indexes.get("0")
-    k = len(indexes)
-    if not ws or any(indexes.get(str(i)) != ws for i in range(k)):
-        return None
-    return k
+async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
+                    counters: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """The sums of the scopes (all of one kind in `BOUNDED_KINDS`) whose day hash holds `r`'s
+    (nothing after `r` in the day): the rest are left out, to be summed from their buckets."""
+    layout = store.layout
+    script = store.redis.register_script(DAY_SUMS_LUA)
+    before = str(floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS)
+    fields = json.dumps([day_field(day.day, c) for c in counters])
+    pipe = store.redis.pipeline(transaction=False)
+    for i in range(0, len(scopes), DAY_SCOPES_PER_CALL):
+        part = scopes[i:i + DAY_SCOPES_PER_CALL]
+        keys = [layout.scopes_key(part[0].partition(":")[0]), *(layout.day_key(s, day.date) for s in part)]
+        await script(keys=keys, args=[before, fields, json.dumps([s.partition(":")[2] for s in part])], client=pipe)
+    out: dict[str, dict[str, float]] = {}
+    k = 0
+    for reply in await pipe.execute():
+        for line in reply.split("\n"):
+            if line != "-":
+                out[scopes[k]] = dict(zip(counters, map(float, line.split()), strict=True))
+            k += 1
+    return out
 
 
 async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range],
@@ -262,10 +287,31 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     """scope -> window -> sums of `counters` over the buckets `Store.window_counters` reads.
 
     Redis sums (one script call per chunk of scopes, all calls pipelined), so a scrape moves a
-    few numbers per scope instead of every field of every bucket.
+    few numbers per scope instead of every field of every bucket. `today` alone (a window from
+    a local midnight) of scopes whose index bounds their data is first read from each one's day
+    hash (`_day_sums`: one small hash instead of the day's hour hash and the current hour's);
+    the buckets are summed for those with data after the window (an event stamped ahead).
     """
-    bounded = any(_bounded_member(s) for s in scopes)
-    buckets, plan, per_scope = _bucket_plan(ranges, counters, store.layout.tz, bounded)
+    day = _day_of(ranges, store.layout.tz) if counters else None
+    if day is None or not scopes:
+        return await _bucket_sums(store, scopes, ranges, counters)
+    (w, r), = ranges.items()
+    by_kind: defaultdict[str, list[str]] = defaultdict(list)
+    for s in scopes:
+        kind, _, ident = s.partition(":")
+        if kind in BOUNDED_KINDS and ident:
+            by_kind[kind].append(s)
+    found: dict[str, dict[str, float]] = {}
+    for same in by_kind.values():
+        found.update(await _day_sums(store, same, day, r, counters))
+    rest = await _bucket_sums(store, [s for s in scopes if s not in found], ranges, counters)
+    return {s: {w: found[s]} if s in found else rest[s] for s in scopes}
+
+
+async def _bucket_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range],
+                       counters: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
+    """`window_sums` from the buckets `decompose` names (`WINDOW_SUMS_LUA`)."""
+    buckets, plan, per_scope = _bucket_plan(ranges, counters, store.layout.tz)
     if not scopes or not buckets or not counters:
         return {s: {w: {} for w in ranges} for s in scopes}
     layout = store.layout
@@ -274,12 +320,10 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     argv = json.dumps(plan, separators=(",", ":"))
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), chunk):
-        part = scopes[i:i + chunk]
-        keys = [_key(layout, scope, kind, b) for scope in part for kind, b in buckets]
-        args = [argv]
-        if "day" in plan:
-            args.append(json.dumps([_bounded_member(scope) for scope in part]))
-        await script(keys=keys, args=args, client=pipe)
+        keys = [layout.minute_key(scope, b) if kind == "m" else layout.hour_key(scope, b)
+                if kind == "h" else layout.newest_minute_key(scope, b) if kind == "x" else layout.day_key(scope, b)
+                for scope in scopes[i:i + chunk] for kind, b in buckets]
+        await script(keys=keys, args=[argv], client=pipe)
     flat: list[float] = []
     for part in await pipe.execute():
         flat.extend(map(float, part.split()))  # (no bytecode per number: 27,500 for 500 agents)
@@ -291,39 +335,24 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     return out
 
 
-def _key(layout: Any, scope: str, kind: str, b: Any) -> str:
-    if kind == "m":
-        return layout.minute_key(scope, b)
-    if kind == "h":
-        return layout.hour_key(scope, b)
-    if kind == "x":
-        return layout.newest_minute_key(scope, b)
-    if kind == "s":
-        return layout.scopes_key(scope.partition(":")[0])
-    return layout.day_key(scope, b)  # "d", "dd"
-
-
-def _bounded_member(scope: str) -> str | bool:
-    """The scope's member in its kind's index when that index bounds its data, else False."""
-    kind, _, ident = scope.partition(":")
-    return ident if kind in BOUNDED_KINDS and ident else False
-
-
 class OpenTime:
     """Open agent time (each logged-in agent's current state, up to now) per scope, for the
     ranges a scrape reads: each agent's share is computed once per range (`open_share`) and
     summed per scope kind when that kind is first asked for, instead of one pass over all
-    agents per scope (5,000 agents × hundreds of scopes)."""
+    agents per scope (5,000 agents × hundreds of scopes). An agent counts in the center, its own
+    scope, its live team and campaign (`Scope.includes_live_agent`), found only for the kind
+    asked (a wallboard refresh builds several of these over 5,000 agents)."""
 
     def __init__(self, live_agents: Mapping[str, dict], now_ms: int) -> None:
         self.now_ms = now_ms
-        self._agents = [(agent_id, a, _scopes_of(agent_id, a)) for agent_id, a in live_agents.items()]
-        self._shares: dict[tuple[int, int], list[tuple[dict[str, tuple[str, str]], dict[str, float]]]] = {}
+        self._agents = live_agents
+        self._shares: dict[tuple[int, int], list[tuple[str, dict, dict[str, float]]]] = {}
         # keyed by (kind, ident): hashing a tuple is far cheaper than a dataclass at this volume
         self._sums: dict[tuple[int, int, str], dict[tuple[str, str], dict[str, float]]] = {}
 
     def of(self, scope: Scope, r: Range) -> dict[str, float]:
-        """The open time `query.add_open_time` would add to `scope` over `r` (empty when none)."""
+        """The open time `query.add_open_time` would add to `scope` over `r` (empty when none).
+        Read only: the same dict may be handed out again."""
         key = (r.start, r.end, scope.kind)
         sums = self._sums.get(key)
         if sums is None:
@@ -333,28 +362,25 @@ class OpenTime:
     def _sum(self, r: Range, kind: str) -> dict[tuple[str, str], dict[str, float]]:
         shares = self._shares.get((r.start, r.end))
         if shares is None:
-            shares = self._shares[(r.start, r.end)] = []
-            for _, a, scopes in self._agents:
-                own = open_share(a, r, self.now_ms)
-                if own:
-                    shares.append((scopes, own))
+            now = self.now_ms
+            shares = self._shares[(r.start, r.end)] = [
+                (agent_id, a, own) for agent_id, a in self._agents.items() if (own := open_share(a, r, now))]
+        if kind == "agent":  # one agent each: its share is its sum (callers add it to float sums)
+            return {("agent", agent_id): own for agent_id, _, own in shares}
+        if kind not in ("center", "team", "campaign"):
+            return {}  # caller_id, list and variant scopes have no agent time
         out: defaultdict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-        for scopes, own in shares:
-            scope = scopes.get(kind)
-            if scope is not None:
-                acc = out[scope]
-                for name, ms in own.items():
-                    acc[name] = acc.get(name, 0.0) + ms
+        for _, a, own in shares:
+            if kind == "center":
+                acc = out[("center", "")]
+            else:
+                ident = a.get(kind)
+                if not ident:
+                    continue
+                acc = out[(kind, ident)]
+            for name, ms in own.items():
+                acc[name] = acc.get(name, 0.0) + ms
         return dict(out)
-
-
-def _scopes_of(agent_id: str, live: dict) -> dict[str, tuple[str, str]]:
-    """kind → (kind, ident) of the scopes whose open time includes this live agent (those whose
-    `Scope.includes_live_agent` holds: the agent, the center, its live team and campaign; one
-    of each kind)."""
-    scopes = {"agent": ("agent", agent_id), "center": ("center", "")}
-    scopes.update((kind, (kind, live[kind])) for kind in ("team", "campaign") if live.get(kind))
-    return scopes
 
 
 async def window_counters(store: Any, scopes: list[Scope], ranges: Mapping[str, Range],

@@ -122,16 +122,13 @@ def test_the_shortcut_is_planned_for_today() -> None:
     assert [str((_HOUR % 86_400_000) // HOUR_MS), [0]] in alt
 
 
-def test_the_day_path_is_planned_for_today_of_bounded_scopes() -> None:
-    """(Else the property above would not test it.) `today` alone, with agents among the
-    scopes: the day hash, read when the scope's newest minute is before the window's end."""
+def test_the_day_path_is_taken_for_today_alone() -> None:
+    """(Else the property above would not test it.) `today` alone is a day's window; with other
+    windows, or from another start, it is not."""
     today = resolve_window("today", NOW, TZ)
-    buckets, plan, _ = sums._bucket_plan({"today": today}, COUNTERS, TZ, bounded=True)
-    day = plan["day"]
-    assert buckets[day["seen"] - 1] == ("s", "") and buckets[day["key"] - 1][0] == "dd"
-    assert day["before"] == NOW - NOW % MINUTE_MS + MINUTE_MS
-    assert "day" not in sums._bucket_plan({"today": today}, COUNTERS, TZ)[1]  # teams, center
-    assert "day" not in sums._bucket_plan({"1h": resolve_window("1h", NOW, TZ)}, COUNTERS, TZ, True)[1]
+    assert sums._day_of({"today": today}, TZ) is not None
+    assert sums._day_of({"today": today, "1h": resolve_window("1h", NOW, TZ)}, TZ) is None
+    assert sums._day_of({"1h": resolve_window("1h", NOW, TZ)}, TZ) is None
 
 
 def test_today_is_read_from_the_day_hash(redis_url: str) -> None:
