@@ -420,8 +420,9 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         everyone = await ctx.query.live_agents(scope)
         rows = live_rows(everyone[offset:offset + limit], now)  # the page's rows only
         values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now, kpis)
-        out = [{**redact_agent(grant, a), "kpis": values[Scope("agent", a["agent_id"])]}
-               for a in rows]
+        out = [redact_agent(grant, a) for a in rows]  # rows of this answer alone: completed in place
+        for row, kpi_values in zip(out, values.values(), strict=True):  # (in the rows' order)
+            row["kpis"] = kpi_values
         return _per_agent_json({"scope": str(scope), "window": window, "from": format_ts(rng.start),
                                 "to": format_ts(rng.end), "agents": out,
                                 **paged(len(everyone), offset, limit)})
