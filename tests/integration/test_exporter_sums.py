@@ -114,6 +114,22 @@ def test_compliance_needs_only_its_counters(redis_url: str) -> None:
     assert full and full == some
 
 
+def test_the_api_compliance_report_is_the_one_from_every_counter(redis_url: str) -> None:
+    """`/api/v1/compliance` reads its counters only, inside Redis (`Business.compliance_reader`):
+    the report is exactly the one from `Query.counters`' every counter, open agent time included."""
+    async def check(ctx: ApiContext) -> tuple[list, list]:
+        assert ctx.extensions is not None
+        business: Business = ctx.extensions  # type: ignore[assignment]
+        at = ctx.clock()
+        ctx.clock = lambda: at
+        now = ctx.now_ms()
+        return await business.compliance(now), await business.compliance(now, business.compliance_reader())
+
+    full, read = asyncio.run(_run(check)(redis_url))
+    assert full and any(e.get("us_abandon_rate_30d") for e in full)
+    assert read == full
+
+
 def test_teams_and_agents_today_is_the_day_to_the_end_of_this_hour(redis_url: str) -> None:
     async def check(ctx: ApiContext) -> tuple[dict, dict]:
         now = ctx.now_ms()
