@@ -8,6 +8,7 @@ all read these definitions; adding a KPI is one entry here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -263,12 +264,12 @@ def _term(names: tuple[str, ...]) -> str:
     return f"sum([{', '.join(f'get({n!r}, 0)' for n in names)}])"
 
 
-def _compile_kpis() -> Callable[[Counters], dict[str, float | dict[str, float] | None]]:
-    """Every `Kpi.compute` of the catalog as one straight-line function, the same arithmetic in
+def _compile_kpis(kpis: tuple[Kpi, ...] = KPIS) -> Callable[[Counters], dict[str, float | dict[str, float] | None]]:
+    """Every `Kpi.compute` of `kpis` as one straight-line function, the same arithmetic in
     the same order (`tests/unit/test_catalog.py` holds them equal): it runs for every row of
     every grid (74 KPIs, 500 agents), where a loop over the catalog cost more than the sums."""
     lines = ["def kpis(counters):", "    get = counters.get", "    out = {}"]
-    for k in KPIS:
+    for k in kpis:
         scale = repr(k.scale)
         if not k.denominator:
             value = f"{_term(k.numerator)} * {scale}"
@@ -284,6 +285,13 @@ def _compile_kpis() -> Callable[[Counters], dict[str, float | dict[str, float] |
 
 
 _catalog_kpis = _compile_kpis()
+
+
+@functools.lru_cache(maxsize=64)
+def compute_some(names: tuple[str, ...]) -> Callable[[Counters], dict[str, float | dict[str, float] | None]]:
+    """The function computing just these KPIs (each as `Kpi.compute` does, in this order), for a
+    grid that shows a few of them: 5,000 rows of the whole catalog cost far more than the reads."""
+    return _compile_kpis(tuple(KPI_BY_NAME[n] for n in names))
 
 
 def compute_all(counters: Counters) -> dict[str, float | dict[str, float] | None]:

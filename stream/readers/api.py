@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from stream.contract import format_ts, parse_ts
-from stream.kpi.catalog import PAUSED_BY_REASON, compute_all
+from stream.kpi.catalog import PAUSED_BY_REASON, compute_all, compute_some
 from stream.kpi.config_file import ApiConfig, ServiceConfig
 from stream.kpi.errors import QueryError
 from stream.kpi.scopes import SCOPE_KINDS, Scope, parse_scope
@@ -26,7 +26,7 @@ from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, membership
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query, live_rows
-from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
+from stream.readers.sums import ALL_COUNTERS, OpenTime, counters_of, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
 
@@ -199,12 +199,15 @@ def redact_agent(grant: Grant, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-AGENTS_PER_READ = 100
-"""Agent rows read per script round trip of the grid (`agent_kpis`)."""
+AGENTS_PER_READ = 250
+"""Agent rows read per script round trip of the grid (`agent_kpis`): `today` read from day hashes
+costs Redis little, so fewer, larger parts (100 before: 0.23-0.27 s of serve CPU for a 5,000-agent
+refresh, 0.19-0.25 s with 250; BENCHMARKS.md) while Redis still works on one part as this process
+computes the last."""
 
 
-async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
-                     ) -> dict[Scope, dict[str, Any]]:
+async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int,
+                     kpis: tuple[str, ...] = ()) -> dict[Scope, dict[str, Any]]:
     """The agent grid's KPIs, summed inside Redis (`stream.readers.sums`, the exporter's path:
     the same buckets, so the same numbers) rather than every field of every agent's buckets
     parsed here: a page of 1,000 agents is a few script calls. Per-reason pause time is not in
@@ -212,13 +215,21 @@ async def agent_kpis(ctx: ApiContext, scopes: list[Scope], r: Range, now: int
 
     The page is read in parts of `AGENTS_PER_READ` agents, all sent at once: Redis sums the
     next part while this process computes the KPIs of the one that arrived, so the two
-    processes' work overlaps instead of adding up."""
+    processes' work overlaps instead of adding up.
+
+    `kpis`: only these (each exactly as in the whole row), from only the counters they need (a
+    wallboard shows five of the catalog's 74: at 5,000 agents the rest cost most of a refresh);
+    empty: every KPI."""
     live = (await ctx.store.live()).agents
     # an agent's open time is its own live state's: the page's agents are all it needs
     open_time = OpenTime({s.ident: live[s.ident] for s in scopes if s.ident in live}, now)
+    counters = counters_of(kpis) if kpis else ALL_COUNTERS
+    compute = compute_some(kpis)
 
     async def part(chunk: list[Scope]) -> dict[Scope, dict[str, Any]]:
-        sums = (await window_counters(ctx.store, chunk, {"w": r}, ALL_COUNTERS, open_time))["w"]
+        sums = (await window_counters(ctx.store, chunk, {"w": r}, counters, open_time))["w"]
+        if kpis:
+            return {s: compute(c) for s, c in sums.items()}
         rows = {s: compute_all(c) for s, c in sums.items()}
         for values in rows.values():
             del values[PAUSED_BY_REASON]
@@ -408,11 +419,13 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         if not {"window", "from", "to"} & params.keys():
             params["window"] = "today"  # the agent grid's default; an explicit range replaces it
         window, rng = resolve_range(params, now, ctx.tz)
+        kpis = history.parse_kpis(params.get("kpis"), ())  # none named: every KPI
         everyone = await ctx.query.live_agents(scope)
         rows = live_rows(everyone[offset:offset + limit], now)  # the page's rows only
-        values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now)
-        out = [{**redact_agent(grant, a), "kpis": values[Scope("agent", a["agent_id"])]}
-               for a in rows]
+        values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now, kpis)
+        out = [redact_agent(grant, a) for a in rows]  # rows of this answer alone: completed in place
+        for row, kpi_values in zip(out, values.values(), strict=True):  # (in the rows' order)
+            row["kpis"] = kpi_values
         return _per_agent_json({"scope": str(scope), "window": window, "from": format_ts(rng.start),
                                 "to": format_ts(rng.end), "agents": out,
                                 **paged(len(everyone), offset, limit)})

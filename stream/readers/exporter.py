@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from stream.contract.events import AGENT_STATE_ORDER
-from stream.kpi.catalog import COUNTERS, KPI_BY_NAME, Kpi
+from stream.kpi.catalog import COUNTERS, KPI_BY_NAME, Kpi, compute_some
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import HOUR_MS, Range, floor_to, resolve_window
 from stream.readers.query import Query
@@ -108,13 +108,14 @@ class _AgentDays:
         if day.start == self.day_start:
             self.sums = sums
         out = {}
+        compute = compute_some(AGENT_KPIS)  # each `Kpi.compute`'s value, in one function
         for a in agents:
             scope = Scope("agent", a)
             counters = dict(sums[a])
             for name, ms in open_time.of(scope, day).items():
                 if name in counters:
                     counters[name] += ms
-            out[scope] = {k: KPI_BY_NAME[k].compute(counters) for k in AGENT_KPIS}
+            out[scope] = compute(counters)
         return out
 
 

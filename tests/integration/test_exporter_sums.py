@@ -114,6 +114,22 @@ def test_compliance_needs_only_its_counters(redis_url: str) -> None:
     assert full and full == some
 
 
+def test_the_api_compliance_report_is_the_one_from_every_counter(redis_url: str) -> None:
+    """`/api/v1/compliance` reads its counters only, inside Redis (`Business.compliance_reader`):
+    the report is exactly the one from `Query.counters`' every counter, open agent time included."""
+    async def check(ctx: ApiContext) -> tuple[list, list]:
+        assert ctx.extensions is not None
+        business: Business = ctx.extensions  # type: ignore[assignment]
+        at = ctx.clock()
+        ctx.clock = lambda: at
+        now = ctx.now_ms()
+        return await business.compliance(now), await business.compliance(now, business.compliance_reader())
+
+    full, read = asyncio.run(_run(check)(redis_url))
+    assert full and any(e.get("us_abandon_rate_30d") for e in full)
+    assert read == full
+
+
 def test_teams_and_agents_today_is_the_day_to_the_end_of_this_hour(redis_url: str) -> None:
     async def check(ctx: ApiContext) -> tuple[dict, dict]:
         now = ctx.now_ms()
@@ -200,3 +216,29 @@ def test_agent_grid_read_in_parts_is_the_grid_read_at_once(redis_url: str, monke
         assert values.keys() == ref[scope].keys() - {PAUSED_BY_REASON}
         for k, v in values.items():
             assert (v == ref[scope][k]) if isinstance(v, dict) else _close(v, ref[scope][k]), (scope, k)
+
+
+def test_a_grid_of_a_few_kpis_is_the_whole_grid_restricted(redis_url: str) -> None:
+    """`/api/v1/agents?kpis=...` (the wallboard asks for the five it shows) computes only those,
+    from only their counters: each value is exactly the whole row's, and exactly what
+    `/api/v1/kpis?scope=agent:<id>` gives (`today` of an agent is read from its day hash)."""
+    from stream.readers import api
+    names = ("handled", "aht_seconds", "calls_per_agent_hour", "conversions", "occupancy")
+
+    async def check(ctx: ApiContext) -> tuple[dict, dict, dict]:
+        at = ctx.clock()
+        ctx.clock = lambda: at  # open agent time grows with the clock: the same now for all three
+        now = ctx.now_ms()
+        live, _ = await ctx.store.live()
+        scopes = [Scope("agent", a) for a in sorted(live)]
+        r = resolve_window("today", now, TZ)
+        return (await api.agent_kpis(ctx, scopes, r, now, names), await api.agent_kpis(ctx, scopes, r, now),
+                await ctx.query.kpis(scopes, r, now))
+
+    few, whole, ref = asyncio.run(_run(check)(redis_url))
+    assert len(few) > 14 and list(few) == list(whole)
+    assert any(values["handled"] for values in few.values())
+    for scope, values in few.items():
+        assert list(values) == list(names)
+        assert values == {k: whole[scope][k] for k in names}, scope
+        assert values == {k: ref[scope][k] for k in names}, scope

@@ -1,7 +1,9 @@
-"""The window-sums script's shortcut (the hour field for the first k minutes of an hour, when no
-later minute of it has been written) answers what summing the minutes answers, on randomized
-stores: late events, retractions, events a few minutes in the future, team moves, redelivered
-batches, and minute hashes written before the newest-minute keys existed (an upgrade)."""
+"""The window-sums script's shortcuts (the hour field for the first k minutes of an hour, when no
+later minute of it has been written; the day hash for `today`, when the scope's index says
+nothing later has data) answer what summing the minutes answers, on randomized stores: late
+events, retractions, events in the future (minutes, and hours), team moves, redelivered batches,
+and minute hashes written before the newest-minute keys or the scope indexes existed (an
+upgrade)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ COUNTERS = ("dialed", "connected", "talk_ms", "revenue")  # integer and float co
 AGENTS, TEAMS = ("a1", "a2"), ("t1", "t2")
 _stores = itertools.count()
 
-minute = st.one_of(st.integers(min_value=-37, max_value=10), st.integers(min_value=-150, max_value=-38)).map(lambda m: NOW - NOW % MINUTE_MS + m * MINUTE_MS)
+minute = st.one_of(st.integers(min_value=-37, max_value=10), st.integers(min_value=-150, max_value=-38),
+                   st.integers(min_value=11, max_value=900)).map(lambda m: NOW - NOW % MINUTE_MS + m * MINUTE_MS)
+"""Mostly this hour and the two before; some later in the day or the next (a clock ahead): what
+the day hash holds beyond `today`, which its path must notice."""
 # dyadic values: their sums are exact in any order, so the reads must agree to the bit
 value = st.one_of(st.integers(-3, 5), st.integers(-40, 40).map(lambda q: q / 4))
 deltas = st.dictionaries(st.sampled_from(COUNTERS), value, min_size=1, max_size=4)
@@ -40,6 +45,7 @@ batch = st.one_of(
     st.tuples(st.sampled_from(AGENTS), st.sampled_from((None, *TEAMS)), st.sampled_from(TEAMS))
     .map(lambda m: ("move", TeamMove(*m))),
     st.just(("forget", None)),  # the newest-minute keys so far vanish: written by the old code
+    st.just(("unindexed", None)),  # the scope indexes vanish: a store written before them
 )
 
 
@@ -62,6 +68,8 @@ class Runner:
                         await store.commit(b, NOW)  # applied twice, as a redelivery without offsets would
                 elif kind == "move":
                     await store.commit(CommitBatch(team_moves=[x], notify=False), NOW)  # type: ignore[list-item]
+                elif kind == "unindexed":
+                    await store.redis.delete(*(store.layout.scopes_key(k) for k in ("agent", "team")))
                 else:
                     stale = [k async for k in store.redis.scan_iter(f"{store.layout.prefix}mx:*")]
                     if stale:
@@ -112,3 +120,35 @@ def test_the_shortcut_is_planned_for_today() -> None:
     assert buckets[int(g) - 1] == ("m", _HOUR) and short["k"] == 38
     (alt,) = plan["alt"]
     assert [str((_HOUR % 86_400_000) // HOUR_MS), [0]] in alt
+
+
+def test_the_day_path_is_taken_for_today_alone() -> None:
+    """(Else the property above would not test it.) `today` alone is a day's window; with other
+    windows, or from another start, it is not."""
+    today = resolve_window("today", NOW, TZ)
+    assert sums._day_of({"today": today}, TZ) is not None
+    assert sums._day_of({"today": today, "1h": resolve_window("1h", NOW, TZ)}, TZ) is None
+    assert sums._day_of({"1h": resolve_window("1h", NOW, TZ)}, TZ) is None
+
+
+def test_today_is_read_from_the_day_hash(redis_url: str) -> None:
+    """An agent with nothing after now: its `today` comes from the day hash alone (the minute
+    and hour hashes are emptied here and the answer stays); a team's does not (no bound)."""
+    async def run() -> tuple[dict, dict]:
+        store = Store(redis_url, prefix=f"p{next(_stores)}:", tz=TZ)
+        try:
+            minute0 = NOW - NOW % MINUTE_MS
+            counters: dict[tuple[str, int], dict[str, float]] = {(s, minute0 - m * MINUTE_MS): {"dialed": 2, "talk_ms": 7}
+                        for s in ("agent:a1", "team:t1") for m in (0, 5, 40)}
+            await store.commit(CommitBatch(counters=counters, notify=False), NOW)
+            today = {"today": resolve_window("today", NOW, TZ)}
+            before = await window_sums(store, ["agent:a1", "team:t1"], today, COUNTERS)
+            hashes = [k async for k in store.redis.scan_iter(f"{store.layout.prefix}[mh]:*")]
+            await store.redis.delete(*hashes)
+            return before, await window_sums(store, ["agent:a1", "team:t1"], today, COUNTERS)
+        finally:
+            await store.close()
+    before, after = asyncio.run(run())
+    assert before["agent:a1"]["today"]["dialed"] == before["team:t1"]["today"]["dialed"] > 0
+    assert after["agent:a1"] == before["agent:a1"]
+    assert after["team:t1"]["today"]["dialed"] == 0

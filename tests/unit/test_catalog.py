@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME, KPIS, PAUSED_BY_REASON, WRAPUPS_BY_CODE, compute_all
+from stream.kpi.catalog import (
+    COUNTER_NAMES,
+    KPI_BY_NAME,
+    KPIS,
+    PAUSED_BY_REASON,
+    WRAPUPS_BY_CODE,
+    compute_all,
+    compute_some,
+)
 
 # The KPI names of the normative catalog's Counts, Durations, Agent time and Rates tables, written
 # out here: tests read nothing outside the repository, and a user's clone has no catalog beside it.
@@ -158,3 +166,16 @@ def test_compute_all_is_each_kpis_compute(counters: dict[str, float]) -> None:
     for kpi in KPIS:
         want = kpi.compute(counters)
         assert type(got[kpi.name]) is type(want) and repr(got[kpi.name]) == repr(want), kpi.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(COUNTER_NAMES)), VALUES),
+       st.lists(st.sampled_from([k.name for k in KPIS]), min_size=1, max_size=8, unique=True))
+def test_compute_some_is_compute_all_restricted(counters: dict[str, float], names: list[str]) -> None:
+    """A grid asking for a few KPIs (`compute_some`) gets exactly `compute_all`'s values for
+    them, of the same type, in the order asked."""
+    got = compute_some(tuple(names))(counters)
+    everything = compute_all(counters)
+    assert list(got) == names
+    for name in names:
+        assert type(got[name]) is type(everything[name]) and repr(got[name]) == repr(everything[name]), name
