@@ -48,23 +48,9 @@ from stream.contract.validate import (
 
 _UNSURE: Any = object()
 """A fast check's answer when the value is not one it can vouch for: the reference decides."""
-_BLANK: Any = object()
-"""A fast text check's answer for an empty or all-whitespace string (absent if optional)."""
 
 FastCheck = Callable[[Any], Any]
-"""raw non-null value -> normalized value, `_BLANK` or `_UNSURE`; never raises."""
-
-
-def _text(limit: int) -> FastCheck:
-    def check(v: Any) -> Any:
-        if type(v) is not str:
-            return _UNSURE
-        s = v.strip()
-        if 0 < len(s) <= limit and (s.isascii() or _encodable(s)):
-            return s
-        return _BLANK if not s else _UNSURE
-
-    return check
+"""raw non-null value -> normalized value or `_UNSURE`; never raises."""
 
 
 def _encodable(s: str) -> bool:
@@ -107,11 +93,9 @@ def _bool(v: Any) -> Any:
 
 
 def _fast_check(shape: Shape) -> FastCheck:
-    """The non-raising twin of one reference checker, from the shape it registered (enums are
-    checked inline in `accept`)."""
+    """The non-raising twin of one reference checker, from the shape it registered (enums and
+    strings are checked inline in `accept`)."""
     kind = shape.kind
-    if kind == "text":
-        return _text(shape.limit)
     if kind == "ms":
         return _ms
     if kind == "number":
@@ -123,17 +107,17 @@ def _fast_check(shape: Shape) -> FastCheck:
     raise ValueError(f"no fast form for checker shape {kind!r}")
 
 
-_KIND_ENUM, _KIND_MS, _KIND_OTHER = "enum", "ms", "other"
+_KIND_ENUM, _KIND_TEXT, _KIND_MS, _KIND_OTHER = "enum", "text", "ms", "other"
 
 
 class FastField(NamedTuple):
-    """One field of a type, as the fast path checks it: enums and durations (most fields) are
-    checked inline, the rest by their fast check (`arg`)."""
+    """One field of a type, as the fast path checks it: enums, strings and durations (most
+    fields) are checked inline, the rest by their fast check (`arg`)."""
 
     name: str
     required: bool
     kind: str
-    arg: Any  # the allowed values of an enum, else the fast check
+    arg: Any  # the allowed values of an enum, a string's length limit, else the fast check
     default: Any
 
 
@@ -150,6 +134,8 @@ def _field(name: str, required: bool, check: Check, default: Any) -> FastField:
     shape = SHAPES[check]
     if shape.kind == "enum":
         return FastField(name, required, _KIND_ENUM, shape.allowed, default)
+    if shape.kind == "text":
+        return FastField(name, required, _KIND_TEXT, shape.limit, default)
     if shape.kind == "ms":
         return FastField(name, required, _KIND_MS, _ms, default)
     return FastField(name, required, _KIND_OTHER, _fast_check(shape), default)
@@ -243,6 +229,7 @@ def accept(obj: dict[str, Any], now_ms: int, max_age_ms: int) -> Event | None:
     spec = FAST_SPECS.get(etype) if type(etype) is str else None
     if spec is None:
         return None
+    call, campaign_required, agent_rule, rules = spec
     v = get("v")
     if v is not None and (type(v) is not int or v != 1):
         return None
@@ -253,7 +240,7 @@ def accept(obj: dict[str, Any], now_ms: int, max_age_ms: int) -> Event | None:
     if ts is None or not now_ms - max_age_ms <= ts <= now_ms + MAX_FUTURE_MS:
         return None
     call_id = None
-    if spec.call:
+    if call:
         call_id = _id(get("call_id"))
         if call_id is None:
             return None
@@ -261,28 +248,37 @@ def accept(obj: dict[str, Any], now_ms: int, max_age_ms: int) -> Event | None:
     raw = get("campaign_id")
     if raw is not None:
         campaign_id = _id(raw)
-        if campaign_id is None and (spec.campaign_required or not _blank(raw)):
+        if campaign_id is None and (campaign_required or not _blank(raw)):
             return None
-    elif spec.campaign_required:
+    elif campaign_required:
         return None
     agent_id = None
-    if spec.agent is not IGNORED:
+    if agent_rule is not IGNORED:
         raw = get("agent_id")
         if raw is not None:
             agent_id = _id(raw)
-            if agent_id is None and (spec.agent is REQUIRED or not _blank(raw)):
+            if agent_id is None and (agent_rule is REQUIRED or not _blank(raw)):
                 return None
-        elif spec.agent is REQUIRED:
+        elif agent_rule is REQUIRED:
             return None
     fields: dict[str, Any] = {}
-    for name, required, kind, arg, default in spec.fields:
+    for name, required, kind, arg, default in rules:
         val = get(name)
         if val is not None:
-            if kind is _KIND_ENUM:
+            if kind is _KIND_ENUM:  # blank (absent if optional) falls through to the end
                 if type(val) is not str:
                     return None
                 val = val.strip()
                 if val in arg:
+                    fields[name] = val
+                    continue
+                if val:
+                    return None
+            elif kind is _KIND_TEXT:
+                if type(val) is not str:
+                    return None
+                val = val.strip()
+                if 0 < len(val) <= arg and (val.isascii() or _encodable(val)):
                     fields[name] = val
                     continue
                 if val:
@@ -296,9 +292,8 @@ def accept(obj: dict[str, Any], now_ms: int, max_age_ms: int) -> Event | None:
                 val = arg(val)
                 if val is _UNSURE:
                     return None
-                if val is not _BLANK:
-                    fields[name] = val
-                    continue
+                fields[name] = val
+                continue
         if required:
             return None
         if default is not _NO_DEFAULT:

@@ -1,7 +1,8 @@
-"""Validate one raw Kafka message against dialer event contract v1.
+"""Validate one raw Kafka message against dialer event contract v1: the reference validator.
 
-Runs once per event on the hot path, so it is table-driven: one `json.loads`, dict lookups and a
-small checker function per field. Checkers raise `ValidationError` at the first broken rule and
+`stream.contract.validate` (`fast.py`) accepts well-formed events itself and asks
+`validate_reference` about everything else, so every rejection and its wording come from here.
+Table-driven: one `json.loads`, dict lookups and a small checker function per field. Checkers raise `ValidationError` at the first broken rule and
 `validate_dict` turns it into a `Rejection`; nothing else escapes (the worker must never crash
 on input).
 
