@@ -1,4 +1,5 @@
-"""Layer 1: dialer event contract v1 (parse + validate one raw Kafka message). Stdlib only.
+"""Layer 1: dialer event contract v1 (parse + validate one raw Kafka message). Pure: the
+standard library and orjson (the fast path's JSON decoder) only.
 
 Everything other layers may use is exported here; see docs/event-contract.md for the rules.
 """
@@ -28,8 +29,9 @@ from stream.contract.events import (
     Rejection,
     ValidationError,
 )
+from stream.contract.fast import validate
 from stream.contract.timestamps import format_ts, parse_ts
-from stream.contract.validate import validate, validate_dict
+from stream.contract.validate import validate_dict, validate_reference
 
 SCHEMA_FILE = "dialer-event-v1.schema.json"
 """Name of the JSON Schema (draft 2020-12) shipped next to this module."""
@@ -63,4 +65,5 @@ __all__ = [
     "parse_ts",
     "validate",
     "validate_dict",
+    "validate_reference",
 ]

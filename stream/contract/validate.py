@@ -1,7 +1,8 @@
-"""Validate one raw Kafka message against dialer event contract v1.
+"""Validate one raw Kafka message against dialer event contract v1: the reference validator.
 
-Runs once per event on the hot path, so it is table-driven: one `json.loads`, dict lookups and a
-small checker function per field. Checkers raise `ValidationError` at the first broken rule and
+`stream.contract.validate` (`fast.py`) accepts well-formed events itself and asks
+`validate_reference` about everything else, so every rejection and its wording come from here.
+Table-driven: one `json.loads`, dict lookups and a small checker function per field. Checkers raise `ValidationError` at the first broken rule and
 `validate_dict` turns it into a `Rejection`; nothing else escapes (the worker must never crash
 on input).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.contract.events import (
     ABANDON_REASON_ORDER,
@@ -44,6 +45,22 @@ from stream.contract.timestamps import parse_ts
 
 Check = Callable[[str, Any], Any]
 """(field name, raw non-null value) -> normalized value; raises ValidationError."""
+
+
+class Shape(NamedTuple):
+    """What a checker accepts, as data: the fast path (`stream/contract/fast.py`) builds its
+    non-raising twin of each checker from it."""
+
+    kind: str  # text, enum, ms, number, csat, bool
+    limit: int = MAX_STRING_CHARS
+    allowed: frozenset[str] = frozenset()
+    lo: float = 0
+    hi: float = 0
+    as_float: bool = False
+
+
+SHAPES: dict[Check, Shape] = {}
+"""Every checker of `SPECS`, with its shape."""
 
 _NO_DEFAULT = object()
 
@@ -113,6 +130,7 @@ def enum(values: tuple[str, ...], reason: str = "invalid_field") -> Check:
         return s
 
     _TEXT_CHECKS.add(check)
+    SHAPES[check] = Shape("enum", allowed=allowed)
     return check
 
 
@@ -126,6 +144,8 @@ def check_code(name: str, v: Any) -> str:
 
 _TEXT_CHECKS: set[Check] = {check_str, check_code}
 """Checkers of string fields: for these an empty optional value means absent (contract 1.1)."""
+SHAPES[check_str] = Shape("text")
+SHAPES[check_code] = Shape("text", limit=MAX_CODE_CHARS)
 
 
 def _blank(v: Any) -> bool:
@@ -173,6 +193,7 @@ def number_range(lo: float, hi: float, as_float: bool = False) -> Check:
             )
         return float(n) if as_float else n
 
+    SHAPES[check] = Shape("number", lo=lo, hi=hi, as_float=as_float)
     return check
 
 
@@ -191,6 +212,9 @@ def check_bool(name: str, v: Any) -> bool:
     if v is True or v is False:
         return v
     raise _invalid(name, "a boolean (true or false)", v)
+
+
+SHAPES.update({check_ms: Shape("ms"), check_csat: Shape("csat"), check_bool: Shape("bool")})
 
 
 # --- the contract, as data -----------------------------------------------------------------
@@ -292,8 +316,11 @@ _TYPE_LISTING = ", ".join(SPECS)
 # --- entry points --------------------------------------------------------------------------
 
 
-def validate(raw: bytes, *, now_ms: int, max_age_ms: int) -> Event | Rejection:
+def validate_reference(raw: bytes, *, now_ms: int, max_age_ms: int) -> Event | Rejection:
     """Parse and validate one raw Kafka message value. Never raises.
+
+    The reference: `stream.contract.validate` (the fast path in `fast.py`) gives the same
+    answer for every input, and asks this function whenever the message is not well-formed.
 
     `now_ms` is the service clock (epoch ms); `max_age_ms` the longest retention (older events
     could not be counted anywhere, so they are rejected as `too_old`).
