@@ -287,6 +287,7 @@ class Rebuild:
                 if not messages:
                     self.on_progress(progress())
             if not messages:
+                await batches.release()  # nothing to read first: the held commit goes out now
                 continue
             for m in messages:
                 position[m.tp] = max(position[m.tp], m.offset + 1)
