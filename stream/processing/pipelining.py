@@ -10,7 +10,8 @@ Redis runs one command at a time, so a read sent after a commit's script waits f
 script. When the next batch is already known (a backlog), its reads therefore go out first:
 a batch's commit is held until the next batch's reads are answered (`release`), and the next
 batch is processed while the commit runs. When no batch is waiting, the commit goes out at
-once (`release` is called before waiting for one). The reads are valid before the commit
+once (`release` is called before waiting for one), and no commit is held longer than
+`HOLD_MAX_S`. The reads are valid before the commit
 because the view supplies everything that commit writes; another worker's commit in between
 is caught by the version checks of the later commit, as any other.
 
@@ -55,6 +56,13 @@ def count_outage(pipeline: Pipeline, exc: BaseException, doing: str, delay: floa
     else:
         pipeline.redis_errors += 1
         log.warning("Redis unavailable while %s (%s); %s", doing, exc, retry)
+
+HOLD_MAX_S = 0.1
+"""The longest a commit waits for the next batch's reads. Releasing early is always correct
+(those reads then only queue behind the script), so the bound keeps a caller that never
+releases (nothing more to read) from stalling its last commit; the next batch's round trip
+takes a few milliseconds."""
+
 
 class Hold:
     """A queued commit held back until the next batch's reads are answered."""
@@ -150,7 +158,10 @@ class Overlapped:
         holds."""
         try:
             committed_before = await previous if previous is not None else None
-            await hold.released.wait()
+            try:  # until the next batch's reads are answered, for at most HOLD_MAX_S
+                await asyncio.wait_for(hold.released.wait(), HOLD_MAX_S)
+            except TimeoutError:
+                pass
             hold.sent = True  # from here the task runs until its script is sent
             if prepared is not None:
                 stale = prepared.ahead is not None and prepared.ahead is not committed_before

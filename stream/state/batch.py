@@ -68,16 +68,21 @@ def call_ids(events: Iterable[Event]) -> set[str]:
     return {e.call_id for e in events if e.call_id is not None}
 
 
+def events_by_call(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """The call events of a batch by call, in batch order."""
+    by_call: defaultdict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        if e.call_id is not None:
+            by_call[e.call_id].append(e)
+    return by_call
+
+
 def agents_needed(events: Iterable[Event], calls: dict[str, CallState | None]) -> set[str]:
     """Every agent whose state the batch reads: named by an event, or the agent of a call
     (with the batch's events added to what is known of it)."""
     events = list(events)
     needed = {e.agent_id for e in events if e.agent_id}
-    by_call: defaultdict[str, list[Event]] = defaultdict(list)
-    for e in events:
-        if e.call_id is not None:
-            by_call[e.call_id].append(e)
-    for cid, evs in by_call.items():
+    for cid, evs in events_by_call(events).items():
         known = calls.get(cid)
         probe = (known.summary() if known else CallSummary()).folded(evs, 0)
         needed |= probe.agents

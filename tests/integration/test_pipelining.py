@@ -173,3 +173,23 @@ def test_a_state_changed_by_another_worker_is_read_again_not_taken_from_the_cach
     assert store.conflicts == 0  # the cached state was stale, and was not used
     asyncio.run(sequentially(pipeline(redis_url, "staleref:"), [[stolen], *mine]))
     assert stored(redis_url, "stale:") == stored(redis_url, "staleref:")
+
+
+def test_a_held_commit_goes_out_even_if_its_caller_never_releases_it(redis_url: str) -> None:
+    """A commit held for the next batch's reads is not held for ever: a caller that submits one
+    batch and then waits for nothing (no `release`, no `drain`) still sees it committed within
+    the hold's bound (`HOLD_MAX_S`), as a following rebuild once did not."""
+    from stream.processing.pipelining import HOLD_MAX_S
+    part = day(agents=2, hours=0.2)[:50]
+    p = pipeline(redis_url, "hold:")
+    replies: list[int] = []
+
+    async def run() -> None:
+        batches_ = Overlapped(p, lambda seq, error, _excluded: replies.append(seq) if error is None else None)
+        await batches_.submit(0, p.check(part))
+        for _ in range(int(HOLD_MAX_S / 0.01) + 300):  # the bound, and three seconds for the commit
+            if replies:
+                return
+            await asyncio.sleep(0.01)
+    asyncio.run(run())
+    assert replies == [0]

@@ -6,7 +6,6 @@ events (the simulator's faults), through clones as the worker's state cache hand
 
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import cache
 
 from hypothesis import HealthCheck, given, settings
@@ -14,9 +13,9 @@ from hypothesis import strategies as st
 
 from stream.contract import Event
 from stream.kpi.contributions import Thresholds
-from stream.state.agent_state import AgentCall, Connect
-from stream.state.batch import agents_needed
-from stream.state.call_state import CallAttrs, CallState, LiveCall, live_call
+from stream.state.agent_state import AgentCall
+from stream.state.batch import agents_needed, events_by_call
+from stream.state.call_state import CallAttrs, CallState, LiveCall, agent_calls_of, live_call
 from stream.state.deltas import Deltas
 from tests.properties.test_batching import simulated
 
@@ -42,23 +41,9 @@ def reference_attrs(events: list[Event]) -> CallAttrs:
 
 
 def reference_agent_calls(events: list[Event]) -> dict[str, AgentCall]:
-    attrs = reference_attrs(events)
-    out: dict[str, AgentCall] = {}
-    for e in events:
-        if e.type == "call.connected" and e.agent_id:
-            entry = out.setdefault(e.agent_id, AgentCall(caller_id=attrs.caller_id,
-                                                         list_id=attrs.list_id))
-            entry.connects.append(Connect(e.ts_ms, e.campaign_id or ""))
-        elif e.type == "call.ended":
-            agent = e.agent_id or attrs.agent
-            if agent:
-                entry = out.setdefault(agent, AgentCall(caller_id=attrs.caller_id,
-                                                        list_id=attrs.list_id))
-                entry.ends.append(e.ts_ms)
-    for entry in out.values():
-        entry.connects.sort()
-        entry.ends.sort()
-    return out
+    """The full derivation (`agent_calls_of`, also the production path when an attribution
+    changes) over the reference attribution."""
+    return agent_calls_of(events, reference_attrs(events))
 
 
 def reference_live(events: list[Event], team: str | None) -> LiveCall | None:
@@ -84,11 +69,7 @@ def reference_live(events: list[Event], team: str | None) -> LiveCall | None:
 
 def reference_agents_needed(events: list[Event], calls: dict[str, CallState | None]) -> set[str]:
     needed = {e.agent_id for e in events if e.agent_id}
-    by_call: defaultdict[str, list[Event]] = defaultdict(list)
-    for e in events:
-        if e.call_id is not None:
-            by_call[e.call_id].append(e)
-    for cid, evs in by_call.items():
+    for cid, evs in events_by_call(events).items():
         known = calls.get(cid)
         probe = [*(known.events if known else []), *evs]
         attrs = reference_attrs(probe)
@@ -101,11 +82,7 @@ def reference_agents_needed(events: list[Event], calls: dict[str, CallState | No
 @cache
 def calls_of(seed: int) -> tuple[tuple[Event, ...], ...]:
     """The simulated stream's call events, per call, in delivery order (duplicates included)."""
-    by_call: defaultdict[str, list[Event]] = defaultdict(list)
-    for e in simulated(seed):
-        if e.call_id is not None:
-            by_call[e.call_id].append(e)
-    return tuple(tuple(evs) for evs in by_call.values())
+    return tuple(tuple(evs) for evs in events_by_call(simulated(seed)).values())
 
 
 @st.composite
