@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve() if "--repo" in sys.argv else ROOT
 sys.path.insert(0, str(REPO))
 
-from run import RESULTS, machine  # noqa: E402  (bench/run.py, beside this)
+from run import machine, save_result  # noqa: E402  (bench/run.py, beside this)
 
 from stream.cli.embedded import free_port, start_redis  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
@@ -99,9 +99,7 @@ def main() -> None:
            "machine": machine(),
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(json.dumps(out, indent=2))
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results.setdefault("commit_cost", {})[str(args.repo) if args.repo != ROOT else commit] = out
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save_result("commit_cost", out, under=str(args.repo) if args.repo != ROOT else commit)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 For 2 and 4 workers in one consumer group on the 4-partition topic, each twice: the whole stream
 published at once (a backlog: every worker commits as fast as it can, the worst case) and
 published at `--rate` events/s (live traffic). Reports conflicts per committed batch and per
-1,000 events, and writes them to bench/results.json under "conflicts" (BENCHMARKS.md explains
-them). Not a test: nothing here asserts a rate.
+1,000 events, and writes them to bench/results.json under "conflicts" (the sittings before move
+into its `earlier` list; BENCHMARKS.md explains them). Not a test: nothing here asserts a rate.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main() -> None:
             runs.append(run)
     result = {"runs": runs, "agents": args.agents, "hours": args.hours,
               "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    save_result("conflicts", result)
+    save_result("conflicts", result, keep_earlier=True)
 
 
 if __name__ == "__main__":

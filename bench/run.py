@@ -22,31 +22,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import save_result  # noqa: E402,F401  (bench/results.py, beside this; the other scripts import it from here)
 
 from stream.cli.embedded import LocalInfra, create_topics, free_port, start_infra, wait_for_port  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results.json"
 TOPIC = "dialer.events"
 
 
 def machine() -> str:
     """What a result was measured on, stored with it (the figures depend on it)."""
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def save_result(key: str, result: dict[str, Any]) -> None:
-    """`result` under `key` in bench/results.json, beside the other benchmarks' results."""
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    merged[key] = result
-    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 def stop_all(procs: list[subprocess.Popen], timeout: float) -> None:
@@ -496,7 +490,18 @@ def main() -> None:
     result["machine"] = machine()
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
-    save_result(f"latency_{args.rate:g}" if args.what == "latency" else args.what, result)
+    save_result(result_key(args), result)
+
+
+def result_key(args: argparse.Namespace) -> str:
+    """Where a run's result goes in bench/results.json: a throughput run over a subset of the
+    systems gets a key of its own (`throughput_quix_callkpi`), so that it never replaces the
+    table measured with every peer."""
+    if args.what == "latency":
+        return f"latency_{args.rate:g}"
+    if args.what == "throughput" and set(args.systems) != {*PEERS, WORKER}:
+        return "throughput_" + "_".join(s for s in [*PEERS, WORKER] if s in args.systems)
+    return args.what
 
 
 if __name__ == "__main__":

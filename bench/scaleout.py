@@ -1,15 +1,25 @@
-"""Several workers on one stream: throughput, commit conflicts and Redis CPU per event.
+"""Several workers on one stream: throughput, CPU per event per process kind, conflicts.
 
-    python bench/scaleout.py [--agents 150 --hours 8 --workers 1,2,4 --partitions 4]
+    python bench/scaleout.py [--agents 150 --hours 4 --workers 1,2,4 --partitions 8 --rounds 1]
 
-For each worker count: a fresh broker and Redis, the same simulated file published to
-`--partitions` partitions (keyed as the simulator keys them: call events by call, agent events
-by agent, so one agent's events arrive on several partitions), then that many `callkpi worker`s
-in one consumer group consume it all. Measured from the first commit to the last event: events/s,
-CPU µs per event of all workers (Faust + pipeline processes), Redis and the broker (from /proc),
-and the commit conflicts the workers logged (a conflict redoes a batch on fresh state) per
-batch committed. On 2 cores, more workers than cores share them: the figure that carries over
-to a bigger machine is CPU per event, not events/s. Writes bench/results.json["scaleout"].
+For each worker count: a fresh broker and Redis, a `--partitions`-partition topic, that many
+`callkpi worker`s in one consumer group, started and settled in the group *before* anything is
+published (so no worker reads alone while the others join); then the same simulated file is
+published at once (a backlog, keyed as the simulator keys it: call events by call, agent events
+by agent, so one agent's events arrive on several partitions) and consumed to its last event.
+
+The file's first 3,000 events warm the workers up (each starts its pipeline process with its
+first batch); the rest is measured, from the start of publishing to the last event consumed: events/s; CPU µs per event of
+each process kind from /proc (the workers' Faust processes, their pipeline processes, Redis, the
+broker, and this script's producer); cores busy (their CPU seconds over wall seconds) and
+**events/s per core busy**, for the whole deployment and for the worker processes alone; commit
+conflicts (each redoes its batch: one retry each) per committed batch and per 1,000 events, by
+the kind of key that conflicted (workers' logs), halvings of batches that conflicted three times;
+the mean batch and the share of events prepared twice. On 2 cores, 2 and 4 workers share them
+with Redis and the broker: events/s cannot grow there, CPU per event and per-core rates are the
+figures that carry to a bigger machine. `--rounds 2` runs the worker counts again in reverse
+order (a noisy stretch of the shared machine then hits every count). Writes
+bench/results.json["scaleout"] (the sitting before moves into its `earlier` list).
 """
 
 from __future__ import annotations
@@ -17,11 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -29,12 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import (  # noqa: E402
+from run import (  # noqa: E402  (bench/run.py, beside this)
+    TOPIC,
     children,
-    consumed,
-    cpu_of,
+    cpu_s,
     create_input_topic,
     machine,
+    pipeline_counters,
     produce,
     save_result,
     sim_events,
@@ -45,64 +60,202 @@ from run import (  # noqa: E402
 
 from stream.cli.embedded import start_infra  # noqa: E402
 
+SETTLE_S = 12.0
+"""After every worker has registered: the group's last rebalance (about half the 6-s session
+timeout) and each worker's first fetch."""
+WARM_UP = 3000
+"""Events published before the measurement, so that every worker has its pipeline process."""
+WORKER_KINDS = ("faust", "pipeline")
+CONFLICT = re.compile(r"commit conflict \(attempt \d+, retrying\): (.*)$")
 
-def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: int, workdir: Path) -> dict:
+
+def conflict_kind(message: str) -> str:
+    """`entity changed: ck:st:agent-calls:<id>` → `entity st:agent-calls`: what kind of check
+    failed (entity version, offset, team) on what kind of key."""
+    what, _, key = message.partition(" changed: ")
+    parts = key.split(":")[1:]  # without the key prefix (`ck:`)
+    return f"{what} {':'.join(parts[:2]) if parts[:1] == ['st'] else ':'.join(parts[:1])}".strip()
+
+
+def from_logs(logs: list[Path]) -> tuple[Counter[str], int]:
+    """Conflicts by kind of key, and batches committed in halves, from the workers' logs."""
+    kinds: Counter[str] = Counter()
+    halvings = 0
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            m = CONFLICT.search(line)
+            if m:
+                kinds[conflict_kind(m.group(1))] += 1
+            elif "committing it in halves" in line:
+                halvings += 1
+    return kinds, halvings
+
+
+def process_group(procs: list[subprocess.Popen], redis_pid: int, broker_pid: int) -> dict[str, list[int]]:
+    return {"faust": [p.pid for p in procs], "pipeline": [c for p in procs for c in children(p.pid)],
+            "redis": [redis_pid], "broker": [broker_pid]}
+
+
+def cpu_by_pid(group: dict[str, list[int]]) -> dict[int, float]:
+    return {pid: cpu_s(pid) for pids in group.values() for pid in pids}
+
+
+def produce_fast(bootstrap: str, events: list[tuple[bytes | None, bytes]]) -> None:
+    """Publish with librdkafka (about 2 µs of CPU per event; kafka-python's producer costs 70,
+    which on 2 cores would take a share of the cores the workers are measured on)."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
+                  "acks": 1, "queue.buffering.max.messages": 1_000_000})
+    for key, value in events:
+        while True:
+            try:
+                p.produce(TOPIC, value=value, key=key)
+                break
+            except BufferError:
+                p.poll(0.05)
+    if p.flush(120):
+        raise RuntimeError("the producer could not deliver everything")
+
+
+def warm_up(r: redis.Redis, bootstrap: str, first: list[tuple[bytes | None, bytes]],
+            procs: list[subprocess.Popen], workdir: Path) -> None:
+    """Publish the file's first events and wait until they are consumed and every worker has
+    started its pipeline process (it starts with the worker's first batch, and its start-up,
+    imports included, is not the cost of an event)."""
+    produce(bootstrap, first)
+    deadline = time.monotonic() + 180
+    while (pipeline_counters(r).get("consumed", 0) < len(first)
+           or any(not children(p.pid) for p in procs)):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"warm-up did not finish; logs in {workdir}")
+        time.sleep(0.2)
+    time.sleep(2)
+
+
+def wait_for_workers(r: redis.Redis, procs: list[subprocess.Popen], workdir: Path) -> None:
+    deadline = time.monotonic() + 180
+    while len(r.hgetall("ck:workers")) < len(procs):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"workers did not start; logs in {workdir}")
+        time.sleep(0.5)
+    time.sleep(SETTLE_S)
+
+
+def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: int,
+                workdir: Path) -> dict[str, Any]:
     infra = start_infra(workdir=workdir)
     procs: list[subprocess.Popen] = []
+    logs = [workdir / f"worker{i}.log" for i in range(k)]
     try:
         create_input_topic(infra.bootstrap, partitions)
-        produce(infra.bootstrap, events)
-        n = len(events)
         r = redis.Redis.from_url(infra.redis_url)
+        env = {**worker_env(infra), "CALLKPI_PARTITIONS": str(partitions)}
         for i in range(k):
-            procs.append(spawn([sys.executable, "-m", "stream.cli.main", "worker"], worker_env(infra),
-                               workdir / f"worker{i}.log"))
-        deadline = time.monotonic() + 1800
-        while consumed(r) == 0:
+            procs.append(spawn([sys.executable, "-m", "stream.cli.main", "worker"],
+                               {**env, "CALLKPI_WORKER_ID": f"w{i}",
+                                "CALLKPI_DATA_DIR": str(workdir / f"w{i}")}, logs[i]))
+        wait_for_workers(r, procs, workdir)
+        warm_up(r, infra.bootstrap, events[:WARM_UP], procs, workdir)
+        events = events[WARM_UP:]
+        n = len(events)
+        group = process_group(procs, infra.redis.proc.pid, infra.broker.proc.pid)
+        load_before = os.getloadavg()
+        before, cpu0, own0 = pipeline_counters(r), cpu_by_pid(group), time.process_time()
+        started = time.monotonic()
+        produce_fast(infra.bootstrap, events)
+        producer_s = time.process_time() - own0
+        deadline = started + 1800
+        while pipeline_counters(r).get("consumed", 0) - before.get("consumed", 0) < n:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"no progress; see {workdir}")
-            time.sleep(0.01)
-        first = time.monotonic()
-        group = {"workers": [p.pid for p in procs] + [c for p in procs for c in children(p.pid)],
-                 "redis": [infra.redis.proc.pid], "broker": [infra.broker.proc.pid]}
-        cpu0 = cpu_of(group)
-        while consumed(r) < n:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"consumed {consumed(r)} of {n}; see {workdir}")
+                raise RuntimeError(f"run did not finish; logs in {workdir}")
             time.sleep(0.05)
-        seconds = time.monotonic() - first
-        cpu1 = cpu_of(group)
-        batches = int(float(r.hget("ck:pipeline", "batches") or 0))
+        seconds = time.monotonic() - started
+        # A pipeline process starts with the worker's first batch: take the pids again.
+        group = process_group(procs, infra.redis.proc.pid, infra.broker.proc.pid)
+        cpu1, after = cpu_by_pid(group), pipeline_counters(r)
+        all_alive = all(p.poll() is None for p in procs)
     finally:
         stop_all(procs, 30)
         infra.stop()
-    conflicts = sum((workdir / f"worker{i}.log").read_text(errors="replace").count("commit conflict")
-                    for i in range(k))
-    return {"workers": k, "events": n, "events_per_s": round(n / seconds),
-            "cpu_us_per_event": {name: round((cpu1[name] - cpu0[name]) / n * 1e6, 1) for name in group},
-            "batches": batches, "conflicts": conflicts,
-            "conflicts_per_batch": round(conflicts / batches, 4) if batches else None}
+    cpu = {name: sum(cpu1[p] - cpu0.get(p, 0.0) for p in pids) for name, pids in group.items()}
+    cpu["producer"] = producer_s
+    d = {key: after.get(key, 0) - before.get(key, 0) for key in ("batches", "commit_conflicts")}
+    batches, conflicts = int(d["batches"]), int(d["commit_conflicts"])
+    kinds, halvings = from_logs(logs)
+    served = sum(cpu[name] for name in group)  # the deployment's processes, not the producer
+    worker_cpu = sum(cpu[name] for name in WORKER_KINDS)
+    mean_batch = n / batches if batches else 0.0
+    return {
+        "workers": k, "events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds),
+        "cpu_us_per_event": {name: round(v / n * 1e6, 1) for name, v in cpu.items()},
+        "worker_us_per_event": round(worker_cpu / n * 1e6, 1),
+        "cores_busy": round(served / seconds, 2),
+        "events_per_s_per_core": round(n / served),
+        "worker_events_per_s_per_core": round(n / worker_cpu),
+        "batches": batches, "mean_batch": round(mean_batch),
+        "conflicts": conflicts, "conflicts_per_batch": round(conflicts / batches, 3) if batches else None,
+        "conflicts_per_1000_events": round(1000 * conflicts / n, 2),
+        "conflicts_by_key": dict(kinds), "halvings": halvings,
+        "redone_share": round(conflicts * mean_batch / n, 3),
+        "all_alive": all_alive, "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per worker count, the median over the rounds of the figures that compare."""
+    out: dict[str, dict[str, float]] = {}
+    for k in sorted({r["workers"] for r in runs}):
+        mine = [r for r in runs if r["workers"] == k]
+        med = {key: statistics.median(r[key] for r in mine)
+               for key in ("events_per_s", "worker_us_per_event", "cores_busy", "events_per_s_per_core",
+                           "worker_events_per_s_per_core", "conflicts_per_batch",
+                           "conflicts_per_1000_events", "redone_share", "mean_batch")}
+        for kind in mine[0]["cpu_us_per_event"]:
+            med[f"{kind}_us_per_event"] = statistics.median(r["cpu_us_per_event"][kind] for r in mine)
+        out[str(k)] = {key: round(v, 3) for key, v in med.items()}
+    return out
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"\n{result['events']:,} events ({result['sim']}), {result['partitions']} partitions, "
+          f"medians of {result['rounds']} round(s)\n")
+    print("| workers | events/s | Faust µs/event | pipeline µs/event | Redis µs/event | broker µs/event "
+          "| cores busy | events/s per core busy | worker events/s per worker core "
+          "| conflicts per batch | per 1,000 events | mean batch |")
+    print("|" + "---|" * 12)
+    for k, s in result["summary"].items():
+        print(f"| {k} | {s['events_per_s']:,.0f} | {s['faust_us_per_event']:g} | {s['pipeline_us_per_event']:g} "
+              f"| {s['redis_us_per_event']:g} | {s['broker_us_per_event']:g} | {s['cores_busy']:g} "
+              f"| {s['events_per_s_per_core']:,.0f} | {s['worker_events_per_s_per_core']:,.0f} "
+              f"| {s['conflicts_per_batch']:g} | {s['conflicts_per_1000_events']:g} | {s['mean_batch']:,.0f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=150)
-    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--workers", default="1,2,4")
-    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
     events = sim_events(args.agents, args.hours)
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-scaleout-"))
+    counts = [int(k) for k in args.workers.split(",")]
     runs = []
-    for k in map(int, args.workers.split(",")):
-        runs.append(run_workers(k, events, args.partitions, workdir / f"w{k}"))
-        print(json.dumps(runs[-1]), flush=True)
-    result = {"sim": f"{args.agents} agents, {args.hours} h", "partitions": args.partitions,
-              "runs": runs, "load_before": os.getloadavg(),
-              "machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for i in range(args.rounds):
+        for k in (counts if i % 2 == 0 else counts[::-1]):
+            runs.append({"round": i, **run_workers(k, events, args.partitions, workdir / f"r{i}w{k}")})
+            print(json.dumps(runs[-1]), flush=True)
+    result = {"sim": f"{args.agents} agents, {args.hours} h", "events": len(events) - WARM_UP,
+              "partitions": args.partitions, "rounds": args.rounds, "summary": summary(runs),
+              "runs": runs, "machine": machine(), "started_at": started,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print_table(result)
     if not args.no_save:
-        save_result("scaleout", result)
+        save_result("scaleout", result, keep_earlier=True)
 
 
 if __name__ == "__main__":

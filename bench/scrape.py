@@ -40,6 +40,9 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import save_result  # noqa: E402  (bench/results.py, beside this)
 
 from stream.cli.embedded import REDIS_TUNING, free_port, redis_binary, wait_for_port  # noqa: E402
 from stream.kpi.contributions import Thresholds  # noqa: E402
@@ -49,7 +52,6 @@ from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 from stream.store.commit import CommitBatch  # noqa: E402
 from stream.store.redis_store import Store  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results.json"
 TOPIC = "dialer.events"
 PARTITIONS = 4
 BATCH = 2000
@@ -230,9 +232,7 @@ def main() -> None:
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        merged["scrape"] = result
-        RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+        save_result("scrape", result)
 
 
 if __name__ == "__main__":
