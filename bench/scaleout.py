@@ -18,8 +18,10 @@ the kind of key that conflicted (workers' logs), halvings of batches that confli
 the mean batch and the share of events prepared twice. On 2 cores, 2 and 4 workers share them
 with Redis and the broker: events/s cannot grow there, CPU per event and per-core rates are the
 figures that carry to a bigger machine. `--rounds 2` runs the worker counts again in reverse
-order (a noisy stretch of the shared machine then hits every count). Writes
-bench/results.json["scaleout"] (the sitting before moves into its `earlier` list).
+order (a noisy stretch of the shared machine then hits every count). `--rate R --seconds S`:
+publish S seconds' worth at R events/s instead (live traffic: small batches, whose Redis cost
+per event is higher, and which shrink as workers are added at the same total rate). Writes
+bench/results.json["scaleout"] (or `--key`; the sitting before moves into its `earlier` list).
 """
 
 from __future__ import annotations
@@ -100,19 +102,38 @@ def cpu_by_pid(group: dict[str, list[int]]) -> dict[int, float]:
     return {pid: cpu_s(pid) for pids in group.values() for pid in pids}
 
 
-def produce_fast(bootstrap: str, events: list[tuple[bytes | None, bytes]]) -> None:
-    """Publish with librdkafka (about 2 µs of CPU per event; kafka-python's producer costs 70,
-    which on 2 cores would take a share of the cores the workers are measured on)."""
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
-                  "acks": 1, "queue.buffering.max.messages": 1_000_000})
+def keyed_by_agent(events: list[tuple[bytes | None, bytes]]) -> list[tuple[bytes | None, bytes]]:
+    """Every event that names an agent keyed by its agent, the rest as before (a call by its
+    call until an agent takes it): what a dialer can do, since it knows the agent at connect.
+    All of an agent's state changes then arrive on one partition."""
+    out = []
     for key, value in events:
-        while True:
-            try:
-                p.produce(TOPIC, value=value, key=key)
-                break
-            except BufferError:
-                p.poll(0.05)
+        agent = json.loads(value).get("agent_id")
+        out.append((agent.encode() if agent else key, value))
+    return out
+
+
+def produce_fast(bootstrap: str, events: list[tuple[bytes | None, bytes]],
+                 rate: float | None = None) -> None:
+    """Publish with librdkafka (about 2 µs of CPU per event; kafka-python's producer costs 70,
+    which on 2 cores would take a share of the cores the workers are measured on): all at once,
+    or in 100-ms slices of `rate` events/s, like dialers producing live."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5 if rate else 20,
+                  "batch.size": 1 << 20, "acks": 1, "queue.buffering.max.messages": 1_000_000})
+    step = max(1, int(rate / 10)) if rate else len(events)
+    start = time.monotonic()
+    for i in range(0, len(events), step):
+        for key, value in events[i:i + step]:
+            while True:
+                try:
+                    p.produce(TOPIC, value=value, key=key)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.poll(0)
+        if rate and (lag := start + (i + step) / rate - time.monotonic()) > 0:
+            time.sleep(lag)
     if p.flush(120):
         raise RuntimeError("the producer could not deliver everything")
 
@@ -142,7 +163,7 @@ def wait_for_workers(r: redis.Redis, procs: list[subprocess.Popen], workdir: Pat
 
 
 def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: int,
-                workdir: Path) -> dict[str, Any]:
+                workdir: Path, rate: float | None = None) -> dict[str, Any]:
     infra = start_infra(workdir=workdir)
     procs: list[subprocess.Popen] = []
     logs = [workdir / f"worker{i}.log" for i in range(k)]
@@ -162,7 +183,7 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
         load_before = os.getloadavg()
         before, cpu0, own0 = pipeline_counters(r), cpu_by_pid(group), time.process_time()
         started = time.monotonic()
-        produce_fast(infra.bootstrap, events)
+        produce_fast(infra.bootstrap, events, rate)
         producer_s = time.process_time() - own0
         deadline = started + 1800
         while pipeline_counters(r).get("consumed", 0) - before.get("consumed", 0) < n:
@@ -186,7 +207,7 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
     worker_cpu = sum(cpu[name] for name in WORKER_KINDS)
     mean_batch = n / batches if batches else 0.0
     return {
-        "workers": k, "events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds),
+        "workers": k, "published": f"{rate:g} events/s" if rate else "backlog", "events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds),
         "cpu_us_per_event": {name: round(v / n * 1e6, 1) for name, v in cpu.items()},
         "worker_us_per_event": round(worker_cpu / n * 1e6, 1),
         "cores_busy": round(served / seconds, 2),
@@ -218,7 +239,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"\n{result['events']:,} events ({result['sim']}), {result['partitions']} partitions, "
+    print(f"\n{result['events']:,} events ({result['sim']}, {result['published']}), "
+          f"{result['partitions']} partitions, "
           f"medians of {result['rounds']} round(s)\n")
     print("| workers | events/s | Faust µs/event | pipeline µs/event | Redis µs/event | broker µs/event "
           "| cores busy | events/s per core busy | worker events/s per worker core "
@@ -238,24 +260,38 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=None,
+                    help="publish at this many events/s (live traffic) instead of all at once")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="with --rate: publish only this many seconds' worth of the file")
+    ap.add_argument("--key-by-agent", action="store_true",
+                    help="key every event that names an agent by the agent (not by its call)")
+    ap.add_argument("--key", default="scaleout", help="its key in bench/results.json")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
     events = sim_events(args.agents, args.hours)
+    if args.key_by_agent:
+        events = keyed_by_agent(events)
+    if args.rate and args.seconds:
+        events = events[:WARM_UP + int(args.rate * args.seconds)]
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-scaleout-"))
     counts = [int(k) for k in args.workers.split(",")]
     runs = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for i in range(args.rounds):
         for k in (counts if i % 2 == 0 else counts[::-1]):
-            runs.append({"round": i, **run_workers(k, events, args.partitions, workdir / f"r{i}w{k}")})
+            runs.append({"round": i, **run_workers(k, events, args.partitions, workdir / f"r{i}w{k}", args.rate)})
             print(json.dumps(runs[-1]), flush=True)
     result = {"sim": f"{args.agents} agents, {args.hours} h", "events": len(events) - WARM_UP,
-              "partitions": args.partitions, "rounds": args.rounds, "summary": summary(runs),
+              "partitions": args.partitions, "rounds": args.rounds,
+              "published": f"{args.rate:g} events/s" if args.rate else "backlog",
+              "keyed": "agent events and call events with an agent by agent, the rest by call"
+              if args.key_by_agent else "call events by call, agent events by agent (the simulator's)", "summary": summary(runs),
               "runs": runs, "machine": machine(), "started_at": started,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print_table(result)
     if not args.no_save:
-        save_result("scaleout", result, keep_earlier=True)
+        save_result(args.key, result, keep_earlier=True)
 
 
 if __name__ == "__main__":
