@@ -163,14 +163,15 @@ def wait_for_workers(r: redis.Redis, procs: list[subprocess.Popen], workdir: Pat
 
 
 def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: int,
-                workdir: Path, rate: float | None = None) -> dict[str, Any]:
+                workdir: Path, rate: float | None = None,
+                extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     infra = start_infra(workdir=workdir)
     procs: list[subprocess.Popen] = []
     logs = [workdir / f"worker{i}.log" for i in range(k)]
     try:
         create_input_topic(infra.bootstrap, partitions)
         r = redis.Redis.from_url(infra.redis_url)
-        env = {**worker_env(infra), "CALLKPI_PARTITIONS": str(partitions)}
+        env = {**worker_env(infra), "CALLKPI_PARTITIONS": str(partitions), **(extra_env or {})}
         for i in range(k):
             procs.append(spawn([sys.executable, "-m", "stream.cli.main", "worker"],
                                {**env, "CALLKPI_WORKER_ID": f"w{i}",
@@ -266,6 +267,8 @@ def main() -> None:
                     help="with --rate: publish only this many seconds' worth of the file")
     ap.add_argument("--key-by-agent", action="store_true",
                     help="key every event that names an agent by the agent (not by its call)")
+    ap.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for every worker, e.g. CALLKPI_BATCH_MAX=1000 (repeatable)")
     ap.add_argument("--key", default="scaleout", help="its key in bench/results.json")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -276,14 +279,16 @@ def main() -> None:
         events = events[:WARM_UP + int(args.rate * args.seconds)]
     workdir = Path(tempfile.mkdtemp(prefix="callkpi-scaleout-"))
     counts = [int(k) for k in args.workers.split(",")]
+    extra = dict(item.split("=", 1) for item in args.worker_env)
     runs = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for i in range(args.rounds):
         for k in (counts if i % 2 == 0 else counts[::-1]):
-            runs.append({"round": i, **run_workers(k, events, args.partitions, workdir / f"r{i}w{k}", args.rate)})
+            runs.append({"round": i, **run_workers(k, events, args.partitions, workdir / f"r{i}w{k}", args.rate,
+                                                 extra)})
             print(json.dumps(runs[-1]), flush=True)
     result = {"sim": f"{args.agents} agents, {args.hours} h", "events": len(events) - WARM_UP,
-              "partitions": args.partitions, "rounds": args.rounds,
+              "partitions": args.partitions, "rounds": args.rounds, "worker_env": extra,
               "published": f"{args.rate:g} events/s" if args.rate else "backlog",
               "keyed": "agent events and call events with an agent by agent, the rest by call"
               if args.key_by_agent else "call events by call, agent events by agent (the simulator's)", "summary": summary(runs),
