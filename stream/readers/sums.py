@@ -239,12 +239,12 @@ return table.concat(out, '\\n')
 """
 DAY_SCOPES_PER_CALL = 1_000
 """Scopes per day-sums call: ~10 µs of Redis each, so a call blocks writers ~10 ms at most."""
-BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list"})
-"""Scope kinds whose index score (`seen:<kind>`, the newest minute with data, only raised) bounds
-every minute their hashes hold: only counter writes touch them, and each raises it to its
-minute. Not teams: a team move adds an agent's history to its new team and sets the team's
-score to the commit's clock, which an agent's event stamped ahead of it (the contract's clock
-skew) can pass. The center and variants have no index."""
+BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list", "team", "center"})
+"""Scope kinds whose newest-minute score (`Layout.bound_of`: `seen:<kind>`, the center's own key;
+only raised) bounds every minute their hashes hold: each counter write raises it to its minute,
+and a team move raises the new team's to its agent's (a store written before the team-move rule
+stamped the commit's clock instead, which an agent's event stamped ahead of it could pass: that
+can be off for the contract's clock skew after the upgrade). Variants have no index."""
 
 
 def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
@@ -270,8 +270,8 @@ async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), DAY_SCOPES_PER_CALL):
         part = scopes[i:i + DAY_SCOPES_PER_CALL]
-        keys = [layout.scopes_key(part[0].partition(":")[0]), *(layout.day_key(s, day.date) for s in part)]
-        await script(keys=keys, args=[before, fields, json.dumps([s.partition(":")[2] for s in part])], client=pipe)
+        keys = [layout.bound_of(part[0])[0], *(layout.day_key(s, day.date) for s in part)]
+        await script(keys=keys, args=[before, fields, json.dumps([layout.bound_of(s)[1] for s in part])], client=pipe)
     out: dict[str, dict[str, float]] = {}
     k = 0
     for reply in await pipe.execute():
@@ -299,7 +299,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     by_kind: defaultdict[str, list[str]] = defaultdict(list)
     for s in scopes:
         kind, _, ident = s.partition(":")
-        if kind in BOUNDED_KINDS and ident:
+        if kind in BOUNDED_KINDS and (ident or kind == "center"):
             by_kind[kind].append(s)
     found: dict[str, dict[str, float]] = {}
     for same in by_kind.values():
