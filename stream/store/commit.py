@@ -286,9 +286,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
                     note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
     # the agent's history comes with it: the team's newest minute is raised to the agent's (a
     # bound readers rely on: the commit's clock is not one, an event may be stamped ahead of it);
-    # when the agent has none (a store older than the index), a day after the clock: unknown, so
-    # readers sum the team's minutes until then
-    move_seen = [[layout.scopes_key("agent"), agent, layout.scopes_key("team"), new_team, str(now_ms + DAY_MS)]
+    # when the agent has none, the clock (it has no data, or a store older than the index: its
+    # data predates the upgrade, by the contract's clock skew at most)
+    move_seen = [[layout.scopes_key("agent"), agent, layout.scopes_key("team"), new_team, str(now_ms)]
                  for agent, _, new_team in batch.team_moves]
     incr, promote = increments.payload()
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
