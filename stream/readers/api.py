@@ -26,7 +26,7 @@ from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, membership
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query, live_rows
-from stream.readers.sums import ALL_COUNTERS, OpenTime, counters_of, window_counters
+from stream.readers.sums import ALL_COUNTERS, DayCache, OpenTime, counters_of, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
 
@@ -547,6 +547,8 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
                                        _cache_middleware(cache), _errors_middleware])
     ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
                                     ctx.api.response_cache_seconds)
+    if ctx.api.response_cache_seconds > 0:  # scopes' day sums until the next commit heard of
+        ctx.store.day_cache = DayCache(lambda: hub.generation if hub.subscribed else None)  # type: ignore[attr-defined]
     app[CACHE] = cache
     app.add_routes(routes(ctx))
     for r in extra_routes:

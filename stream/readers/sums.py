@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stream.kpi.catalog import COUNTER_NAMES, KPI_BY_NAME
@@ -239,12 +239,12 @@ return table.concat(out, '\\n')
 """
 DAY_SCOPES_PER_CALL = 1_000
 """Scopes per day-sums call: ~10 µs of Redis each, so a call blocks writers ~10 ms at most."""
-BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list"})
-"""Scope kinds whose index score (`seen:<kind>`, the newest minute with data, only raised) bounds
-every minute their hashes hold: only counter writes touch them, and each raises it to its
-minute. Not teams: a team move adds an agent's history to its new team and sets the team's
-score to the commit's clock, which an agent's event stamped ahead of it (the contract's clock
-skew) can pass. The center and variants have no index."""
+BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list", "team", "center"})
+"""Scope kinds whose newest-minute score (`Layout.bound_of`: `seen:<kind>`, the center's own key;
+only raised) bounds every minute their hashes hold: each counter write raises it to its minute,
+and a team move raises the new team's to its agent's (a store written before the team-move rule
+stamped the commit's clock instead, which an agent's event stamped ahead of it could pass: that
+can be off for the contract's clock skew after the upgrade). Variants have no index."""
 
 
 def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
@@ -259,10 +259,59 @@ def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
     return day
 
 
+class DayCache:
+    """Scopes' day-hash sums (`_day_sums`) kept between requests until the next store commit.
+
+    Once a scope's newest minute is before a `today` window's end it stays so as the clock moves
+    (only a commit raises it), and its day hash changes only by a commit: its sums are the same
+    for every request until then, so a wallboard refresh with no commit since the last one reads
+    no agent again. `generation()`: the commits seen (`UpdateHub.generation`), or None when
+    they cannot be seen (no subscription): then nothing is kept. Values are handed out as copies
+    (callers add open agent time to them)."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self, generation: Callable[[], int | None]) -> None:
+        self.generation = generation
+        self._of = -1
+        self._entries: dict[tuple[str, str, tuple[str, ...]], tuple[int, dict[str, float]]] = {}
+
+    def get(self, generation: int, key: tuple[str, str, tuple[str, ...]], before: int) -> dict[str, float] | None:
+        """The sums kept for `key`, if read for a window ending no later than `before` (the
+        scope's newest minute was before that end, so before this one too)."""
+        if generation != self._of:
+            self._entries.clear()
+            self._of = generation
+            return None
+        found = self._entries.get(key)
+        return None if found is None or found[0] > before else dict(found[1])
+
+    def put(self, generation: int, key: tuple[str, str, tuple[str, ...]], before: int,
+            sums: dict[str, float]) -> None:
+        """Kept only if no commit was seen since the read began (else it may predate it)."""
+        if generation == self._of == self.generation() and len(self._entries) < self.MAX_ENTRIES:
+            self._entries[key] = (before, dict(sums))
+
+
 async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
                     counters: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """The sums of the scopes (all of one kind in `BOUNDED_KINDS`) whose day hash holds `r`'s
-    (nothing after `r` in the day): the rest are left out, to be summed from their buckets."""
+    (nothing after `r` in the day): the rest are left out, to be summed from their buckets.
+    Those kept by the store's `DayCache` (serve's) since the last commit are not read again."""
+    cache: DayCache | None = getattr(store, "day_cache", None)
+    generation = cache.generation() if cache is not None else None
+    out: dict[str, dict[str, float]] = {}
+    if cache is not None and generation is not None:
+        unread = []
+        for s in scopes:
+            kept = cache.get(generation, (s, day.date, counters), floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS)
+            if kept is None:
+                unread.append(s)
+            else:
+                out[s] = kept
+        scopes = unread
+        if not scopes:
+            return out
     layout = store.layout
     script = store.redis.register_script(DAY_SUMS_LUA)
     before = str(floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS)
@@ -270,14 +319,15 @@ async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
     pipe = store.redis.pipeline(transaction=False)
     for i in range(0, len(scopes), DAY_SCOPES_PER_CALL):
         part = scopes[i:i + DAY_SCOPES_PER_CALL]
-        keys = [layout.scopes_key(part[0].partition(":")[0]), *(layout.day_key(s, day.date) for s in part)]
-        await script(keys=keys, args=[before, fields, json.dumps([s.partition(":")[2] for s in part])], client=pipe)
-    out: dict[str, dict[str, float]] = {}
+        keys = [layout.bound_of(part[0])[0], *(layout.day_key(s, day.date) for s in part)]
+        await script(keys=keys, args=[before, fields, json.dumps([layout.bound_of(s)[1] for s in part])], client=pipe)
     k = 0
     for reply in await pipe.execute():
         for line in reply.split("\n"):
             if line != "-":
-                out[scopes[k]] = dict(zip(counters, map(float, line.split()), strict=True))
+                out[scopes[k]] = found = dict(zip(counters, map(float, line.split()), strict=True))
+                if cache is not None and generation is not None:
+                    cache.put(generation, (scopes[k], day.date, counters), int(before), found)
             k += 1
     return out
 
@@ -299,7 +349,7 @@ async def window_sums(store: Any, scopes: list[str], ranges: Mapping[str, Range]
     by_kind: defaultdict[str, list[str]] = defaultdict(list)
     for s in scopes:
         kind, _, ident = s.partition(":")
-        if kind in BOUNDED_KINDS and ident:
+        if kind in BOUNDED_KINDS and (ident or kind == "center"):
             by_kind[kind].append(s)
     found: dict[str, dict[str, float]] = {}
     for same in by_kind.values():

@@ -329,6 +329,12 @@ end
 -- no data left in the retention retire (a bounded number per commit), with their totals and
 -- newest-event gauge.
 for _, s in ipairs(b.scopes) do redis.call('ZADD', s[1], 'GT', s[3], s[2]) end
+-- A team move raises the new team's score to its agent's newest minute (after this batch's), so
+-- it bounds the moved history too; the commit's clock when the agent has none (no data).
+-- b.move_seen = {{agent index, agent id, team index, team id, clock ms}}
+for _, m in ipairs(b.move_seen or {}) do
+  redis.call('ZADD', m[3], 'GT', redis.call('ZSCORE', m[1], m[2]) or m[5], m[4])
+end
 for _, r in ipairs(b.retire or {}) do
   local gone = redis.call('ZRANGEBYSCORE', r[1], '-inf', '(' .. b.retire_before, 'LIMIT', 0, 100)
   if #gone > 0 then

@@ -270,6 +270,10 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
             if (ix, ident) not in months:
                 months.add((ix, ident))
                 expire[ix] = month_index_expiry(m.day.month, layout.tz)
+        elif kind == "center":  # its `today` read from its day hash (stream/readers/sums.py)
+            seen = layout.bound_of(scope)
+            if scopes.get(seen, minute) <= minute:
+                scopes[seen] = minute
     for scope, sums in scope_days:  # every group went to its day: the totals are the days' sums
         _add(index(f"{P}t:{scope}", ""), sums)
     for scope, back in retracted.items():
@@ -280,8 +284,12 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
             if kind == "m" and minute_key_expiry(int(bucket)) > now_ms:
                 for team in (old, new) if old else (new,):
                     note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
-    for _, _, new_team in batch.team_moves:  # the agent's history comes with it: seen now
-        scopes[(layout.scopes_key("team"), new_team)] = now_ms
+    # the agent's history comes with it: the team's newest minute is raised to the agent's (a
+    # bound readers rely on: the commit's clock is not one, an event may be stamped ahead of it);
+    # when the agent has none, the clock (it has no data, or a store older than the index: its
+    # data predates the upgrade, by the contract's clock skew at most)
+    move_seen = [[layout.scopes_key("agent"), agent, layout.scopes_key("team"), new_team, str(now_ms)]
+                 for agent, _, new_team in batch.team_moves]
     incr, promote = increments.payload()
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
             for cid, v in batch.live_calls.items()]
@@ -302,6 +310,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
         "expire": [[k, t] for k, t in expire.items()],
         "live": live,
         "scopes": [[key, ident, str(seen)] for (key, ident), seen in sorted(scopes.items())],
+        "move_seen": move_seen,
         "months": [[key, ident] for key, ident in sorted(months)],
         "retire": [[layout.scopes_key(kind), kind] for kind in SCOPE_KINDS],
         "retire_before": str(scope_cutoff(now_ms)),

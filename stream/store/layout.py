@@ -11,6 +11,7 @@ All keys start with a configurable prefix (default `ck:`).
 | `ix:<kind>:<YYYY-MM>` | set | ids of a scope kind with data in that local month (breakdowns over long ranges) | month end + 401 d |
 | `t:<scope>` | hash | lifetime totals, field `<counter>` (net) and `retracted:<counter>` | deleted when the scope retires |
 | `seen:<kind>` | sorted set | id → newest minute with data, per scope kind (campaign, team, agent, caller_id, list) | members retire 35 d + 1 h after it |
+| `seen-center` | sorted set | `center` → the center's newest minute with data (only raised) | none |
 | `st:call:<id>` / `st:agent:<id>` / `st:agent-calls:<id>` | hash | entity state: `v` version, `s` JSON (an agent's in two parts, versioned apart; its states part also `t`, the agent's team) | state horizon |
 | `agents` | hash | agent id → JSON record that outlives its state: team, newest event, had `agent.state` | none |
 | `offsets` | hash | `<topic>:<partition>` → last applied offset | none |
@@ -90,6 +91,15 @@ class Layout:
     def scopes_key(self, kind: str) -> str:
         """The scope index of a kind: a sorted set, id → newest minute (epoch ms) with data."""
         return f"{self.prefix}seen:{kind}"
+
+    def bound_of(self, scope: str) -> tuple[str, str]:
+        """(sorted set, member) whose score is the scope's newest minute with data (only raised):
+        `seen:<kind>` for the indexed kinds; the center's in a key of its own (`seen-center`,
+        member `center`), outside the index that lists and retires scopes."""
+        kind, _, ident = scope.partition(":")
+        if kind == "center":
+            return f"{self.prefix}seen-center", "center"
+        return self.scopes_key(kind), ident
 
     def legacy_scopes_key(self, kind: str) -> str:
         """The plain set of ids that stores written before scopes retired kept (migrated)."""

@@ -14,7 +14,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.typing import EncodableT, FieldT
 
-from stream.kpi.windows import DAY_MS, HOUR_MS, MINUTE_MS, Decomposition, Range, decompose, floor_to, local_day_of
+from stream.kpi.windows import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    Decomposition,
+    Range,
+    decompose,
+    floor_to,
+    local_date,
+    local_day_of,
+    local_start,
+)
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, commit_args
 from stream.store.layout import SCOPE_KINDS, UTC, Layout, PartitionProgress, scope_cutoff
 
@@ -219,7 +230,38 @@ class Store:
     # -- readers ------------------------------------------------------------------------------
 
     async def window_counters(self, scopes: list[str], r: Range) -> dict[str, dict[str, float]]:
-        """Counter sums of each scope over `[r.start, r.end)`: one round trip for all scopes."""
+        """Counter sums of each scope over `[r.start, r.end)`: one round trip for all scopes.
+
+        `today` (a local midnight to a point of that day) of a scope whose newest minute with
+        data (`Layout.bound_of`, only raised) is before the end: its day hash holds exactly the
+        window, one small hash instead of the day's hours and the current hour's minutes (the
+        center's /kpis today: ~4,000 minute fields parsed at 5,000 agents). The rest from the
+        buckets (`stream/readers/sums.py` reads scopes in bulk the same way)."""
+        tz = self.layout.tz
+        day = local_day_of(r.start, tz) if tz is not None and scopes else None
+        if day is None or local_start(local_date(r.start, tz), tz) != r.start or local_day_of(r.end - 1, tz) != day:
+            return await self._bucket_counters(scopes, r)
+        before = floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS
+        pipe = self.redis.pipeline(transaction=False)
+        for scope in scopes:
+            key, member = self.layout.bound_of(scope)
+            pipe.zscore(key, member)
+            pipe.hgetall(self.layout.day_key(scope, day.date))
+        replies = await pipe.execute()
+        out: dict[str, dict[str, float]] = {}
+        prefix = f"{day.day}:"
+        n = len(prefix)
+        for i, scope in enumerate(scopes):
+            newest, fields = replies[2 * i], replies[2 * i + 1]
+            if newest is not None and newest < before and scope.partition(":")[0] != "variant":
+                out[scope] = {f[n:]: float(v) for f, v in fields.items() if f.startswith(prefix)}
+        rest = [s for s in scopes if s not in out]
+        if rest:
+            out.update(await self._bucket_counters(rest, r))
+        return {s: out[s] for s in scopes}
+
+    async def _bucket_counters(self, scopes: list[str], r: Range) -> dict[str, dict[str, float]]:
+        """`window_counters` from the buckets `decompose` names."""
         buckets = self.bucket_fields(decompose(r, self.layout.tz))
         plan: list[tuple[str, set[str]]] = []
         pipe = self.redis.pipeline(transaction=False)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stream.kpi.windows import HOUR_MS, MINUTE_MS, Range, resolve_window
@@ -69,7 +69,7 @@ class Runner:
                 elif kind == "move":
                     await store.commit(CommitBatch(team_moves=[x], notify=False), NOW)  # type: ignore[list-item]
                 elif kind == "unindexed":
-                    await store.redis.delete(*(store.layout.scopes_key(k) for k in ("agent", "team")))
+                    await store.redis.delete(*(store.layout.bound_of(k)[0] for k in ("agent:", "team:", "center")))
                 else:
                     stale = [k async for k in store.redis.scan_iter(f"{store.layout.prefix}mx:*")]
                     if stale:
@@ -81,7 +81,7 @@ class Runner:
             ranges["3d"] = Range(hour - 72 * HOUR_MS, hour + ends[0] * MINUTE_MS)  # day buckets too
             alone = {w: (await window_sums(store, scopes, {w: r}, COUNTERS)) for w, r in ranges.items()}
             together = await window_sums(store, scopes, ranges, COUNTERS)
-            minutes = {w: await store.window_counters(scopes, r) for w, r in ranges.items()}
+            minutes = {w: await store._bucket_counters(scopes, r) for w, r in ranges.items()}  # every minute summed
             return alone, together, minutes
         finally:
             await store.close()
@@ -104,6 +104,11 @@ def runner(redis_url: str) -> Iterator[Runner]:
        ends=st.lists(st.integers(min_value=1, max_value=47), min_size=1, max_size=3, unique=True))
 def test_the_hour_field_read_is_the_minute_sum(runner: Runner, steps: list[tuple[str, object]],
                                                ends: list[int]) -> None:
+    last_unindexed = max((i for i, (kind, _) in enumerate(steps) if kind == "unindexed"), default=-1)
+    # a store written before the indexes: its data lies before the upgrade's clock (an event stamped
+    # ahead of it by the contract's skew could make a scope's first new score too low for that long)
+    assume(not any(kind == "counters" and any(m > NOW for _, m in x)  # type: ignore[attr-defined]
+                   for kind, x in steps[:last_unindexed]))
     alone, together, minutes = runner.run(steps, ends)
     for w, by_scope in minutes.items():
         for s, sums_of in by_scope.items():
@@ -132,23 +137,31 @@ def test_the_day_path_is_taken_for_today_alone() -> None:
 
 
 def test_today_is_read_from_the_day_hash(redis_url: str) -> None:
-    """An agent with nothing after now: its `today` comes from the day hash alone (the minute
-    and hour hashes are emptied here and the answer stays); a team's does not (no bound)."""
+    """A scope with nothing after now: its `today` comes from the day hash alone (the minute and
+    hour hashes are emptied here and the answer stays), an agent's, a team's, the center's; a
+    team's that got an agent's history stamped ahead of the commit's clock by a team move does
+    not (the move raised the team's newest minute to the agent's: the minutes are summed)."""
     async def run() -> tuple[dict, dict]:
         store = Store(redis_url, prefix=f"p{next(_stores)}:", tz=TZ)
         try:
             minute0 = NOW - NOW % MINUTE_MS
             counters: dict[tuple[str, int], dict[str, float]] = {(s, minute0 - m * MINUTE_MS): {"dialed": 2, "talk_ms": 7}
-                        for s in ("agent:a1", "team:t1") for m in (0, 5, 40)}
+                        for s in ("agent:a1", "team:t1", "center") for m in (0, 5, 40)}
+            counters[("agent:a2", minute0 + 3 * MINUTE_MS)] = {"dialed": 1}  # stamped ahead of now
             await store.commit(CommitBatch(counters=counters, notify=False), NOW)
+            await store.commit(CommitBatch(team_moves=[TeamMove("a2", None, "t2")], notify=False), NOW)
+            scopes = ["agent:a1", "team:t1", "center", "team:t2"]
             today = {"today": resolve_window("today", NOW, TZ)}
-            before = await window_sums(store, ["agent:a1", "team:t1"], today, COUNTERS)
+            before = await window_sums(store, scopes, today, COUNTERS)
             hashes = [k async for k in store.redis.scan_iter(f"{store.layout.prefix}[mh]:*")]
             await store.redis.delete(*hashes)
-            return before, await window_sums(store, ["agent:a1", "team:t1"], today, COUNTERS)
+            return before, await window_sums(store, scopes, today, COUNTERS)
         finally:
             await store.close()
     before, after = asyncio.run(run())
     assert before["agent:a1"]["today"]["dialed"] == before["team:t1"]["today"]["dialed"] > 0
-    assert after["agent:a1"] == before["agent:a1"]
-    assert after["team:t1"]["today"]["dialed"] == 0
+    assert before["center"]["today"]["dialed"] > 0
+    for s in ("agent:a1", "team:t1", "center"):
+        assert after[s] == before[s], s
+    assert before["team:t2"]["today"]["dialed"] == 0  # its minute is after now: not in today
+    assert after["team:t2"]["today"]["dialed"] == 0
