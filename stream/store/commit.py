@@ -284,12 +284,13 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
             if kind == "m" and minute_key_expiry(int(bucket)) > now_ms:
                 for team in (old, new) if old else (new,):
                     note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
-    # the agent's history comes with it: the team's newest minute is raised to the agent's (a
-    # bound readers rely on: the commit's clock is not one, an event may be stamped ahead of it);
-    # when the agent has none, the clock (it has no data, or a store older than the index: its
-    # data predates the upgrade, by the contract's clock skew at most)
-    move_seen = [[layout.scopes_key("agent"), agent, layout.scopes_key("team"), new_team, str(now_ms)]
-                 for agent, _, new_team in batch.team_moves]
+    # the agent's history moves out of the old team and into the new one: both teams' newest
+    # minute is raised to the agent's (a bound readers rely on: the commit's clock is not one, an
+    # event may be stamped ahead of it); when the agent has none, the clock (it has no data, or a
+    # store older than the index: its data predates the upgrade, by the contract's clock skew at most)
+    move_seen = [[layout.scopes_key("agent"), agent, layout.scopes_key("team"), team, str(now_ms)]
+                 for agent, old_team, new_team in batch.team_moves
+                 for team in ((old_team, new_team) if old_team else (new_team,))]
     incr, promote = increments.payload()
     live = [[layout.key("live:calls"), cid, json.dumps(v) if v else False]
             for cid, v in batch.live_calls.items()]
