@@ -17,7 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Flag, auto
+from enum import Flag
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -77,11 +77,12 @@ class Parts(Flag):
     the other part's updates (sessions, the team, the pruning horizon)."""
 
     NONE = 0
-    STATES = auto()
+    STATES = 1
     """points, floor, `has_states`, the team seen in `agent.state` events"""
-    CALLS = auto()
+    CALLS = 2
     """the agent's calls (connects and ends, for call gaps), the team seen in `call.connected`"""
-    BOTH = STATES | CALLS
+    BOTH = 3
+    """STATES | CALLS (a literal: mypyc, for the native build, cannot evaluate the expression)"""
 
 
 class PointsApplied(NamedTuple):
