@@ -56,7 +56,7 @@ def clean(root: Path) -> list[Path]:
 def build(root: Path, modules: list[str]) -> dict[str, str]:
     """Compile `modules` of the tree at `root` in place; return module → sha256 of its source."""
     from mypyc.build import mypycify
-    from setuptools import Distribution
+    from setuptools import Distribution  # type: ignore[import-untyped]
 
     native = native_module(root)
     clean(root)  # a module dropped from the list must not keep running compiled
@@ -73,8 +73,8 @@ def build(root: Path, modules: list[str]) -> dict[str, str]:
         dist = Distribution({"name": "callkpi-native", "ext_modules": extensions,
                              "script_name": "build-native"})
         command = dist.get_command_obj("build_ext")
-        command.inplace = True  # type: ignore[attr-defined]
-        command.build_temp = str(build_dir / "temp")  # type: ignore[attr-defined]
+        command.inplace = True
+        command.build_temp = str(build_dir / "temp")
         dist.run_command("build_ext")
     finally:
         os.chdir(cwd)

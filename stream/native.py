@@ -114,7 +114,8 @@ def native_status(package_dir: Path = PACKAGE_DIR) -> NativeStatus:
     """Which modules run compiled and which compiled ones are stale (source changed since the
     build, or no manifest entry to tell). Cheap: a dozen small files hashed."""
     manifest = read_manifest(package_dir)
-    compiled, stale = [], []
+    compiled: list[str] = []
+    stale: list[str] = []
     for module in compiled_candidates(package_dir):
         source = source_of(module, package_dir)
         (compiled if manifest.get(module) == _sha256(source) else stale).append(module)
