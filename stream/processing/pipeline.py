@@ -326,7 +326,7 @@ class Pipeline:
             pipeline[_latency_bucket(latency)] += 1
             pipeline["latency_sum"] += latency
             pipeline["latency_count"] += 1
-        newest: dict[str, float] = {}
+        newest: dict[str, int] = {}  # (int: mypyc would store a `float` annotation's values as floats)
         for _, r in pending:
             if isinstance(r, Event) and r.campaign_id:
                 key = f"newest_event:{r.campaign_id}"
