@@ -68,7 +68,11 @@ def build(root: Path, modules: list[str]) -> dict[str, str]:
     os.chdir(root)  # mypyc and build_ext work with paths relative to the tree
     try:
         paths = [str(p.relative_to(root)) for p in sources.values()]
-        extensions = mypycify(paths, target_dir=str(build_dir.relative_to(root)),
+        # mypy's settings: the project's when the tree has them (a checkout), else what an
+        # installed package needs (Dockerfile: site-packages, where some libraries ship no types)
+        config = ["--config-file", "pyproject.toml"] if (root / "pyproject.toml").exists() else ["--ignore-missing-imports"]
+        options = ["--cache-dir", str((build_dir / "mypy-cache").relative_to(root)), *config]
+        extensions = mypycify([*options, *paths], target_dir=str(build_dir.relative_to(root)),
                               group_name=native.SHARED_LIBRARY)
         dist = Distribution({"name": "callkpi-native", "ext_modules": extensions,
                              "script_name": "build-native"})
