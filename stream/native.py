@@ -30,6 +30,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "stream.state.encoding",
     "stream.kpi.contributions",
     "stream.contract.fast",
+    "stream.store.commit",
     "stream.store.layout",
     "stream.processing.pipeline",
     "stream.processing.agent_parts",
@@ -37,8 +38,8 @@ NATIVE_MODULES: tuple[str, ...] = (
 """The modules the native build compiles: the pipeline process's hot path (validate → load →
 process → encode the commit). The one list; `scripts/build-native` reads it from here.
 `stream.contract.events` stays pure: `fast.py` builds its `Event`s with `object.__new__`.
-`stream.store.commit` stays pure: compiled, its `dict[str, float]` sums hold ints converted to
-floats (mypyc stores a value through its declared type), so integer counters would be sent as
+A value that may be an int is never annotated `float` in these modules (`commit.Amount`): mypyc
+turns a value read through a `float` annotation into a float, and integer counters went out as
 HINCRBYFLOAT "60.0" instead of HINCRBY "60" (tests/integration/test_native_build.py)."""
 
 PACKAGE_DIR = Path(__file__).resolve().parent
