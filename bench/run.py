@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from results import save_result  # noqa: E402,F401  (bench/results.py, beside this; the other scripts import it from here)
 
 from stream.cli.embedded import LocalInfra, create_topics, free_port, start_infra, wait_for_port  # noqa: E402
+from stream.native import require_fresh  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 
 TOPIC = "dialer.events"
@@ -290,7 +291,7 @@ def throughput(args: argparse.Namespace) -> dict:
             "cpu_us_per_event": {k: round(statistics.median(r[name]["cpu_us_per_event"][k]
                                                             for r in rounds), 1) for k in keys}}
     result = {"events": n, "sim": f"{args.agents} agents, {args.hours} h", "rounds": rounds,
-              "systems": summary, "load_before": os.getloadavg()}
+              "systems": summary, "load_before": os.getloadavg(), "pipeline_code": args.pipeline_code}
     if WORKER in summary:
         for peer in ("quix", "faust"):
             if peer in summary:
@@ -303,7 +304,7 @@ def throughput(args: argparse.Namespace) -> dict:
 def print_table(result: dict) -> None:
     """The issue's table, with this run's figures."""
     print(f"\n{result['events']:,} events ({result['sim']}), median of "
-          f"{len(result['rounds'])} alternating rounds\n")
+          f"{len(result['rounds'])} alternating rounds; callkpi's pipeline code: {result['pipeline_code']}\n")
     print("| system | what it computes | events/s | CPU µs per event |")
     print("|---|---|---|---|")
     for name, s in result["systems"].items():
@@ -486,8 +487,13 @@ def main() -> None:
     defaults = {"throughput": (150, 8.0), "latency": (1000, 2.0), "day": (5000, 8.0)}[args.what]
     args.agents = args.agents or defaults[0]
     args.hours = args.hours or defaults[1]
+    # the worker runs native or pure (scripts/build-native): figures compare only like with like
+    # (a stale build stops here, as the worker would)
+    args.pipeline_code = require_fresh().mode
+    print(f"callkpi's pipeline code: {require_fresh().describe()}", flush=True)
     result = {"throughput": throughput, "latency": latency, "day": day}[args.what](args)
     result["machine"] = machine()
+    result["pipeline_code"] = args.pipeline_code
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     save_result(result_key(args), result)

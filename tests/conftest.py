@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 
 from stream.cli.embedded import Managed, free_port, start_redis
+from stream.native import StaleNativeBuild, require_fresh
 from tests.harness import Service
 from tests.processes import StartProcess, logs_for, running, running_service
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A stale native build (a compiled module older than its `.py`) would test the old code:
+    stop the session before collecting, with the module and the fix (stream/native.py)."""
+    try:
+        require_fresh()
+    except StaleNativeBuild as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(wrapper=True)

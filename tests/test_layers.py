@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "stream"
-LAYER = {"settings": 0, "contract": 1, "kpi": 2, "sim": 2, "adapters": 2, "state": 3,
+LAYER = {"settings": 0, "native": 0, "contract": 1, "kpi": 2, "sim": 2, "adapters": 2, "state": 3,
          "store": 4, "processing": 5, "readers": 6, "cli": 7}
 IO_MODULES = {"redis", "faust", "aiokafka", "kafka", "aiohttp", "socket", "subprocess",
               "prometheus_client", "httpx", "requests", "urllib", "pymysql", "psycopg",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -13,11 +14,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from stream.native import require_fresh
 from stream.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
     """A command-line mistake: printed as one line, exit code 2."""
+
+
+def check_native_build() -> str:
+    """Refuse to start on a stale native build (`stream.native.StaleNativeBuild`, printed by
+    `main` as one line naming the module and the fix); log whether the pipeline runs native."""
+    status = require_fresh()
+    log.info("pipeline code: %s", status.describe())
+    return status.mode
 
 
 def load_service_config(settings: Settings) -> Any:
@@ -61,6 +73,7 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run one Faust worker until SIGTERM/SIGINT."""
     import faust
 
+    check_native_build()  # before the compiled modules are imported
     from stream.processing.app import create_app
     settings = Settings.from_env()
     config = load_service_config(settings)

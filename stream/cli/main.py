@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from stream.cli import commands, rebuild, report, series, stack
+from stream.native import StaleNativeBuild
 from stream.settings import SettingsError
 
 
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (commands.UsageError, SettingsError) as exc:
+    except (commands.UsageError, SettingsError, StaleNativeBuild) as exc:
         print(f"callkpi {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from stream.cli.commands import UsageError, load_service_config, thresholds_of, timezone_of
+    from stream.cli.commands import UsageError, check_native_build, load_service_config, thresholds_of, timezone_of
+    check_native_build()  # the rebuild runs the same pipeline as the worker
     live = Settings.from_env()
     target = Settings.from_env(key_prefix=args.prefix, redis_url=args.redis_url)
     is_live = (target.redis_url, target.key_prefix) == (live.redis_url, live.key_prefix)

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from stream.cli.commands import check_native_build
 from stream.cli.embedded import LocalInfra, Managed, create_topics, start_infra, wait_for_port
 from stream.settings import DEFAULT_BROKER_PORT, DEFAULT_HTTP_PORT, DEFAULT_REDIS_PORT, Settings
 from stream.sim import DEMO_CONFIG
@@ -84,6 +85,7 @@ def demo_config() -> str:
 
 
 def run_stack(args: argparse.Namespace, demo: bool = False) -> int:
+    check_native_build()  # its workers would refuse one by one; say it once, before starting anything
     config = demo_config() if demo else None
     infra, env = start_stack(args.broker_port, args.redis_port, args.http_port,
                              Path(args.workdir) if args.workdir else None, args.workers, config)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from stream.contract import Event, Rejection, validate
@@ -108,6 +109,7 @@ class Prepared:
     """Partitions left out of the batch (`offsets.py`): their messages must not be acked."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # native build: RebuildPipeline (pure) extends it
 class Pipeline:
     def __init__(self, store: Store, dead_letter: DeadLetter, thresholds: Thresholds,
                  *, state_horizon_ms: int, agent_state_ms: int = 6 * 3_600_000,
@@ -326,7 +328,7 @@ class Pipeline:
             pipeline[_latency_bucket(latency)] += 1
             pipeline["latency_sum"] += latency
             pipeline["latency_count"] += 1
-        newest: dict[str, float] = {}
+        newest: dict[str, int] = {}  # (int: mypyc would store a `float` annotation's values as floats)
         for _, r in pending:
             if isinstance(r, Event) and r.campaign_id:
                 key = f"newest_event:{r.campaign_id}"

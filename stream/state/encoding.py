@@ -23,8 +23,8 @@ class EncodedPrefix(NamedTuple):
     holds the same first and last of those items (by identity: items are never changed, so a
     different object there means the front was cut or something was inserted before)."""
 
-    first: object
-    last: object
+    first: Any  # (not `object`: a NamedTuple field typed `object` fails to import under mypyc)
+    last: Any
     items: int
     """how many items the prefix encodes"""
     text: str

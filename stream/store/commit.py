@@ -40,6 +40,12 @@ class CommitRejected(Exception):
     the wrong type, ...): retrying cannot help, so the worker stops (docs/operations.md)."""
 
 
+Amount = int | float
+"""A counter's value: an int, or a float for float counters. Not `float`: compiled with mypyc
+(the native build), a value read through a `float` annotation becomes a float, and integer
+counters would go out as HINCRBYFLOAT "60.0" instead of HINCRBY "60"."""
+
+
 @dataclass
 class EntityWrite:
     key: str
@@ -61,12 +67,12 @@ class CommitBatch:
 
     offsets: list[tuple[str, int, int]] = field(default_factory=list)  # tp, expected, new
     entities: list[EntityWrite] = field(default_factory=list)
-    counters: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # (scope, minute) → deltas
+    counters: dict[tuple[str, int], dict[str, Amount]] = field(default_factory=dict)  # (scope, minute) → deltas
     team_moves: list[TeamMove] = field(default_factory=list)
     live_calls: dict[str, LiveCall | None] = field(default_factory=dict)
     live_agents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    pipeline: dict[str, float] = field(default_factory=dict)
-    gauges: dict[str, float] = field(default_factory=dict)
+    pipeline: dict[str, Amount] = field(default_factory=dict)
+    gauges: dict[str, Amount] = field(default_factory=dict)
     notify: bool = True
     worker: str = ""  # heartbeat: the committing worker's id
     watermarks: dict[str, PartitionProgress] = field(default_factory=dict)  # per source tp
@@ -122,10 +128,10 @@ class _Increments:
     __slots__ = ("sums", "promote")
 
     def __init__(self) -> None:
-        self.sums: dict[str, dict[str, dict[str, float]]] = {}
+        self.sums: dict[str, dict[str, dict[str, Amount]]] = {}
         self.promote: set[str] = set()
 
-    def index(self, key: str, index: str) -> dict[str, float]:
+    def index(self, key: str, index: str) -> dict[str, Amount]:
         """The sums of one field index of a hash (created empty)."""
         of_key = self.sums.get(key)
         if of_key is None:
@@ -187,7 +193,7 @@ def _minute(minute: int, layout: Layout, now_ms: int) -> _Minute:
                    floor_to(minute, DAY_MS), h_exp)
 
 
-def _add(sums: dict[str, float], named: dict[str, float]) -> None:
+def _add(sums: dict[str, Amount], named: dict[str, Amount]) -> None:
     if not sums:
         sums.update(named)
         return
@@ -225,9 +231,9 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
     newest: dict[str, list[Any]] = {}  # newest-minute key → [key, minute index, expiry, minute hash]
     minutes: dict[int, _Minute] = {}
     P = layout.prefix
-    day_sums: dict[str, dict[str, float]] = {}  # day key → its sums
-    scope_days: list[tuple[str, dict[str, float]]] = []  # (scope, a day's sums): the totals
-    retracted: dict[str, dict[str, float]] = {}  # scope → what late events took back
+    day_sums: dict[str, dict[str, Amount]] = {}  # day key → its sums
+    scope_days: list[tuple[str, dict[str, Amount]]] = []  # (scope, a day's sums): the totals
+    retracted: dict[str, dict[str, Amount]] = {}  # scope → what late events took back
     for (scope, minute), deltas in batch.counters.items():
         # integral values of integer counters as ints (HINCRBY), the rest as floats
         named = {name: v if name in FLOAT_COUNTERS or v.__class__ is int or v != int(v) else int(v)

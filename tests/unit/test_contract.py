@@ -554,11 +554,11 @@ def test_malformed_json_deep_nesting_within_size() -> None:
 
 
 def test_non_bytes_values_never_raise() -> None:
-    assert validate(None, now_ms=NOW, max_age_ms=MAX_AGE).reason == "malformed_json"  # type: ignore[arg-type,union-attr]
-    assert validate(12, now_ms=NOW, max_age_ms=MAX_AGE).reason == "malformed_json"  # type: ignore[arg-type,union-attr]
-    assert isinstance(validate(bytearray(json.dumps(make("call.dialed")).encode()), now_ms=NOW, max_age_ms=MAX_AGE), Event)  # type: ignore[arg-type]
-    assert isinstance(validate(memoryview(json.dumps(make("call.dialed")).encode()), now_ms=NOW, max_age_ms=MAX_AGE), Event)  # type: ignore[arg-type]
-    assert isinstance(validate(json.dumps(make("call.dialed")), now_ms=NOW, max_age_ms=MAX_AGE), Event)  # type: ignore[arg-type]
+    assert validate(None, now_ms=NOW, max_age_ms=MAX_AGE).reason == "malformed_json"  # type: ignore[union-attr]
+    assert validate(12, now_ms=NOW, max_age_ms=MAX_AGE).reason == "malformed_json"  # type: ignore[union-attr]
+    assert isinstance(validate(bytearray(json.dumps(make("call.dialed")).encode()), now_ms=NOW, max_age_ms=MAX_AGE), Event)
+    assert isinstance(validate(memoryview(json.dumps(make("call.dialed")).encode()), now_ms=NOW, max_age_ms=MAX_AGE), Event)
+    assert isinstance(validate(json.dumps(make("call.dialed")), now_ms=NOW, max_age_ms=MAX_AGE), Event)
     assert validate_dict([1], now_ms=NOW, max_age_ms=MAX_AGE).reason == "not_an_object"  # type: ignore[arg-type,union-attr]
 
 
