@@ -4,8 +4,10 @@
 
 Runs the real `Pipeline` (validate → load → process → dead-letter → encode the commit) over a
 simulated day in delivery order, in batches like the worker's, against an in-memory stand-in
-for the store that keeps entity states as JSON (as Redis does). Prints µs per event, optionally
-a cProfile of the hottest functions. Complements `run.py throughput`, which measures the whole
+for the store that keeps entity states as JSON (as Redis does), with the pipeline process's
+collector thresholds (`offload.GC_THRESHOLDS`; `--default-gc`: Python's, as figures before
+2026-12-02 06:20 were measured). Prints µs per event, optionally a cProfile of the hottest
+functions. Complements `run.py throughput`, which measures the whole
 worker including Faust and Redis.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import pstats
 import sys
@@ -25,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.kpi.contributions import Thresholds  # noqa: E402
+from stream.processing.offload import GC_THRESHOLDS  # noqa: E402
 from stream.processing.pipeline import Pipeline, RawMessage  # noqa: E402
 from stream.sim import FaultConfig, SimConfig, generate  # noqa: E402
 from stream.store.commit import CommitBatch, commit_args  # noqa: E402
@@ -108,7 +112,11 @@ def main() -> None:
     ap.add_argument("--agent-hours", type=float, default=6.0, help="agent-state horizon")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumulative")
+    ap.add_argument("--default-gc", action="store_true",
+                    help="Python's collector thresholds, not the pipeline process's")
     args = ap.parse_args()
+    if not args.default_gc:
+        gc.set_threshold(*GC_THRESHOLDS)
     messages = sim_messages(args.agents, args.hours, args.partitions)
     prof = cProfile.Profile() if args.profile else None
     t0 = time.process_time()  # CPU time: robust to other load on the machine
