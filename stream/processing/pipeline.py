@@ -7,7 +7,6 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -27,6 +26,7 @@ from stream.processing.loading import Loader, State, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
+from stream.state.encoding import dumps
 from stream.store.commit import (
     LATENCY_BUCKETS,
     CommitBatch,
@@ -68,7 +68,7 @@ class RawMessage(NamedTuple):
 Checked = tuple[RawMessage, Event | Rejection]
 """A consumed record and what validation made of it."""
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = dumps  # compact JSON, its encoder made once (`stream/state/encoding.py`)
 
 
 @dataclass
