@@ -4,9 +4,12 @@
 
 Runs the real `Pipeline` (validate → load → process → dead-letter → encode the commit) over a
 simulated day in delivery order, in batches like the worker's, against an in-memory stand-in
-for the store that keeps entity states as JSON (as Redis does; `stream/processing/memory_run.py`).
-Prints µs per event and whether the pipeline ran native or pure (scripts/build-native),
-optionally a cProfile of the hottest functions; `--json` prints the figures as one JSON line. Complements `run.py throughput`, which measures the whole
+for the store that keeps entity states as JSON (as Redis does; `stream/processing/memory_run.py`),
+with the pipeline process's collector thresholds (`offload.GC_THRESHOLDS`; `--default-gc`:
+Python's, as figures before 2026-12-02 06:20 were measured). Prints µs per event and whether the
+pipeline ran native or pure (scripts/build-native), optionally a cProfile of the hottest
+functions; `--json` prints the figures as one JSON line. Complements `run.py throughput`, which
+measures the whole
 worker including Faust and Redis.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from stream.native import require_fresh  # noqa: E402
 from stream.processing.memory_run import drive, sim_messages  # noqa: E402
+from stream.processing.offload import GC_THRESHOLDS  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +44,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumulative")
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    ap.add_argument("--default-gc", action="store_true",
+                    help="Python's collector thresholds, not the pipeline process's")
     args = ap.parse_args()
+    if not args.default_gc:
+        gc.set_threshold(*GC_THRESHOLDS)
     code = require_fresh()  # a stale native build would measure old code
     messages = sim_messages(args.agents, args.hours, args.partitions)
     prof = cProfile.Profile() if args.profile else None

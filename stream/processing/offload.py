@@ -36,6 +36,11 @@ IDLE_S = 1.0
 """No batch for this long: the pipeline process is idle, a good time for a full collection."""
 FULL_GC_EVERY_S = 600.0
 """A full collection at least this often under continuous load (bounds cyclic garbage)."""
+GC_THRESHOLDS = (10_000, 50, 1_000_000)
+"""The pipeline process's collector thresholds (`gc.set_threshold`): the state cache holds many
+objects, and a full collection of them stalls a batch for most of a second, so full collections
+run when idle (or every `FULL_GC_EVERY_S`), not mid-stream; young ones every 10,000 allocations,
+not 700 (`bench/stages.py` measures the batch step with the same)."""
 
 
 class PipelineProcess:
@@ -127,9 +132,7 @@ def child_main(settings: Settings, thresholds: Thresholds, worker_id: str, reque
     """The child: commit batches in order until the parent goes away. Ctrl-C reaches the whole
     process group; the parent decides when to stop, so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The state cache holds many objects, and a full collection of them stalls a batch for
-    # most of a second: full collections run when idle (or every few minutes), not mid-stream.
-    gc.set_threshold(10_000, 50, 1_000_000)
+    gc.set_threshold(*GC_THRESHOLDS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     asyncio.run(_serve(settings, thresholds, worker_id, requests, replies))

@@ -7,7 +7,6 @@ agent in `app.py` only feeds it batches and acks them after `handle` returns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -28,6 +27,7 @@ from stream.processing.loading import Loader, State, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
+from stream.state.encoding import dumps
 from stream.store.commit import (
     LATENCY_BUCKETS,
     CommitBatch,
@@ -69,7 +69,7 @@ class RawMessage(NamedTuple):
 Checked = tuple[RawMessage, Event | Rejection]
 """A consumed record and what validation made of it."""
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = dumps  # compact JSON, its encoder made once (`stream/state/encoding.py`)
 
 
 @dataclass
@@ -239,7 +239,8 @@ class Pipeline:
         answered, `after_reads` is awaited (`ahead`'s commit may go out then)."""
         checked, dead_lettered, gauges = job.checked, job.dead_lettered, job.gauges
         view = ahead.after if ahead is not None else StoreView()
-        tps = sorted({m.tp for m, _ in checked})
+        names = [m.tp for m, _ in checked]  # once per message (a property builds a new string)
+        tps = sorted(set(names))
         events = [r for _, r in checked if isinstance(r, Event)]
         call_keys = {cid: self.store.layout.call_key(cid) for cid in call_ids(events)}
         # One round trip for what the events name (their calls and agents) and the watermarks;
@@ -252,13 +253,25 @@ class Pipeline:
             self.store.watermarks())
         guard = dict(offsets)  # what the commit expects the store to hold
         first: dict[str, int] = {}
-        for m, _ in checked:
-            first[m.tp] = min(first.get(m.tp, m.offset), m.offset)
+        last: dict[str, int] = {}
+        for (m, _), tp in zip(checked, names):
+            offset = m.offset
+            if tp not in first:
+                first[tp] = last[tp] = offset
+            elif offset < first[tp]:
+                first[tp] = offset
+            elif offset > last[tp]:
+                last[tp] = offset
         reconciled = self.offset_check.check(job.serial, first, offsets, job.highwaters)
         offsets.update(reconciled.reset)
         if reconciled.excluded:
-            checked = [(m, r) for m, r in checked if m.tp not in reconciled.excluded]
-        pending = [(m, r) for m, r in checked if m.offset > offsets[m.tp]]
+            kept = [i for i, tp in enumerate(names) if tp not in reconciled.excluded]
+            checked, names = [checked[i] for i in kept], [names[i] for i in kept]
+            last = {tp: n for tp, n in last.items() if tp not in reconciled.excluded}
+        pending_at = [i for i, ((m, _), tp) in enumerate(zip(checked, names))
+                      if m.offset > offsets[tp]]
+        pending = [checked[i] for i in pending_at]
+        pending_tps = [names[i] for i in pending_at]
         if len(pending) < len(checked):
             log.info("skipped %d redelivered messages already applied (offsets %s)",
                      len(checked) - len(pending), offsets)
@@ -277,7 +290,8 @@ class Pipeline:
         loaded.agents = assembled.agents
         now = self.now_ms()
         marks = horizon.merged(stored_marks, view.watermarks,
-                               [(m.tp, r) for m, r in pending if isinstance(r, Event)], gauges)
+                               [(tp, r) for (_, r), tp in zip(pending, pending_tps)
+                                if isinstance(r, Event)], gauges)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
                           agent_state_ms=self.agent_state_ms,
                           watermark_ms=horizon.low_watermark(marks, self.source_partitions, now))
@@ -292,20 +306,20 @@ class Pipeline:
                         job.dead_letter_degraded[f"dead_letter_{delivery.value}"] += 1
         agent_writes = agent_parts.agent_writes(outcome, agent_keys, versions, assembled.forced,
                                                 int(self.horizon_ms), _dumps)
-        batch = self._commit_batch(checked, pending, offsets, outcome, rejected, versions,
+        batch = self._commit_batch(checked, pending, last, offsets, outcome, rejected, versions,
                                    call_keys, agent_writes, now,
                                    {**gauges, **reconciled.gauges}, guard)
         for name, n in (*reconciled.counters.items(), *job.dead_letter_degraded.items()):
             batch.pipeline[name] = batch.pipeline.get(name, 0) + n
-        reported = {m.tp for m, _ in pending} | horizon.lags_tps(gauges)
+        reported = set(pending_tps) | horizon.lags_tps(gauges)
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update(agent_writes.written)
         encode_ahead(batch, self.store.layout, now)  # its commit then goes out at once (pipelining.py)
         return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
 
-    def _commit_batch(self, checked: list[Checked], pending: list[Checked], offsets: dict[str, int],
-                      outcome: Outcome, rejected: Counter[str],
+    def _commit_batch(self, checked: list[Checked], pending: list[Checked], last: dict[str, int],
+                      offsets: dict[str, int], outcome: Outcome, rejected: Counter[str],
                       versions: dict[str, int], call_keys: dict[str, str],
                       agent_writes: agent_parts.AgentWrites, now: int,
                       gauges: dict[str, float], guard: dict[str, int]) -> CommitBatch:
@@ -313,9 +327,6 @@ class Pipeline:
         entities = [EntityWrite(call_keys[cid], versions[call_keys[cid]], st.encode(), horizon)
                     for cid, st in outcome.calls.items()]
         entities += agent_writes.entities
-        last: dict[str, int] = {}
-        for m, _ in checked:
-            last[m.tp] = max(last.get(m.tp, -1), m.offset)
         pipeline: defaultdict[str, float] = defaultdict(int)  # counts, and the latency sum
         pipeline["consumed"] = len(pending)
         pipeline["replayed"] = len(checked) - len(pending)
@@ -355,8 +366,11 @@ class Pipeline:
         )
 
 
+_LATENCY_FIELDS = tuple((bound, f"latency_le:{bound}") for bound in LATENCY_BUCKETS)
+
+
 def _latency_bucket(seconds: float) -> str:
-    for bound in LATENCY_BUCKETS:
+    for bound, name in _LATENCY_FIELDS:
         if seconds <= bound:
-            return f"latency_le:{bound}"
+            return name
     return "latency_le:+Inf"
