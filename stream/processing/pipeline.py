@@ -254,7 +254,7 @@ class Pipeline:
         guard = dict(offsets)  # what the commit expects the store to hold
         first: dict[str, int] = {}
         last: dict[str, int] = {}
-        for (m, _), tp in zip(checked, names):
+        for (m, _), tp in zip(checked, names, strict=True):
             offset = m.offset
             if tp not in first:
                 first[tp] = last[tp] = offset
@@ -268,7 +268,7 @@ class Pipeline:
             kept = [i for i, tp in enumerate(names) if tp not in reconciled.excluded]
             checked, names = [checked[i] for i in kept], [names[i] for i in kept]
             last = {tp: n for tp, n in last.items() if tp not in reconciled.excluded}
-        pending_at = [i for i, ((m, _), tp) in enumerate(zip(checked, names))
+        pending_at = [i for i, ((m, _), tp) in enumerate(zip(checked, names, strict=True))
                       if m.offset > offsets[tp]]
         pending = [checked[i] for i in pending_at]
         pending_tps = [names[i] for i in pending_at]
@@ -290,7 +290,7 @@ class Pipeline:
         loaded.agents = assembled.agents
         now = self.now_ms()
         marks = horizon.merged(stored_marks, view.watermarks,
-                               [(tp, r) for (_, r), tp in zip(pending, pending_tps)
+                               [(tp, r) for (_, r), tp in zip(pending, pending_tps, strict=True)
                                 if isinstance(r, Event)], gauges)
         outcome = process(fresh, loaded, self.thresholds, now_ms=now,
                           agent_state_ms=self.agent_state_ms,
