@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+_make_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # private: not in typeshed
 _c_encode: Callable[[Any, int], Any] | None = (
-    None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
+    None if _make_c_encoder is None else _make_c_encoder(
         None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False,
         False, True))
 """`_ENCODER`'s C encoder, made once: `JSONEncoder.encode` makes a new one (and a float
