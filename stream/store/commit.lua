@@ -266,6 +266,28 @@ end
 if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
+-- Entries of one key go in one command (`by_key`): each (key, member) appears once in a batch,
+-- so one HSET/HDEL/ZADD/SADD of them all stores what one command per entry would.
+local function by_key(list, member)  -- {key, args} in first-seen order
+  local out, at = {}, {}
+  for i = 1, #list do
+    local x = list[i]
+    local group = at[x[1]]
+    if group == nil then
+      group = {x[1], {}}
+      at[x[1]] = group
+      out[#out + 1] = group
+    end
+    member(group[2], x)
+  end
+  return out
+end
+local function each_chunk(cmd, key, extra, args)  -- 4000 arguments a call (an even number)
+  for i = 1, #args, 4000 do
+    if extra then redis.call(cmd, key, extra, max_args(args, i, i + 3999))
+    else redis.call(cmd, key, max_args(args, i, i + 3999)) end
+  end
+end
 for _, w in ipairs(plan) do redis.call(w[1], w[2], w[3], w[4]) end
 for _, w in ipairs(counter_writes) do
   local key, fresh, incr, float_incr = w[1], w[2], w[3], w[4]
@@ -297,7 +319,9 @@ for _, x in ipairs(indexed) do
 end
 -- Month index {key, id}: the ids of a scope kind with data in a local month (its expiry is in
 -- b.expire, applied next).
-for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
+for _, g in ipairs(by_key(b.months or {}, function(a, x) a[#a + 1] = x[2] end)) do
+  each_chunk('SADD', g[1], false, g[2])
+end
 -- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
 -- in the period; a re-attribution that takes its last sale away removes it.
 for _, r in ipairs(b.leads or {}) do
@@ -331,14 +355,17 @@ for _, e in ipairs(b.entities) do
 end
 
 -- 6. Live state, scope index, gauges, offsets.
-for _, l in ipairs(b.live) do
-  -- l = {hash, id, json or false}
-  if l[3] then redis.call('HSET', l[1], l[2], l[3]) else redis.call('HDEL', l[1], l[2]) end
-end
+-- b.live = {{hash, id, json or false}, ...}
+local live_sets = by_key(b.live, function(a, l) if l[3] then a[#a + 1] = l[2] a[#a + 1] = l[3] end end)
+for _, g in ipairs(live_sets) do each_chunk('HSET', g[1], false, g[2]) end
+local live_dels = by_key(b.live, function(a, l) if not l[3] then a[#a + 1] = l[2] end end)
+for _, g in ipairs(live_dels) do each_chunk('HDEL', g[1], false, g[2]) end
 -- Scope index: id -> newest minute with data (GT: a late old event never lowers it). Scopes with
 -- no data left in the retention retire (a bounded number per commit), with their totals and
 -- newest-event gauge.
-for _, s in ipairs(b.scopes) do redis.call('ZADD', s[1], 'GT', s[3], s[2]) end
+for _, g in ipairs(by_key(b.scopes, function(a, x) a[#a + 1] = x[3] a[#a + 1] = x[2] end)) do
+  each_chunk('ZADD', g[1], 'GT', g[2])
+end
 for _, r in ipairs(b.retire or {}) do
   local gone = redis.call('ZRANGEBYSCORE', r[1], '-inf', '(' .. b.retire_before, 'LIMIT', 0, 100)
   if #gone > 0 then
@@ -349,11 +376,19 @@ for _, r in ipairs(b.retire or {}) do
     end
   end
 end
-for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) end
-for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end
-for _, w in ipairs(b.watermarks or {}) do redis.call('HSET', P .. 'watermarks', w[1], w[2]) end
-for _, a in ipairs(b.agents or {}) do redis.call('HSET', P .. 'agents', a[1], a[2]) end
-for _, a in ipairs(b.agent_calls or {}) do redis.call('HSET', P .. 'agent_calls', a[1], a[2]) end
+local function pairs_of(list, value_at)  -- {field, value, ...} of {{field, ..., value}, ...}
+  local out = {}
+  for i = 1, #list do
+    out[#out + 1] = list[i][1]
+    out[#out + 1] = list[i][value_at]
+  end
+  return out
+end
+each_chunk('HSET', P .. 'gauges', false, pairs_of(b.gauges, 2))
+each_chunk('HSET', offsets_key, false, pairs_of(b.offsets, 3))
+each_chunk('HSET', P .. 'watermarks', false, pairs_of(b.watermarks or {}, 2))
+each_chunk('HSET', P .. 'agents', false, pairs_of(b.agents or {}, 2))
+each_chunk('HSET', P .. 'agent_calls', false, pairs_of(b.agent_calls or {}, 2))
 if b.worker then redis.call('HSET', P .. 'workers', b.worker[1], b.worker[2]) end
 if b.notify then redis.call('PUBLISH', P .. 'updates', b.notify) end
 return {'ok'}
