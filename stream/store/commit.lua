@@ -7,6 +7,8 @@
 -- (an increment past 64 bits, a non-numeric field, a key of the wrong type, a bad TTL) is
 -- checked before the first write, and the writes then run a plan that cannot fail. (Out of
 -- memory cannot interrupt it either: Redis refuses only a script's first write.)
+-- builtins as locals: a global is a table lookup at every use, a local a register
+local tonumber, tostring, type, ipairs, unpack = tonumber, tostring, type, ipairs, unpack
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
 
@@ -171,11 +173,16 @@ for _, x in ipairs(b.incr) do
   for i = 1, #ints, 2 do fields[#fields + 1] = ints[i] end
   for i = 1, #floats, 2 do fields[#fields + 1] = floats[i] end
   -- a key of another type fails the HMGET itself: caught here, before any write
-  local raws = {}
-  for i = 1, #fields, 4000 do
-    local part = redis.pcall('HMGET', key, max_args(fields, i, i + 3999))
-    if part.err then raws = part break end
-    for j = 1, #part do raws[i + j - 1] = part[j] end
+  local raws
+  if #fields <= 4000 then  -- the usual case: the reply as it is, no copy
+    raws = redis.pcall('HMGET', key, unpack(fields))
+  else
+    raws = {}
+    for i = 1, #fields, 4000 do
+      local part = redis.pcall('HMGET', key, max_args(fields, i, i + 3999))
+      if part.err then raws = part break end
+      for j = 1, #part do raws[i + j - 1] = part[j] end
+    end
   end
   if raws.err then
     problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
