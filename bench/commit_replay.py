@@ -2,6 +2,7 @@
 
     python bench/commit_replay.py capture --agents 150 --hours 4 --batch 5000 --out /tmp/c5000.pkl
     python bench/commit_replay.py replay /tmp/c5000.pkl [--repo PATH] [--rounds 3]
+    python bench/commit_replay.py rollup /tmp/c5000.pkl
 
 `capture` runs the worker's batch step (`Pipeline`, as `redis_profile.py`) against a fresh
 redis-server and keeps every `CommitBatch` with its clock, pickled. `replay` encodes those
@@ -10,7 +11,9 @@ batches with a checkout's `stream.store.commit` (`--repo`, default this tree: e.
 fresh redis-server, loads that checkout's commit.lua and `EVALSHA`s every commit in order
 (the same order from an empty store gives the same versions and offsets, so every commit must
 answer ok). Redis's CPU (user + system from /proc) over the EVALSHAs only, per event of the
-captured run; the encoding happens before the clock starts.
+captured run; the encoding happens before the clock starts. `rollup` replays once, then times
+what a roll-up of hours would cost (docs/scaling.md, "Fewer counter fields per batch"): every
+minute hash left summed once per counter into three hashes (as into `h:`, `d:` and `t:`).
 """
 
 from __future__ import annotations
@@ -120,6 +123,56 @@ def replay(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+ROLL_UP = """
+for _, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  local sums, order = {}, {}
+  for i = 1, #flat, 2 do
+    local name = string.match(flat[i], '^%d+:(.+)$')
+    if name then
+      if sums[name] == nil then sums[name] = 0 order[#order + 1] = name end
+      sums[name] = sums[name] + tonumber(flat[i + 1])
+    end
+  end
+  local out = {}
+  for _, name in ipairs(order) do out[#out + 1] = '7:' .. name out[#out + 1] = string.format('%.17g', sums[name]) end
+  if #out > 0 then
+    for _, kind in ipairs({'h', 'd', 't'}) do redis.call('HSET', 'rolled:' .. kind .. ':' .. key, unpack(out)) end
+  end
+end
+return 1
+"""
+
+
+def rollup(args: argparse.Namespace) -> None:
+    from stream.cli.embedded import free_port, start_redis
+    from stream.store import commit as commit_module
+    from stream.store.layout import Layout
+
+    cap = pickle.loads(Path(args.capture).read_bytes())
+    layout = Layout(cap["prefix"])
+    encoded = [commit_module.encode(pickle.loads(b), layout, now) for now, b in cap["commits"]]
+    port = free_port()
+    server = start_redis(port, Path(tempfile.mkdtemp(prefix="commit-rollup-")))
+    try:
+        r = redis.Redis(port=port, socket_timeout=300)
+        sha = r.script_load(commit_module.COMMIT_LUA)
+        for a in encoded:
+            r.evalsha(sha, 0, *a)
+        keys = list(r.scan_iter(match=cap["prefix"] + "m:*", count=1000))
+        fields = sum(r.hlen(k) for k in keys)
+        cpu0 = cpu_s(server.proc.pid)
+        for i in range(0, len(keys), 20):
+            r.eval(ROLL_UP, len(keys[i:i + 20]), *keys[i:i + 20])
+        us = (cpu_s(server.proc.pid) - cpu0) / cap["events"] * 1e6
+    finally:
+        server.stop()
+    print(json.dumps({"capture": args.capture, "scope_hours": len(keys),
+                      "fields_per_scope_hour": round(fields / len(keys)),
+                      "rollup_us_per_event": round(us, 2), "load": os.getloadavg()[0],
+                      "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -134,8 +187,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--lua", help="this script instead of the checkout's commit.lua (a variant to time)")
     p.add_argument("--config", action="append", default=[], help="NAME=VALUE: CONFIG SET first")
+    u = sub.add_parser("rollup")
+    u.add_argument("capture")
     args = ap.parse_args()
-    capture(args) if args.cmd == "capture" else replay(args)
+    {"capture": capture, "replay": replay, "rollup": rollup}[args.cmd](args)
 
 
 if __name__ == "__main__":
