@@ -7,6 +7,8 @@
 -- (an increment past 64 bits, a non-numeric field, a key of the wrong type, a bad TTL) is
 -- checked before the first write, and the writes then run a plan that cannot fail. (Out of
 -- memory cannot interrupt it either: Redis refuses only a script's first write.)
+-- builtins as locals: a global is a table lookup at every use, a local a register
+local tonumber, tostring, type, ipairs, unpack = tonumber, tostring, type, ipairs, unpack
 local b = cjson.decode(ARGV[1])
 local P = b.prefix
 
@@ -118,8 +120,18 @@ end
 -- index expiry]}, ...}: a day hash moved also puts the new team in that month's index.
 local ttls = {}
 local indexed = {}
-for _, m in ipairs(b.moves) do
-  if of_type(m[1], 'hash') then
+-- An agent's history spans ~500 bucket keys, most of them absent (a new agent has none): one
+-- EXISTS per run of keys skips a run with none, instead of a TYPE and an HGETALL per key (a
+-- missing key moves nothing, so skipping it changes nothing).
+local MOVE_RUN = 500
+local absent = {}
+for i = 1, #b.moves, MOVE_RUN do
+  local keys = {}
+  for j = i, math.min(i + MOVE_RUN - 1, #b.moves) do keys[#keys + 1] = b.moves[j][1] end
+  if redis.call('EXISTS', unpack(keys)) == 0 then absent[i] = true end
+end
+for i, m in ipairs(b.moves) do
+  if not absent[i - (i - 1) % MOVE_RUN] and of_type(m[1], 'hash') then
     local flat = redis.call('HGETALL', m[1])
     if #flat > 0 then
       for i = 1, #flat, 2 do
@@ -161,11 +173,16 @@ for _, x in ipairs(b.incr) do
   for i = 1, #ints, 2 do fields[#fields + 1] = ints[i] end
   for i = 1, #floats, 2 do fields[#fields + 1] = floats[i] end
   -- a key of another type fails the HMGET itself: caught here, before any write
-  local raws = {}
-  for i = 1, #fields, 4000 do
-    local part = redis.pcall('HMGET', key, max_args(fields, i, i + 3999))
-    if part.err then raws = part break end
-    for j = 1, #part do raws[i + j - 1] = part[j] end
+  local raws
+  if #fields <= 4000 then  -- the usual case: the reply as it is, no copy
+    raws = redis.pcall('HMGET', key, unpack(fields))
+  else
+    raws = {}
+    for i = 1, #fields, 4000 do
+      local part = redis.pcall('HMGET', key, max_args(fields, i, i + 3999))
+      if part.err then raws = part break end
+      for j = 1, #part do raws[i + j - 1] = part[j] end
+    end
   end
   if raws.err then
     problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', key)['ok'] .. ', not a hash', key, ''}
@@ -256,6 +273,28 @@ end
 if problem then return problem end
 
 -- 4. The writes: none of them can fail now.
+-- Entries of one key go in one command (`by_key`): each (key, member) appears once in a batch,
+-- so one HSET/HDEL/ZADD/SADD of them all stores what one command per entry would.
+local function by_key(list, member)  -- {key, args} in first-seen order
+  local out, at = {}, {}
+  for i = 1, #list do
+    local x = list[i]
+    local group = at[x[1]]
+    if group == nil then
+      group = {x[1], {}}
+      at[x[1]] = group
+      out[#out + 1] = group
+    end
+    member(group[2], x)
+  end
+  return out
+end
+local function each_chunk(cmd, key, extra, args)  -- 4000 arguments a call (an even number)
+  for i = 1, #args, 4000 do
+    if extra then redis.call(cmd, key, extra, max_args(args, i, i + 3999))
+    else redis.call(cmd, key, max_args(args, i, i + 3999)) end
+  end
+end
 for _, w in ipairs(plan) do redis.call(w[1], w[2], w[3], w[4]) end
 for _, w in ipairs(counter_writes) do
   local key, fresh, incr, float_incr = w[1], w[2], w[3], w[4]
@@ -287,7 +326,9 @@ for _, x in ipairs(indexed) do
 end
 -- Month index {key, id}: the ids of a scope kind with data in a local month (its expiry is in
 -- b.expire, applied next).
-for _, s in ipairs(b.months or {}) do redis.call('SADD', s[1], s[2]) end
+for _, g in ipairs(by_key(b.months or {}, function(a, x) a[#a + 1] = x[2] end)) do
+  each_chunk('SADD', g[1], false, g[2])
+end
 -- Customer retention sets {key, expire_at_ms, {lead, delta, ...}}: a lead's score is its sales
 -- in the period; a re-attribution that takes its last sale away removes it.
 for _, r in ipairs(b.leads or {}) do
@@ -321,16 +362,19 @@ for _, e in ipairs(b.entities) do
 end
 
 -- 6. Live state, scope index, gauges, offsets.
-for _, l in ipairs(b.live) do
-  -- l = {hash, id, json or false}
-  if l[3] then redis.call('HSET', l[1], l[2], l[3]) else redis.call('HDEL', l[1], l[2]) end
-end
+-- b.live = {{hash, id, json or false}, ...}
+local live_sets = by_key(b.live, function(a, l) if l[3] then a[#a + 1] = l[2] a[#a + 1] = l[3] end end)
+for _, g in ipairs(live_sets) do each_chunk('HSET', g[1], false, g[2]) end
+local live_dels = by_key(b.live, function(a, l) if not l[3] then a[#a + 1] = l[2] end end)
+for _, g in ipairs(live_dels) do each_chunk('HDEL', g[1], false, g[2]) end
 -- Scope index: id -> newest minute with data (GT: a late old event never lowers it). Scopes with
 -- no data left in the retention retire (a bounded number per commit), with their totals and
 -- newest-event gauge.
-for _, s in ipairs(b.scopes) do redis.call('ZADD', s[1], 'GT', s[3], s[2]) end
--- A team move raises the new team's score to its agent's newest minute (after this batch's), so
--- it bounds the moved history too; the commit's clock when the agent has none (no data).
+for _, g in ipairs(by_key(b.scopes, function(a, x) a[#a + 1] = x[3] a[#a + 1] = x[2] end)) do
+  each_chunk('ZADD', g[1], 'GT', g[2])
+end
+-- A team move raises both teams' scores to its agent's newest minute (after this batch's), so
+-- they bound the moved history too; the commit's clock when the agent has none (no data).
 -- b.move_seen = {{agent index, agent id, team index, team id, clock ms}}
 for _, m in ipairs(b.move_seen or {}) do
   redis.call('ZADD', m[3], 'GT', redis.call('ZSCORE', m[1], m[2]) or m[5], m[4])
@@ -345,11 +389,19 @@ for _, r in ipairs(b.retire or {}) do
     end
   end
 end
-for _, g in ipairs(b.gauges) do redis.call('HSET', P .. 'gauges', g[1], g[2]) end
-for _, o in ipairs(b.offsets) do redis.call('HSET', offsets_key, o[1], o[3]) end
-for _, w in ipairs(b.watermarks or {}) do redis.call('HSET', P .. 'watermarks', w[1], w[2]) end
-for _, a in ipairs(b.agents or {}) do redis.call('HSET', P .. 'agents', a[1], a[2]) end
-for _, a in ipairs(b.agent_calls or {}) do redis.call('HSET', P .. 'agent_calls', a[1], a[2]) end
+local function pairs_of(list, value_at)  -- {field, value, ...} of {{field, ..., value}, ...}
+  local out = {}
+  for i = 1, #list do
+    out[#out + 1] = list[i][1]
+    out[#out + 1] = list[i][value_at]
+  end
+  return out
+end
+each_chunk('HSET', P .. 'gauges', false, pairs_of(b.gauges, 2))
+each_chunk('HSET', offsets_key, false, pairs_of(b.offsets, 3))
+each_chunk('HSET', P .. 'watermarks', false, pairs_of(b.watermarks or {}, 2))
+each_chunk('HSET', P .. 'agents', false, pairs_of(b.agents or {}, 2))
+each_chunk('HSET', P .. 'agent_calls', false, pairs_of(b.agent_calls or {}, 2))
 if b.worker then redis.call('HSET', P .. 'workers', b.worker[1], b.worker[2]) end
 if b.notify then redis.call('PUBLISH', P .. 'updates', b.notify) end
 return {'ok'}
