@@ -7,7 +7,7 @@ call's attribution changes; the difference of two calls is then exact.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import tzinfo
 from typing import Any
 
@@ -34,6 +34,11 @@ class Thresholds:
     timezone: str | tzinfo = "UTC"
     """The center's zone (its name, or the zone itself): the local weeks and months customer
     retention is kept for; the same zone the store's day buckets are cut in."""
+
+    def __reduce__(self) -> tuple[type[Thresholds], tuple[Any, ...]]:
+        """Pickled by its fields: the worker hands it to its pipeline process, and a frozen
+        dataclass compiled by the native build (mypyc) cannot be unpickled field by field."""
+        return (Thresholds, tuple(getattr(self, f.name) for f in fields(self)))
 
 
 def _answered(f: Mapping[str, Any], out: dict[str, float]) -> None:

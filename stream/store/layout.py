@@ -25,10 +25,10 @@ All keys start with a configurable prefix (default `ck:`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.kpi.windows import (
@@ -60,6 +60,11 @@ class Layout:
     tz: ZoneInfo = field(default=UTC)
     """The center's zone: day buckets hold its local days (written by the worker, read by
     readers; both must use the same zone, `docs/history.md`)."""
+
+    def __reduce__(self) -> tuple[type[Layout], tuple[Any, ...]]:
+        """Pickled by its fields (as `Thresholds`: a compiled frozen dataclass cannot be
+        unpickled field by field)."""
+        return (Layout, tuple(getattr(self, f.name) for f in fields(self)))
 
     def minute_key(self, scope: str, minute_ms: int) -> str:
         return f"{self.prefix}m:{scope}:{floor_to(minute_ms, HOUR_MS)}"

@@ -66,6 +66,19 @@ def test_compiled_and_pure_pipelines_commit_the_same_bytes(native_tree: Path, tm
     assert first is None and len(ours) == len(theirs), f"commit {first} differs (of {len(theirs)})"
 
 
+def test_the_worker_s_pipeline_process_runs_compiled(native_tree: Path) -> None:
+    """What the worker hands its spawned pipeline process (thresholds, settings, batches as
+    columns) survives pickling compiled, and the process commits a batch to Redis. The
+    equivalence above runs the pipeline in one process and did not see a frozen dataclass of a
+    compiled module fail to unpickle, which stopped every native worker at its first batch."""
+    session = run_in(native_tree, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                   "tests/unit/test_offload_process.py", "tests/unit/test_offload_columns.py"],
+                     timeout=300)
+    assert session.returncode == 0, session.stdout[-3000:] + session.stderr[-3000:]
+    status = run_in(native_tree, [sys.executable, "-m", "stream.native"])
+    assert status.stdout.startswith("native: "), status.stdout + status.stderr
+
+
 def test_a_stale_build_stops_the_worker_and_the_test_session(native_tree: Path) -> None:
     edited = source_of(NATIVE_MODULES[-1], native_tree / "stream")
     original = edited.read_text()
