@@ -242,7 +242,7 @@ DAY_SCOPES_PER_CALL = 1_000
 BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list", "team", "center"})
 """Scope kinds whose newest-minute score (`Layout.bound_of`: `seen:<kind>`, the center's own key;
 only raised) bounds every minute their hashes hold: each counter write raises it to its minute,
-and a team move raises the new team's to its agent's (a store written before the team-move rule
+and a team move raises both teams' to its agent's (a store written before the team-move rule
 stamped the commit's clock instead, which an agent's event stamped ahead of it could pass: that
 can be off for the contract's clock skew after the upgrade). Variants have no index."""
 
