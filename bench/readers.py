@@ -14,7 +14,12 @@ Redis connections, script loads, first-call imports); `computed_*`, `--repeat` r
 made after `serve`'s answer cache and live snapshot expired (`api.response_cache_seconds`), so
 each is computed as after a store commit (median and largest), with the server's CPU for it
 (`computed_serve_cpu_s`, `computed_redis_cpu_s`, medians); `cached_*`, `--repeat` immediate
-repeats served from the answer cache. A wallboard's full refresh is what `stream/readers/wallboard/app.js` asks for
+repeats served from the answer cache. `--live-agents N`: under live traffic, each computed request is
+made right after a real store commit (the commit script, `notify` on, so serve hears it as it
+hears a worker's) adding one call to N agents' and the center's counters in the newest minute
+before serve's clock: what one batch at ~2,000 events/s touches at 5,000 agents is a few hundred
+agents (500 events, ~0.4 events/s per agent, a commit every ~0.25 s). Results then go under
+`readers_<agents>_live`. A wallboard's full refresh is what `stream/readers/wallboard/app.js` asks for
 (/kpis, /live, /agents every page, /targets, /compliance, /campaigns every page), summed.
 Writes bench/results.json["readers_<agents>"]. Not a test: nothing here asserts a time.
 """
@@ -43,6 +48,9 @@ from run import machine, save_result  # noqa: E402
 from scrape import FILLED, add_data_options, data_dir, fill, serve_at, start_redis  # noqa: E402
 
 from stream.cli.embedded import free_port, wait_for_port  # noqa: E402
+from stream.kpi.windows import MINUTE_MS  # noqa: E402
+from stream.store.commit import CommitBatch  # noqa: E402
+from stream.store.redis_store import Store  # noqa: E402
 
 NEXT = re.compile(rb'"next_offset"\s*:\s*"?(\d+)')
 GOALS = {"agents": 0.1, "kpis_30d": 0.05, "wallboard_refresh": 0.2, "metrics": 0.5}
@@ -94,8 +102,36 @@ def redis_cpu_s(client: redis.Redis) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
-def measure(redis_url: str, data_end_ms: int, repeat: int) -> dict:
+class LiveCommits:
+    """A worker's commit landing between requests: one call dialed by each of `agents` agents
+    (rotating through the center's agents, as batches do) and by the center, in the newest
+    minute before serve's clock (`data_end_ms` + the time since `started`)."""
+
+    def __init__(self, redis_url: str, agents: int, data_end_ms: int) -> None:
+        self.store = Store(redis_url)
+        names: list[bytes] = redis.Redis.from_url(redis_url).hkeys(self.store.layout.key("agents"))  # type: ignore[assignment]
+        ids = sorted(k.decode() for k in names)
+        self.ids = ids
+        self.agents = min(agents, len(ids))
+        self.data_end_ms = data_end_ms
+        self.started = time.time()
+        self.turn = 0
+
+    async def commit(self) -> None:
+        now_ms = self.data_end_ms + int((time.time() - self.started) * 1000)
+        minute = now_ms // MINUTE_MS * MINUTE_MS - MINUTE_MS
+        start = self.turn * self.agents % len(self.ids)
+        touched = (self.ids + self.ids)[start:start + self.agents]
+        self.turn += 1
+        counters = {(f"agent:{a}", minute): {"dialed": 1} for a in touched}
+        counters[("center", minute)] = {"dialed": len(touched)}
+        await self.store.commit(CommitBatch(counters=counters), now_ms)  # type: ignore[arg-type]
+
+
+def measure(redis_url: str, data_end_ms: int, repeat: int, live_agents: int = 0) -> dict:
     port = free_port()
+    live = LiveCommits(redis_url, live_agents, data_end_ms) if live_agents else None
+    loop = asyncio.new_event_loop()
     server = multiprocessing.get_context("spawn").Process(target=serve_at, args=(redis_url, port, data_end_ms))
     server.start()
     out: dict[str, dict[str, float]] = {}
@@ -120,6 +156,9 @@ def measure(redis_url: str, data_end_ms: int, repeat: int) -> dict:
                 computed, serve_cpu, store_cpu = [], [], []
                 for _ in range(repeat):
                     time.sleep(CACHE_EXPIRY_S)
+                    if live is not None:
+                        loop.run_until_complete(live.commit())
+                        time.sleep(0.05)  # serve hears the commit's message
                     before = cpu()
                     computed.append(probe())
                     after = cpu()
@@ -136,6 +175,9 @@ def measure(redis_url: str, data_end_ms: int, repeat: int) -> dict:
                              "cached_median_s": round(statistics.median(cached), 4),
                              "cached_max_s": round(max(cached), 4)}
     finally:
+        if live is not None:
+            loop.run_until_complete(live.store.close())
+        loop.close()
         store.close()
         server.terminate()
         server.join(30)
@@ -148,6 +190,8 @@ def main() -> None:
     p.add_argument("--hours", type=float, default=0.5)
     p.add_argument("--copies", type=int, default=3)
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--live-agents", type=int, default=0,
+                   help="before each computed request, a commit touching this many agents (live traffic)")
     p.add_argument("--no-save", action="store_true")
     add_data_options(p)
     args = p.parse_args()
@@ -162,7 +206,8 @@ def main() -> None:
         result = {"agents": args.agents, "simulated_hours": filled.get("hours", args.hours),
                   "copies": filled.get("copies", args.copies), "events": filled["events"],
                   "fill_s": filled["fill_s"], "reused": args.reuse,
-                  "load_before": os.getloadavg(), **measure(redis_url, filled["data_end_ms"], args.repeat)}
+                  "load_before": os.getloadavg(), "live_agents": args.live_agents,
+                  **measure(redis_url, filled["data_end_ms"], args.repeat, args.live_agents)}
     finally:
         redis_proc.terminate()
         redis_proc.wait(30)
@@ -171,7 +216,7 @@ def main() -> None:
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        save_result(f"readers_{args.agents}", result)
+        save_result(f"readers_{args.agents}" + ("_live" if args.live_agents else ""), result)
 
 
 if __name__ == "__main__":
