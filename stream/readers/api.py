@@ -547,8 +547,9 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
                                        _cache_middleware(cache), _errors_middleware])
     ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
                                     ctx.api.response_cache_seconds)
-    if ctx.api.response_cache_seconds > 0:  # scopes' day sums until the next commit heard of
-        ctx.store.day_cache = DayCache(lambda: hub.generation if hub.subscribed else None)  # type: ignore[attr-defined]
+    if ctx.api.response_cache_seconds > 0:  # scopes' day sums until a commit heard of writes them
+        day_cache = ctx.store.day_cache = DayCache(lambda: hub.subscribed)  # type: ignore[attr-defined]
+        hub.on_commit.append(day_cache.commit_seen)
     app[CACHE] = cache
     app.add_routes(routes(ctx))
     for r in extra_routes:

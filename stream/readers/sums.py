@@ -259,45 +259,77 @@ def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:
     return day
 
 
+DayKey = tuple[str, str, tuple[str, ...]]
+"""(scope, local date, counters): what one scope's kept day sums answer."""
+
+
 class DayCache:
-    """Scopes' day-hash sums (`_day_sums`) kept between requests until the next store commit.
+    """Scopes' day-hash sums (`_day_sums`) kept between requests until a commit writes the scope.
 
     Once a scope's newest minute is before a `today` window's end it stays so as the clock moves
-    (only a commit raises it), and its day hash changes only by a commit: its sums are the same
-    for every request until then, so a wallboard refresh with no commit since the last one reads
-    no agent again. `generation()`: the commits seen (`UpdateHub.generation`), or None when
-    they cannot be seen (no subscription): then nothing is kept. Values are handed out as copies
-    (callers add open agent time to them)."""
+    (only a commit raises it), and its day hash changes only by a commit that writes the scope's
+    counters: its sums are the same for every request until then, so a wallboard refresh reads
+    again only the agents that committed since the last one. `commit_seen` (an `UpdateHub`
+    watcher) drops the scopes a commit names, or everything when it names none (a team move, an
+    older worker's message, a resubscription: commits may have gone unseen). `watching()`: the
+    commits can be seen (the subscription is up); when not, nothing is kept or handed out.
+    Values are handed out as copies (callers add open agent time to them)."""
 
     MAX_ENTRIES = 200_000
 
-    def __init__(self, generation: Callable[[], int | None]) -> None:
-        self.generation = generation
-        self._of = -1
-        self._entries: dict[tuple[str, str, tuple[str, ...]], tuple[int, dict[str, float]]] = {}
+    def __init__(self, watching: Callable[[], bool]) -> None:
+        self.watching = watching
+        self.version = 0
+        """Commits seen: a read that began at an older version than a drop of its scope (or a
+        clear) may predate that commit, and is not kept."""
+        self._entries: dict[str, dict[tuple[str, tuple[str, ...]], tuple[int, dict[str, float]]]] = {}
+        self._count = 0
+        self._cleared_at = 0
+        self._dropped_at: dict[str, int] = {}
 
-    def get(self, generation: int, key: tuple[str, str, tuple[str, ...]], before: int) -> dict[str, float] | None:
+    def generation(self) -> int | None:
+        """The version a read begins at, or None when commits cannot be seen (keep nothing)."""
+        return self.version if self.watching() else None
+
+    def commit_seen(self, scopes: frozenset[str] | None) -> None:
+        """A commit wrote these scopes' counters (None: any scope's)."""
+        self.version += 1
+        if scopes is None:
+            self._entries.clear()
+            self._dropped_at.clear()
+            self._count = 0
+            self._cleared_at = self.version
+            return
+        for scope in scopes:
+            gone = self._entries.pop(scope, None)
+            if gone is not None:
+                self._count -= len(gone)
+            self._dropped_at[scope] = self.version
+
+    def get(self, generation: int, key: DayKey, before: int) -> dict[str, float] | None:
         """The sums kept for `key`, if read for a window ending no later than `before` (the
         scope's newest minute was before that end, so before this one too)."""
-        if generation != self._of:
-            self._entries.clear()
-            self._of = generation
-            return None
-        found = self._entries.get(key)
+        found = self._entries.get(key[0], {}).get((key[1], key[2]))
         return None if found is None or found[0] > before else dict(found[1])
 
-    def put(self, generation: int, key: tuple[str, str, tuple[str, ...]], before: int,
-            sums: dict[str, float]) -> None:
-        """Kept only if no commit was seen since the read began (else it may predate it)."""
-        if generation == self._of == self.generation() and len(self._entries) < self.MAX_ENTRIES:
-            self._entries[key] = (before, dict(sums))
+    def put(self, generation: int, key: DayKey, before: int, sums: dict[str, float]) -> None:
+        """Kept only if no commit of the scope was seen since the read began (else it may
+        predate it) and commits are still seen."""
+        scope = key[0]
+        if (not self.watching() or generation < self._cleared_at
+                or self._dropped_at.get(scope, 0) > generation or self._count >= self.MAX_ENTRIES):
+            return
+        kept = self._entries.setdefault(scope, {})
+        if (key[1], key[2]) not in kept:
+            self._count += 1
+        kept[(key[1], key[2])] = (before, dict(sums))
 
 
 async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
                     counters: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """The sums of the scopes (all of one kind in `BOUNDED_KINDS`) whose day hash holds `r`'s
     (nothing after `r` in the day): the rest are left out, to be summed from their buckets.
-    Those kept by the store's `DayCache` (serve's) since the last commit are not read again."""
+    Those kept by the store's `DayCache` (serve's), unwritten since, are not read again."""
     cache: DayCache | None = getattr(store, "day_cache", None)
     generation = cache.generation() if cache is not None else None
     out: dict[str, dict[str, float]] = {}

@@ -6,6 +6,9 @@ pool of 100, the 101st page made every query fail (issue 9, item 16). Here the p
 dedicated connection for the subscription (never taken from the query pool), counts store
 commits in `generation`, and wakes each client's own event; clients beyond `max_clients` are
 refused, and a client that stops reading is dropped (`send`), not buffered without bound.
+Each commit's message names the scopes it wrote counters for (`stream.store.commit.
+updates_message`); `on_commit` watchers (serve's `DayCache`) hear them, or None when a commit
+named nothing (a team move, an older worker) or commits may have gone unseen (a resubscription).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -25,6 +30,22 @@ log = logging.getLogger(__name__)
 RESUBSCRIBE_S = (0.5, 5.0)
 REPORT_S = 30.0
 """Backoff after a lost subscription: first wait, longest wait."""
+
+Scopes = frozenset[str] | None
+"""The scopes a commit wrote counters for; None: unknown (any scope may have changed)."""
+
+
+def scopes_named(message: bytes | str) -> Scopes:
+    """The scopes an `updates` message names, or None: an older worker's message (the commit's
+    clock alone) or a commit that cannot say (a team move), so readers assume every scope."""
+    try:
+        body = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    scopes = body.get("scopes") if isinstance(body, dict) else None
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        return None
+    return frozenset(scopes)
 
 
 class SlowClient(Exception):
@@ -58,6 +79,8 @@ class UpdateHub:
         self.dropped_slow = 0
         self.refused = 0
         self._clients: set[asyncio.Event] = set()
+        self.on_commit: list[Callable[[Scopes], None]] = []
+        """Called with the scopes of every commit seen, and with None on (re)subscribing."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -91,9 +114,11 @@ class UpdateHub:
                 await pubsub.subscribe(self.channel)
                 self.subscribed, wait = True, RESUBSCRIBE_S[0]
                 self.generation += 1  # commits while we were not subscribed went unseen
+                self._tell(None)
                 self._announce()
                 async for msg in pubsub.listen():
                     if msg.get("type") == "message":
+                        self._tell(scopes_named(msg.get("data") or b""))
                         self._commit_seen()
             except (RedisError, OSError) as exc:
                 log.warning("update subscription lost (%s); resubscribing in %.1f s", exc, wait)
@@ -105,6 +130,10 @@ class UpdateHub:
                     pass
             await asyncio.sleep(wait)
             wait = min(wait * 2, RESUBSCRIBE_S[1])
+
+    def _tell(self, scopes: Scopes) -> None:
+        for watcher in self.on_commit:
+            watcher(scopes)
 
     def _commit_seen(self) -> None:
         """Announce now, or when the interval since the last announcement ends: a commit inside

@@ -323,7 +323,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
         "retire_before": str(scope_cutoff(now_ms)),
         "pipeline": [[k, v] for k, v in batch.pipeline.items() if v],
         "gauges": [[k, v] for k, v in batch.gauges.items()],
-        "notify": str(now_ms) if batch.notify else False,
+        "notify": updates_message(batch, now_ms) if batch.notify else False,
         "worker": [batch.worker, str(now_ms)] if batch.worker else False,
         "watermarks": [[tp, progress.encode()] for tp, progress in batch.watermarks.items()],
         "agents": [[a, r] for a, r in batch.agent_records.items()],
@@ -334,6 +334,16 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
     # form), several times faster; redis-py sends the bytes as they are
     return [orjson.dumps(payload),
             *(e.json if e.json is not None else "" for e in batch.entities)]
+
+
+def updates_message(batch: CommitBatch, now_ms: int) -> str:
+    """The `updates` message: the commit's clock and the scopes it wrote counters for, so that a
+    reader drops only those scopes' kept day sums (`stream.readers.sums.DayCache`). A team move
+    takes minutes out of one team and into another and raises both teams' bounds: its message
+    names nothing (the commit's clock alone, as older workers sent), and readers drop all."""
+    if batch.team_moves:
+        return str(now_ms)
+    return orjson.dumps({"at": now_ms, "scopes": sorted({scope for scope, _ in batch.counters})}).decode()
 
 
 def note_newest_minute(newest: dict[str, list[Any]], layout: Layout, scope: str, minute: int,
