@@ -62,17 +62,17 @@ def test_column_map_errors_name_file_line_and_key() -> None:
 def test_contact_records_into_exact_kpis(pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    from tests.adapters.test_queue_log_e2e import WEEK_S, kpis, weeks_back
+    from tests.adapters.test_queue_log_e2e import DAY_S, days_back, kpis
     from tests.harness import wait_until
     first = 1795424400  # 2026-11-23T09:00:00Z, the export's first call
-    weeks = weeks_back(first, first + 600)
-    base = first + weeks * WEEK_S
+    days = days_back(first, first + 600)
+    base = first + days * DAY_S
     config = (DATA / "contacts.toml").read_text().replace('instance = "ctr"', 'instance = "ctr-e2e"')
     (tmp_path / "c.toml").write_text(config.replace(
         'default = "other"', 'default = "other"\nmap = { solar = "e2e-ctr-out", '
                              'support = "e2e-ctr-in" }'))
     adapt_into(pipeline, ["call-records", "--file", str(DATA / "contacts.csv"), "--config",
-                               "c.toml", "--time-shift", f"{weeks}w"], tmp_path)
+                               "c.toml", "--time-shift", f"{days}d"], tmp_path)
     wait_until(lambda: kpis(pipeline, "e2e-ctr-in", base, base + 600)["offered"] >= 2, 180,
                pipeline.logs)
     time.sleep(1)

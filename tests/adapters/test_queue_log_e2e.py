@@ -132,27 +132,31 @@ def test_realtime_table_in_mariadb(pipeline: Service, mariadb: MariaDB, tmp_path
     assert_exact(wait_for(pipeline, "e2e-table", base, end, e), e)
 
 
-WEEK_S = 7 * 86400
+DAY_S = 86400
 FIXTURE = Path(__file__).parent / "data"
 
 
-def weeks_back(first_s: int, last_s: int) -> int:
-    """Whole weeks that bring a historical log into the last week, fully in the past."""
-    return (NOW_S - last_s - 3600) // WEEK_S
+def days_back(first_s: int, last_s: int) -> int:
+    """Whole days that bring a historical log into the last day, an hour or more in the past.
+
+    Whole weeks (the shift a user would pick to keep the weekday) could land up to a week back,
+    outside the minutes' readable retention (49 h), and the API answers such a span with 400:
+    these tests failed on five days of every seven."""
+    return (NOW_S - last_s - 3600) // DAY_S
 
 
 def test_historical_inbound_log_replayed_with_time_shift(pipeline: Service, tmp_path: Path) -> None:
     """The golden fixture (an inbound queue on 2026-11-23) replayed as a recent day: the
     contract 1.1 inbound KPIs and the agents' time, computed by hand."""
-    weeks = weeks_back(1795424400, 1795425000)
-    base = 1795424400 + weeks * WEEK_S
+    days = days_back(1795424400, 1795425000)
+    base = 1795424400 + days * DAY_S
     config = (FIXTURE / "adapter.toml").read_text().replace('support = "support"',
                                                             'support = "e2e-inbound"')
     config = config.replace('"1001" = "alice", "1002" = "bob"', '"1001" = "in-alice", "1002" = "in-bob"')
     config = config.replace('alice = "north", bob = "south"', '"in-alice" = "north", "in-bob" = "south"')
     (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "hist1"'))
     summary = adapt_into(pipeline, ["queue-log", "--file", str(FIXTURE / "queue_log.asterisk"),
-                               "--config", "a.toml", "--time-shift", f"{weeks}w"], tmp_path)
+                               "--config", "a.toml", "--time-shift", f"{days}d"], tmp_path)
     assert summary["bad"] == {"short_line": 1, "bad_timestamp": 1}
 
     def arrived() -> bool:
@@ -176,8 +180,8 @@ def test_historical_inbound_log_replayed_with_time_shift(pipeline: Service, tmp_
 
 
 def test_pbxware_export_into_exact_kpis(pipeline: Service, tmp_path: Path) -> None:
-    weeks = weeks_back(1795424400, 1795424765)
-    base = 1795424400 + weeks * WEEK_S
+    days = days_back(1795424400, 1795424765)
+    base = 1795424400 + days * DAY_S
     config = (FIXTURE / "adapter.toml").read_text()
     config = config.replace('support = "support", sales = "solar"',
                             'support = "e2e-pbx-in", sales = "e2e-pbx-out"')
@@ -185,7 +189,7 @@ def test_pbxware_export_into_exact_kpis(pipeline: Service, tmp_path: Path) -> No
     (tmp_path / "a.toml").write_text(config.replace('instance = "pbx1"', 'instance = "pbxw1"'))
     adapt_into(pipeline, ["queue-log", "--dialect", "pbxware", "--file",
                                str(FIXTURE / "pbxware_queue_log.csv"), "--config", "a.toml",
-                               "--time-shift", f"{weeks}w"], tmp_path)
+                               "--time-shift", f"{days}d"], tmp_path)
     wait_until(lambda: kpis(pipeline, "e2e-pbx-out", base, base + 600)["attempts_completed"] >= 2
                and kpis(pipeline, "e2e-pbx-in", base, base + 600)["offered"] >= 2, 180, pipeline.logs)
     time.sleep(1)
