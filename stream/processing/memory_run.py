@@ -75,8 +75,10 @@ class MemoryStore:
 
 
 async def drive(messages: list[RawMessage], batch: int, agent_hours: float = 6.0,
-                store: MemoryStore | None = None, clock: Callable[[], float] = time.time) -> MemoryStore:
-    """Feed `messages` to a fresh `Pipeline` in batches of `batch`, as the worker would."""
+                store: MemoryStore | None = None, clock: Callable[[], float] = time.time,
+                after_batch: Callable[[], None] | None = None) -> MemoryStore:
+    """Feed `messages` to a fresh `Pipeline` in batches of `batch`, as the worker would
+    (`after_batch`: what the pipeline process does between batches, `collector.after_batch`)."""
     store = store or MemoryStore()
 
     async def dead_letter(key: bytes, value: bytes) -> None:
@@ -86,6 +88,8 @@ async def drive(messages: list[RawMessage], batch: int, agent_hours: float = 6.0
                         agent_state_ms=int(agent_hours * 3_600_000), worker_id="bench", clock=clock)
     for i in range(0, len(messages), batch):
         await pipeline.handle(messages[i:i + batch])
+        if after_batch is not None:
+            after_batch()
     return store
 
 

@@ -12,7 +12,6 @@ commit is guarded by the applied offsets and a redelivered batch is skipped
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing as mp
 import os
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream.kpi.contributions import Thresholds
+from stream.processing import collector
 from stream.processing.horizon import topic_partitions
 from stream.processing.offsets import Exclusion
 from stream.processing.pipeline import Pipeline, RawMessage
@@ -34,13 +34,6 @@ from stream.store.redis_store import Store
 log = logging.getLogger(__name__)
 IDLE_S = 1.0
 """No batch for this long: the pipeline process is idle, a good time for a full collection."""
-FULL_GC_EVERY_S = 600.0
-"""A full collection at least this often under continuous load (bounds cyclic garbage)."""
-GC_THRESHOLDS = (10_000, 50, 1_000_000)
-"""The pipeline process's collector thresholds (`gc.set_threshold`): the state cache holds many
-objects, and a full collection of them stalls a batch for most of a second, so full collections
-run when idle (or every `FULL_GC_EVERY_S`), not mid-stream; young ones every 10,000 allocations,
-not 700 (`bench/stages.py` measures the batch step with the same)."""
 
 
 class PipelineProcess:
@@ -132,7 +125,7 @@ def child_main(settings: Settings, thresholds: Thresholds, worker_id: str, reque
     """The child: commit batches in order until the parent goes away. Ctrl-C reaches the whole
     process group; the parent decides when to stop, so the child ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(*GC_THRESHOLDS)
+    collector.start()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     asyncio.run(_serve(settings, thresholds, worker_id, requests, replies))
@@ -168,11 +161,12 @@ async def _serve(settings: Settings, thresholds: Thresholds, worker_id: str, req
                                                                             True, IDLE_S)
             except queue.Empty:
                 seq = None
-        if (seq is None and busy) or time.monotonic() - collected > FULL_GC_EVERY_S:
-            gc.collect()
+        if (seq is None and busy) or time.monotonic() - collected > collector.FULL_GC_EVERY_S:
+            collector.full()
             collected, busy = time.monotonic(), False
         if seq is not None:
             await batches.submit(seq, pipeline.check(from_columns(batch), gauges, highwaters))
+            collector.after_batch()
             busy = True
 
 
