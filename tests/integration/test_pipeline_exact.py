@@ -14,6 +14,15 @@ pytestmark = pytest.mark.integration
 MIN = 60_000
 NOW = int(time.time() * 1000)
 T0 = NOW - NOW % MIN - 20 * MIN
+"""Both set again when the service starts (`_clock_at_start`): set at import alone, they were
+the collection's time, and on a slow CI run the module's tests began over 15 minutes later, so
+the live calls (NOW - 30 s) had left the 15-minute window they are asserted in."""
+
+
+def _clock_at_start() -> None:
+    global NOW, T0
+    NOW = int(time.time() * 1000)
+    T0 = NOW - NOW % MIN - 20 * MIN
 S = 1000
 
 
@@ -76,6 +85,7 @@ def crafted() -> tuple[list[bytes], dict]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    _clock_at_start()
     with running_service(tmp_path_factory.mktemp("exact")) as svc:
         messages, _ = crafted()
         events_file = svc.infra.workdir / "crafted.jsonl"
@@ -86,8 +96,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
 
 
-def kpis(svc: Service, scope: str, start: int = T0, end: int = T0 + 10 * MIN) -> dict:
+def kpis(svc: Service, scope: str, start: int | None = None, end: int | None = None) -> dict:
     from stream.contract import format_ts
+    start = T0 if start is None else start
+    end = T0 + 10 * MIN if end is None else end
     return svc.get("/api/v1/kpis", scope=scope, **{"from": format_ts(start), "to": format_ts(end)})["kpis"]
 
 
