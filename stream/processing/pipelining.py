@@ -22,8 +22,10 @@ or it was itself prepared on a batch redone) and was redone whole, without a Red
 a view that holds every entry this one consulted alike (`StoreView.holds`: the same version and
 JSON of each call and agent key it asked for, found or not, the same offsets of its partitions,
 records of its agents, and watermarks). It then is exactly what a preparation on the redone
-batch would be: what it read from Redis besides is what the redone batch did not write, and
-another worker's writes are caught by the version checks of its commit, as always. Otherwise
+batch would be (at its own clock, now older than the redone batch's: nothing depends on
+commits' clocks being in order, which two workers' commits never are): what it read from Redis
+besides is what the redone batch did not write, and another worker's writes are caught by the
+version checks of its commit, as always. Otherwise
 (an outage, when the batch may or may not have been applied, or a batch committed in halves)
 it is prepared again on what Redis holds. Decisions are counted as `ahead_kept` and
 `ahead_redone` in the pipeline counters. At most one batch is prepared ahead of a commit in
