@@ -167,11 +167,15 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
                 extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     infra = start_infra(workdir=workdir)
     procs: list[subprocess.Popen] = []
+    prepares = workdir / "prepares"  # bench/count_prepares, if on PYTHONPATH (--count-prepares)
+    prepares.mkdir(exist_ok=True)
     logs = [workdir / f"worker{i}.log" for i in range(k)]
     try:
         create_input_topic(infra.bootstrap, partitions)
         r = redis.Redis.from_url(infra.redis_url)
         env = {**worker_env(infra), "CALLKPI_PARTITIONS": str(partitions), **(extra_env or {})}
+        if COUNT_PREPARES:
+            env["CALLKPI_BENCH_PREPARES"] = str(prepares)
         for i in range(k):
             procs.append(spawn([sys.executable, "-m", "stream.cli.main", "worker"],
                                {**env, "CALLKPI_WORKER_ID": f"w{i}",
@@ -183,6 +187,7 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
         group = process_group(procs, infra.redis.proc.pid, infra.broker.proc.pid)
         load_before = os.getloadavg()
         before, cpu0, own0 = pipeline_counters(r), cpu_by_pid(group), time.process_time()
+        prepared0 = prepare_calls(prepares)
         started = time.monotonic()
         produce_fast(infra.bootstrap, events, rate)
         producer_s = time.process_time() - own0
@@ -194,14 +199,15 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
         seconds = time.monotonic() - started
         # A pipeline process starts with the worker's first batch: take the pids again.
         group = process_group(procs, infra.redis.proc.pid, infra.broker.proc.pid)
-        cpu1, after = cpu_by_pid(group), pipeline_counters(r)
+        cpu1, after, prepared = cpu_by_pid(group), pipeline_counters(r), prepare_calls(prepares) - prepared0
         all_alive = all(p.poll() is None for p in procs)
     finally:
         stop_all(procs, 30)
         infra.stop()
     cpu = {name: sum(cpu1[p] - cpu0.get(p, 0.0) for p in pids) for name, pids in group.items()}
     cpu["producer"] = producer_s
-    d = {key: after.get(key, 0) - before.get(key, 0) for key in ("batches", "commit_conflicts")}
+    d = {key: after.get(key, 0) - before.get(key, 0)
+         for key in ("batches", "commit_conflicts", "ahead_kept", "ahead_redone")}
     batches, conflicts = int(d["batches"]), int(d["commit_conflicts"])
     kinds, halvings = from_logs(logs)
     served = sum(cpu[name] for name in group)  # the deployment's processes, not the producer
@@ -219,9 +225,23 @@ def run_workers(k: int, events: list[tuple[bytes | None, bytes]], partitions: in
         "conflicts_per_1000_events": round(1000 * conflicts / n, 2),
         "conflicts_by_key": dict(kinds), "halvings": halvings,
         "redone_share": round(conflicts * mean_batch / n, 3),
+        # the decisions on batches prepared ahead of a redone one (0 before they were counted)
+        "ahead_kept": int(d["ahead_kept"]), "ahead_redone": int(d["ahead_redone"]),
+        **({"prepares": prepared, "prepares_per_batch": round(prepared / batches, 3),
+            "redone_per_conflict": round((prepared - batches) / conflicts, 2) if conflicts else None}
+           if COUNT_PREPARES and batches else {}),
         "all_alive": all_alive, "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+COUNT_PREPARES = False
+"""--count-prepares: count every preparation (bench/count_prepares/sitecustomize.py)."""
+
+
+def prepare_calls(directory: Path) -> int:
+    """Preparations so far, summed over the pipeline processes (bench/count_prepares)."""
+    return sum(int(f.read_text() or 0) for f in directory.iterdir())
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -271,7 +291,15 @@ def main() -> None:
                     help="a setting for every worker, e.g. CALLKPI_BATCH_MAX=1000 (repeatable)")
     ap.add_argument("--key", default="scaleout", help="its key in bench/results.json")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--count-prepares", action="store_true",
+                    help="count every preparation (puts bench/count_prepares first on the workers' "
+                         "PYTHONPATH): preparations per batch, batches redone per conflict")
     args = ap.parse_args()
+    if args.count_prepares:
+        global COUNT_PREPARES
+        COUNT_PREPARES = True
+        here = str(Path(__file__).resolve().parent / "count_prepares")
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
     events = sim_events(args.agents, args.hours)
     if args.key_by_agent:
         events = keyed_by_agent(events)

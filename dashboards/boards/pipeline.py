@@ -128,8 +128,12 @@ def _store_health(b: Board) -> None:
         (_rate("callcenter_pipeline_commit_conflicts_total"), "conflicts (retried)"),
         (_rate("callcenter_pipeline_redis_oom_errors_total"), "out of memory (retried)"),
         (_rate("callcenter_pipeline_commit_errors_total"), "refused (worker stops)"),
+        (_rate("callcenter_pipeline_preparations_kept_total"), "prepared ahead, kept"),
+        (_rate("callcenter_pipeline_preparations_redone_total"), "prepared ahead, redone"),
     ], "cps", description="Conflicts: another worker changed what the batch read. Out of memory: Redis at "
-                          "maxmemory refused the commit. Refused: Redis rejected the batch before writing."
+                          "maxmemory refused the commit. Refused: Redis rejected the batch before writing. "
+                          "Prepared ahead: the batch after a redone one, kept when it read nothing the "
+                          "redo changed, else redone too."
                           + _runbooks("CallkpiCommitConflictsHigh", "CallkpiRedisOutOfMemory", "CallkpiCommitRefused")))
     b.panel(timeseries("Redis memory", [
         ("max(callcenter_redis_memory_used_bytes)", "used"),

@@ -31,6 +31,8 @@ class StoreView:
     """tp → progress of the source partitions the batch applied (`horizon.py`)."""
     records: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     """agent → the two shares of its record the batch writes (JSON; None: not written)."""
+    encoded: dict[str, str | None] = field(default_factory=dict)
+    """key → the JSON its state is written as (None: deleted), to compare two views (`holds`)."""
 
     @classmethod
     def after(cls, batch: CommitBatch, states: dict[str, State]) -> StoreView:
@@ -40,7 +42,39 @@ class StoreView:
                             else (0, None, 0)) for e in batch.entities},
                    dict(batch.watermarks),
                    {a: (batch.agent_records.get(a), batch.agent_call_records.get(a))
-                    for a in {*batch.agent_records, *batch.agent_call_records}})
+                    for a in {*batch.agent_records, *batch.agent_call_records}},
+                   {e.key: e.json for e in batch.entities})
+
+    def holds(self, other: StoreView, consulted: Consulted) -> bool:
+        """Whether a batch prepared on this view, consulting it for `consulted` only, would
+        have been prepared alike on `other` (the same batch redone: `pipelining.py`): every
+        entry it consulted, present or absent, is the same in both (an entity's version and
+        JSON, an offset, an agent's record), and so are the watermarks, which it takes whole."""
+        if self.watermarks != other.watermarks:
+            return False
+        if any(self.offsets.get(tp) != other.offsets.get(tp) for tp in consulted.tps):
+            return False
+        if any(self.records.get(a) != other.records.get(a) for a in consulted.agents):
+            return False
+        for key in consulted.keys:
+            mine, theirs = self.states.get(key), other.states.get(key)
+            if mine is None or theirs is None:
+                if mine is not theirs:  # written by one of them only
+                    return False
+            elif mine[0] != theirs[0] or self.encoded.get(key) != other.encoded.get(key):
+                return False
+        return True
+
+
+@dataclass
+class Consulted:
+    """What a batch prepared ahead asked the view it was prepared on for (`Loader.load`,
+    `agent_parts.assemble`), found there or not: its partitions' offsets, its call and agent
+    keys, its agents' records (and all watermarks)."""
+
+    tps: list[str]
+    keys: list[str]
+    agents: list[str]
 
 
 class Loader:

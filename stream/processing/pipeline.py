@@ -23,7 +23,7 @@ from stream.kpi.contributions import Thresholds
 from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.processing import agent_parts, horizon
 from stream.processing.dead_letter import DeadLetter, Delivery, send_dead_letter
-from stream.processing.loading import Loader, State, StoreView
+from stream.processing.loading import Consulted, Loader, State, StoreView
 from stream.processing.offsets import Exclusion, OffsetCheck
 from stream.state.batch import Loaded, Outcome, agents_needed, call_ids, process
 from stream.state.call_state import CallState
@@ -107,6 +107,16 @@ class Prepared:
     after: StoreView
     excluded: dict[str, Exclusion] = field(default_factory=dict)
     """Partitions left out of the batch (`offsets.py`): their messages must not be acked."""
+    consulted: Consulted | None = None
+    """What it asked `ahead`'s view for (None: prepared on Redis alone)."""
+    taken: dict[str, int] = field(default_factory=dict)
+    """The counts of `Pipeline.decisions` it carries (given back if it is not committed)."""
+    redo_of: Prepared | None = None
+    """The preparation of the same batch this one replaces, which was never applied (it
+    conflicted, or was prepared on a batch that had to be redone): a batch prepared on that
+    one may still hold on this one (`pipelining.Overlapped`)."""
+    split: bool = False
+    """Only the second half of a batch committed in halves (`after` then lacks the first's)."""
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # native build: RebuildPipeline (pure) extends it
@@ -135,6 +145,11 @@ class Pipeline:
         """Commits Redis refused for want of memory (retried; counted once one goes through)."""
         self.conflicts = 0
         """Commit conflicts with another writer not yet counted in a commit."""
+        self.decisions: dict[str, int] = {}
+        """Preparations ahead kept (`ahead_kept`) or redone (`ahead_redone`) after the batch
+        they were prepared on was redone, not yet in a batch: the next batch prepared takes
+        them (`Prepared.taken`), and gives them back if it is not committed, so each reaches the
+        pipeline counters exactly once however batches overlap (`pipelining.py`)."""
         self.after_reads: Callable[[], Awaitable[None]] | None = None
         """Awaited once a batch's reads are answered, before it is processed: the commit held
         until then may go out (`pipelining.Overlapped`)."""
@@ -180,7 +195,18 @@ class Pipeline:
         done = await self.run(first)
         last = await self.run(second)
         last.excluded = {**done.excluded, **last.excluded}
+        last.split = True
         return last
+
+    def decided(self, name: str) -> None:
+        """Count a decision on a preparation ahead (`decisions`)."""
+        self.decisions[name] = self.decisions.get(name, 0) + 1
+
+    def give_back(self, prepared: Prepared) -> None:
+        """`prepared` will not be committed: the decisions it carried go to the next batch."""
+        for name, n in prepared.taken.items():
+            self.decisions[name] = self.decisions.get(name, 0) + n
+        prepared.taken = {}
 
     async def back_off(self, conflict: CommitConflict, attempt: int) -> None:
         """Count a conflict and wait a random while before the batch is prepared again."""
@@ -194,7 +220,11 @@ class Pipeline:
         """Apply a prepared batch, or raise CommitConflict if anything it read has changed, or
         CommitRejected if Redis refused it (nothing written; retrying cannot help)."""
         try:
-            await self.store.commit(prepared.batch, prepared.now_ms)
+            try:
+                await self.store.commit(prepared.batch, prepared.now_ms)
+            except BaseException:
+                self.give_back(prepared)  # not committed (or not known to be): not counted
+                raise
         except CommitConflict:
             # Nothing was written, and every held state is checked against Redis's version
             # before use (`Loader.load`): the states another worker changed are read again,
@@ -246,10 +276,10 @@ class Pipeline:
         # One round trip for what the events name (their calls and agents) and the watermarks;
         # a second only for agents known through a loaded call alone.
         named = agent_parts.agent_keys(self.store.layout, {e.agent_id for e in events if e.agent_id})
+        named_keys = [k for ks in named.values() for k in ks]
         (offsets, calls), (_, agents), stored_marks = await asyncio.gather(
             self.loader.load(view, tps, call_keys.values(), CallState.from_json),
-            self.loader.load(view, (), [k for ks in named.values() for k in ks],
-                             agent_parts.decode_part),
+            self.loader.load(view, (), named_keys, agent_parts.decode_part),
             self.store.watermarks())
         guard = dict(offsets)  # what the commit expects the store to hold
         first: dict[str, int] = {}
@@ -315,8 +345,20 @@ class Pipeline:
         batch.watermarks = {tp: marks[tp] for tp in reported if tp in marks}
         written: dict[str, State] = {call_keys[cid]: st for cid, st in outcome.calls.items()}
         written.update(agent_writes.written)
-        encode_ahead(batch, self.store.layout, now)  # its commit then goes out at once (pipelining.py)
-        return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded)
+        consulted = None
+        if ahead is not None:  # every entry asked of the view, found or not (`StoreView.holds`)
+            consulted = Consulted(tps, [*call_keys.values(), *named_keys, *unnamed],
+                                  list(agent_keys))  # `assemble` consults records of these
+        taken, self.decisions = self.decisions, {}
+        for name, n in taken.items():
+            batch.pipeline[name] = n
+        try:
+            encode_ahead(batch, self.store.layout, now)  # its commit then goes out at once (pipelining.py)
+        except BaseException:
+            self.decisions = taken
+            raise
+        return Prepared(batch, now, ahead, StoreView.after(batch, written), reconciled.excluded,
+                        consulted, taken)
 
     def _commit_batch(self, checked: list[Checked], pending: list[Checked], last: dict[str, int],
                       offsets: dict[str, int], outcome: Outcome, rejected: Counter[str],

@@ -16,11 +16,21 @@ because the view supplies everything that commit writes; another worker's commit
 is caught by the version checks of the later commit, as any other.
 
 That is speculation, and it is checked. Commits go out in order, one at a time. A batch
-prepared ahead is committed only if the batch it was prepared on was committed exactly as
-prepared. If that batch had to be redone (a conflict with another worker, or Redis was away),
-this one is prepared again on what Redis holds. At most one batch is prepared ahead of a
-commit in flight, so a view never needs more than the one batch before it, and a batch's
-reads go out only once the commit before the one it is prepared on has returned.
+prepared ahead is committed as prepared if the batch it was prepared on was committed exactly
+as prepared, or if that batch was never applied (its commit conflicted with another worker's,
+or it was itself prepared on a batch redone) and was redone whole, without a Redis outage, on
+a view that holds every entry this one consulted alike (`StoreView.holds`: the same version and
+JSON of each call and agent key it asked for, found or not, the same offsets of its partitions,
+records of its agents, and watermarks). It then is exactly what a preparation on the redone
+batch would be (at its own clock, now older than the redone batch's: nothing depends on
+commits' clocks being in order, which two workers' commits never are): what it read from Redis
+besides is what the redone batch did not write, and another worker's writes are caught by the
+version checks of its commit, as always. Otherwise
+(an outage, when the batch may or may not have been applied, or a batch committed in halves)
+it is prepared again on what Redis holds. Decisions are counted as `ahead_kept` and
+`ahead_redone` in the pipeline counters. At most one batch is prepared ahead of a commit in
+flight, so a view never needs more than the one batch before it, and a batch's reads go out
+only once the commit before the one it is prepared on has returned.
 """
 
 from __future__ import annotations
@@ -82,14 +92,38 @@ the partitions left out of it (not to be acked: `offsets.py`)."""
 async def run_until_committed(pipeline: Pipeline, job: Job) -> Prepared:
     """Prepare and commit on what Redis holds, through Redis outages (with backoff); the outage
     is counted once Redis is back, as `redis_errors` in the pipeline counters."""
-    delay = 0.1
+    return (await _run_until_committed(pipeline, job))[0]
+
+
+async def _run_until_committed(pipeline: Pipeline, job: Job) -> tuple[Prepared, bool]:
+    """`run_until_committed`, and whether it went without an outage (after one, an earlier
+    attempt may have been applied)."""
+    delay, clean = 0.1, True
     while True:
         try:
-            return await pipeline.run(job)
+            return await pipeline.run(job), clean
         except REDIS_ERRORS as exc:
+            clean = False
             count_outage(pipeline, exc, "committing", delay)
             await asyncio.sleep(delay)
             delay = min(REDIS_RETRY_MAX_S, delay * 2)
+
+
+FAULT_COUNTERS = ("redis_errors", "redis_oom_errors", "commit_conflicts")
+"""The pending counts a batch carries as they were when it was prepared (`Pipeline`): a batch
+prepared ahead that carries any was prepared before the redone batch, which carried them too."""
+
+
+def holds(prepared: Prepared, ahead: Prepared, committed: Prepared | None,
+          redo_of: Prepared | None) -> bool:
+    """Whether `prepared`, prepared on `ahead`, may be committed as prepared after `committed`,
+    what was committed instead of `ahead`, redone from `redo_of` (see the module's docstring)."""
+    if committed is None or redo_of is not ahead or committed.split:
+        return False
+    if prepared.consulted is None or any(prepared.batch.pipeline.get(name, 0)
+                                         for name in FAULT_COUNTERS):
+        return False
+    return ahead.after.holds(committed.after, prepared.consulted)
 
 
 class Overlapped:
@@ -158,27 +192,36 @@ class Overlapped:
         holds."""
         try:
             committed_before = await previous if previous is not None else None
+            redo_of = committed_before.redo_of if committed_before is not None else None
+            if committed_before is not None:
+                committed_before.redo_of = None  # only this batch can be prepared on it
             try:  # until the next batch's reads are answered, for at most HOLD_MAX_S
                 await asyncio.wait_for(hold.released.wait(), HOLD_MAX_S)
             except TimeoutError:
                 pass
             hold.sent = True  # from here the task runs until its script is sent
+            unapplied: Prepared | None = None  # a preparation of this batch never applied
             if prepared is not None:
-                stale = prepared.ahead is not None and prepared.ahead is not committed_before
-                prepared.ahead = None  # checked; else every batch would keep all before it
-                if stale:
-                    prepared = None  # prepared on a batch that had to be redone
+                ahead, prepared.ahead = prepared.ahead, None  # else every batch keeps all before
+                if ahead is not None and ahead is not committed_before:  # `ahead` was redone
+                    kept = holds(prepared, ahead, committed_before, redo_of)
+                    self.pipeline.decided("ahead_kept" if kept else "ahead_redone")
+                    if not kept:
+                        self.pipeline.give_back(prepared)
+                        unapplied, prepared = prepared, None
             if prepared is not None:
                 try:
                     await self.pipeline.commit(prepared)
                 except CommitConflict as exc:
                     await self.pipeline.back_off(exc, 1)
-                    prepared = None
+                    unapplied, prepared = prepared, None
                 except REDIS_ERRORS as exc:
                     count_outage(self.pipeline, exc, "committing")
-                    prepared = None
+                    unapplied = prepared = None  # it may have been applied
             if prepared is None:
-                prepared = await run_until_committed(self.pipeline, job)
+                prepared, clean = await _run_until_committed(self.pipeline, job)
+                if clean and unapplied is not None:
+                    prepared.redo_of = unapplied  # the next batch may hold on it (`holds`)
         except Exception as exc:
             log.exception("batch %d failed", seq)
             self.reply(seq, f"{type(exc).__name__}: {exc}", {})

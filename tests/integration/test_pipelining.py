@@ -193,3 +193,90 @@ def test_a_held_commit_goes_out_even_if_its_caller_never_releases_it(redis_url: 
             await asyncio.sleep(0.01)
     asyncio.run(run())
     assert replies == [0]
+
+
+def agents_of_calls(messages: list[RawMessage]) -> dict[str, set[str]]:
+    """call → every agent any event of it names."""
+    out: dict[str, set[str]] = {}
+    for m in messages:
+        e = validate(m.value, now_ms=int(NOW_S * 1000), max_age_ms=MAX_EVENT_AGE_MS)
+        if isinstance(e, Event) and e.call_id:
+            out.setdefault(e.call_id, set()).update({e.agent_id} if e.agent_id else set())
+    return out
+
+
+def conflicting_first_batch(redis_url: str, prefix: str, parts: list[list[RawMessage]],
+                            event: RawMessage) -> tuple[Interleaved, list[object], RawMessage]:
+    """Run `parts` overlapped while another worker commits a copy of `event` (of the first batch,
+    on another partition) just before the first batch's commit, which therefore conflicts. The
+    other worker's partition is caught up (lag 0), so it does not hold the agent-state horizon
+    back: else every agent state the redone batch writes prunes differently (`horizon.py`)."""
+    copy = RawMessage(TOPIC, 9, 0, event.value, event.timestamp_ms)
+    other = pipeline(redis_url, prefix)
+
+    async def other_worker_first() -> None:
+        await other.handle([copy], OTHER_CAUGHT_UP)
+
+    worker = pipeline(redis_url, prefix)
+    store = Interleaved(redis_url, prefix, other_worker_first)
+    worker.store = worker.loader.store = store
+    prepared_on: list[object] = []
+    prepare = worker.prepare
+
+    async def spy(job: Job, ahead: Prepared | None = None) -> Prepared:
+        prepared_on.append(ahead)
+        return await prepare(job, ahead)
+    worker.prepare = spy  # type: ignore[method-assign]
+    asyncio.run(overlapped(worker, parts))
+    return store, prepared_on, copy
+
+
+OTHER_CAUGHT_UP = {f"lag:{TOPIC}:9": 0.0}
+
+
+async def after_other(p: Pipeline, copy: RawMessage, parts: list[list[RawMessage]]) -> None:
+    """The reference: the other worker's commit first, then every batch, one at a time."""
+    await p.handle([copy], OTHER_CAUGHT_UP)
+    await sequentially(p, parts)
+
+
+def decisions(redis_url: str, prefix: str) -> tuple[float, float]:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    return (float(r.hget(f"{prefix}pipeline", "ahead_kept") or 0),
+            float(r.hget(f"{prefix}pipeline", "ahead_redone") or 0))
+
+
+def test_a_speculation_that_read_nothing_the_conflict_changed_is_kept(redis_url: str) -> None:
+    """Batch 1's commit conflicts on a call batch 2 never reads (no agent either): batch 2,
+    prepared on batch 1's first outcome, is committed as prepared, not prepared again."""
+    parts = batches(day(), 300)
+    agents = agents_of_calls(day())
+    second = {c for m in parts[1] if (c := call_of(m)) is not None}
+    event = next(m for m in parts[0] for c in [call_of(m)]
+                 if c is not None and c not in second and not agents[c])  # no agent: only a call
+    store, prepared_on, copy = conflicting_first_batch(redis_url, "keep:", parts, event)
+    assert store.conflicts == 1
+    assert prepared_on[1] is not None
+    assert len(prepared_on) == len(parts) + 1  # batch 1 twice, batch 2 once
+    assert decisions(redis_url, "keep:") == (1, 0)
+    asyncio.run(after_other(pipeline(redis_url, "keepref:"), copy, parts))
+    assert stored(redis_url, "keep:") == stored(redis_url, "keepref:")
+
+
+def test_a_speculation_that_read_what_the_conflict_changed_is_redone(redis_url: str) -> None:
+    """Batch 1's commit conflicts on a call batch 2 also has events of: batch 2 read that call
+    from batch 1's first outcome, so it is prepared again on what Redis holds, and the store
+    is exactly as if the other worker's event had come first. Batch 3, prepared on batch 2's
+    first outcome, does not read the call: it holds on batch 2's redone outcome, and is kept."""
+    parts = batches(day(), 300)
+    agents = agents_of_calls(day())
+    second = {call_of(m) for m in parts[1]} - {None}
+    third = {call_of(m) for m in parts[2]} - {None}
+    event = next(m for m in parts[0] for c in [call_of(m)]
+                 if c is not None and c in second and c not in third and not agents[c])
+    store, prepared_on, copy = conflicting_first_batch(redis_url, "redo:", parts, event)
+    assert store.conflicts == 1
+    assert len(prepared_on) == len(parts) + 2  # batches 1 and 2 twice, batch 3 once
+    assert decisions(redis_url, "redo:") == (1, 1)
+    asyncio.run(after_other(pipeline(redis_url, "redoref:"), copy, parts))
+    assert stored(redis_url, "redo:") == stored(redis_url, "redoref:")

@@ -94,6 +94,7 @@ EXPORTER_METRICS: frozenset[str] = frozenset(
         "callcenter_pipeline_redis_errors_total", "callcenter_pipeline_worker_up",
         "callcenter_pipeline_batches_total",
         "callcenter_pipeline_redis_oom_errors_total", "callcenter_pipeline_commit_conflicts_total",
+        "callcenter_pipeline_preparations_kept_total", "callcenter_pipeline_preparations_redone_total",
         "callcenter_pipeline_commit_errors_total", "callcenter_pipeline_store_rewinds_total",
         "callcenter_pipeline_offsets_unreadable_total", "callcenter_pipeline_store_ahead_total",
         "callcenter_pipeline_store_offset_resets_total", "callcenter_pipeline_store_offset_ahead",
