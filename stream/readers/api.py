@@ -25,7 +25,7 @@ from stream.readers import history
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, memberships
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
-from stream.readers.query import Query, live_rows
+from stream.readers.query import Query, SharedOpenings, live_rows
 from stream.readers.sums import ALL_COUNTERS, DayCache, OpenTime, counters_of, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
 from stream.store.redis_store import Store
@@ -547,6 +547,7 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
                                        _cache_middleware(cache), _errors_middleware])
     ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
                                     ctx.api.response_cache_seconds)
+    ctx.store.openings = SharedOpenings()  # type: ignore[attr-defined]  # open time per snapshot
     if ctx.api.response_cache_seconds > 0:  # scopes' day sums until a commit heard of writes them
         day_cache = ctx.store.day_cache = DayCache(lambda: hub.subscribed)  # type: ignore[attr-defined]
         hub.on_commit.append(day_cache.commit_seen)
