@@ -421,7 +421,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         window, rng = resolve_range(params, now, ctx.tz)
         kpis = history.parse_kpis(params.get("kpis"), ())  # none named: every KPI
         everyone = await ctx.query.live_agents(scope)
-        rows = live_rows(everyone[offset:offset + limit], now)  # the page's rows only
+        rows = live_rows(everyone[offset:offset + limit], now, ctx.query.rows_kept)  # the page's rows only
         values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now, kpis)
         out = [redact_agent(grant, a) for a in rows]  # rows of this answer alone: completed in place
         for row, kpi_values in zip(out, values.values(), strict=True):  # (in the rows' order)

@@ -24,21 +24,25 @@ STATE_COUNTERS = {"available": "available_ms", "on_call": "on_call_ms",
                   "wrap_up": "wrap_up_ms", "paused": "paused_ms"}
 
 
-def share_names(live: Mapping[str, Any]) -> tuple[str, ...]:
-    """The counters one logged-in agent's open state adds to, in `open_share`'s order."""
-    name = STATE_COUNTERS.get(live["state"])
-    if live["state"] == "paused":
-        return ("staffed_ms", "paused_ms", PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified"))
-    return ("staffed_ms", name) if name else ("staffed_ms",)
-
-
 def open_share(live: Mapping[str, Any], r: Range, now_ms: int) -> dict[str, float]:
     """What one logged-in agent's open state adds over `r` up to `now` (empty: nothing)."""
     since = live["since"]  # overlap_ms(since, now_ms, r.start, r.end), inlined: once per agent and range
     ms = (now_ms if now_ms < r.end else r.end) - (since if since > r.start else r.start)
     if ms <= 0:
         return {}
-    return dict.fromkeys(share_names(live), ms)
+    share: dict[str, float] = {"staffed_ms": ms}
+    name = STATE_COUNTERS.get(live["state"])
+    if name:
+        share[name] = ms
+    if live["state"] == "paused":
+        share[PAUSED_REASON_PREFIX + (live.get("reason") or "unspecified")] = ms
+    return share
+
+
+def share_names(live: Mapping[str, Any]) -> tuple[str, ...]:
+    """The counters one logged-in agent's open state adds to, in `open_share`'s order (its
+    share of a millisecond: one definition)."""
+    return tuple(open_share({**live, "since": 0}, Range(0, 1), 1))
 
 
 EXACT = 2 ** 53
@@ -219,6 +223,8 @@ class Query:
         self.store = store
         self.tz = tz
         self._sorted: tuple[dict[str, dict[str, Any]], list[tuple[str, dict[str, Any]]]] | None = None
+        self.rows_kept: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        """`live_rows`' kept rows (valid while an agent's live state is the same object)."""
 
     async def counters(self, scopes: list[Scope], r: Range, now_ms: int) -> dict[Scope, dict[str, float]]:
         """Window sums per scope, open agent time included."""
@@ -256,7 +262,7 @@ class Query:
         by_state: Counter[str] = Counter(a["state"] for _, a in in_scope)
         by_reason: Counter[str] = Counter(a.get("reason") or "unspecified" for _, a in in_scope
                                           if a["state"] == "paused")
-        listed = live_rows(in_scope, now_ms)
+        listed = live_rows(in_scope, now_ms, self.rows_kept)
         status: Counter[str] = Counter()
         longest: float | None = None
         for c in calls.values():
@@ -275,11 +281,33 @@ class Query:
         }
 
 
-def live_rows(agents: list[tuple[str, dict[str, Any]]], now_ms: int) -> list[dict[str, Any]]:
-    """The rows of `/api/v1/live`'s agent list (and of the agent grid) for these agents."""
-    return [{"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
-             "state": a["state"], "reason": a.get("reason"), "since": _since_text(a["since"]),
-             "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000)} for agent_id, a in agents]
+def live_rows(agents: list[tuple[str, dict[str, Any]]], now_ms: int,
+              kept: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The rows of `/api/v1/live`'s agent list (and of the agent grid) for these agents.
+
+    `kept` (`Query.rows_kept`): each agent's row but its time in state, kept with the very live
+    state object it was made from (a snapshot nobody changes): rows of the same snapshot only
+    add the time in state, the one part that moves with the clock (10,000 rows a refresh)."""
+    if kept is None:
+        return [{"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
+                 "state": a["state"], "reason": a.get("reason"), "since": _since_text(a["since"]),
+                 "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000)} for agent_id, a in agents]
+    if len(kept) > MAX_KEPT_ROWS:
+        kept.clear()
+    out = []
+    for agent_id, a in agents:
+        found = kept.get(agent_id)
+        if found is None or found[0] is not a:
+            found = kept[agent_id] = (a, {"agent_id": agent_id, "team_id": a.get("team"),
+                                          "campaign_id": a.get("campaign"), "state": a["state"],
+                                          "reason": a.get("reason"), "since": _since_text(a["since"])})
+        row = found[1].copy()
+        row["seconds_in_state"] = max(0.0, (now_ms - a["since"]) / 1000)
+        out.append(row)
+    return out
+
+
+MAX_KEPT_ROWS = 100_000
 
 
 _since_text = functools.lru_cache(maxsize=1 << 15)(format_ts)
