@@ -28,7 +28,7 @@ from stream.readers.cache import ResponseCache, SharedSnapshot
 from stream.readers.query import Query, SharedOpenings, live_rows
 from stream.readers.sums import ALL_COUNTERS, DayCache, OpenTime, counters_of, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
-from stream.store.redis_store import Store
+from stream.store.redis_store import LiveKept, Store
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -545,7 +545,8 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
                                       ctx.api.query_concurrency)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
                                        _cache_middleware(cache), _errors_middleware])
-    ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
+    kept, read_live = LiveKept(), ctx.store.live
+    ctx.store.live = SharedSnapshot(lambda: read_live(kept), lambda: hub.generation,  # type: ignore[method-assign,assignment]
                                     ctx.api.response_cache_seconds)
     ctx.store.openings = SharedOpenings()  # type: ignore[attr-defined]  # open time per snapshot
     if ctx.api.response_cache_seconds > 0:  # scopes' day sums until a commit heard of writes them
