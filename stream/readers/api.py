@@ -25,10 +25,10 @@ from stream.readers import history
 from stream.readers.auth import GRANT, OPEN, Access, Grant, grant_of, memberships
 from stream.readers.business import many_counters
 from stream.readers.cache import ResponseCache, SharedSnapshot
-from stream.readers.query import Query, live_rows
+from stream.readers.query import Query, SharedOpenings, live_rows
 from stream.readers.sums import ALL_COUNTERS, DayCache, OpenTime, counters_of, window_counters
 from stream.readers.updates import SlowClient, UpdateHub
-from stream.store.redis_store import Store
+from stream.store.redis_store import LiveKept, Store
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -421,7 +421,7 @@ def routes(ctx: ApiContext) -> web.RouteTableDef:
         window, rng = resolve_range(params, now, ctx.tz)
         kpis = history.parse_kpis(params.get("kpis"), ())  # none named: every KPI
         everyone = await ctx.query.live_agents(scope)
-        rows = live_rows(everyone[offset:offset + limit], now)  # the page's rows only
+        rows = live_rows(everyone[offset:offset + limit], now, ctx.query.rows_kept)  # the page's rows only
         values = await agent_kpis(ctx, [Scope("agent", a["agent_id"]) for a in rows], rng, now, kpis)
         out = [redact_agent(grant, a) for a in rows]  # rows of this answer alone: completed in place
         for row, kpi_values in zip(out, values.values(), strict=True):  # (in the rows' order)
@@ -545,8 +545,10 @@ def create_web_app(ctx: ApiContext, extra_routes: Sequence[web.RouteTableDef] = 
                                       ctx.api.query_concurrency)
     app = web.Application(middlewares=[_auth_middleware(Access(ctx.api, ctx.token)),
                                        _cache_middleware(cache), _errors_middleware])
-    ctx.store.live = SharedSnapshot(ctx.store.live, lambda: hub.generation,  # type: ignore[method-assign]
+    kept, read_live = LiveKept(), ctx.store.live
+    ctx.store.live = SharedSnapshot(lambda: read_live(kept), lambda: hub.generation,  # type: ignore[method-assign,assignment]
                                     ctx.api.response_cache_seconds)
+    ctx.store.openings = SharedOpenings()  # type: ignore[attr-defined]  # open time per snapshot
     if ctx.api.response_cache_seconds > 0:  # scopes' day sums until a commit heard of writes them
         day_cache = ctx.store.day_cache = DayCache(lambda: hub.subscribed)  # type: ignore[attr-defined]
         hub.on_commit.append(day_cache.commit_seen)

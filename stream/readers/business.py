@@ -20,6 +20,7 @@ from stream.kpi.scopes import Scope, parse_scope
 from stream.kpi.targets import expand_scopes, window_range
 from stream.kpi.windows import Range, WindowError, check_readable, resolve_window
 from stream.readers.auth import Grant, grant_of
+from stream.readers.query import openings_of
 from stream.readers.sums import ALL_COUNTERS, OpenTime, window_counters
 
 COST_KPIS = ("cost", "cost_per_call", "cost_per_lead", "roi")
@@ -39,7 +40,8 @@ async def many_counters(store: Any, scopes: list[Scope], r: Range, now: int
     agent's open time computed once, not once per scope: a list of campaigns costs no
     campaigns × agents work (issue 9, item 17)."""
     sums = await store.window_counters([str(s) for s in scopes], r)
-    open_time = OpenTime((await store.live()).agents, now)
+    agents = (await store.live()).agents
+    open_time = OpenTime(agents, now, openings_of(store, agents))
     out = {}
     for s in scopes:
         c = dict(sums[str(s)])
@@ -174,7 +176,8 @@ class Business:
     async def metric_families(self, now: int, open_time: OpenTime | None = None) -> list[Metric]:
         """Compliance, target and cost families; `open_time`: the scrape's, when it has one."""
         if open_time is None:
-            open_time = OpenTime((await self.ctx.store.live()).agents, now)
+            agents = (await self.ctx.store.live()).agents
+            open_time = OpenTime(agents, now, openings_of(self.ctx.store, agents))
 
         def reader(counters: tuple[str, ...], agent_time: OpenTime | None) -> Reader:
             async def read(scopes: list[Scope], r: Range, at: int) -> dict[Scope, dict[str, float]]:

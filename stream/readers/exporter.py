@@ -33,7 +33,7 @@ from stream.contract.events import AGENT_STATE_ORDER
 from stream.kpi.catalog import COUNTERS, KPI_BY_NAME, Kpi, compute_some
 from stream.kpi.scopes import Scope
 from stream.kpi.windows import HOUR_MS, Range, floor_to, resolve_window
-from stream.readers.query import Query
+from stream.readers.query import Query, openings_of
 from stream.readers.sums import OpenTime, counters_of, window_counters, window_sums
 from stream.store.commit import LATENCY_BUCKETS
 
@@ -468,7 +468,7 @@ async def scrape(ctx: Any) -> bytes:
     totals = await store.totals([f"campaign:{c}" for c in scopes["campaign"]])
     caller_totals = await store.totals([f"caller_id:{c}" for c in caller_ids])
     live_agents, live_calls = await store.live()
-    open_time = OpenTime(live_agents, now)
+    open_time = OpenTime(live_agents, now, openings_of(store, live_agents))
     ranges = {w: resolve_window(w, now, ctx.tz) for w in GAUGE_WINDOWS}
     day = {"today": day_by_hours(now, ctx.tz)}
     # Concurrently (each on its own connection): Redis runs one script at a time, but this process

@@ -28,7 +28,7 @@ from stream.kpi.windows import (
     local_day_of,
     local_start,
 )
-from stream.readers.query import open_share
+from stream.readers.query import GROUP_KINDS, Openings, open_share
 from stream.store.layout import day_field
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
@@ -333,10 +333,12 @@ async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
     cache: DayCache | None = getattr(store, "day_cache", None)
     generation = cache.generation() if cache is not None else None
     out: dict[str, dict[str, float]] = {}
+    date = day.date  # (a property formatting the date: once, not once per scope)
     if cache is not None and generation is not None:
         unread = []
+        end = floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS
         for s in scopes:
-            kept = cache.get(generation, (s, day.date, counters), floor_to(r.end - 1, MINUTE_MS) + MINUTE_MS)
+            kept = cache.get(generation, (s, date, counters), end)
             if kept is None:
                 unread.append(s)
             else:
@@ -359,7 +361,7 @@ async def _day_sums(store: Any, scopes: list[str], day: LocalDay, r: Range,
             if line != "-":
                 out[scopes[k]] = found = dict(zip(counters, map(float, line.split()), strict=True))
                 if cache is not None and generation is not None:
-                    cache.put(generation, (scopes[k], day.date, counters), int(before), found)
+                    cache.put(generation, (scopes[k], date, counters), int(before), found)
             k += 1
     return out
 
@@ -425,9 +427,13 @@ class OpenTime:
     scope, its live team and campaign (`Scope.includes_live_agent`), found only for the kind
     asked (a wallboard refresh builds several of these over 5,000 agents)."""
 
-    def __init__(self, live_agents: Mapping[str, dict], now_ms: int) -> None:
+    def __init__(self, live_agents: Mapping[str, dict], now_ms: int,
+                 openings: Openings | None = None) -> None:
+        """`openings`: the snapshot's shared groups (`query.openings_of`), for the center's,
+        teams' and campaigns' sums; only when made of these very agents."""
         self.now_ms = now_ms
         self._agents = live_agents
+        self._openings = openings if openings is not None and openings.agents is live_agents else None
         self._shares: dict[tuple[int, int], list[tuple[str, dict, dict[str, float]]]] = {}
         # keyed by (kind, ident): hashing a tuple is far cheaper than a dataclass at this volume
         self._sums: dict[tuple[int, int, str], dict[tuple[str, str], dict[str, float]]] = {}
@@ -442,6 +448,10 @@ class OpenTime:
         return sums.get((scope.kind, scope.ident), {})
 
     def _sum(self, r: Range, kind: str) -> dict[tuple[str, str], dict[str, float]]:
+        if self._openings is not None and kind in GROUP_KINDS:
+            grouped = self._openings.sums(kind, r, self.now_ms)
+            if grouped is not None:
+                return grouped
         shares = self._shares.get((r.start, r.end))
         if shares is None:
             now = self.now_ms
