@@ -29,7 +29,7 @@ from stream.kpi.windows import (
     local_start,
 )
 from stream.readers.query import GROUP_KINDS, Openings, open_share
-from stream.store.layout import day_field
+from stream.store.layout import BOUNDED_KINDS, day_field
 
 ALL_COUNTERS: tuple[str, ...] = tuple(sorted(COUNTER_NAMES))
 
@@ -239,12 +239,6 @@ return table.concat(out, '\\n')
 """
 DAY_SCOPES_PER_CALL = 1_000
 """Scopes per day-sums call: ~10 µs of Redis each, so a call blocks writers ~10 ms at most."""
-BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list", "team", "center"})
-"""Scope kinds whose newest-minute score (`Layout.bound_of`: `seen:<kind>`, the center's own key;
-only raised) bounds every minute their hashes hold: each counter write raises it to its minute,
-and a team move raises both teams' to its agent's (a store written before the team-move rule
-stamped the commit's clock instead, which an agent's event stamped ahead of it could pass: that
-can be off for the contract's clock skew after the upgrade). Variants have no index."""
 
 
 def _day_of(ranges: Mapping[str, Range], tz: Any) -> LocalDay | None:

@@ -45,6 +45,13 @@ from stream.kpi.windows import (
 )
 
 SCOPE_KINDS = ("campaign", "team", "agent", "caller_id", "list", "variant")
+BOUNDED_KINDS = frozenset({"agent", "campaign", "caller_id", "list", "team", "center"})
+"""Scope kinds whose newest-minute score (`Layout.bound_of`: `seen:<kind>`, the center's own key;
+only raised) bounds every minute their hashes hold: each counter write raises it to its minute,
+and a team move raises both teams' to its agent's (a store written before the team-move rule
+stamped the commit's clock instead, which an agent's event stamped ahead of it could pass: that
+can be off for the contract's clock skew after the upgrade). Variants have no index. Readers
+take a day's sums from its day hash only for these (`Store.window_counters`, `readers/sums.py`)."""
 HOUR_KEY_TTL_MS = 37 * DAY_MS
 SCOPE_RETENTION_MS = HOUR_READABLE_MS + HOUR_MS
 """A scope whose newest data is older than this has nothing any range can read (hour buckets

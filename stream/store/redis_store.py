@@ -27,7 +27,7 @@ from stream.kpi.windows import (
     local_start,
 )
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, commit_args
-from stream.store.layout import SCOPE_KINDS, UTC, Layout, PartitionProgress, scope_cutoff
+from stream.store.layout import BOUNDED_KINDS, SCOPE_KINDS, UTC, Layout, PartitionProgress, scope_cutoff
 
 Json = dict[str, Any]
 
@@ -276,7 +276,7 @@ class Store:
         n = len(prefix)
         for i, scope in enumerate(scopes):
             newest, fields = replies[2 * i], replies[2 * i + 1]
-            if newest is not None and newest < before and scope.partition(":")[0] != "variant":
+            if newest is not None and newest < before and scope.partition(":")[0] in BOUNDED_KINDS:
                 out[scope] = {f[n:]: float(v) for f, v in fields.items() if f.startswith(prefix)}
         rest = [s for s in scopes if s not in out]
         if rest:
