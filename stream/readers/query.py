@@ -138,11 +138,9 @@ class Openings:
         self._groups = out
         return out
 
-    def _members(self, kind: str, ident: str) -> list[Mapping[str, Any]]:
-        return [a for a in self.agents.values() if kind == "center" or a.get(kind) == ident]
-
     def sums(self, kind: str, r: Range, now_ms: int) -> dict[tuple[str, str], dict[str, float]] | None:
-        """`OpenTime`'s sums of one group kind over `r` at `now_ms` (None: not computable here)."""
+        """`OpenTime`'s sums of one group kind over `r` at `now_ms` (None: not computable here
+        for every group of the kind; `OpenTime` then sums agent by agent)."""
         groups = self.groups()
         if groups is None:
             return None
@@ -152,15 +150,9 @@ class Openings:
             if key[0] != kind:
                 continue
             totals = g.totals(r.start, end)
-            if totals is not None:
-                out[key] = {name: float(ms) for name, ms in totals.items()}
-                continue
-            acc: dict[str, float] = {}
-            for a in self._members(*key):
-                for name, ms in open_share(a, r, now_ms).items():
-                    acc[name] = acc.get(name, 0.0) + ms
-            if acc:
-                out[key] = acc
+            if totals is None:
+                return None
+            out[key] = {name: float(ms) for name, ms in totals.items()}
         return out
 
     def add_to(self, counters: dict[str, float], scope: Scope, r: Range, now_ms: int) -> None:
@@ -171,7 +163,7 @@ class Openings:
                 for name, ms in open_share(a, r, now_ms).items():
                     counters[name] = counters.get(name, 0) + ms
             return
-        if scope.kind not in GROUP_KINDS:
+        if scope.kind not in GROUP_KINDS:  # caller IDs, lists, variants: no agent time
             return
         groups = self.groups()
         g = groups.get((scope.kind, scope.ident)) if groups is not None else None
@@ -288,23 +280,25 @@ def live_rows(agents: list[tuple[str, dict[str, Any]]], now_ms: int,
     `kept` (`Query.rows_kept`): each agent's row but its time in state, kept with the very live
     state object it was made from (a snapshot nobody changes): rows of the same snapshot only
     add the time in state, the one part that moves with the clock (10,000 rows a refresh)."""
-    if kept is None:
-        return [{"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
-                 "state": a["state"], "reason": a.get("reason"), "since": _since_text(a["since"]),
-                 "seconds_in_state": max(0.0, (now_ms - a["since"]) / 1000)} for agent_id, a in agents]
-    if len(kept) > MAX_KEPT_ROWS:
+    if kept is not None and len(kept) > MAX_KEPT_ROWS:
         kept.clear()
     out = []
     for agent_id, a in agents:
-        found = kept.get(agent_id)
-        if found is None or found[0] is not a:
-            found = kept[agent_id] = (a, {"agent_id": agent_id, "team_id": a.get("team"),
-                                          "campaign_id": a.get("campaign"), "state": a["state"],
-                                          "reason": a.get("reason"), "since": _since_text(a["since"])})
-        row = found[1].copy()
+        if kept is None:
+            row = _row_but_time(agent_id, a)
+        else:
+            found = kept.get(agent_id)
+            if found is None or found[0] is not a:
+                found = kept[agent_id] = (a, _row_but_time(agent_id, a))
+            row = found[1].copy()
         row["seconds_in_state"] = max(0.0, (now_ms - a["since"]) / 1000)
         out.append(row)
     return out
+
+
+def _row_but_time(agent_id: str, a: dict[str, Any]) -> dict[str, Any]:
+    return {"agent_id": agent_id, "team_id": a.get("team"), "campaign_id": a.get("campaign"),
+            "state": a["state"], "reason": a.get("reason"), "since": _since_text(a["since"])}
 
 
 MAX_KEPT_ROWS = 100_000
