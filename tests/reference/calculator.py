@@ -555,7 +555,8 @@ class Reference:
                     cell[k] += x
         return {k: dict(v) for k, v in cells.items()}
 
-    def _sums(self, scope: str, from_ms: int, to_ms: int) -> dict[str, float]:
+    def sums(self, scope: str, from_ms: int, to_ms: int) -> dict[str, float]:
+        """Σ of every counter of `scope` over the records with from_ms ≤ ts < to_ms."""
         c: dict[str, float] = defaultdict(int)
         for rec in self._by_scope.get(scope, []):
             if from_ms <= rec.ts < to_ms:
@@ -569,7 +570,7 @@ class Reference:
         conversion_rate, summed over the `variant:<id>` scope's events in [from, to)."""
         out = {}
         for v in variants:
-            c = self._sums(f"variant:{v}", from_ms, to_ms)
+            c = self.sums(f"variant:{v}", from_ms, to_ms)
             out[v] = (int(c["conversions"]), int(c["connected"] + c["offered"]))
         return out
 
@@ -589,7 +590,7 @@ class Reference:
                 "retention_rate": len(now & prev) / len(prev) if prev else None}
 
     def kpis(self, scope: str, from_ms: int, to_ms: int, *, now_ms: int) -> dict[str, Any]:
-        c = self._sums(scope, from_ms, to_ms)
+        c = self.sums(scope, from_ms, to_ms)
 
         seconds: dict[str, float] = defaultdict(float)
         paused_by_reason: dict[str | None, float] = defaultdict(float)
