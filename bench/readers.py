@@ -19,7 +19,10 @@ made right after a real store commit (the commit script, `notify` on, so serve h
 hears a worker's) adding one call to N agents' and the center's counters in the newest minute
 before serve's clock: what one batch at ~2,000 events/s touches at 5,000 agents is a few hundred
 agents (500 events, ~0.4 events/s per agent, a commit every ~0.25 s). Results then go under
-`readers_<agents>_live`. A wallboard's full refresh is what `stream/readers/wallboard/app.js` asks for
+`readers_<agents>_live`. serve runs as `callkpi serve` does, with its collector policy
+(`stream.processing.collector.serving`); `--default-collector` runs it with Python's default
+(results under `..._default_collector`) to show what the policy buys, and `computed_gc_s` is
+serve's time in garbage collections per request (mean). A wallboard's full refresh is what `stream/readers/wallboard/app.js` asks for
 (/kpis, /live, /agents every page, /targets, /compliance, /campaigns every page), summed.
 Writes bench/results.json["readers_<agents>"]. Not a test: nothing here asserts a time.
 """
@@ -91,12 +94,6 @@ def refresh(client: httpx.Client) -> float:
             + paged(client, "/api/v1/campaigns", {"window": "today"}))
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU of a process so far (/proc; clock ticks of 10 ms)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def redis_cpu_s(client: redis.Redis) -> float:
     cpu = client.info("cpu")
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
@@ -128,19 +125,22 @@ class LiveCommits:
         await self.store.commit(CommitBatch(counters=counters), now_ms)  # type: ignore[arg-type]
 
 
-def measure(redis_url: str, data_end_ms: int, repeat: int, live_agents: int = 0) -> dict:
+def measure(redis_url: str, data_end_ms: int, repeat: int, live_agents: int = 0,
+            collector: bool = True) -> dict:
     port = free_port()
     live = LiveCommits(redis_url, live_agents, data_end_ms) if live_agents else None
     loop = asyncio.new_event_loop()
-    server = multiprocessing.get_context("spawn").Process(target=serve_at, args=(redis_url, port, data_end_ms))
+    spawn = multiprocessing.get_context("spawn")
+    gc_seconds = spawn.Value("d", 0.0)
+    cpu_ask, cpu_answer = spawn.Pipe()
+    server = spawn.Process(target=serve_at, args=(redis_url, port, data_end_ms, collector, gc_seconds, cpu_answer))
     server.start()
     out: dict[str, dict[str, float]] = {}
     store = redis.Redis.from_url(redis_url)
-    pid = server.pid
-    assert pid is not None
 
-    def cpu() -> tuple[float, float]:
-        return process_cpu_s(pid), redis_cpu_s(store)
+    def cpu() -> tuple[float, float, float]:
+        cpu_ask.send(None)
+        return cpu_ask.recv(), redis_cpu_s(store), gc_seconds.value
     try:
         wait_for_port(port, 60)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
@@ -153,7 +153,7 @@ def measure(redis_url: str, data_end_ms: int, repeat: int, live_agents: int = 0)
             }
             first = {name: probe() for name, probe in probes.items()}  # warm-up included
             for name, probe in probes.items():
-                computed, serve_cpu, store_cpu = [], [], []
+                computed, serve_cpu, store_cpu, gc_time = [], [], [], []
                 for _ in range(repeat):
                     time.sleep(CACHE_EXPIRY_S)
                     if live is not None:
@@ -164,14 +164,19 @@ def measure(redis_url: str, data_end_ms: int, repeat: int, live_agents: int = 0)
                     after = cpu()
                     serve_cpu.append(after[0] - before[0])
                     store_cpu.append(after[1] - before[1])
+                    gc_time.append(after[2] - before[2])
                 cached = [probe() for _ in range(repeat)]  # served from serve's answer cache
                 out[name] = {"first_s": round(first[name], 4),
                              "computed_median_s": round(statistics.median(computed), 4),
                              "computed_max_s": round(max(computed), 4),
                              # the server time, which a shared machine's load does not inflate
-                             # as it does the wall time: serve's CPU (10 ms ticks) and Redis's
-                             "computed_serve_cpu_s": round(statistics.median(serve_cpu), 3),
+                             # as it does the wall time: serve's CPU (`time.process_time()` in
+                             # it, to the nanosecond) and Redis's (`INFO cpu`, microseconds)
+                             "computed_serve_cpu_s": round(statistics.median(serve_cpu), 4),
                              "computed_redis_cpu_s": round(statistics.median(store_cpu), 4),
+                             # serve's garbage collections during it (`gc.callbacks`): mean,
+                             # as full collections come every few requests
+                             "computed_gc_s": round(statistics.mean(gc_time), 4),
                              "cached_median_s": round(statistics.median(cached), 4),
                              "cached_max_s": round(max(cached), 4)}
     finally:
@@ -192,6 +197,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--live-agents", type=int, default=0,
                    help="before each computed request, a commit touching this many agents (live traffic)")
+    p.add_argument("--default-collector", action="store_true",
+                   help="serve with Python's default collector policy, not serve's (collector.serving)")
     p.add_argument("--no-save", action="store_true")
     add_data_options(p)
     args = p.parse_args()
@@ -207,7 +214,9 @@ def main() -> None:
                   "copies": filled.get("copies", args.copies), "events": filled["events"],
                   "fill_s": filled["fill_s"], "reused": args.reuse,
                   "load_before": os.getloadavg(), "live_agents": args.live_agents,
-                  **measure(redis_url, filled["data_end_ms"], args.repeat, args.live_agents)}
+                  "collector": "default" if args.default_collector else "serve",
+                  **measure(redis_url, filled["data_end_ms"], args.repeat, args.live_agents,
+                            not args.default_collector)}
     finally:
         redis_proc.terminate()
         redis_proc.wait(30)
@@ -216,7 +225,8 @@ def main() -> None:
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        save_result(f"readers_{args.agents}" + ("_live" if args.live_agents else ""), result)
+        save_result(f"readers_{args.agents}" + ("_live" if args.live_agents else "")
+                    + ("_default_collector" if args.default_collector else ""), result)
 
 
 if __name__ == "__main__":

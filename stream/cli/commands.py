@@ -115,15 +115,12 @@ def answer_in_process(payload: Callable[[Any], Awaitable[dict[str, Any]]],
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from stream.readers.service import create_service_app
+    from stream.readers.service import run_service
     settings = Settings.from_env(http_port=args.port, http_host=args.host)
     ctx = build_api(settings)
     print(f"callkpi serve: http://{settings.http_host}:{settings.http_port}/ "
           f"(API /api/v1, metrics /metrics)", flush=True)
-    web.run_app(create_service_app(ctx), host=settings.http_host, port=settings.http_port,
-                print=None, access_log=None)
+    run_service(ctx, settings.http_host, settings.http_port)
     return 0
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from stream.processing import collector
 from stream.readers.api import ApiContext, create_web_app
 from stream.readers.exporter import scrape
 from stream.readers.query import Query
@@ -84,3 +85,15 @@ def create_service_app(ctx: ApiContext) -> web.Application:
             await ctx.health_redis.aclose()
     app.on_cleanup.append(close_store)
     return app
+
+
+def run_service(ctx: ApiContext, host: str, port: int) -> None:
+    """Serve the app in this process until stopped (`callkpi serve`), with serve's collector
+    policy applied once it has started (`collector.serving`: process-wide, so not in
+    `create_service_app`, which tests build in their own process)."""
+    app = create_service_app(ctx)
+
+    async def settle_collector(_: web.Application) -> None:
+        collector.serving()
+    app.on_startup.append(settle_collector)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -31,3 +31,21 @@ def test_a_cycle_frozen_after_a_batch_is_reclaimed_by_the_full_collection() -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def test_serve_policy_freezes_startup_and_young_collections_still_free_cycles() -> None:
+    thresholds = gc.get_threshold()
+    try:
+        collector.serving()
+        assert gc.get_threshold() == collector.SERVE_GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what startup made is not traversed again
+        a, b = Node(), Node()  # a request's cycle, made after startup
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        in_flight: list[list[int]] = [[] for _ in range(collector.SERVE_GC_THRESHOLDS[0] + 1)]  # a young collection
+        assert gone() is None
+        del in_flight
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
