@@ -46,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from stream.processing.offsets import Exclusion
 from stream.processing.pipeline import TRANSIENT_REPLIES, Job, Pipeline, Prepared
 from stream.store.commit import CommitConflict
+from stream.store.sending import notify_sent
 
 log = logging.getLogger(__name__)
 REDIS_RETRY_MAX_S = 10.0
@@ -67,6 +68,10 @@ def count_outage(pipeline: Pipeline, exc: BaseException, doing: str, delay: floa
         pipeline.redis_errors += 1
         log.warning("Redis unavailable while %s (%s); %s", doing, exc, retry)
 
+WRITE_WAIT_MAX_S = 1.0
+"""The longest `release` waits for the released commit's script to be written whole (a few
+milliseconds for megabytes on a local socket): past it, a Redis that does not read holds up
+only that commit, not this process's work."""
 HOLD_MAX_S = 0.1
 """The longest a commit waits for the next batch's reads. Releasing early is always correct
 (those reads then only queue behind the script), so the bound keeps a caller that never
@@ -82,6 +87,9 @@ class Hold:
         """The commit before it: until that one is done, this one cannot go out anyway."""
         self.released = asyncio.Event()
         self.sent = False
+        self.written = asyncio.Event()
+        """Its script is written whole to Redis's socket (`store.sending`), or it will not be
+        sent as prepared: Redis can run it while this process works on."""
 
 
 Reply = Callable[[int, "str | None", "dict[str, Exclusion]"], None]
@@ -160,7 +168,8 @@ class Overlapped:
 
     async def release(self) -> None:
         """Let the held commit go out (no read of the next batch is to precede it), and
-        return once it is sent, so that it runs in Redis while this process works on. A batch
+        return once it is written whole to Redis's socket (`store.sending`), so that it runs in
+        Redis while this process works on. A batch
         redone after a conflict releases too: the held commit still waits for that batch's."""
         hold, self._held = self._held, None
         if hold is None:
@@ -170,6 +179,11 @@ class Overlapped:
             if hold.sent or (hold.previous is not None and not hold.previous.done()):
                 break
             await asyncio.sleep(0)
+        if hold.sent:  # and until the script is written whole: what asyncio still buffers is
+            try:       # written only while the event loop runs, which processing holds up
+                await asyncio.wait_for(hold.written.wait(), WRITE_WAIT_MAX_S)
+            except TimeoutError:
+                pass
 
     async def drain(self) -> None:
         """Wait until every queued batch is committed."""
@@ -211,13 +225,17 @@ class Overlapped:
                         unapplied, prepared = prepared, None
             if prepared is not None:
                 try:
-                    await self.pipeline.commit(prepared)
+                    with notify_sent(hold.written.set):
+                        await self.pipeline.commit(prepared)
                 except CommitConflict as exc:
+                    hold.written.set()
                     await self.pipeline.back_off(exc, 1)
                     unapplied, prepared = prepared, None
                 except REDIS_ERRORS as exc:
+                    hold.written.set()
                     count_outage(self.pipeline, exc, "committing")
                     unapplied = prepared = None  # it may have been applied
+            hold.written.set()  # (not sent as prepared: nothing to wait for)
             if prepared is None:
                 prepared, clean = await _run_until_committed(self.pipeline, job)
                 if clean and unapplied is not None:
@@ -226,5 +244,7 @@ class Overlapped:
             log.exception("batch %d failed", seq)
             self.reply(seq, f"{type(exc).__name__}: {exc}", {})
             raise
+        finally:
+            hold.written.set()
         self.reply(seq, None, prepared.excluded)
         return prepared

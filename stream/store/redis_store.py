@@ -28,6 +28,7 @@ from stream.kpi.windows import (
 )
 from stream.store.commit import COMMIT_LUA, CommitBatch, CommitConflict, CommitRejected, commit_args
 from stream.store.layout import BOUNDED_KINDS, SCOPE_KINDS, UTC, Layout, PartitionProgress, scope_cutoff
+from stream.store.sending import flushing
 
 Json = dict[str, Any]
 
@@ -140,6 +141,8 @@ class Store:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, max_connections=max_connections, timeout=wait_seconds)
             self.redis = aioredis.Redis(connection_pool=pool)
+        pool_ = self.redis.connection_pool  # commands leave no part in asyncio's buffer (sending.py)
+        pool_.connection_class = flushing(pool_.connection_class)
         self.layout = Layout(prefix, tz or UTC)
         self._commit = self.redis.register_script(COMMIT_LUA)
         self._scopes_migrated = False

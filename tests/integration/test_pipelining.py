@@ -9,6 +9,7 @@ import json
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis
@@ -19,7 +20,7 @@ from stream.kpi.windows import MAX_EVENT_AGE_MS
 from stream.processing.pipeline import Job, Pipeline, Prepared, RawMessage
 from stream.processing.pipelining import Overlapped
 from stream.sim import FaultConfig, SimConfig, generate
-from stream.store.commit import CommitBatch
+from stream.store.commit import COMMIT_LUA, CommitBatch
 from stream.store.redis_store import Store
 
 pytestmark = pytest.mark.integration
@@ -269,3 +270,24 @@ def test_a_speculation_that_read_what_the_conflict_changed_is_redone(redis_url: 
     assert decisions(redis_url, "redo:") == (1, 1)
     asyncio.run(after_other(pipeline(redis_url, "redoref:"), copy, parts))
     assert stored(redis_url, "redo:") == stored(redis_url, "redoref:")
+
+
+def test_a_released_commit_is_in_redis_before_the_next_batch_is_processed(redis_url: str) -> None:
+    """The commit held for the next batch's reads is written whole once released: the batch's
+    processing then holds the event loop, and what asyncio still buffered would reach Redis
+    only after it (the two processes took turns; `stream/store/sending.py`)."""
+    parts = batches(day(agents=60, hours=2.0), 8000)[:2]
+    p = pipeline(redis_url, "sent:")
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.script_load(COMMIT_LUA)  # (else the first EVALSHA is refused, and the script sent after)
+    seen: list[dict[Any, Any]] = []
+
+    async def run() -> None:
+        batches_ = Overlapped(p, lambda seq, error, _excluded: None)
+        await batches_.submit(0, p.check(parts[0]))  # its commit is held ...
+        await batches_.submit(1, p.check(parts[1]))  # ... until batch 1's reads are answered
+        time.sleep(1.0)  # the event loop held up, as the next batch's processing holds it
+        seen.append(r.hgetall(p.store.layout.key("offsets")))  # what Redis applied meanwhile
+        await batches_.drain()
+    asyncio.run(run())
+    assert len(parts[0]) == 8000 and seen[0], "batch 0's commit reached Redis only after the loop ran"
