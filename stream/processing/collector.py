@@ -20,10 +20,12 @@ short-lived containers (rows, sums, KPI values) that reference counting frees wh
 written. With the default thresholds young collections ran ~45 times a refresh, promoted what
 was in flight to the old generation, and so set off a full collection every two or three
 refreshes, each traversing the startup's ~100,000 objects (modules, functions, the catalog) and
-that promoted garbage: ~25 ms of a ~170 ms refresh (BENCHMARKS.md "serve's collector"). Startup
-objects are frozen once (they live as long as the process); young collections wait for 50,000
-net allocations, more than a refresh keeps at once, so cycles (a few per request: tracebacks,
-futures) are still freed by them, and full collections run on Python's own schedule.
+that promoted garbage: 16-24 ms of collections a refresh, ~40 ms a /metrics (`gc.callbacks`,
+BENCHMARKS.md "serve's collector"), each full one a pause of every request and stream in
+flight. Startup objects are frozen once (they live as long as the process); young collections
+wait for 50,000 net allocations, more than a refresh keeps at once, so cycles (a few per
+request: tracebacks, futures) are still freed by them, and full collections run on Python's
+own schedule.
 """
 
 from __future__ import annotations
