@@ -141,22 +141,20 @@ async def fill(redis_url: str, agents: int, hours: float, copies: int, seed: int
 
 
 def serve_at(redis_url: str, port: int, data_end_ms: int, collector: bool = True,
-             gc_seconds: Any = None, cpu_pipe: Any = None) -> None:
+             cpu_pipe: Any = None) -> None:
     """`callkpi serve`'s app (the same one) on the filled Redis, with its clock set back to the end
     of the simulated hour so that the 5m/15m/1h windows hold data as they would live (filling
     takes many minutes). Runs in a child process, like the real server. `collector`: with serve's
     collector policy (`collector.serving`), as `callkpi serve` runs; off, Python's default.
-    `gc_seconds` (a shared `multiprocessing.Value("d")`): time spent in garbage collections added
-    to it (`gc.callbacks`). `cpu_pipe` (one end of a `multiprocessing.Pipe`): each message sent
-    on it is answered with this process's CPU time so far (`answer_cpu`)."""
+    `cpu_pipe` (one end of a `multiprocessing.Pipe`): each message sent on it is answered with
+    this process's CPU time so far and the part of it spent in garbage collections
+    (`answer_cpu`)."""
     from aiohttp import web
 
     from stream.cli.commands import build_api
     from stream.readers.service import create_service_app, run_service
     from stream.settings import Settings
 
-    if gc_seconds is not None:
-        time_gc(gc_seconds)
     if cpu_pipe is not None:
         answer_cpu(cpu_pipe)
     ctx = build_api(Settings.from_env(redis_url=redis_url, timezone="UTC"))
@@ -169,29 +167,20 @@ def serve_at(redis_url: str, port: int, data_end_ms: int, collector: bool = True
 
 
 def answer_cpu(pipe: Any) -> None:
-    """Answer each message on `pipe` with `time.process_time()` (all of this process's threads,
-    to the nanosecond), from a thread of its own: /proc's counters tick every 10 ms, as coarse
-    as the differences a request's CPU is compared by."""
+    """Answer each message on `pipe` with (`time.process_time()`, CPU seconds in garbage
+    collections so far: `stages.CollectorTime`), from a thread of its own. process_time covers
+    all of this process's threads to the nanosecond; /proc's counters tick every 10 ms, as
+    coarse as the differences a request's CPU is compared by."""
     import threading
+
+    from stages import CollectorTime  # (bench/stages.py, beside this)
+    collections = CollectorTime()
 
     def answer() -> None:
         while True:
             pipe.recv()
-            pipe.send(time.process_time())
+            pipe.send((time.process_time(), collections.cpu_s))
     threading.Thread(target=answer, daemon=True, name="cpu-probe").start()
-
-
-def time_gc(total: Any) -> None:
-    """Add every garbage collection's duration in this process to `total.value` (seconds)."""
-    import gc
-    began = [0.0]
-
-    def timer(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            began[0] = time.perf_counter()
-        else:
-            total.value += time.perf_counter() - began[0]
-    gc.callbacks.append(timer)
 
 
 def measure(redis_url: str, scrapes: int, data_end_ms: int) -> dict:

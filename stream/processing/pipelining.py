@@ -225,17 +225,18 @@ class Overlapped:
                         unapplied, prepared = prepared, None
             if prepared is not None:
                 try:
-                    with notify_sent(hold.written.set):
-                        await self.pipeline.commit(prepared)
+                    try:
+                        with notify_sent(hold.written.set):
+                            await self.pipeline.commit(prepared)
+                    finally:
+                        hold.written.set()  # (refused or failed: `release` has nothing to wait for)
                 except CommitConflict as exc:
-                    hold.written.set()
                     await self.pipeline.back_off(exc, 1)
                     unapplied, prepared = prepared, None
                 except REDIS_ERRORS as exc:
-                    hold.written.set()
                     count_outage(self.pipeline, exc, "committing")
                     unapplied = prepared = None  # it may have been applied
-            hold.written.set()  # (not sent as prepared: nothing to wait for)
+            hold.written.set()  # (not sent as prepared, or redone: nothing to wait for)
             if prepared is None:
                 prepared, clean = await _run_until_committed(self.pipeline, job)
                 if clean and unapplied is not None:
