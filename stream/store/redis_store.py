@@ -79,8 +79,31 @@ class PipelineHealth(NamedTuple):
     gauges: dict[str, float]
     heartbeats: dict[str, int]
     """worker → its last heartbeat (epoch ms)"""
-VERSIONS_LUA = "local r = {} for i, k in ipairs(KEYS) do r[i] = redis.call('HGET', k, 'v') or '0' end return r"
-"""The stored version of each entity key (0: none), in one command however many keys."""
+LOAD_LUA = """
+-- KEYS: the offsets hash, then ARGV[1] entity keys whose version alone is wanted (their states
+-- are held already), then the entity keys read whole. ARGV[2..]: the partitions whose applied
+-- offsets are wanted. Returns, flat: each partition's offset (nil: none), each version-only
+-- key's version ('0': none), each other key's version and state (nil: none).
+local r, n = {}, 0
+for i = 2, #ARGV do
+  n = n + 1
+  r[n] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+local last_check = tonumber(ARGV[1]) + 1
+for i = 2, last_check do
+  n = n + 1
+  r[n] = redis.call('HGET', KEYS[i], 'v') or '0'
+end
+for i = last_check + 1, #KEYS do
+  local vs = redis.call('HMGET', KEYS[i], 'v', 's')
+  r[n + 1], r[n + 2] = vs[1], vs[2]
+  n = n + 2
+end
+return r
+"""
+"""A batch's reads as one command, however many keys: one reply redis-py's C parser reads
+whole, where a pipeline of one HMGET per key cost the pipeline process a command object and a
+reply callback per key (8 % of its samples, py-spy, BENCHMARKS.md)."""
 MIGRATE_SCOPES_LUA = """
 -- KEYS: legacy set, sorted set, per kind. ARGV[1]: now (epoch ms).
 local moved = 0
@@ -145,6 +168,7 @@ class Store:
         pool_.connection_class = flushing(pool_.connection_class)
         self.layout = Layout(prefix, tz or UTC)
         self._commit = self.redis.register_script(COMMIT_LUA)
+        self._load = self.redis.register_script(LOAD_LUA)
         self._scopes_migrated = False
 
     async def close(self) -> None:
@@ -160,22 +184,16 @@ class Store:
         """In one round trip: applied offsets of `tps` (-1 when none), (version, state) of
         entity `keys`, and only the version of entity keys in `check` (states held already)."""
         tps, keys, check = list(tps), list(keys), list(check)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self.layout.key("offsets"), tps) if tps else None
-        pipe.eval(VERSIONS_LUA, len(check), *check) if check else None
-        for key in keys:
-            pipe.hmget(key, "v", "s")
-        results = await pipe.execute()
-        offsets: dict[str, int] = {}
-        if tps:
-            offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, results[0], strict=True)}
-            results = results[1:]
-        versions: dict[str, int] = {}
-        if check:
-            versions = {key: int(v) for key, v in zip(check, results[0], strict=True)}
-            results = results[1:]
+        if not (tps or keys or check):
+            return StoreLoad({}, {}, {})
+        reply = await self._load(keys=[self.layout.key("offsets"), *check, *keys],
+                                 args=[len(check), *tps])
+        n_tps, n_check = len(tps), len(check)
+        offsets = {tp: int(v) if v is not None else -1 for tp, v in zip(tps, reply, strict=False)}
+        versions = {key: int(v) for key, v in zip(check, reply[n_tps:], strict=False)}
+        at = n_tps + n_check
         states = {key: (int(v) if v else 0, json.loads(s) if s else None)
-                  for key, (v, s) in zip(keys, results, strict=True)}
+                  for key, v, s in zip(keys, reply[at::2], reply[at + 1::2], strict=True)}
         return StoreLoad(offsets, states, versions)
 
     async def applied_offsets(self, tps: Iterable[str]) -> dict[str, int]:
