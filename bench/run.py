@@ -248,12 +248,25 @@ def run_peer(name: str, infra: LocalInfra, n: int, workdir: Path, timeout: float
 
 
 def run_callkpi(infra: LocalInfra, n: int, workdir: Path) -> dict:
+    """The worker's rate and CPU per process, its mean batch, and where Redis's time went
+    (`INFO commandstats`: µs per event of each command, the scripts' own commands included in
+    their EVALSHA's time and counted again on their own)."""
+    r = redis.Redis.from_url(infra.redis_url)
+    r.config_resetstat()
     seconds, proc = run_worker_until(infra, n, workdir)
     proc.terminate()
     proc.wait(30)
     cpu = run_worker_until.cpu  # type: ignore[attr-defined]
+    counters = r.hgetall("ck:pipeline")
+    batches = float(counters.get(b"batches", 0) or 0)
+    stats = r.info("commandstats")
     return {"events_per_s": round(n / seconds),
-            "cpu_us_per_event": {k: round(v / n * 1e6, 1) for k, v in cpu.items()}}
+            "cpu_us_per_event": {k: round(v / n * 1e6, 1) for k, v in cpu.items()},
+            "mean_batch": round(n / batches) if batches else None,
+            "redis_command_us_per_event": {
+                name.removeprefix("cmdstat_"): round(int(v["usec"]) / n, 2)
+                for name, v in sorted(stats.items(), key=lambda kv: -int(kv[1]["usec"]))
+                if int(v["usec"]) / n >= 0.05}}
 
 
 def throughput(args: argparse.Namespace) -> dict:
