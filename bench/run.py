@@ -509,7 +509,7 @@ def main() -> None:
     result["pipeline_code"] = args.pipeline_code
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(result, indent=2))
-    save_result(result_key(args), result)
+    save_result(result_key(args), result, keep_earlier=True)  # a run adds to the history, never erases it
 
 
 def result_key(args: argparse.Namespace) -> str:
