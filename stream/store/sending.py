@@ -19,7 +19,7 @@ reply is read: that one commit still waits for the loop.)
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,10 +32,19 @@ _ON_SENT: contextvars.ContextVar[Callable[[], None] | None] = contextvars.Contex
 class _Flushing:
     """Mixed in before a redis-py connection class (plain, TLS or Unix socket alike)."""
 
+    # redis-py 8 connects through `connect_check_health` (`send_packed_command` calls it
+    # directly); earlier versions through `connect`: both are covered, and on 8 the limit is
+    # simply set twice
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        await self._handshake(super().connect_check_health(*args, **kwargs))  # type: ignore[misc]
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        await self._handshake(super().connect(*args, **kwargs))  # type: ignore[misc]
+
+    async def _handshake(self, connecting: Awaitable[None]) -> None:
         token = _ON_SENT.set(None)  # the handshake's commands are not the caller's
         try:
-            await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+            await connecting
         finally:
             _ON_SENT.reset(token)
         # redis-py keeps its StreamWriter private; the transport is asyncio's public API
