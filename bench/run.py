@@ -403,6 +403,7 @@ def latency(args: argparse.Namespace) -> dict:
         return {"rate_events_per_s": args.rate, "agents": args.agents, "probes": len(samples),
                 **quantiles("", samples), **quantiles("committed_", committed),
                 "probes_over_1s": sum(1 for x in samples if x > 1.0),
+                "slow_probes": {i: round(x, 3) for i, x in enumerate(samples) if x > 0.5},  # which: warm-up or steady
                 "published_per_s": round(published / load_s),
                 "worker": worker_stats(before, after, elapsed),
                 "cpu_us_per_event": {k: round((cpu1[k] - cpu0[k]) * 1e6 / max(1.0, after.get("consumed", 0)
