@@ -51,9 +51,9 @@ def test_offsets_states_and_versions_come_back_as_stored(redis_url: str) -> None
 def test_each_part_alone_and_nothing_at_all(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     r.hset(f"{PREFIX}offsets", "t:5", 12)
-    r.hset(f"{PREFIX}st:call:c", mapping={"v": 2, "s": "[]"})
+    r.hset(f"{PREFIX}st:call:c", mapping={"v": 2, "s": "{}"})
     assert _load(redis_url, ["t:5"], [], [])[0] == StoreLoad({"t:5": 12}, {}, {})
-    assert _load(redis_url, [], [f"{PREFIX}st:call:c"], [])[0] == StoreLoad({}, {f"{PREFIX}st:call:c": (2, [])}, {})
+    assert _load(redis_url, [], [f"{PREFIX}st:call:c"], [])[0] == StoreLoad({}, {f"{PREFIX}st:call:c": (2, {})}, {})
     assert _load(redis_url, [], [], [f"{PREFIX}st:call:c"])[0] == StoreLoad({}, {}, {f"{PREFIX}st:call:c": 2})
     assert _load(redis_url, [], [], []) == (StoreLoad({}, {}, {}), 0)  # no round trip at all
 
