@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,14 +46,22 @@ def machine() -> str:
 
 
 def stop_all(procs: list[subprocess.Popen], timeout: float) -> None:
-    """Terminate the processes, and kill those still running `timeout` seconds later."""
+    """Terminate the processes, and kill those still running `timeout` seconds later, with
+    their process group (`spawn` starts each in its own: a worker's pipeline process too).
+    Before the broker and Redis stop: a worker stopped after them waits for ever for the acks
+    of its batches in flight, and leaked workers spinning on a dead broker loaded every later
+    benchmark of the sitting (seen 2026-12-03: fifteen of them, load average 4)."""
     for p in procs:
         p.terminate()
     for p in procs:
         try:
             p.wait(timeout)
         except subprocess.TimeoutExpired:
-            p.kill()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
 
 
 def produce(bootstrap: str, values: list[tuple[bytes | None, bytes]]) -> None:
@@ -398,13 +407,18 @@ def latency(args: argparse.Namespace) -> dict:
             time.sleep(0.2)
         elapsed = time.monotonic() - started
         after, cpu1 = pipeline_counters(r), cpu_of(measured)
+        backlog = unapplied(infra.bootstrap, r)
         out, _ = generator.communicate("", timeout=120)
         published, load_s = (float(x) for x in out.split())
         return {"rate_events_per_s": args.rate, "agents": args.agents, "probes": len(samples),
                 **quantiles("", samples), **quantiles("committed_", committed),
                 "probes_over_1s": sum(1 for x in samples if x > 1.0),
                 "slow_probes": {i: round(x, 3) for i, x in enumerate(samples) if x > 0.5},  # which: warm-up or steady
-                "published_per_s": round(published / load_s),
+                "published_per_s": round(published / load_s),  # produce() calls: queued, not yet delivered
+                "unapplied_at_end": backlog,  # in the broker, not yet in Redis: the worker behind
+                # the load must outlast the probes (else the last probes meet an idle worker, and
+                # events_per_s is the stream's size over a longer window): raise --hours if not
+                "load_s": round(load_s, 1), "probing_s": round(elapsed + 2, 1),
                 "worker": worker_stats(before, after, elapsed),
                 "cpu_us_per_event": {k: round((cpu1[k] - cpu0[k]) * 1e6 / max(1.0, after.get("consumed", 0)
                                                                          - before.get("consumed", 0)), 1)
@@ -413,9 +427,22 @@ def latency(args: argparse.Namespace) -> dict:
                 "load_before": [round(x, 2) for x in load_before],
                 "load_after": [round(x, 2) for x in os.getloadavg()]}
     finally:
-        for p in procs:
-            p.terminate()
+        stop_all(procs, 15)
         infra.stop()
+
+
+def unapplied(bootstrap: str, r: redis.Redis) -> int:
+    """Records the broker holds beyond Redis's applied offsets, over every partition."""
+    from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or ())]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+    applied: dict[bytes, bytes] = r.hgetall("ck:offsets")  # type: ignore[assignment]
+    return sum(max(0, ends[tp] - 1 - int(applied.get(f"{TOPIC}:{tp.partition}".encode(), -1)))
+               for tp in tps)
 
 
 def quantiles(prefix: str, samples: list[float]) -> dict[str, float]:
