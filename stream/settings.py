@@ -45,6 +45,10 @@ class Settings:
     agent_state_hours: float = 6.0
     state_cache_mb: float = 64.0  # committed entity states kept in the pipeline process
     batch_max: int = 5000  # most records per fetch, and so per batch (processing/fetch.py); BENCHMARKS.md
+    batch_hold_ms: int = 0
+    """How long a batch smaller than `batch_max` waits for the fetches after it (0: it goes
+    at once). Live traffic then commits fewer, larger batches, which cost Redis and the
+    pipeline far less per event, for at most this much more latency (processing/fetch.py)."""
     session_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline

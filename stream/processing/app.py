@@ -87,6 +87,9 @@ class LeanApp(faust.App):
     pipeline keeps its own counters in Redis), on every message."""
 
     batch_sinks: dict[str, BatchSink]
+    batch_hold_ms: int = 0
+    batch_max: int = 0
+    """(`Settings.batch_hold_ms`, `batch_max`: read by `fetch.BatchConsumer`'s hold.)"""
 
     def on_init_dependencies(self) -> Any:
         deps = super().on_init_dependencies()
@@ -116,6 +119,7 @@ def create_app(settings: Settings, thresholds: Thresholds) -> faust.App:
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,
     )
+    app.batch_hold_ms, app.batch_max = settings.batch_hold_ms, settings.batch_max
     source = app.topic(settings.input_topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)

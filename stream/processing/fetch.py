@@ -10,11 +10,19 @@ This consumer keeps everything else Faust does: the consumer group, partition as
 rebalancing and its flow control, message tracking, acks and offset commits. Only the
 per-message hand-off changes, for topics that have a batch sink: the whole fetch goes to one
 coroutine, once. Other topics take Faust's usual path.
+
+A fetch returns as soon as the broker has anything, so light traffic makes many small batches,
+and a batch's Redis commit costs mostly per field and per key, not per event. With a hold
+(`Settings.batch_hold_ms`) the fetches of a sink's topic are gathered until the oldest has
+waited that long or they reach `batch_max` records, then handed over as one. Gathered messages
+are tracked but not acked, like any uncommitted batch: a crash or a rebalance meanwhile only
+means they are read again, and the commit's offset guard skips what was applied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,6 +43,54 @@ FETCH_MAX_WAIT_MS = 100
 more fetch requests when traffic is light, and fresher batches always."""
 
 
+class Gathered:
+    """The messages of sink topics fetched but not yet handed over (the hold, above)."""
+
+    def __init__(self, hold_s: float, most: int) -> None:
+        self.hold_s = hold_s
+        self.most = most
+        self.pending: dict[str, list[Message]] = {}
+        self.since: dict[str, float] = {}
+        """Per topic with messages pending, when the oldest was fetched (monotonic seconds)."""
+
+    def wait_s(self, now: float, idle_s: float) -> float:
+        """How long the next fetch may wait: no longer than the oldest pending message may."""
+        if not self.since:
+            return idle_s
+        return max(0.0, min(idle_s, min(self.since.values()) + self.hold_s - now))
+
+    def due(self, fetched: dict[str, list[Message]], now: float) -> list[tuple[str, list[Message]]]:
+        """What to hand over now, per topic in fetch order: with no hold, this fetch. Else a
+        topic's messages once the oldest has waited `hold_s` or they reach `most`, and those
+        this fetch would take past `most` before it (the fetch then starts the next batch)."""
+        if self.hold_s <= 0:
+            return list(fetched.items())
+        out: list[tuple[str, list[Message]]] = []
+        pending, since = self.pending, self.since
+        for topic, messages in fetched.items():
+            held = pending.get(topic)
+            if held and len(held) + len(messages) > self.most:
+                out.append((topic, pending.pop(topic)))
+                held = None
+            if held:
+                held.extend(messages)
+            else:
+                pending[topic], since[topic] = list(messages), now
+        for topic in list(pending):
+            if now - since[topic] >= self.hold_s or len(pending[topic]) >= self.most:
+                del since[topic]
+                out.append((topic, pending.pop(topic)))
+        return out
+
+
+    def take_all(self) -> list[tuple[str, list[Message]]]:
+        """Everything held, to hand over now (the fetch loop is stopping)."""
+        out = list(self.pending.items())
+        self.pending.clear()
+        self.since.clear()
+        return out
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -52,6 +108,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.held = set()
+        self.gather = Gathered(getattr(self.app, "batch_hold_ms", 0) / 1000.0,
+                               getattr(self.app, "batch_max", 0))
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -59,6 +117,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def hold(self, tp: Any) -> None:
         self.held.add(tp)
         self.pause_partitions([tp])
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        """What the hold keeps goes out first. Faust then waits until every tracked message is
+        acked (`wait_empty`), and the fetch loop cannot hand anything over meanwhile: its next
+        fetch waits behind this callback in the consumer thread."""
+        sinks = self._sinks()
+        for topic, messages in self.gather.take_all():
+            await sinks[topic](messages)
+        await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the worker's own (`AfterSeek`)."""
@@ -82,10 +149,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         track = self.track_message
         sinks = self._sinks()
         held = self.held
+        gather = self.gather
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                ait = self.getmany(timeout=1.0)
+                ait = self.getmany(timeout=gather.wait_s(time.monotonic(), 1.0))
                 await self.sleep(0)
                 if self.should_stop:
                     continue
@@ -108,8 +176,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
-                for topic, messages in fetched.items():
-                    await self.wait_first(sinks[topic](messages), self.suspend_flow.wait())
+                for topic, messages in gather.due(fetched, time.monotonic()):
+                    # Not cancelled when the flow is suspended (as Faust's per-message
+                    # callbacks are): these messages are tracked, and a rebalance waits for
+                    # their acks (`wait_empty`), which only their committed batch gives.
+                    await sinks[topic](messages)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -126,6 +197,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+            # held messages are tracked too: they go out as the batch they would have become
+            for topic, messages in gather.take_all():
+                await sinks[topic](messages)
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -120,12 +120,14 @@ def test_sigkill_mid_stream_keeps_every_total_exact(tmp_path: Path) -> None:
 
 
 
-def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hold_ms", [0, 400], ids=["no-hold", "batch-hold"])
+def test_two_workers_and_a_rebalance_keep_totals_exact(tmp_path: Path, hold_ms: int) -> None:
     """Two workers split the partitions; one dies mid-stream and the other takes over. The
     events of one call are deliberately spread over partitions (random keys): the entity
-    version check must keep concurrent updates of one call exact."""
+    version check must keep concurrent updates of one call exact. With a batch hold, the
+    rebalance also finds fetched messages gathered and not yet handed over (`fetch.Gathered`)."""
     events = stream(3000, seed=11)
-    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300"})
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "300", "CALLKPI_BATCH_HOLD_MS": str(hold_ms)})
     try:
         keys = [str(random.Random(i).random()).encode() for i in range(len(events))]
         first, second = svc.start_worker(), svc.start_worker()
@@ -197,5 +199,35 @@ def test_dropped_redis_connections_are_retried_without_double_counting(tmp_path:
         assert svc.pipeline_counter("consumed") == len(events)
         assert svc.pipeline_counter("redis_errors") > 0
         assert_exact(svc, events)
+    finally:
+        svc.stop()
+
+
+def test_a_rebalance_while_a_batch_is_held_neither_stalls_nor_loses(tmp_path: Path) -> None:
+    """With a batch hold, a rebalance finds fetched messages gathered and not handed over. Faust
+    waits for every tracked message to be acked before it gives partitions up (`wait_empty`):
+    held messages must go out as a batch when the fetch loop stops, or the rebalance waits for
+    ever (until the group's rebalance timeout throws the worker out, a minute of no progress)."""
+    events = stream(2000, seed=5)
+    hold_ms = 8000  # longer than the gap between chunks: the first worker always holds some
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_HOLD_MS": str(hold_ms)})
+    try:
+        svc.start_worker()
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        wait_until(lambda: "worker-1" in r.hgetall("ck:workers"), 60, svc.logs)
+        time.sleep(4)  # in the group
+        chunks = [events[i:i + 80] for i in range(0, len(events), 80)]
+        for i, chunk in enumerate(chunks):
+            svc.publish(jsonl(chunk))
+            if i == 4:
+                svc.start_worker()  # joins while the first worker holds the chunks before
+            time.sleep(0.5)
+        # Published over ~15 s; a worker holds a batch 8 s at most. A stalled rebalance waits
+        # for acks that never come: nothing moves for a minute or more.
+        svc.wait_consumed(len(events), timeout=45)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert_exact(svc, events)
+        assert all(w.proc.poll() is None for w in svc.workers)
     finally:
         svc.stop()
