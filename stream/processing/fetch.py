@@ -82,7 +82,6 @@ class Gathered:
                 out.append((topic, pending.pop(topic)))
         return out
 
-
     def take_all(self) -> list[tuple[str, list[Message]]]:
         """Everything held, to hand over now (the fetch loop is stopping)."""
         out = list(self.pending.items())
@@ -122,10 +121,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """What the hold keeps goes out first. Faust then waits until every tracked message is
         acked (`wait_empty`), and the fetch loop cannot hand anything over meanwhile: its next
         fetch waits behind this callback in the consumer thread."""
+        await self._hand_over_held()
+        await super().on_partitions_revoked(revoked)
+
+    async def _hand_over_held(self) -> None:
+        """Everything the hold keeps, as the batches it would have become (tracked messages:
+        only their committed batch acks them)."""
         sinks = self._sinks()
         for topic, messages in self.gather.take_all():
             await sinks[topic](messages)
-        await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, then the worker's own (`AfterSeek`)."""
@@ -197,9 +201,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
-            # held messages are tracked too: they go out as the batch they would have become
-            for topic, messages in gather.take_all():
-                await sinks[topic](messages)
+            await self._hand_over_held()
 
 
 class BatchTransport(faust_aiokafka.Transport):
