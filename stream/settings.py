@@ -50,6 +50,9 @@ class Settings:
     at once). Live traffic then commits fewer, larger batches, which cost Redis and the
     pipeline far less per event, for at most this much more latency (processing/fetch.py)."""
     session_timeout_s: float = 10.0
+    stop_timeout_s: float = 30.0
+    """How long a worker's stop waits for its batches in flight to commit before it exits
+    without them (as a crash would: they are redone by the next worker)."""
     commit_interval_s: float = 1.0
     pipeline_process: int = 1  # 1: the batch step runs in a child process (two cores); 0: inline
     worker_id: str = ""

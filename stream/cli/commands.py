@@ -81,10 +81,46 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = dataclasses.replace(settings, timezone=str(timezone_of(settings, config)))
     app = create_app(settings, thresholds_of(config, settings))
     app.conf.callkpi_call_expiry_ms = config.live.call_expiry_seconds * 1000
-    worker = faust.Worker(app, loglevel=args.log_level.lower(), quiet=True,
-                          override_logging=False)
+    worker = bounded_stop(faust.Worker)(app, loglevel=args.log_level.lower(), quiet=True,
+                                         override_logging=False,
+                                         stop_timeout_s=settings.stop_timeout_s)
     worker.execute_from_commandline()
     return 0
+
+
+STOP_TIMED_OUT_EXIT = 75
+"""The worker's exit code when its stop gave up waiting for batches to commit (EX_TEMPFAIL)."""
+
+
+def bounded_stop(worker_class: type) -> type:
+    """A Faust worker whose stop ends within `stop_timeout_s`. A graceful stop waits until every
+    batch in flight is committed and acked, and while Redis does not answer (a partition, a
+    frozen primary) its commit retries for ever. After the timeout the process exits as a crash
+    would: nothing uncommitted was acked, so the next consumer of its partitions redoes those
+    batches exactly (tests/integration/test_crash.py)."""
+    import threading
+
+    class BoundedStopWorker(worker_class):
+        def __init__(self, *args: Any, stop_timeout_s: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.stop_timeout_s = stop_timeout_s
+
+        async def on_stop(self) -> None:
+            timer = threading.Timer(self.stop_timeout_s, _stop_timed_out, (self.stop_timeout_s,))
+            timer.daemon = True
+            timer.start()
+            await super().on_stop()
+
+    return BoundedStopWorker
+
+
+def _stop_timed_out(timeout_s: float) -> None:
+    import os
+
+    log.error("stop timed out after %.0f s: batches still uncommitted (is Redis answering?); "
+              "exiting without them, the next worker of these partitions redoes them", timeout_s)
+    logging.shutdown()
+    os._exit(STOP_TIMED_OUT_EXIT)
 
 
 # -- serve -------------------------------------------------------------------------------------

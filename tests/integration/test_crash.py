@@ -232,3 +232,40 @@ def test_a_rebalance_while_a_batch_is_held_neither_stalls_nor_loses(tmp_path: Pa
         assert all(w.proc.poll() is None for w in svc.workers)
     finally:
         svc.stop()
+
+
+def test_a_stop_while_redis_hangs_is_bounded_and_the_next_worker_is_exact(tmp_path: Path) -> None:
+    """SIGTERM while Redis does not answer (a network partition, a frozen primary) and batches
+    are in flight: a graceful stop would wait for their acks for ever, and only their commit
+    gives those. The worker must give up after `CALLKPI_STOP_TIMEOUT_S` and exit as a crash
+    would (nothing uncommitted was acked), so that the next worker redoes it exactly."""
+    events = stream(3000, seed=11)
+    stop_timeout_s = 5
+    svc = make_service(tmp_path, {"CALLKPI_BATCH_MAX": "200",
+                                  "CALLKPI_STOP_TIMEOUT_S": str(stop_timeout_s)})
+    redis_pid = svc.infra.redis.proc.pid
+    try:
+        worker = svc.start_worker()
+        r = redis.Redis.from_url(svc.infra.redis_url, decode_responses=True)
+        wait_until(lambda: "worker-1" in r.hgetall("ck:workers"), 60, svc.logs)
+        svc.publish(jsonl(events[:1000]))
+        svc.wait_consumed(1000, timeout=120)
+        os.kill(redis_pid, signal.SIGSTOP)  # connections stay open; nothing answers
+        svc.publish(jsonl(events[1000:]))
+        time.sleep(3)  # fetched, handed to the pipeline process, its commit waiting on Redis
+        worker.proc.send_signal(signal.SIGTERM)
+        try:
+            code = worker.proc.wait(stop_timeout_s + 25)
+        except Exception:
+            raise AssertionError(f"the worker did not stop while Redis hung:\n{svc.logs()[-3000:]}") from None
+        assert code != 0, "a stop that gave up on uncommitted batches must not look clean"
+        assert "stop timed out" in svc.logs()
+        os.kill(redis_pid, signal.SIGCONT)
+        svc.start_worker()
+        svc.wait_consumed(len(events), timeout=180)
+        time.sleep(1)
+        assert svc.pipeline_counter("consumed") == len(events)
+        assert_exact(svc, events)
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+        svc.stop()
