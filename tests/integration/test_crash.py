@@ -158,6 +158,15 @@ def assert_exact(svc: Service, events: list[dict]) -> None:
     assert not diff, f"{len(diff)} totals differ, e.g. {list(diff.items())[:10]}"
 
 
+def finish_with_a_new_worker(svc: Service, events: list[dict]) -> None:
+    """Start a worker, let it read the rest of the stream, and check every total."""
+    svc.start_worker()
+    svc.wait_consumed(len(events), timeout=180)
+    time.sleep(1)
+    assert svc.pipeline_counter("consumed") == len(events)
+    assert_exact(svc, events)
+
+
 def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_path: Path) -> None:
     """The batch step runs in a child process: if it dies, the worker must stop (never ack
     what the child did not commit), and the next worker finishes the stream exactly."""
@@ -172,11 +181,7 @@ def test_a_killed_pipeline_process_stops_its_worker_and_a_restart_is_exact(tmp_p
         for kid in kids:
             os.kill(kid, signal.SIGKILL)
         worker.proc.wait(60)
-        svc.start_worker()
-        svc.wait_consumed(len(events), timeout=180)
-        time.sleep(1)
-        assert svc.pipeline_counter("consumed") == len(events)
-        assert_exact(svc, events)
+        finish_with_a_new_worker(svc, events)
     finally:
         svc.stop()
 
@@ -261,11 +266,7 @@ def test_a_stop_while_redis_hangs_is_bounded_and_the_next_worker_is_exact(tmp_pa
         assert code != 0, "a stop that gave up on uncommitted batches must not look clean"
         assert "stop timed out" in svc.logs()
         os.kill(redis_pid, signal.SIGCONT)
-        svc.start_worker()
-        svc.wait_consumed(len(events), timeout=180)
-        time.sleep(1)
-        assert svc.pipeline_counter("consumed") == len(events)
-        assert_exact(svc, events)
+        finish_with_a_new_worker(svc, events)
     finally:
         os.kill(redis_pid, signal.SIGCONT)
         svc.stop()
