@@ -7,7 +7,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -98,8 +100,6 @@ def bounded_stop(worker_class: type) -> type:
     frozen primary) its commit retries for ever. After the timeout the process exits as a crash
     would: nothing uncommitted was acked, so the next consumer of its partitions redoes those
     batches exactly (tests/integration/test_crash.py)."""
-    import threading
-
     class BoundedStopWorker(worker_class):
         def __init__(self, *args: Any, stop_timeout_s: float, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -115,8 +115,6 @@ def bounded_stop(worker_class: type) -> type:
 
 
 def _stop_timed_out(timeout_s: float) -> None:
-    import os
-
     log.error("stop timed out after %.0f s: batches still uncommitted (is Redis answering?); "
               "exiting without them, the next worker of these partitions redoes them", timeout_s)
     logging.shutdown()
