@@ -6,9 +6,10 @@ TOML file named by `CALLKPI_CONFIG`; this module holds only what a process needs
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -21,6 +22,49 @@ DEFAULT_HTTP_PORT = 8077
 OFFSET_AHEAD_POLICIES = ("pause", "reset")
 
 _EXPECTED = {int: "an integer", float: "a number", str: "a string"}
+
+
+class Range(NamedTuple):
+    """The values a numeric setting may take: `low` (excluded when `above`) up to `high`."""
+
+    low: float
+    high: float = math.inf
+    above: bool = False
+
+    def expected(self, kind: type) -> str:
+        if (self.low, self.high) == (0, 1) and kind is int:
+            return "0 or 1"
+        what = "an integer" if kind is int else "a number"
+        low = f"{self.low:g}"
+        if self.high != math.inf:
+            return f"{what} from {low} to {self.high:g}"
+        return f"{what} above {low}" if self.above else f"{what} of at least {low}"
+
+    def holds(self, value: float) -> bool:
+        # NaN fails every comparison, and infinity is no duration
+        return math.isfinite(value) and (value > self.low if self.above else value >= self.low) \
+            and value <= self.high
+
+
+_POSITIVE = Range(0, above=True)
+RANGES: dict[str, Range] = {
+    "partitions": Range(1), "http_port": Range(1, 65535),
+    "state_horizon_hours": _POSITIVE, "agent_state_hours": _POSITIVE, "state_cache_mb": Range(0),
+    "batch_max": Range(1), "batch_hold_ms": Range(0),
+    "session_timeout_s": _POSITIVE, "stop_timeout_s": _POSITIVE, "commit_interval_s": _POSITIVE,
+    "pipeline_process": Range(0, 1), "allow_redis_eviction": Range(0, 1),
+}
+"""A value out of its range would stall or break a process far from where it was set (a stop
+timeout of 0 ends every stop at once, a NaN one never does; a batch of 0 records reads nothing):
+refused where it is read, naming the variable."""
+
+
+def _out_of_range(name: str, value: object) -> str | None:
+    """What the setting expects, when `value` is outside its range (None: it is inside)."""
+    bounds = RANGES.get(name)
+    if bounds is None or not isinstance(value, (int, float)) or bounds.holds(value):
+        return None
+    return bounds.expected(int if isinstance(value, int) else float)
 
 
 class SettingsError(ValueError):
@@ -66,6 +110,10 @@ class Settings:
     double count; only for a throw-away Redis)."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            expected = _out_of_range(f.name, getattr(self, f.name))
+            if expected:
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={getattr(self, f.name)!r}: expected {expected}")
         if self.offset_ahead_policy not in OFFSET_AHEAD_POLICIES:
             raise SettingsError(f"{PREFIX}OFFSET_AHEAD_POLICY={self.offset_ahead_policy!r}: expected "
                              f"one of {', '.join(OFFSET_AHEAD_POLICIES)}")
@@ -92,5 +140,8 @@ class Settings:
                 values[f.name] = kind(raw)
             except ValueError:
                 raise SettingsError(f"{PREFIX}{f.name.upper()}={raw!r}: expected {_EXPECTED[kind]}") from None
+            expected = _out_of_range(f.name, values[f.name])
+            if expected:
+                raise SettingsError(f"{PREFIX}{f.name.upper()}={raw!r}: expected {expected}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
