@@ -81,6 +81,27 @@ def capture(args: argparse.Namespace) -> None:
     print(f"{len(messages):,} events, {len(commits)} commits → {args.out}")
 
 
+def store_digest(r: redis.Redis) -> str:
+    """A hash of everything the replay left in Redis (keys, types, contents, whether each
+    expires): two encodings of the same commits must leave the same digest."""
+    import hashlib
+    h = hashlib.sha256()
+    for key in sorted(r.scan_iter(count=10_000)):
+        kind = r.type(key).decode()
+        if kind == "hash":
+            value: object = sorted(r.hgetall(key).items())
+        elif kind == "string":
+            value = r.get(key)
+        elif kind == "zset":
+            value = r.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            value = sorted(r.smembers(key))
+        else:
+            value = kind
+        h.update(repr((key, kind, value, r.pttl(key) > 0)).encode())
+    return h.hexdigest()[:16]
+
+
 def replay(args: argparse.Namespace) -> None:
     from stream.cli.embedded import free_port, start_redis
     from stream.store import commit as commit_module
@@ -109,6 +130,7 @@ def replay(args: argparse.Namespace) -> None:
                     raise SystemExit(f"commit answered {result!r}")
             rounds.append((cpu_s(server.proc.pid) - cpu0) / n * 1e6)
             mem = r.info("memory")["used_memory"]
+            digest = store_digest(r)
             stats = r.info("commandstats")
         finally:
             server.stop()
@@ -116,7 +138,7 @@ def replay(args: argparse.Namespace) -> None:
            "events": n, "commits": len(encoded),
            "rounds_us_per_event": [round(x, 1) for x in rounds], "min_us_per_event": round(min(rounds), 1),
            "payload_bytes_per_event": round(payload / n), "args_bytes_per_event": round(total / n),
-           "redis_used_mb": round(mem / 2**20, 1),
+           "redis_used_mb": round(mem / 2**20, 1), "store_digest": digest,
            "calls_per_event": {k.removeprefix("cmdstat_"): round(v["calls"] / n, 3)
                                for k, v in sorted(stats.items(), key=lambda kv: -kv[1]["calls"])}, "load": os.getloadavg()[0],
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
