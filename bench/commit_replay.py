@@ -11,7 +11,8 @@ batches with a checkout's `stream.store.commit` (`--repo`, default this tree: e.
 fresh redis-server, loads that checkout's commit.lua and `EVALSHA`s every commit in order
 (the same order from an empty store gives the same versions and offsets, so every commit must
 answer ok). Redis's CPU (user + system from /proc) over the EVALSHAs only, per event of the
-captured run; the encoding happens before the clock starts. `rollup` replays once, then times
+captured run; the encoding happens before the clock starts and is timed on its own (this
+process's CPU, `encode_us_per_event`: the pipeline process's share of a commit). `rollup` replays once, then times
 what a roll-up of hours would cost (docs/scaling.md, "Fewer counter fields per batch"): every
 minute hash left summed once per counter into three hashes (as into `h:`, `d:` and `t:`).
 """
@@ -87,7 +88,8 @@ def store_digest(r: redis.Redis) -> str:
     import hashlib
     h = hashlib.sha256()
     for key in sorted(r.scan_iter(count=10_000)):
-        kind = r.type(key).decode()
+        raw = r.type(key)
+        kind = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "hash":
             value: object = sorted(r.hgetall(key).items())
         elif kind == "string":
@@ -109,7 +111,10 @@ def replay(args: argparse.Namespace) -> None:
 
     cap = pickle.loads(Path(args.capture).read_bytes())
     layout = Layout(cap["prefix"])
-    encoded = [commit_module.encode(pickle.loads(b), layout, now) for now, b in cap["commits"]]
+    batches = [(now, pickle.loads(b)) for now, b in cap["commits"]]
+    encode_cpu = time.process_time()
+    encoded = [commit_module.encode(batch, layout, now) for now, batch in batches]
+    encode_cpu = time.process_time() - encode_cpu
     n = cap["events"]
     payload = sum(len(a[0]) for a in encoded)
     total = sum(sum(len(x) for x in a) for a in encoded)
@@ -137,6 +142,7 @@ def replay(args: argparse.Namespace) -> None:
     out = {"repo": str(REPO), "capture": args.capture, "sim": cap["sim"], "batch": cap["batch"],
            "events": n, "commits": len(encoded),
            "rounds_us_per_event": [round(x, 1) for x in rounds], "min_us_per_event": round(min(rounds), 1),
+           "encode_us_per_event": round(encode_cpu / n * 1e6, 1),
            "payload_bytes_per_event": round(payload / n), "args_bytes_per_event": round(total / n),
            "redis_used_mb": round(mem / 2**20, 1), "store_digest": digest,
            "calls_per_event": {k.removeprefix("cmdstat_"): round(v["calls"] / n, 3)
