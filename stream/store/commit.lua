@@ -116,38 +116,54 @@ local function whole(ms, key)
 end
 
 -- Team moves: an agent's stored history leaves its old team for its new one.
--- b.moves = {{agent_key, old_team_key or false, new_team_key[, month index key, team id,
--- index expiry]}, ...}: a day hash moved also puts the new team in that month's index.
+-- b.moves = {{agent scope, old team scope or false, new team scope, new team id}, ...}
+-- b.history = {{before, after, month index key or false, its expiry or false[, mark before,
+-- mark after, mark expiry]}, ...}: every bucket that may hold an agent's history, a scope's key
+-- `before .. scope .. after`; a moved day indexes the new team in its month, a moved minute
+-- hash (its minutes unknown) raises both teams' newest-minute mark of the hour to 59.
+local function max_args(list, from, to)  -- unpack is bounded by Lua's C stack (8000)
+  return unpack(list, from, math.min(to, #list))
+end
 local ttls = {}
 local indexed = {}
--- An agent's history spans ~500 bucket keys, most of them absent (a new agent has none): one
+local raised = {}
+-- An agent's history spans ~490 bucket keys, most of them absent (a new agent has none): one
 -- EXISTS per run of keys skips a run with none, instead of a TYPE and an HGETALL per key (a
 -- missing key moves nothing, so skipping it changes nothing).
 local MOVE_RUN = 500
-local absent = {}
-for i = 1, #b.moves, MOVE_RUN do
+for _, m in ipairs(b.moves) do
   local keys = {}
-  for j = i, math.min(i + MOVE_RUN - 1, #b.moves) do keys[#keys + 1] = b.moves[j][1] end
-  if redis.call('EXISTS', unpack(keys)) == 0 then absent[i] = true end
-end
-for i, m in ipairs(b.moves) do
-  if not absent[i - (i - 1) % MOVE_RUN] and of_type(m[1], 'hash') then
-    local flat = redis.call('HGETALL', m[1])
-    if #flat > 0 then
-      for i = 1, #flat, 2 do
-        local n = tonumber(flat[i + 1])
-        if n == nil then
-          problem = problem or {'invalid', 'field is not a number', m[1], flat[i]}
-        else
-          if m[2] then add(m[2], flat[i], -n, false) end
-          add(m[3], flat[i], flat[i + 1], false)
+  for j, h in ipairs(b.history) do keys[j] = h[1] .. m[1] .. h[2] end
+  for run = 1, #keys, MOVE_RUN do
+    if redis.call('EXISTS', max_args(keys, run, run + MOVE_RUN - 1)) > 0 then
+      for j = run, math.min(run + MOVE_RUN - 1, #keys) do
+        local h = b.history[j]
+        if of_type(keys[j], 'hash') then
+          local flat = redis.call('HGETALL', keys[j])
+          if #flat > 0 then
+            local old_key, new_key = m[2] and (h[1] .. m[2] .. h[2]), h[1] .. m[3] .. h[2]
+            for i = 1, #flat, 2 do
+              local n = tonumber(flat[i + 1])
+              if n == nil then
+                problem = problem or {'invalid', 'field is not a number', keys[j], flat[i]}
+              else
+                if old_key then add(old_key, flat[i], -n, false) end
+                add(new_key, flat[i], flat[i + 1], false)
+              end
+            end
+            local ttl = redis.call('PTTL', keys[j])
+            if ttl > 0 then ttls[#ttls + 1] = {new_key, ttl} end
+            if h[3] and of_type(h[3], 'set') then
+              whole(h[4], h[3])
+              indexed[#indexed + 1] = {h[3], m[4], h[4]}
+            end
+            if h[5] then
+              for _, team in ipairs(m[2] and {m[2], m[3]} or {m[3]}) do
+                raised[#raised + 1] = {h[5] .. team .. h[6], 59, h[7], h[1] .. team .. h[2]}
+              end
+            end
+          end
         end
-      end
-      local ttl = redis.call('PTTL', m[1])
-      if ttl > 0 then ttls[#ttls + 1] = {m[3], ttl} end
-      if m[4] and of_type(m[4], 'set') then
-        whole(m[6], m[4])
-        indexed[#indexed + 1] = {m[4], m[5], m[6]}
       end
     end
   end
@@ -164,9 +180,6 @@ end
 local find, format = string.find, string.format
 local INT = '^-?[1-9]%d*$'  -- what HINCRBY takes (besides '0'): no sign, blanks, leading zeros
 local counter_writes = {}
-local function max_args(list, from, to)  -- unpack is bounded by Lua's C stack (8000)
-  return unpack(list, from, math.min(to, #list))
-end
 for _, x in ipairs(b.incr) do
   local key, ints, floats = x[1], x[2], x[3]
   local fields = {}
@@ -253,7 +266,9 @@ end
 -- readers that take the hour field for a prefix of the hour. Only raised; a minute hash that
 -- exists without one was written before them, so its hour's newest minute is unknown: 59.
 local newest = {}
-for _, x in ipairs(b.newest or {}) do
+local marks = b.newest or {}
+for _, x in ipairs(raised) do marks[#marks + 1] = x end  -- last: 59, the largest, is written last
+for _, x in ipairs(marks) do
   local cur = redis.pcall('GET', x[1])
   if type(cur) == 'table' and cur.err then
     problem = problem or {'invalid', 'key holds a ' .. redis.call('TYPE', x[1])['ok'] .. ', not a string', x[1], ''}

@@ -18,8 +18,8 @@ from stream.store.layout import (
     SCOPE_KINDS,
     Layout,
     PartitionProgress,
-    agent_history_suffixes,
     day_key_expiry,
+    history_buckets,
     hour_key_expiry,
     minute_key_expiry,
     month_index_expiry,
@@ -284,12 +284,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
         _add(index(f"{P}t:{scope}", ""), sums)
     for scope, back in retracted.items():
         _add(index(f"{P}t:{scope}", "retracted"), back)
-    moves = team_move_keys(batch.team_moves, layout, now_ms)
-    for _, old, new in batch.team_moves:  # a moved minute hash: any minute may have changed
-        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
-            if kind == "m" and minute_key_expiry(int(bucket)) > now_ms:
-                for team in (old, new) if old else (new,):
-                    note_newest_minute(newest, layout, f"team:{team}", int(bucket), 59)
+    moves, history = team_move_plan(batch.team_moves, layout, now_ms)
     # the agent's history moves out of the old team and into the new one: both teams' newest
     # minute is raised to the agent's (a bound readers rely on: the commit's clock is not one, an
     # event may be stamped ahead of it); when the agent has none, the clock (it has no data, or a
@@ -310,6 +305,7 @@ def encode(batch: CommitBatch, layout: Layout, now_ms: int) -> list[str | bytes]
                      for i, e in enumerate(batch.entities)],
         "teams": [[k, t] for k, t in batch.agent_teams.items()],
         "moves": moves,
+        "history": history,
         "incr": incr,
         "promote": promote,
         "promote_at": PROMOTE_AT,
@@ -358,21 +354,21 @@ def note_newest_minute(newest: dict[str, list[Any]], layout: Layout, scope: str,
         mark[1] = index
 
 
-def team_move_keys(moves: list[TeamMove], layout: Layout,
-                   now_ms: int) -> list[list[Any]]:
-    """(agent key, old team key or False, new team key[, new team's month index, team id]) for
-    every bucket of agent history: a day hash moved also puts the new team in that month's
-    index (for breakdowns by team)."""
-    out: list[list[Any]] = []
-    for agent, old, new in moves:
-        for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
-            agent_key, old_key, new_key = (f"{layout.prefix}{kind}:{scope}:{bucket}"
-                                           for scope in (f"agent:{agent}", f"team:{old}", f"team:{new}"))
-            move: list[Any] = [agent_key, old_key if old else False, new_key]
-            if kind == "d":  # bucket: the local date; the index is per local month
-                move += [layout.month_index_key("team", bucket[:7]), new,
-                         month_index_expiry(bucket[:7], layout.tz)]
-            out.append(move)
-        tk = layout.total_key
-        out.append([tk(f"agent:{agent}"), tk(f"team:{old}") if old else False, tk(f"team:{new}")])
-    return out
+def team_move_plan(moves: list[TeamMove], layout: Layout,
+                   now_ms: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The team moves as (agent scope, old team scope or False, new team scope, new team id),
+    and once for them all the buckets an agent's history may hold (commit.lua makes each
+    scope's key from a bucket's `before` and `after`): [before, after, for a day bucket the
+    new team's month index and its expiry (else False, False), for a minute bucket not yet
+    expired its newest-minute mark's before, after and expiry, which the script raises to 59
+    in both teams where the agent's minute hash moved]. Nothing when there is no move."""
+    if not moves:
+        return [], []
+    history: list[list[Any]] = []
+    for b in history_buckets(layout, now_ms):
+        entry: list[Any] = [b.before, b.after, *(b.month_index or (False, False))]
+        if b.mark is not None and b.mark[2] > now_ms:
+            entry += b.mark
+        history.append(entry)
+    return [[f"agent:{agent}", f"team:{old}" if old else False, f"team:{new}", new]
+            for agent, old, new in moves], history

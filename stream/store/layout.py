@@ -216,3 +216,53 @@ def agent_history_suffixes(now_ms: int, tz: ZoneInfo = UTC) -> list[tuple[str, s
     out += [("h", str(d)) for d in range(floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS),
                                          now_ms + DAY_MS, DAY_MS)]
     return out
+
+
+class HistoryBucket(NamedTuple):
+    """One bucket that may hold an agent's history: its key is `before + scope + after`, so a
+    team move names the buckets once per commit and the script makes each scope's keys."""
+
+    before: str
+    after: str
+    month_index: tuple[str, int] | None
+    """A day bucket's month index of teams and its expiry (a moved day indexes its new team)."""
+    mark: tuple[str, str, int] | None
+    """A minute bucket's newest-minute mark (`before`, `after`) and the hash's expiry."""
+
+
+def history_buckets(layout: Layout, now_ms: int) -> tuple[HistoryBucket, ...]:
+    """`agent_history_suffixes` as key templates of `layout` (the totals last). ~490 buckets,
+    kept per set of bounds (they move once an hour, and at local midnight for the days): making
+    them per team move was a third of a commit's encoding at a floor's shift start."""
+    tz = layout.tz
+    return _history_buckets(
+        layout, local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), local_date(now_ms, tz),
+        floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS), floor_to(now_ms + 2 * HOUR_MS - 1, HOUR_MS),
+        floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS), floor_to(now_ms + DAY_MS - 1, DAY_MS))
+
+
+@lru_cache(maxsize=8)
+def _history_buckets(layout: Layout, first_day: date, today: date, first_hour: int, last_hour: int,
+                     first_day_ms: int, last_day_ms: int) -> tuple[HistoryBucket, ...]:
+    def template(key: str) -> tuple[str, str]:
+        before, _, after = key.partition(_SCOPE)
+        return before, after
+
+    out = []
+    d = first_day
+    while d <= today + timedelta(days=1):
+        month = d.isoformat()[:7]
+        out.append(HistoryBucket(*template(layout.day_key(_SCOPE, d.isoformat())),
+                                 (layout.month_index_key("team", month), month_index_expiry(month, layout.tz)),
+                                 None))
+        d += timedelta(days=1)
+    out += [HistoryBucket(*template(layout.minute_key(_SCOPE, h)), None,
+                          (*template(layout.newest_minute_key(_SCOPE, h)), minute_key_expiry(h)))
+            for h in range(first_hour, last_hour + 1, HOUR_MS)]
+    out += [HistoryBucket(*template(layout.hour_key(_SCOPE, day)), None, None)
+            for day in range(first_day_ms, last_day_ms + 1, DAY_MS)]
+    out.append(HistoryBucket(*template(layout.total_key(_SCOPE)), None, None))
+    return tuple(out)
+
+
+_SCOPE = "\x00"  # marks where the scope goes in a key made by `layout` (no prefix holds it)

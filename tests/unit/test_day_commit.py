@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from stream.kpi.windows import DAY_MS
 from stream.state.batch import TeamMove
 from stream.store.commit import CommitBatch, encode
-from stream.store.layout import Layout
+from stream.store.layout import Layout, agent_history_suffixes, day_key_expiry, history_buckets
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = int(datetime.fromisoformat("2026-12-01T10:00:00+01:00").timestamp() * 1000)
@@ -44,6 +44,33 @@ def test_an_imported_old_event_writes_only_its_day_bucket() -> None:
 
 def test_a_team_move_moves_the_day_buckets_and_indexes_the_new_team() -> None:
     p = payload(CommitBatch(team_moves=[TeamMove("a1", "t1", "t2")]))
-    days = [m for m in p["moves"] if ":d:" in m[0]]
+    assert p["moves"] == [["agent:a1", "team:t1", "team:t2", "t2"]]
+    days = [h for h in p["history"] if h[0] == "ck:d:"]
     assert len(days) >= 400
-    assert days[-2][0] == "ck:d:agent:a1:2026-12-01" and days[-2][3:5] == ["ck:ix:team:2026-12", "t2"]
+    assert days[-2][:4] == ["ck:d:", ":2026-12-01", "ck:ix:team:2026-12", days[-2][3]]
+    assert days[-2][3] == day_key_expiry("2026-12-31", BERLIN)  # the month index lives as its last day
+    assert p["history"][-1] == ["ck:t:", "", False, False]  # the totals
+    minutes = [h for h in p["history"] if h[0] == "ck:m:"]
+    assert len(minutes) == 51  # 49 h back, this hour and the next (an event stamped ahead)
+    assert len(minutes[0]) == 4  # expired right now (NOW is on the hour): no mark to raise
+    assert all(h[4:6] == ["ck:mx:", h[1]] and h[6] > NOW for h in minutes[1:])
+
+
+def test_no_move_names_no_bucket() -> None:
+    p = payload(CommitBatch(counters={("agent:a1", NOW - NOW % 60_000): {"dialed": 1}}))
+    assert p["moves"] == [] and p["history"] == []
+
+
+def test_the_kept_bucket_templates_are_the_agents_history_at_every_clock() -> None:
+    """`history_buckets` is kept per set of bounds: at clocks on and around hour and local-day
+    boundaries (a zone half an hour off UTC, across a DST change) it names what
+    `agent_history_suffixes` does at that very clock."""
+    for tz in (BERLIN, ZoneInfo("Asia/Kolkata"), ZoneInfo("UTC")):
+        layout = Layout("ck:", tz)
+        # Kolkata's midnight 18:30, Berlin's 22:00 (summer time), UTC's, Berlin's DST end 01:00
+        start = int(datetime.fromisoformat("2026-10-24T17:00:00+00:00").timestamp() * 1000)
+        for step in range(0, 10 * 4):
+            for clock in (start + step * 900_000 + d for d in (-1, 0, 1)):
+                want = [layout.key(f"{kind}:agent:a1:{bucket}") for kind, bucket in agent_history_suffixes(clock, tz)]
+                got = [b.before + "agent:a1" + b.after for b in history_buckets(layout, clock)]
+                assert got[:-1] == want and got[-1] == "ck:t:agent:a1", (tz, clock)
