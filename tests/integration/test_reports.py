@@ -198,11 +198,17 @@ def test_a_restricted_token_sees_only_its_scopes(fed: tuple[Fed, Path]) -> None:
 def test_an_old_period_is_answered_with_what_is_kept(fed: tuple[Fed, Path]) -> None:
     """Hour buckets are kept 35 days, day buckets 400: a month two months back has its KPIs and a
     daily trend but no hourly profile, and says so; a year back, no previous month either."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta
+
+    from stream.kpi.windows import DAY_READABLE_MS
+    from tests.reports_data import ZONE
 
     f, _ = fed
     two_months = (f.yesterday - timedelta(days=60)).isoformat()
-    year = (f.yesterday - timedelta(days=390)).isoformat()
+    # the oldest month still wholly kept: its start after the day buckets' cutoff, its previous
+    # month's before (a fixed "390 days back" fell out of the retention early in a month)
+    cutoff = datetime.fromtimestamp((f.now_ms - DAY_READABLE_MS) / 1000, ZONE).date()
+    year = (cutoff.replace(day=1) + timedelta(days=32)).replace(day=1).isoformat()
     (s1, old), (s2, older), (s3, md) = fetch(fed, [
         (ADMIN, q("/api/v1/report", period="month", date=two_months)),
         (ADMIN, q("/api/v1/report", period="month", date=year)),
