@@ -235,34 +235,40 @@ def history_buckets(layout: Layout, now_ms: int) -> tuple[HistoryBucket, ...]:
     kept per set of bounds (they move once an hour, and at local midnight for the days): making
     them per team move was a third of a commit's encoding at a floor's shift start."""
     tz = layout.tz
-    return _history_buckets(
-        layout, local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), local_date(now_ms, tz),
-        floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS), floor_to(now_ms + 2 * HOUR_MS - 1, HOUR_MS),
-        floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS), floor_to(now_ms + DAY_MS - 1, DAY_MS))
+    bounds = (layout, local_date(now_ms - DAY_READABLE_MS - 2 * DAY_MS, tz), local_date(now_ms, tz),
+              floor_to(now_ms - MINUTE_RETENTION_MS, HOUR_MS), floor_to(now_ms + 2 * HOUR_MS - 1, HOUR_MS),
+              floor_to(now_ms - HOUR_KEY_TTL_MS, DAY_MS), floor_to(now_ms + DAY_MS - 1, DAY_MS))
+    kept = _HISTORY_BUCKETS.get(bounds)
+    if kept is None:
+        if len(_HISTORY_BUCKETS) >= 8:
+            _HISTORY_BUCKETS.clear()
+        kept = _HISTORY_BUCKETS[bounds] = _templates(layout, now_ms)
+    return kept
 
 
-@lru_cache(maxsize=8)
-def _history_buckets(layout: Layout, first_day: date, today: date, first_hour: int, last_hour: int,
-                     first_day_ms: int, last_day_ms: int) -> tuple[HistoryBucket, ...]:
+def _templates(layout: Layout, now_ms: int) -> tuple[HistoryBucket, ...]:
     def template(key: str) -> tuple[str, str]:
         before, _, after = key.partition(_SCOPE)
         return before, after
 
     out = []
-    d = first_day
-    while d <= today + timedelta(days=1):
-        month = d.isoformat()[:7]
-        out.append(HistoryBucket(*template(layout.day_key(_SCOPE, d.isoformat())),
-                                 (layout.month_index_key("team", month), month_index_expiry(month, layout.tz)),
-                                 None))
-        d += timedelta(days=1)
-    out += [HistoryBucket(*template(layout.minute_key(_SCOPE, h)), None,
-                          (*template(layout.newest_minute_key(_SCOPE, h)), minute_key_expiry(h)))
-            for h in range(first_hour, last_hour + 1, HOUR_MS)]
-    out += [HistoryBucket(*template(layout.hour_key(_SCOPE, day)), None, None)
-            for day in range(first_day_ms, last_day_ms + 1, DAY_MS)]
+    for kind, bucket in agent_history_suffixes(now_ms, layout.tz):
+        if kind == "d":
+            month = bucket[:7]
+            out.append(HistoryBucket(*template(layout.day_key(_SCOPE, bucket)),
+                                     (layout.month_index_key("team", month), month_index_expiry(month, layout.tz)),
+                                     None))
+        elif kind == "m":
+            hour = int(bucket)
+            out.append(HistoryBucket(*template(layout.minute_key(_SCOPE, hour)), None,
+                                     (*template(layout.newest_minute_key(_SCOPE, hour)), minute_key_expiry(hour))))
+        else:
+            out.append(HistoryBucket(*template(layout.hour_key(_SCOPE, int(bucket))), None, None))
     out.append(HistoryBucket(*template(layout.total_key(_SCOPE)), None, None))
     return tuple(out)
 
 
+_HISTORY_BUCKETS: dict[tuple[Any, ...], tuple[HistoryBucket, ...]] = {}
+"""`history_buckets` by its bounds: every clock with the same bounds has the same buckets
+(`tests/unit/test_day_commit.py` checks it around hour, midnight and DST boundaries)."""
 _SCOPE = "\x00"  # marks where the scope goes in a key made by `layout` (no prefix holds it)
